@@ -1,0 +1,60 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Starling",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "starling", targets: ["starling"]),
+        .library(name: "StarlingCore", targets: ["StarlingCore"]),
+        .library(name: "StarlingNode", targets: ["StarlingNode"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .target(
+            name: "StarlingCore",
+            dependencies: [.product(name: "DequeModule", package: "swift-collections")]
+        ),
+        .target(
+            name: "StarlingUV",
+            dependencies: ["CLibUV"]
+        ),
+        .target(
+            name: "StarlingNode",
+            dependencies: [
+                "StarlingCore",
+                "StarlingUV",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "starling",
+            dependencies: [
+                "StarlingCore",
+                "StarlingNode",
+                "StarlingUV",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "StarlingCoreTests",
+            dependencies: [
+                "StarlingCore",
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV"]),
+        .testTarget(name: "StarlingNodeTests", dependencies: ["StarlingNode", "StarlingCore", "StarlingUV"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,4 @@
+#ifndef STARLING_CLIBUV_SHIM_H
+#define STARLING_CLIBUV_SHIM_H
+#include <uv.h>
+#endif

@@ -1,0 +1,2 @@
+import ArgumentParser
+@main struct Starling: ParsableCommand { func run() {} }
