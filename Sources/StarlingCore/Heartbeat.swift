@@ -1,0 +1,62 @@
+/// The datagram every process sends each interval to every member it knows (claims 11–13, 16–17, 23–26).
+public struct Heartbeat: Hashable, Sendable {
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        /// "Announce yourselves": the sender is being admitted; every receiver answers at once (claim 22).
+        public static let join = Flags(rawValue: 1 << 0)
+        /// The sender is stopping gracefully: drop it now rather than after the failure timeout.
+        public static let leaving = Flags(rawValue: 1 << 1)
+        public static let known: Flags = [.join, .leaving]
+    }
+
+    /// News of a third member, relayed so that members learn of each other (discovery) and a
+    /// member stays alive in every record as long as anyone hears it (robust to packet loss).
+    public struct Gossip: Hashable, Sendable {
+        public var id: NodeID
+        /// The newest heartbeat sequence the relaying process heard from that member directly.
+        public var sequence: UInt64
+        public var address: NodeAddress
+
+        public init(id: NodeID, sequence: UInt64, address: NodeAddress) {
+            self.id = id
+            self.sequence = sequence
+            self.address = address
+        }
+    }
+
+    public var sender: NodeID
+    public var service: ServiceName
+    public var status: MemberStatus
+    public var priority: Int32
+    /// The sender's epoch if it is primary, else the highest epoch it has seen for its service.
+    public var epoch: UInt64
+    public var workload: Workload
+    /// Where the sender listens (UDP heartbeats and TCP jobs).
+    public var address: NodeAddress
+    public var flags: Flags
+    /// Increases with every heartbeat the sender emits; orders its news.
+    public var sequence: UInt64
+    public var gossip: [Gossip]
+    /// Room for an authentication tag (a later issue fills it); empty means none.
+    public var authTag: [UInt8]
+
+    public init(
+        sender: NodeID, service: ServiceName, status: MemberStatus, priority: Int32, epoch: UInt64,
+        workload: Workload, address: NodeAddress, flags: Flags, sequence: UInt64,
+        gossip: [Gossip] = [], authTag: [UInt8] = []
+    ) {
+        self.sender = sender
+        self.service = service
+        self.status = status
+        self.priority = priority
+        self.epoch = epoch
+        self.workload = workload
+        self.address = address
+        self.flags = flags
+        self.sequence = sequence
+        self.gossip = gossip
+        self.authTag = authTag
+    }
+}

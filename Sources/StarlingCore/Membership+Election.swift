@@ -1,0 +1,100 @@
+/// Admission and election per service type (claims 9, 19–21; DESIGN.md §2).
+extension Membership {
+    /// The order used to pick a primary: operator priority, then the older identity.
+    struct Rank: Comparable {
+        var priority: Int32
+        var id: NodeID
+
+        init(priority: Int32, id: NodeID) {
+            self.priority = priority
+            self.id = id
+        }
+
+        init(_ member: Member) { self.init(priority: member.priority, id: member.id) }
+
+        static func < (lhs: Rank, rhs: Rank) -> Bool {
+            lhs.priority != rhs.priority ? lhs.priority < rhs.priority : lhs.id > rhs.id
+        }
+    }
+
+    var rank: Rank { Rank(priority: config.priority, id: id) }
+
+    /// A newcomer is admitted once its discovery window has passed, every address it learned has
+    /// answered, and no higher-ranked process of its service is still joining; each wait is bounded.
+    mutating func admitIfReady(nowMs: Int64) -> [MembershipDirective] {
+        let elapsed = nowMs - startedMs
+        guard elapsed >= config.discoveryWindowMs else { return [] }
+        let unanswered = contacts.values.contains { $0.kind != .departed }
+        if unanswered && elapsed < config.maxDiscoveryMs { return [] }
+        let higherJoining = members.values.contains {
+            $0.service == config.service && $0.status == .joining && Rank($0) > rank
+        }
+        if higherJoining && elapsed < config.maxStaggerMs { return [] }
+        admittedMs = nowMs
+        let admitted = change(to: .standby, reason: "admitted after \(elapsed) ms knowing \(members.count) members")
+        return [admitted] + elect(nowMs: nowMs)
+    }
+
+    /// Runs this process's part of the election on its own record. Status changes only by one step
+    /// at a time; a successor takes over only after the primary is heard as stepped down or gone.
+    mutating func elect(nowMs: Int64) -> [MembershipDirective] {
+        guard status != .joining, !isLeaving else { return [] }
+        let peers = members.values.filter { $0.service == config.service && $0.status != .joining && !$0.leaving }
+        let isHighest = peers.allSatisfy { Rank($0) < rank }
+        let primaries = peers.filter { $0.status == .primary }.sorted { $0.id < $1.id }
+        let successors = peers.filter { $0.status == .toBecomePrimary }.sorted { $0.id < $1.id }
+        // Status decides ties: only a strictly higher operator priority preempts a sitting primary.
+        let outranksPrimaries = primaries.allSatisfy { $0.priority < config.priority }
+
+        switch status {
+        case .joining:
+            return []
+        case .standby:
+            guard isHighest else { return [] }
+            if primaries.isEmpty && successors.isEmpty {
+                return [becomePrimary(reason: "highest-ranked and no primary")]
+            }
+            guard outranksPrimaries else { return [] }
+            let incumbent = primaries.first.map { "primary \($0.id.short)" } ?? "successor \(successors[0].id.short)"
+            return [change(to: .toBecomePrimary, reason: "outranks \(incumbent)")]
+        case .toBecomePrimary:
+            guard isHighest, outranksPrimaries else {
+                return [change(to: .standby, reason: "yields to a higher-ranked member")]
+            }
+            guard primaries.isEmpty else { return [] }
+            return [becomePrimary(reason: "the previous primary stepped down")]
+        case .primary:
+            let mine = (epoch, rank)
+            if let winner = primaries.first(where: { ($0.epoch, Rank($0)) > mine }) {
+                return [change(to: .standby, reason: "primary \(winner.id.short) holds epoch \(winner.epoch)")]
+            }
+            if let successor = successors.first(where: { $0.priority > config.priority }) {
+                return [change(to: .standby, reason: "hands over to \(successor.id.short)")]
+            }
+            if let loser = primaries.first(where: { $0.epoch >= epoch }) {
+                // Two primaries met (a healed partition) and we won: take a fresh epoch so the
+                // other's dispatches are fenced off everywhere.
+                takeNewEpoch()
+                return [.statusChanged(from: .primary, to: .primary, epoch: epoch,
+                                       reason: "fences primary \(loser.id.short) at epoch \(loser.epoch)")]
+            }
+            return []
+        }
+    }
+
+    mutating func becomePrimary(reason: String) -> MembershipDirective {
+        takeNewEpoch()
+        return change(to: .primary, reason: reason)
+    }
+
+    private mutating func takeNewEpoch() {
+        epoch = max(epoch, highestEpoch[config.service, default: 0]) + 1
+        highestEpoch[config.service] = epoch
+    }
+
+    mutating func change(to newStatus: MemberStatus, reason: String) -> MembershipDirective {
+        let old = status
+        status = newStatus
+        return .statusChanged(from: old, to: newStatus, epoch: announcedEpoch, reason: reason)
+    }
+}

@@ -1,0 +1,41 @@
+/// Building heartbeats and choosing where they go.
+extension Membership {
+    mutating func makeHeartbeat() -> Heartbeat {
+        sequence += 1
+        var flags: Heartbeat.Flags = []
+        if status == .joining { flags.insert(.join) }
+        if isLeaving { flags.insert(.leaving) }
+        return Heartbeat(
+            sender: id, service: config.service, status: status, priority: config.priority,
+            epoch: announcedEpoch, workload: workload, address: config.address, flags: flags,
+            sequence: sequence, gossip: nextGossip())
+    }
+
+    /// One heartbeat for every live member, for relayed addresses, and, while joining or every
+    /// few intervals after, for seeds and departed members.
+    mutating func heartbeatToAll(nowMs: Int64) -> [MembershipDirective] {
+        var targets = Set(members.values.map(\.address))
+        let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
+        for (address, contact) in contacts where probeEverything || contact.kind == .relayed {
+            targets.insert(address)
+        }
+        targets.remove(config.address)
+        guard !targets.isEmpty else { return [] }
+        return [.send(makeHeartbeat(), to: targets.sorted())]
+    }
+
+    /// A rotating window of the record, so that every member is relayed within a few heartbeats.
+    mutating func nextGossip() -> [Heartbeat.Gossip] {
+        let ordered = members.values.sorted { $0.id < $1.id }
+        let count = min(ordered.count, HeartbeatCodec.maxGossipEntries)
+        guard count > 0 else { return [] }
+        let start = gossipCursor % ordered.count
+        gossipCursor = start + count
+        return (0..<count).map { offset in
+            let member = ordered[(start + offset) % ordered.count]
+            return Heartbeat.Gossip(
+                id: member.id, sequence: freshestSequence[member.id, default: member.sequence],
+                address: member.address)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+/// Keeping the record: applying heartbeats, relayed news, failure detection (claims 9, 14, 15).
+extension Membership {
+    enum ApplyOutcome {
+        case joined(Member)
+        case updated
+        /// Older than what we know (duplicated or reordered): nothing to learn.
+        case stale
+        case rejected(String)
+    }
+
+    mutating func apply(_ heartbeat: Heartbeat, nowMs: Int64) -> ApplyOutcome {
+        let sender = heartbeat.sender
+        var outcome = ApplyOutcome.updated
+        if let known = members[sender] {
+            guard heartbeat.sequence > known.sequence else { return .stale }
+        } else {
+            if let gone = departed[sender], heartbeat.sequence <= gone.sequence { return .stale }
+            guard members.count < config.maxMembers else { return .rejected("record_full") }
+            departed[sender] = nil
+        }
+        let member = Member(
+            id: sender, service: heartbeat.service, status: heartbeat.status, priority: heartbeat.priority,
+            epoch: heartbeat.epoch, workload: heartbeat.workload, address: heartbeat.address,
+            lastHeardMs: nowMs, sequence: heartbeat.sequence, leaving: false)
+        if members[sender] == nil { outcome = .joined(member) }
+        members[sender] = member
+        freshestSequence[sender] = max(freshestSequence[sender, default: 0], heartbeat.sequence)
+        contacts[heartbeat.address] = nil
+        if heartbeat.epoch > highestEpoch[heartbeat.service, default: 0] {
+            highestEpoch[heartbeat.service] = heartbeat.epoch
+        }
+        if heartbeat.status == .primary { settlePrimaryClaim(of: sender) }
+        return outcome
+    }
+
+    /// Keeps at most one primary per service and epoch in the record: a claim with a lower epoch
+    /// than another primary's is stale (fenced) and is recorded as standby until it says so itself.
+    private mutating func settlePrimaryClaim(of claimant: NodeID) {
+        guard let claim = members[claimant] else { return }
+        var newestEpoch = claim.epoch
+        if status == .primary && config.service == claim.service { newestEpoch = max(newestEpoch, epoch) }
+        for other in members.values where other.service == claim.service && other.status == .primary {
+            newestEpoch = max(newestEpoch, other.epoch)
+        }
+        for other in members.values
+        where other.service == claim.service && other.status == .primary && other.epoch < newestEpoch {
+            members[other.id]!.status = .standby
+        }
+    }
+
+    mutating func removeMember(
+        _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64
+    ) -> [MembershipDirective] {
+        let last = max(sequence, freshestSequence[memberID, default: 0])
+        departed[memberID] = Departure(sequence: max(last, departed[memberID]?.sequence ?? 0), atMs: nowMs)
+        freshestSequence[memberID] = nil
+        guard let member = members.removeValue(forKey: memberID) else { return [] }
+        if reason == .timedOut && contacts.count < config.maxContacts {
+            // Keep probing it: if this was a partition rather than a crash, the two sides find each other again.
+            contacts[member.address] = Contact(kind: .departed, sinceMs: nowMs)
+        }
+        return [.memberLeft(member, reason: reason)]
+    }
+
+    mutating func expireSilentMembers(nowMs: Int64) -> [MembershipDirective] {
+        let silent = members.values
+            .filter { nowMs - $0.lastHeardMs > config.suspectAfterMs }
+            .map(\.id)
+            .sorted()
+        return silent.flatMap { removeMember($0, sequence: 0, reason: .timedOut, nowMs: nowMs) }
+    }
+
+    /// Relayed news: refreshes the liveness of known members and adds unknown addresses to probe.
+    mutating func learn(from gossip: [Heartbeat.Gossip], nowMs: Int64) {
+        for entry in gossip where entry.id != id {
+            if members[entry.id] != nil {
+                if entry.sequence > freshestSequence[entry.id, default: 0] {
+                    freshestSequence[entry.id] = entry.sequence
+                    members[entry.id]!.lastHeardMs = nowMs
+                }
+                continue
+            }
+            if let gone = departed[entry.id], entry.sequence <= gone.sequence { continue }
+            guard entry.address != config.address else { continue }
+            if let known = contacts[entry.address] {
+                if known.kind == .departed { contacts[entry.address] = Contact(kind: .relayed, sinceMs: nowMs) }
+            } else if contacts.count < config.maxContacts {
+                contacts[entry.address] = Contact(kind: .relayed, sinceMs: nowMs)
+            }
+        }
+    }
+
+    mutating func forgetOldContacts(nowMs: Int64) {
+        let horizon = nowMs - config.forgetAfterMs
+        contacts = contacts.filter { $0.value.kind == .seed || $0.value.sinceMs >= horizon }
+        departed = departed.filter { $0.value.atMs >= horizon }
+    }
+}

@@ -1,0 +1,152 @@
+/// One process's membership, admission and election, as a pure state machine (DESIGN.md §2).
+///
+/// Each input (`start`, `tick`, `receive`, `leave`) takes the monotonic time in milliseconds and
+/// returns directives for the shell; nothing here reads a clock, touches a socket or draws
+/// randomness. Every process runs the same rules on its own record: there is no master.
+public struct Membership: Sendable {
+    public let config: MembershipConfig
+    public let id: NodeID
+    public internal(set) var status: MemberStatus = .joining
+    /// The epoch taken when this process last became primary (0 if never).
+    public internal(set) var epoch: UInt64 = 0
+    /// Set by the shell from its job accounting; carried in every heartbeat.
+    public var workload = Workload()
+    /// Every other process heard from, keyed by identity.
+    public internal(set) var members: [NodeID: Member] = [:]
+    /// The highest epoch seen per service type: the fencing floor.
+    public internal(set) var highestEpoch: [ServiceName: UInt64] = [:]
+    public internal(set) var isLeaving = false
+
+    var sequence: UInt64 = 0
+    var startedMs: Int64 = 0
+    var admittedMs: Int64?
+    var lastTickMs: Int64?
+    var tickCount = 0
+    var gossipCursor = 0
+    /// The freshest sequence known per member, from its own heartbeats or relayed by others.
+    var freshestSequence: [NodeID: UInt64] = [:]
+    /// Addresses to heartbeat that are not live members: seeds, relayed addresses, departed members.
+    var contacts: [NodeAddress: Contact] = [:]
+    /// Recently departed identities with the last sequence heard, so stale packets do not resurrect them.
+    var departed: [NodeID: Departure] = [:]
+
+    struct Contact: Sendable {
+        enum Kind: Sendable { case seed, relayed, departed }
+        var kind: Kind
+        var sinceMs: Int64
+    }
+
+    struct Departure: Sendable {
+        var sequence: UInt64
+        var atMs: Int64
+    }
+
+    public init(config: MembershipConfig, id: NodeID) {
+        self.config = config
+        self.id = id
+    }
+
+    // MARK: Inputs
+
+    /// Begins admission: announce ourselves to the seeds and collect answers (claims 9, 22).
+    public mutating func start(nowMs: Int64) -> [MembershipDirective] {
+        startedMs = nowMs
+        lastTickMs = nowMs
+        for seed in config.seeds where seed != config.address {
+            contacts[seed] = Contact(kind: .seed, sinceMs: nowMs)
+        }
+        return heartbeatToAll(nowMs: nowMs)
+    }
+
+    /// The periodic step, once per interval: failure detection, admission, election, heartbeats.
+    public mutating func tick(nowMs: Int64) -> [MembershipDirective] {
+        var out: [MembershipDirective] = []
+        if let last = lastTickMs, nowMs - last > config.suspectAfterMs {
+            // This process itself was paused or starved: it heard nothing meanwhile, so silence
+            // proves nothing about its peers. Give them a fresh timeout rather than declaring all dead.
+            for key in members.keys { members[key]!.lastHeardMs = max(members[key]!.lastHeardMs, nowMs) }
+        }
+        lastTickMs = nowMs
+        tickCount += 1
+        out += expireSilentMembers(nowMs: nowMs)
+        forgetOldContacts(nowMs: nowMs)
+        if status == .joining {
+            out += admitIfReady(nowMs: nowMs)
+        } else {
+            out += elect(nowMs: nowMs)
+        }
+        out += heartbeatToAll(nowMs: nowMs)
+        return out
+    }
+
+    /// A decoded heartbeat arrived.
+    public mutating func receive(_ heartbeat: Heartbeat, nowMs: Int64) -> [MembershipDirective] {
+        guard heartbeat.sender != id else {
+            if heartbeat.address == config.address { return [] }  // our own, looped back
+            return [.ignored(reason: "identity_clash", from: heartbeat.address)]
+        }
+        var out: [MembershipDirective] = []
+        if heartbeat.flags.contains(.leaving) {
+            out += removeMember(heartbeat.sender, sequence: heartbeat.sequence, reason: .left, nowMs: nowMs)
+        } else {
+            switch apply(heartbeat, nowMs: nowMs) {
+            case .stale: return []
+            case .rejected(let reason): return [.ignored(reason: reason, from: heartbeat.address)]
+            case .joined(let member): out.append(.memberJoined(member))
+            case .updated: break
+            }
+        }
+        learn(from: heartbeat.gossip, nowMs: nowMs)
+        if heartbeat.flags.contains(.join) && !heartbeat.flags.contains(.leaving) {
+            out.append(.send(makeHeartbeat(), to: [heartbeat.address]))
+        }
+        if status != .joining {
+            let changes = elect(nowMs: nowMs)
+            out += changes
+            // Tell everyone at once, so a handover takes one network hop rather than one interval.
+            if !changes.isEmpty { out += heartbeatToAll(nowMs: nowMs) }
+        }
+        return out
+    }
+
+    /// Graceful stop: step down if primary and say goodbye, so peers re-elect without waiting for the timeout.
+    public mutating func leave(nowMs: Int64) -> [MembershipDirective] {
+        guard !isLeaving else { return heartbeatToAll(nowMs: nowMs) }
+        isLeaving = true
+        var out: [MembershipDirective] = []
+        if status == .primary || status == .toBecomePrimary {
+            out.append(change(to: .standby, reason: "leaving"))
+        }
+        return out + heartbeatToAll(nowMs: nowMs)
+    }
+
+    /// Fencing (DESIGN.md §2): whether to carry out a dispatch stamped with `epoch` by a primary of
+    /// our service. Never accepts an epoch lower than one already seen; a higher one raises the floor.
+    public mutating func admitDispatch(epoch dispatchEpoch: UInt64) -> Bool {
+        let floor = highestEpoch[config.service, default: 0]
+        guard dispatchEpoch >= floor else { return false }
+        highestEpoch[config.service] = dispatchEpoch
+        return true
+    }
+
+    // MARK: Queries
+
+    /// This process as a record entry, as it describes itself in heartbeats.
+    public func selfMember(nowMs: Int64) -> Member {
+        Member(
+            id: id, service: config.service, status: status, priority: config.priority,
+            epoch: announcedEpoch, workload: workload, address: config.address,
+            lastHeardMs: nowMs, sequence: sequence, leaving: isLeaving)
+    }
+
+    /// The primary of a service type as this process sees it (itself included).
+    public func primary(of service: ServiceName, nowMs: Int64) -> Member? {
+        let all = members.values.filter { $0.service == service } + [selfMember(nowMs: nowMs)].filter { $0.service == service }
+        return all.filter { $0.status == .primary }.max { ($0.epoch, Rank($0)) < ($1.epoch, Rank($1)) }
+    }
+
+    /// What this process carries as its epoch: its own while primary, else the highest seen for its service.
+    var announcedEpoch: UInt64 {
+        status == .primary ? epoch : max(epoch, highestEpoch[config.service, default: 0])
+    }
+}

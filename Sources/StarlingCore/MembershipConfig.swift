@@ -1,0 +1,72 @@
+/// The settings of one process's membership: who it is, whom it joins, and its timing.
+public struct MembershipConfig: Sendable, Equatable {
+    public var service: ServiceName
+    public var priority: Int32
+    /// The address other processes reach this one at.
+    public var address: NodeAddress
+    /// Processes to announce ourselves to at admission (`--join`).
+    public var seeds: [NodeAddress]
+    /// How often heartbeats go out.
+    public var intervalMs: Int64
+    /// A member not heard of for this long is removed from the record (its failure is assumed).
+    public var suspectAfterMs: Int64
+    /// How long a newcomer collects answers before it may take part in elections (claim 22).
+    public var discoveryWindowMs: Int64
+    /// A newcomer is admitted by then even if some learned addresses never answered.
+    public var maxDiscoveryMs: Int64
+    /// A newcomer waits for concurrently joining, higher-ranked processes of its service for at most this long (claim 9).
+    public var maxStaggerMs: Int64
+    /// After admission, addresses that are not live members (seeds, departed members) are probed every this many intervals, so partitions heal.
+    public var probeEveryTicks: Int
+    /// Departed members' addresses are probed, and their identities remembered, for this long.
+    public var forgetAfterMs: Int64
+    /// Bounds on the record and the probe list, whatever the network says.
+    public var maxMembers: Int
+    public var maxContacts: Int
+
+    public static let intervalRangeMs: ClosedRange<Int64> = 10...60_000
+
+    public init(
+        service: ServiceName, priority: Int32 = 0, address: NodeAddress, seeds: [NodeAddress] = [],
+        intervalMs: Int64 = 100, suspectAfterMs: Int64? = nil
+    ) {
+        self.service = service
+        self.priority = priority
+        self.address = address
+        self.seeds = seeds
+        self.intervalMs = intervalMs
+        // Three missed intervals plus an allowance for scheduling jitter, as VRRP's Master_Down_Interval.
+        self.suspectAfterMs = suspectAfterMs ?? (3 * intervalMs + max(50, intervalMs / 2))
+        self.discoveryWindowMs = 3 * intervalMs
+        self.maxDiscoveryMs = 10 * intervalMs
+        self.maxStaggerMs = 20 * intervalMs
+        self.probeEveryTicks = 5
+        self.forgetAfterMs = 300_000
+        self.maxMembers = 1024
+        self.maxContacts = 1024
+    }
+
+    /// Checks the settings hang together; the message names the setting at fault.
+    public func validate() throws(MembershipConfigError) {
+        guard Self.intervalRangeMs.contains(intervalMs) else {
+            throw .invalid("interval must be \(Self.intervalRangeMs.lowerBound)–\(Self.intervalRangeMs.upperBound) ms, got \(intervalMs)")
+        }
+        guard suspectAfterMs >= 2 * intervalMs else {
+            throw .invalid("suspect-after (\(suspectAfterMs) ms) must be at least two intervals (\(2 * intervalMs) ms)")
+        }
+        guard suspectAfterMs <= 3_600_000 else { throw .invalid("suspect-after must be at most one hour") }
+        guard discoveryWindowMs >= 0, maxDiscoveryMs >= discoveryWindowMs, maxStaggerMs >= 0 else {
+            throw .invalid("discovery window bounds are inconsistent")
+        }
+        guard probeEveryTicks >= 1, forgetAfterMs >= suspectAfterMs, maxMembers >= 1, maxContacts >= seeds.count else {
+            throw .invalid("probe/forget/size bounds are inconsistent")
+        }
+    }
+}
+
+public enum MembershipConfigError: Error, Equatable, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self { case .invalid(let why): why }
+    }
+}
