@@ -1,0 +1,9 @@
+/// One request of the TCP client protocol (docs/PROTOCOL.md), as decoded by `ClientRequestDecoder`.
+public enum ClientRequest: Hashable, Sendable {
+    /// `PING` → `PONG`.
+    case ping
+    /// `STATUS` → `STATUS <n>` and the record as JSON (`StatusReport`).
+    case status
+    /// `SUBMIT <service> <key> <length>` followed by exactly `length` payload bytes and a line end.
+    case submit(service: ServiceName, key: JobKey, payload: [UInt8])
+}

@@ -1,0 +1,93 @@
+/// The code of an `ERR` answer: the job was not run.
+public enum ClientErrorCode: String, Hashable, Sendable, CaseIterable {
+    /// No worker of that service type is known.
+    case noService = "NO_SERVICE"
+    /// The payload is over the size limit.
+    case tooLarge = "TOO_LARGE"
+    /// The request could not be understood.
+    case badRequest = "BAD_REQUEST"
+    /// A bounded queue or in-flight window is full: try again later.
+    case busy = "BUSY"
+    /// The service exists but cannot take the job now (e.g. no primary during a handover).
+    case unavailable = "UNAVAILABLE"
+
+    /// The message used when an `ERR` would otherwise have none.
+    public var defaultMessage: String {
+        switch self {
+        case .noService: "no such service"
+        case .tooLarge: "payload too large"
+        case .badRequest: "bad request"
+        case .busy: "busy, try again later"
+        case .unavailable: "service unavailable"
+        }
+    }
+}
+
+/// One answer of the TCP client protocol. Output lines always end in `\r\n`.
+public enum ClientResponse: Hashable, Sendable {
+    /// `PONG\r\n`
+    case pong
+    /// `STATUS <n>\r\n<json>\r\n`
+    case status(json: [UInt8])
+    /// `OK <key> <len>\r\n<result>\r\n`
+    case ok(key: JobKey, result: [UInt8])
+    /// `FAIL <key> <len>\r\n<text>\r\n`: the handler ran and failed.
+    case fail(key: JobKey, text: [UInt8])
+    /// `ERR <key-or-dash> <CODE> <message>\r\n`: the job was not run. The message is sanitised
+    /// on encoding: control characters (CR and LF included) become spaces.
+    case error(key: JobKey?, code: ClientErrorCode, message: String)
+
+    public func encode() -> [UInt8] {
+        switch self {
+        case .pong:
+            return Array("PONG\r\n".utf8)
+        case .status(let json):
+            return Self.framed("STATUS \(json.count)", json)
+        case .ok(let key, let result):
+            return Self.framed("OK \(key.value) \(result.count)", result)
+        case .fail(let key, let text):
+            return Self.framed("FAIL \(key.value) \(text.count)", text)
+        case .error(let key, let code, let message):
+            var text = Self.sanitised(message)
+            if text.isEmpty { text = code.defaultMessage }
+            return Array("ERR \(key?.value ?? "-") \(code.rawValue) \(text)\r\n".utf8)
+        }
+    }
+
+    /// Maximum bytes of an `ERR` message on the wire; longer messages are cut (at a character boundary).
+    public static let maxMessageBytes = 512
+
+    private static func framed(_ header: String, _ body: [UInt8]) -> [UInt8] {
+        var bytes = Array(header.utf8)
+        bytes.reserveCapacity(bytes.count + body.count + 4)
+        bytes += [0x0D, 0x0A]
+        bytes += body
+        bytes += [0x0D, 0x0A]
+        return bytes
+    }
+
+    /// One line of printable text: C0/C1 controls and DEL become spaces, surrounding spaces go,
+    /// and the result is at most `maxMessageBytes` bytes of UTF-8.
+    static func sanitised(_ message: String) -> String {
+        var scalars = String.UnicodeScalarView()
+        var bytes = 0
+        for scalar in message.unicodeScalars {
+            let clean: Unicode.Scalar = (scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+                || scalar == "\u{2028}" || scalar == "\u{2029}") ? " " : scalar
+            let width = UTF8.width(clean)
+            if bytes + width > maxMessageBytes { break }
+            bytes += width
+            scalars.append(clean)
+        }
+        return String(scalars).trimmingSpaces()
+    }
+}
+
+extension String {
+    fileprivate func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,274 @@
+import Testing
+@testable import StarlingCore
+
+/// A small seeded generator (SplitMix64) so the fuzz-ish tests replay exactly.
+private struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+private typealias Decoded = ClientRequestDecoder.Decoded
+
+private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+private func key(_ text: String) -> JobKey { try! JobKey(text) }
+private func service(_ text: String) -> ServiceName { try! ServiceName(text) }
+
+/// Feeds `input` in chunks of the given sizes (cycled), draining after each chunk.
+private func decode(
+    _ input: [UInt8], chunks: [Int] = [Int.max], maxLine: Int = 1024, maxPayload: Int = 1 << 20,
+    checkBound: Bool = true
+) -> [Decoded] {
+    var decoder = ClientRequestDecoder(maxLineBytes: maxLine, maxPayloadBytes: maxPayload)
+    var out: [Decoded] = []
+    var offset = 0
+    var index = 0
+    while offset < input.count {
+        let size = min(chunks[index % chunks.count], input.count - offset)
+        decoder.append(input[offset..<(offset + size)])
+        offset += size
+        index += 1
+        while let item = decoder.next() { out.append(item) }
+        if checkBound {
+            #expect(decoder.bufferedByteCount <= max(maxLine, maxPayload) + 1)
+        }
+    }
+    return out
+}
+
+private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: Int = 1 << 20) -> [Decoded] {
+    let whole = decode(input, maxLine: maxLine, maxPayload: maxPayload)
+    #expect(decode(input, chunks: [1], maxLine: maxLine, maxPayload: maxPayload) == whole, "byte at a time")
+    #expect(decode(input, chunks: [2, 3, 7], maxLine: maxLine, maxPayload: maxPayload) == whole, "odd chunks")
+    return whole
+}
+
+@Suite struct ClientRequestDecoderTests {
+    @Test func pingAndStatusWithBothLineEnds() {
+        #expect(decodeAllWays(bytes("PING\r\nSTATUS\nPING\n")) == [
+            .request(.ping), .request(.status), .request(.ping),
+        ])
+    }
+
+    @Test func blankLinesAreIgnored() {
+        #expect(decodeAllWays(bytes("\r\n\nPING\r\n\r\n")) == [.request(.ping)])
+    }
+
+    @Test func submitWithBinaryPayloadContainingLineEnds() {
+        let payload: [UInt8] = [0x00, 0x0D, 0x0A, 0xFF, 0x0A, 0x0D, 0x50, 0x49, 0x4E, 0x47, 0x0D, 0x0A]
+        let input = bytes("SUBMIT echo job-1 \(payload.count)\r\n") + payload + bytes("\r\n")
+        #expect(decodeAllWays(input) == [
+            .request(.submit(service: service("echo"), key: key("job-1"), payload: payload)),
+        ])
+    }
+
+    @Test func submitWithEmptyPayloadAndBareNewlines() {
+        #expect(decodeAllWays(bytes("SUBMIT sha256 a:b.c_d-1 0\n\nPING\n")) == [
+            .request(.submit(service: service("sha256"), key: key("a:b.c_d-1"), payload: [])),
+            .request(.ping),
+        ])
+    }
+
+    @Test func pipelinedCommands() {
+        var input: [UInt8] = []
+        var expected: [Decoded] = []
+        for i in 0..<50 {
+            let payload = Array(repeating: UInt8(truncatingIfNeeded: i), count: i * 37)
+            input += bytes("SUBMIT echo k\(i) \(payload.count)\r\n") + payload + bytes(i % 2 == 0 ? "\r\n" : "\n")
+            expected.append(.request(.submit(service: service("echo"), key: key("k\(i)"), payload: payload)))
+            if i % 10 == 0 {
+                input += bytes("PING\r\n")
+                expected.append(.request(.ping))
+            }
+        }
+        input += bytes("STATUS\r\n")
+        expected.append(.request(.status))
+        #expect(decodeAllWays(input) == expected)
+    }
+
+    @Test func oversizedPayloadIsSkippedAndNextCommandDecoded() {
+        let big = Array(repeating: UInt8(ascii: "\n"), count: 5000)
+        let input = bytes("SUBMIT echo big 5000\r\n") + big + bytes("\r\nSUBMIT echo small 2\r\nhi\r\nPING\r\n")
+        let out = decodeAllWays(input, maxPayload: 100)
+        #expect(out == [
+            .error(.tooLarge(key: key("big"), length: 5000, limit: 100)),
+            .request(.submit(service: service("echo"), key: key("small"), payload: bytes("hi"))),
+            .request(.ping),
+        ])
+        #expect(out[0].isFatal == false)
+    }
+
+    @Test func skippedPayloadIsNotBuffered() {
+        var decoder = ClientRequestDecoder(maxPayloadBytes: 10)
+        decoder.append(bytes("SUBMIT echo big 1000000\r\n"))
+        #expect(decoder.next() == .error(.tooLarge(key: key("big"), length: 1_000_000, limit: 10)))
+        let chunk = Array(repeating: UInt8(ascii: "x"), count: 100_000)
+        for _ in 0..<10 {
+            decoder.append(chunk)
+            #expect(decoder.bufferedByteCount == 0)
+            #expect(decoder.next() == nil)
+        }
+        decoder.append(bytes("\r\nPING\r\n"))
+        #expect(decoder.next() == .request(.ping))
+        #expect(decoder.next() == nil)
+        #expect(decoder.bufferedByteCount == 0)
+    }
+
+    @Test func hugeDeclaredLengthIsTooLargeNotACrash() {
+        var decoder = ClientRequestDecoder()
+        decoder.append(bytes("SUBMIT echo k 18446744073709551615\r\n"))
+        #expect(decoder.next() == .error(.tooLarge(key: key("k"), length: UInt64.max, limit: 1 << 20)))
+        decoder.append(bytes("SUBMIT echo k 18446744073709551616\r\nPING\r\n"))
+        #expect(decoder.next() == nil, "still skipping the first payload")
+    }
+
+    @Test func payloadWithoutLineEndIsFatal() {
+        let out = decodeAllWays(bytes("SUBMIT echo k1 3\r\nabcdPING\r\n"))
+        #expect(out == [.error(.unterminatedPayload(key: key("k1")))])
+        #expect(out[0].isFatal)
+        #expect(decodeAllWays(bytes("SUBMIT echo k1 3\r\nabc\rxPING\r\n")) == [.error(.unterminatedPayload(key: key("k1")))])
+        // Also after a skipped payload.
+        #expect(decodeAllWays(bytes("SUBMIT echo k1 30\r\n" + String(repeating: "a", count: 31) + "\r\nPING\n"), maxPayload: 10) == [
+            .error(.tooLarge(key: key("k1"), length: 30, limit: 10)),
+            .error(.unterminatedPayload(key: key("k1"))),
+        ])
+    }
+
+    @Test func badLinesRecover() {
+        let input = bytes(
+            "FOO bar\r\nping\r\nPING extra\r\nSUBMIT echo\r\nSUBMIT echo k1 -3\r\nSUBMIT echo k1 +3\r\n"
+                + "SUBMIT echo k1 99999999999999999999999\r\n")
+            + [0xC3, 0x28, 0x0D, 0x0A]  // invalid UTF-8
+            + bytes("STATUS\r\n")
+        let out = decodeAllWays(input)
+        #expect(out == [
+            .error(.badRequest(key: nil, message: "unknown command 'FOO'")),
+            .error(.badRequest(key: nil, message: "unknown command 'ping'")),
+            .error(.badRequest(key: nil, message: "PING takes no arguments")),
+            .error(.badRequest(key: nil, message: "usage: SUBMIT <service> <key> <length>")),
+            .error(.badRequest(key: key("k1"), message: "length '-3' is not a decimal number of bytes")),
+            .error(.badRequest(key: key("k1"), message: "length '+3' is not a decimal number of bytes")),
+            .error(.badRequest(key: key("k1"), message: "length '99999999999999999999999' is out of range")),
+            .error(.badRequest(key: nil, message: "request line is not valid UTF-8")),
+            .request(.status),
+        ])
+        #expect(out.allSatisfy { !$0.isFatal })
+    }
+
+    @Test func badServiceOrKeySkipsThePayload() {
+        let input = bytes("SUBMIT Echo k1 5\r\nPING\n\r\nSUBMIT echo bad/key 5\r\nab\ncd\r\nSUBMIT echo ")
+            + Array(repeating: UInt8(ascii: "k"), count: 65) + bytes(" 0\r\n\r\nPING\r\n")
+        let out = decodeAllWays(input)
+        #expect(out.count == 4)
+        guard out.count == 4 else { return }
+        #expect(out[0] == .error(.badRequest(key: key("k1"), message: ServiceName.Invalid.badCharacter("E").description)))
+        #expect(out[1] == .error(.badRequest(key: nil, message: JobKey.Invalid.badCharacter("/").description)))
+        #expect(out[2] == .error(.badRequest(key: nil, message: JobKey.Invalid.tooLong(65).description)))
+        #expect(out[3] == .request(.ping))
+    }
+
+    @Test func overlongLineIsFatalAndNothingFollows() {
+        let long = Array(repeating: UInt8(ascii: "A"), count: 40)
+        let out = decodeAllWays(long + bytes("\r\nPING\r\n"), maxLine: 32)
+        #expect(out == [.error(.lineTooLong(limit: 32))])
+        #expect(out[0].isFatal)
+
+        var decoder = ClientRequestDecoder(maxLineBytes: 32)
+        decoder.append(long)  // no newline at all
+        #expect(decoder.next() == .error(.lineTooLong(limit: 32)))
+        #expect(decoder.isClosed)
+        decoder.append(bytes("PING\r\n"))
+        #expect(decoder.next() == nil)
+        #expect(decoder.bufferedByteCount == 0)
+    }
+
+    @Test func lineOfExactlyTheLimitIsAccepted() {
+        // "STATUS" padded with spaces to 32 bytes is a 32-byte line: allowed with either line end.
+        let line = bytes("STATUS" + String(repeating: " ", count: 26))
+        #expect(decodeAllWays(line + bytes("\r\n"), maxLine: 32) == [.request(.status)])
+        #expect(decodeAllWays(line + bytes("\n"), maxLine: 32) == [.request(.status)])
+        #expect(decodeAllWays(line + bytes(" \n"), maxLine: 32) == [.error(.lineTooLong(limit: 32))])
+    }
+
+    @Test func errorsAnswerWithErrLines() {
+        #expect(ClientProtocolError.badRequest(key: nil, message: "unknown command 'FOO'").response.encode()
+            == bytes("ERR - BAD_REQUEST unknown command 'FOO'\r\n"))
+        #expect(ClientProtocolError.tooLarge(key: key("k1"), length: 5, limit: 4).response.encode()
+            == bytes("ERR k1 TOO_LARGE payload of 5 bytes is over the limit of 4 bytes\r\n"))
+        #expect(ClientProtocolError.lineTooLong(limit: 1024).isFatal)
+    }
+
+    @Test func responsesEncode() {
+        #expect(ClientResponse.pong.encode() == bytes("PONG\r\n"))
+        #expect(ClientResponse.status(json: bytes("{}")).encode() == bytes("STATUS 2\r\n{}\r\n"))
+        #expect(ClientResponse.ok(key: key("j"), result: [0x0D, 0x0A, 0x00]).encode()
+            == bytes("OK j 3\r\n") + [0x0D, 0x0A, 0x00] + bytes("\r\n"))
+        #expect(ClientResponse.fail(key: key("j"), text: bytes("exit 1")).encode() == bytes("FAIL j 6\r\nexit 1\r\n"))
+        #expect(ClientResponse.error(key: key("j"), code: .noService, message: "no\r\nworker\tfor 'x'\u{85}").encode()
+            == bytes("ERR j NO_SERVICE no  worker for 'x'\r\n"))
+        #expect(ClientResponse.error(key: nil, code: .busy, message: "\r\n").encode() == bytes("ERR - BUSY busy, try again later\r\n"))
+        let long = ClientResponse.error(key: nil, code: .unavailable, message: String(repeating: "é", count: 1000)).encode()
+        #expect(long.count <= ClientResponse.maxMessageBytes + 30)
+        #expect(String(validating: long, as: UTF8.self) != nil)
+        #expect(ClientErrorCode.allCases.map(\.rawValue) == ["NO_SERVICE", "TOO_LARGE", "BAD_REQUEST", "BUSY", "UNAVAILABLE"])
+    }
+
+    @Test func jobKeyValidation() {
+        #expect((try? JobKey("A-Za-z0-9._:-")) != nil)
+        #expect(throws: JobKey.Invalid.empty) { try JobKey("") }
+        #expect(throws: JobKey.Invalid.tooLong(65)) { try JobKey(String(repeating: "a", count: 65)) }
+        #expect((try? JobKey(String(repeating: "a", count: 64))) != nil)
+        #expect(throws: JobKey.Invalid.badCharacter(" ")) { try JobKey("a b") }
+        #expect(throws: JobKey.Invalid.badCharacter("é")) { try JobKey("café") }
+        #expect(throws: JobKey.Invalid.badCharacter("\r\n")) { try JobKey("a\r\nb") }
+    }
+
+    /// Thousands of seeded random inputs, built from protocol-shaped fragments and raw noise, fed
+    /// in random chunks: no trap, no hang, bounded buffering, and the same items however chunked.
+    @Test func seededRandomInputs() {
+        let fragments: [[UInt8]] = [
+            bytes("PING"), bytes("STATUS"), bytes("SUBMIT"), bytes(" "), bytes("  "), bytes("\r\n"), bytes("\n"),
+            bytes("\r"), bytes("echo"), bytes("k1"), bytes("0"), bytes("3"), bytes("17"), bytes("40"),
+            bytes("99999999999999999999"), bytes("abc"), [0x00], [0xFF], [0xC3, 0x28], bytes("-"),
+            bytes("SUBMIT echo k 5\r\n"), bytes("SUBMIT echo k 50\r\n"),
+        ]
+        let seeds: UInt64 = 3000
+        var fatal = 0
+        var requests = 0
+        for seed in 0..<seeds {
+            var rng = SplitMix64(seed: seed)
+            var input: [UInt8] = []
+            let parts = Int.random(in: 1...60, using: &rng)
+            for _ in 0..<parts {
+                if Bool.random(using: &rng) {
+                    input += fragments.randomElement(using: &rng)!
+                } else {
+                    input += (0..<Int.random(in: 1...12, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                }
+            }
+            let maxLine = Int.random(in: 8...64, using: &rng)
+            let maxPayload = Int.random(in: 0...30, using: &rng)
+            let chunks = (0..<4).map { _ in Int.random(in: 1...20, using: &rng) }
+            let whole = decode(input, maxLine: maxLine, maxPayload: maxPayload)
+            let pieces = decode(input, chunks: chunks, maxLine: maxLine, maxPayload: maxPayload)
+            #expect(whole == pieces, "seed \(seed)")
+            // Every item consumes input, so there can be no more items than bytes.
+            #expect(whole.count <= input.count, "seed \(seed)")
+            // At most one fatal error, and it is the last item.
+            if let index = whole.firstIndex(where: \.isFatal) {
+                #expect(index == whole.count - 1, "seed \(seed)")
+                fatal += 1
+            }
+            requests += whole.filter { if case .request = $0 { true } else { false } }.count
+        }
+        // The generator does reach both the fatal and the successful paths.
+        #expect(fatal > 0)
+        #expect(requests > 0)
+    }
+}
