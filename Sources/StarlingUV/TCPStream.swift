@@ -1,0 +1,54 @@
+import CLibUV
+
+/// A TCP connection, outgoing (`connect`) or accepted by a `TCPServer`. Loop-confined.
+public final class TCPStream: StreamHandle {
+    /// Creates an unconnected TCP handle; reads deliver at most `readBufferSize` bytes each.
+    public init(loop: EventLoop, readBufferSize: Int = StreamHandle.defaultReadBufferSize) throws(UVError) {
+        try uvCheck(readBufferSize > 0 ? 0 : UVCode.invalid, "TCPStream read buffer size \(readBufferSize)")
+        let handle = allocateHandle(uv_tcp_t.self)
+        do {
+            try uvCheck(uv_tcp_init(loop.raw, handle), "uv_tcp_init")
+        } catch {
+            handle.deallocate()
+            throw error
+        }
+        let context = StreamContext(loop: loop, initialised: handle)
+        context.readBufferSize = readBufferSize
+        super.init(context: context)
+    }
+
+    /// Connects to `address`; the completion runs exactly once, on the loop, unless this throws.
+    public func connect(to address: SocketAddress, completion: @escaping (UVError?) -> Void) throws(UVError) {
+        let tcp = try context.live(as: uv_tcp_t.self, "uv_tcp_connect \(address)")
+        let request = Request(operation: "uv_tcp_connect \(address)", completion: completion)
+        try request.submit(as: uv_connect_t.self) { req, _ in
+            address.withSocketAddress { uv_tcp_connect(req, tcp, $0, connectCompleted) }
+        }
+    }
+
+    /// The local end of the connection.
+    public var localAddress: SocketAddress {
+        get throws(UVError) {
+            let tcp = try context.live(as: uv_tcp_t.self, "uv_tcp_getsockname")
+            return try SocketAddress.query("uv_tcp_getsockname") { uv_tcp_getsockname(tcp, $0, $1) }
+        }
+    }
+
+    /// The remote end of the connection.
+    public var peerAddress: SocketAddress {
+        get throws(UVError) {
+            let tcp = try context.live(as: uv_tcp_t.self, "uv_tcp_getpeername")
+            return try SocketAddress.query("uv_tcp_getpeername") { uv_tcp_getpeername(tcp, $0, $1) }
+        }
+    }
+
+    /// Enables or disables Nagle's algorithm (`TCP_NODELAY`).
+    public func setNoDelay(_ enabled: Bool) throws(UVError) {
+        let tcp = try context.live(as: uv_tcp_t.self, "uv_tcp_nodelay")
+        try uvCheck(uv_tcp_nodelay(tcp, enabled ? 1 : 0), "uv_tcp_nodelay")
+    }
+}
+
+private func connectCompleted(_ req: UnsafeMutablePointer<uv_connect_t>?, _ status: Int32) {
+    Request.complete(req, status)
+}
