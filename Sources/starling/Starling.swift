@@ -1,2 +1,16 @@
+import Foundation
 import ArgumentParser
-@main struct Starling: ParsableCommand { func run() {} }
+
+/// The `starling` command-line tool.
+@main
+struct Starling: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "starling",
+        abstract: "A masterless, workload-aware job dispatcher.",
+        subcommands: [WorkerCommand.self, StatusCommand.self])
+}
+
+/// Writes one line to stderr, for errors a command reports before exiting.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

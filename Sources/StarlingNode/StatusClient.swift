@@ -1,0 +1,139 @@
+import StarlingCore
+import StarlingUV
+
+/// Asks a worker for its `STATUS` over TCP: a small blocking client for the CLI and tests.
+///
+/// It runs its own event loop for the one exchange, so it must not be called from a worker's loop.
+public enum StatusClient {
+    /// Why no status came back; the description is meant for an operator.
+    public enum Failure: Error, CustomStringConvertible {
+        case refused(NodeAddress)
+        case timedOut(NodeAddress, ms: UInt64)
+        case closedEarly(NodeAddress)
+        case errorReply(String)
+        case malformedReply(String)
+        case io(UVError)
+
+        public var description: String {
+            switch self {
+            case .refused(let address): "connection refused: is a worker listening on \(address)?"
+            case .timedOut(let address, let ms): "no answer from \(address) within \(ms) ms"
+            case .closedEarly(let address): "\(address) closed the connection before answering"
+            case .errorReply(let line): "the worker answered: \(line)"
+            case .malformedReply(let why): "malformed answer: \(why)"
+            case .io(let error): "\(error)"
+            }
+        }
+    }
+
+    /// The largest STATUS body accepted (a record of thousands of members fits).
+    public static let maxBodyBytes = 16 << 20
+
+    /// Fetches and decodes the worker's report.
+    public static func fetch(from address: NodeAddress, timeoutMs: UInt64 = 3_000) throws(Failure) -> StatusReport {
+        let body = try fetchJSON(from: address, timeoutMs: timeoutMs)
+        do {
+            return try StatusReport(json: body)
+        } catch {
+            throw .malformedReply("\(error)")
+        }
+    }
+
+    /// Fetches the raw JSON body of the worker's `STATUS` answer.
+    public static func fetchJSON(from address: NodeAddress, timeoutMs: UInt64 = 3_000) throws(Failure) -> [UInt8] {
+        let loop: EventLoop
+        do { loop = try EventLoop() } catch { throw .io(error) }
+        let exchange = Exchange(address: address)
+        let stream: TCPStream
+        do {
+            stream = try TCPStream(loop: loop)
+        } catch {
+            try? loop.close()
+            throw .io(error)
+        }
+        do throws(UVError) {
+            try stream.connect(to: address.socketAddress) { error in
+                if let error { return exchange.fail(error) }
+                do throws(UVError) {
+                    try stream.startReading { exchange.read($0) }
+                    try stream.write(bytes: ClientRequestLine.status) { error in
+                        if let error { exchange.fail(error) }
+                    }
+                } catch {
+                    exchange.fail(error)
+                }
+            }
+            _ = try loop.run(until: { exchange.outcome != nil }, timeoutMs: timeoutMs)
+        } catch {
+            exchange.fail(error)
+        }
+        stream.close()
+        try? loop.close()
+        switch exchange.outcome {
+        case .success(let body): return body
+        case .failure(let failure): throw failure
+        case nil: throw .timedOut(address, ms: timeoutMs)
+        }
+    }
+}
+
+private enum ClientRequestLine {
+    static let status = Array("STATUS\r\n".utf8)
+}
+
+/// The state of one STATUS exchange, filled in by loop callbacks.
+private final class Exchange {
+    let address: NodeAddress
+    var buffer: [UInt8] = []
+    var outcome: Result<[UInt8], StatusClient.Failure>?
+
+    init(address: NodeAddress) { self.address = address }
+
+    func fail(_ error: UVError) {
+        guard outcome == nil else { return }
+        outcome = .failure(error.name == "ECONNREFUSED" ? .refused(address) : .io(error))
+    }
+
+    func read(_ event: StreamReadEvent) {
+        guard outcome == nil else { return }
+        switch event {
+        case .bytes(let bytes):
+            buffer += bytes
+            parse()
+        case .endOfFile:
+            parse()
+            if outcome == nil { outcome = .failure(.closedEarly(address)) }
+        case .failed(let error):
+            fail(error)
+        }
+    }
+
+    /// `STATUS <n>\r\n<n bytes>\r\n`, or an `ERR ...` line.
+    private func parse() {
+        guard let newline = buffer.firstIndex(of: 0x0A) else {
+            if buffer.count > 1024 { outcome = .failure(.malformedReply("header line too long")) }
+            return
+        }
+        var header = String(decoding: buffer[..<newline], as: UTF8.self)
+        if header.hasSuffix("\r") { header.removeLast() }
+        if header.hasPrefix("ERR ") {
+            outcome = .failure(.errorReply(String(header.prefix(600))))
+            return
+        }
+        let parts = header.split(separator: " ")
+        guard parts.count == 2, parts[0] == "STATUS", let length = Int(parts[1]), length >= 0,
+              length <= StatusClient.maxBodyBytes
+        else {
+            outcome = .failure(.malformedReply("unexpected header '\(header.prefix(80))'"))
+            return
+        }
+        let start = newline + 1
+        guard buffer.count >= start + length + 2 else { return }
+        let trailer = buffer[(start + length)..<(start + length + 2)]
+        guard trailer.elementsEqual([0x0D, 0x0A]) else {
+            outcome = .failure(.malformedReply("body not followed by CRLF"))
+            return
+        }
+        outcome = .success(Array(buffer[start..<(start + length)]))
+    }
+}

@@ -1,0 +1,287 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import StarlingCore
+import StarlingUV
+
+/// One worker process: the shell around `Membership` (DESIGN.md §5).
+///
+/// It owns one event loop, a UDP socket and a TCP server on the same port, the tick timer and the
+/// signal watchers. Network and timer events go into the core; the core's directives come back
+/// out as datagrams and log lines. Nothing here blocks the loop or decides protocol questions.
+/// Loop-confined: create it, `run()` it and drop it on one thread.
+public final class Worker {
+    public let id: NodeID
+    /// The real bound address: UDP heartbeats and TCP clients.
+    public let address: NodeAddress
+
+    private let settings: WorkerSettings
+    private let logger: Logger
+    private let loop: EventLoop
+    private let udp: UDPSocket
+    private let server: TCPServer
+    private let ticker: Timer
+    private var signals: [Signal] = []
+    private var membership: Membership
+    private var clients: Set<ClientConnection> = []
+    private var rejections = RejectionLog()
+    /// Send failures are only logged (rate-limited), never reported as rejected input.
+    private var sendFailures = RejectionLog(burst: 5)
+    private var isStopping = false
+    private var goodbyesInFlight = 0
+    private var didRun = false
+
+    /// Creates the loop and binds the shared port; nothing runs until `run()`.
+    public init(settings: WorkerSettings, logger: Logger) throws(UVError) {
+        self.settings = settings
+        self.logger = logger
+        loop = try EventLoop()
+        let sink = ConnectionSink()
+        let binding: SharedPortBinding
+        let ticker: Timer
+        do throws(UVError) {
+            binding = try SharedPortBinding.bind(
+                loop: loop, host: settings.host, port: settings.port, onConnection: { sink.deliver($0) })
+            do throws(UVError) {
+                ticker = try Timer(loop: loop)
+            } catch {
+                binding.udp.close()
+                binding.server.close()
+                throw error
+            }
+        } catch {
+            try? loop.close()
+            throw error
+        }
+        self.ticker = ticker
+        udp = binding.udp
+        server = binding.server
+        address = binding.address
+        // Identity is drawn here, in the shell: wall clock and system randomness (claim 6).
+        var rng = SystemRandomNumberGenerator()
+        id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
+        membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
+        sink.handler = { [unowned self] in accept($0) }
+    }
+
+    deinit {
+        assert(!didRun || isStopping, "Worker dropped while running")
+    }
+
+    /// Runs until SIGINT or SIGTERM, then leaves the group, closes every handle and the loop.
+    public func run() throws(UVError) {
+        precondition(!didRun, "Worker.run() called twice")
+        didRun = true
+        do {
+            try startHandles()
+        } catch {
+            logger.error("cannot start: \(error)")
+            closeEverything()
+            loop.run()
+            try loop.close()
+            throw error
+        }
+        logger.info(
+            "listening on \(address)",
+            metadata: ["id": "\(id)", "service": "\(settings.service)", "priority": "\(settings.priority)",
+                       "interval_ms": "\(settings.intervalMs)",
+                       "suspect_after_ms": "\(membership.config.suspectAfterMs)",
+                       "seeds": "\(settings.seeds.map(\.description).joined(separator: ","))"])
+        loop.run()
+        try loop.close()
+        logger.info("stopped", metadata: ["id": "\(id)"])
+    }
+
+    // MARK: Lifecycle
+
+    private func startHandles() throws(UVError) {
+        for number in [SIGINT, SIGTERM] {
+            let signal = try Signal(loop: loop)
+            signals.append(signal)
+            try signal.start(signal: number) { [unowned self] number in stop(signal: number) }
+        }
+        try udp.startReceiving { [unowned self] event in received(event) }
+        let interval = UInt64(settings.intervalMs)
+        try ticker.start(afterMs: interval, repeatMs: interval) { [unowned self] in
+            perform(membership.tick(nowMs: nowMs))
+        }
+        perform(membership.start(nowMs: nowMs))
+    }
+
+    /// Graceful stop: step down, say goodbye, close every handle; the loop then runs dry.
+    private func stop(signal number: Int32) {
+        guard !isStopping else { return }
+        logger.notice("stopping on signal \(number)", metadata: ["status": "\(membership.status)"])
+        isStopping = true
+        ticker.close()
+        for signal in signals { signal.close() }
+        server.close()
+        for client in clients { client.close() }
+        perform(membership.leave(nowMs: nowMs))
+        if goodbyesInFlight == 0 { udp.close() }
+    }
+
+    /// Closes every handle at once (start-up failure).
+    private func closeEverything() {
+        isStopping = true
+        ticker.close()
+        for signal in signals { signal.close() }
+        server.close()
+        udp.close()
+    }
+
+    private var nowMs: Int64 { Int64(clamping: loop.now) }
+
+    private static func wallClockMs() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
+    }
+
+    // MARK: Heartbeats
+
+    private func received(_ event: UDPReceiveEvent) {
+        switch event {
+        case .datagram(let bytes, let from):
+            switch HeartbeatCodec.decode(bytes) {
+            case .success(let heartbeat):
+                guard !isStopping else { return }
+                perform(membership.receive(heartbeat, nowMs: nowMs))
+            case .failure(let error):
+                rejections.record(
+                    error.reason, detail: "\(error) (\(bytes.count) bytes from \(from))", nowMs: nowMs,
+                    level: .notice, logger: logger)
+            }
+        case .truncated(let from):
+            rejections.record(
+                "oversized", detail: "datagram larger than the receive buffer from \(from)", nowMs: nowMs,
+                level: .notice, logger: logger)
+        case .failed(let error):
+            sendFailures.record("receive", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
+        }
+    }
+
+    /// Carries out the core's directives.
+    private func perform(_ directives: [MembershipDirective]) {
+        for directive in directives {
+            switch directive {
+            case .send(let heartbeat, let targets):
+                let bytes = HeartbeatCodec.encode(heartbeat)
+                for target in targets { send(bytes, to: target) }
+            case .statusChanged(let from, let to, let epoch, let reason):
+                logger.notice(
+                    "status \(from) -> \(to)",
+                    metadata: ["epoch": "\(epoch)", "reason": "\(reason)", "service": "\(settings.service)"])
+            case .memberJoined(let member):
+                logger.info(
+                    "member joined",
+                    metadata: ["member": "\(member.id)", "service": "\(member.service)",
+                               "status": "\(member.status)", "address": "\(member.address)"])
+            case .memberLeft(let member, let reason):
+                logger.info(
+                    reason == .timedOut ? "member died" : "member left",
+                    metadata: ["member": "\(member.id)", "service": "\(member.service)",
+                               "status": "\(member.status)", "reason": "\(reason.rawValue)"])
+            case .ignored(let reason, let from):
+                rejections.record(
+                    reason, detail: "heartbeat from \(from) ignored: \(reason)", nowMs: nowMs, level: .notice,
+                    logger: logger)
+            }
+        }
+    }
+
+    private func send(_ bytes: [UInt8], to target: NodeAddress) {
+        do {
+            if isStopping {
+                // Goodbyes: keep the socket open until each one has left.
+                goodbyesInFlight += 1
+                try udp.send(bytes: bytes, to: target.socketAddress) { [unowned self] _ in
+                    goodbyesInFlight -= 1
+                    if goodbyesInFlight == 0 { udp.close() }
+                }
+            } else {
+                try udp.send(bytes: bytes, to: target.socketAddress)
+            }
+        } catch {
+            if isStopping { goodbyesInFlight -= 1 }
+            sendFailures.record("send", detail: "heartbeat to \(target): \(error)", nowMs: nowMs, level: .debug, logger: logger)
+        }
+    }
+
+    // MARK: Clients
+
+    private func accept(_ result: Result<TCPStream, UVError>) {
+        let stream: TCPStream
+        switch result {
+        case .success(let accepted): stream = accepted
+        case .failure(let error):
+            sendFailures.record("accept", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
+            return
+        }
+        guard !isStopping else {
+            stream.close()
+            return
+        }
+        let connection = ClientConnection(
+            stream: stream, maxBacklogBytes: settings.maxClientBacklogBytes,
+            answer: { [unowned self] in answer($0) },
+            reject: { [unowned self] in rejectClientInput($0) },
+            onClosed: { [unowned self] in clients.remove($0) })
+        clients.insert(connection)
+        if clients.count > settings.maxClients {
+            rejections.record(
+                "client_limit", detail: "more than \(settings.maxClients) clients", nowMs: nowMs, level: .warning,
+                logger: logger)
+            connection.refuse(.error(key: nil, code: .busy, message: "too many clients, try again later"))
+        } else {
+            connection.start()
+        }
+    }
+
+    private func answer(_ request: ClientRequest) -> ClientResponse {
+        switch request {
+        case .ping:
+            return .pong
+        case .status:
+            let now = nowMs
+            let report = StatusReport(
+                selfID: id, members: Array(membership.members.values) + [membership.selfMember(nowMs: now)],
+                nowMs: now, rejected: rejections.counts)
+            do {
+                return .status(json: try report.jsonBytes())
+            } catch {
+                logger.error("cannot encode STATUS: \(error)")
+                return .error(key: nil, code: .unavailable, message: "status could not be encoded")
+            }
+        case .submit(_, let key, _):
+            return .error(key: key, code: .noService, message: "no job handlers are configured on this worker")
+        }
+    }
+
+    private func rejectClientInput(_ error: ClientProtocolError) {
+        let reason: String
+        switch error {
+        case .badRequest: reason = "client_bad_request"
+        case .tooLarge: reason = "client_too_large"
+        case .lineTooLong: reason = "client_line_too_long"
+        case .unterminatedPayload: reason = "client_unterminated_payload"
+        }
+        rejections.record(reason, detail: "client: \(error)", nowMs: nowMs, level: .notice, logger: logger)
+    }
+}
+
+/// Forwards accepted connections to the worker once it exists (the server listens during `init`).
+private final class ConnectionSink {
+    var handler: ((Result<TCPStream, UVError>) -> Void)?
+
+    func deliver(_ result: Result<TCPStream, UVError>) {
+        guard let handler else {
+            if case .success(let stream) = result { stream.close() }
+            return
+        }
+        handler(result)
+    }
+}

@@ -1,0 +1,51 @@
+import StarlingCore
+
+/// What an operator chooses for one worker process (`starling worker` flags), before binding.
+public struct WorkerSettings: Sendable, Equatable {
+    public var service: ServiceName
+    /// The host to bind and advertise (a numeric address: peers must reach it as written).
+    public var host: NodeAddress.Host
+    /// UDP heartbeats and TCP clients share it; 0 takes a free port.
+    public var port: UInt16
+    public var seeds: [NodeAddress]
+    public var intervalMs: Int64
+    /// nil: the core's default (three intervals plus a jitter allowance).
+    public var suspectAfterMs: Int64?
+    public var priority: Int32
+    /// Concurrent TCP clients accepted; more are told `BUSY` and closed.
+    public var maxClients: Int
+    /// Bytes queued for a slow client before its requests stop being read.
+    public var maxClientBacklogBytes: Int
+
+    public init(
+        service: ServiceName, host: NodeAddress.Host = .ipv4(0x7F00_0001), port: UInt16 = 0,
+        seeds: [NodeAddress] = [], intervalMs: Int64 = 100, suspectAfterMs: Int64? = nil, priority: Int32 = 0,
+        maxClients: Int = 1024, maxClientBacklogBytes: Int = 1 << 20
+    ) {
+        self.service = service
+        self.host = host
+        self.port = port
+        self.seeds = seeds
+        self.intervalMs = intervalMs
+        self.suspectAfterMs = suspectAfterMs
+        self.priority = priority
+        self.maxClients = maxClients
+        self.maxClientBacklogBytes = maxClientBacklogBytes
+    }
+
+    /// The membership settings once the real address is known.
+    public func membershipConfig(address: NodeAddress) -> MembershipConfig {
+        MembershipConfig(
+            service: service, priority: priority, address: address, seeds: seeds,
+            intervalMs: intervalMs, suspectAfterMs: suspectAfterMs)
+    }
+
+    /// Checks everything that can be checked before binding; the message names the setting at fault.
+    public func validate() throws(MembershipConfigError) {
+        // The address is a placeholder: only timing and bounds are checked here.
+        try membershipConfig(address: NodeAddress(host: host, port: port)).validate()
+        guard maxClients >= 1, maxClientBacklogBytes >= 4096 else {
+            throw .invalid("client limits must allow at least one client and 4 KiB of backlog")
+        }
+    }
+}
