@@ -98,6 +98,13 @@ public final class Worker {
     // MARK: Lifecycle
 
     private func startHandles() throws(UVError) {
+        // A parent may have started us with these blocked (the mask is inherited across exec),
+        // which would make a graceful stop impossible.
+        var graceful = sigset_t()
+        sigemptyset(&graceful)
+        sigaddset(&graceful, SIGINT)
+        sigaddset(&graceful, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &graceful, nil)
         for number in [SIGINT, SIGTERM] {
             let signal = try Signal(loop: loop)
             signals.append(signal)

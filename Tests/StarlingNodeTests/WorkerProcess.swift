@@ -1,0 +1,224 @@
+import Foundation
+import StarlingCore
+import StarlingNode
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `starling worker` process started by a test. Only the PID started here is ever signalled.
+final class WorkerProcess {
+    let process: Process
+    let id: NodeID
+    let address: NodeAddress
+    let service: String
+    /// The worker's stderr (its log), kept in a file so the pipe can never fill and block it.
+    let logURL: URL
+
+    /// Starts a worker and waits for its `listening on` line (at most `startTimeoutMs`).
+    init(
+        service: String, port: UInt16 = 0, join: [NodeAddress] = [], interval: Int = 100, priority: Int32 = 0,
+        extra: [String] = [], startTimeoutMs: Int = 10_000
+    ) throws {
+        var arguments = ["worker", "--service", service, "--port", "\(port)", "--interval", "\(interval)",
+                         "--priority", "\(priority)"]
+        for seed in join { arguments += ["--join", seed.description] }
+        arguments += extra
+        let process = Process()
+        process.executableURL = try Self.binary()
+        process.arguments = arguments
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        let logURL = FileManager.default.temporaryDirectory
+            .appendingPathComponent("starling-\(service)-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: logURL)
+        try process.run()
+        self.process = process
+        self.service = service
+        self.logURL = logURL
+        // A worker that never prints is killed, so the read below always ends.
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { _ = Glibc.kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(startTimeoutMs), execute: watchdog)
+        let line = Self.readLine(from: stdout.fileHandleForReading)
+        watchdog.cancel()
+        // "starling worker <id> listening on HOST:PORT"
+        let words = line.split(separator: " ")
+        guard words.count == 6, words[0] == "starling", words[1] == "worker", words[3] == "listening",
+              words[4] == "on", let id = NodeID(words[2]), let address = try? NodeAddress(parsing: String(words[5]))
+        else {
+            _ = Glibc.kill(pid, SIGKILL)
+            process.waitUntilExit()
+            let log = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+            throw WorkerProcessError.noListeningLine(line: line, log: String(log.suffix(2000)))
+        }
+        self.id = id
+        self.address = address
+    }
+
+    deinit {
+        kill()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// SIGKILL (if still running) and reap.
+    func kill() {
+        if process.isRunning { signal(SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// Sends a signal to this worker's PID only.
+    func signal(_ number: Int32) {
+        _ = Glibc.kill(process.processIdentifier, number)
+    }
+
+    /// The worker's record, or nil if it did not answer within `timeoutMs`.
+    func status(timeoutMs: UInt64 = 1_000) -> StatusReport? {
+        try? StatusClient.fetch(from: address, timeoutMs: timeoutMs)
+    }
+
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    /// The path of the `starling` binary built with the tests.
+    static func binary() throws -> URL {
+        let fm = FileManager.default
+        if let override = ProcessInfo.processInfo.environment["STARLING_BINARY"] { return URL(fileURLWithPath: override) }
+        // The test runner lives in the build products directory, next to `starling`.
+        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var candidates = [runner.deletingLastPathComponent().appendingPathComponent("starling")]
+        if let bundle = Bundle.main.executableURL {
+            candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("starling"))
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        candidates += ["debug", "release"].map { root.appendingPathComponent(".build/\($0)/starling") }
+        guard let found = candidates.first(where: { fm.isExecutableFile(atPath: $0.path) }) else {
+            throw WorkerProcessError.binaryNotFound(candidates.map(\.path))
+        }
+        return found
+    }
+
+    private static func readLine(from handle: FileHandle) -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < 512, read(handle.fileDescriptor, &byte, 1) == 1 {
+            if byte == 0x0A { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+enum WorkerProcessError: Error, CustomStringConvertible {
+    case binaryNotFound([String])
+    case noListeningLine(line: String, log: String)
+
+    var description: String {
+        switch self {
+        case .binaryNotFound(let paths): "starling binary not found; tried \(paths) (set STARLING_BINARY)"
+        case .noListeningLine(let line, let log): "worker did not report its address (got '\(line)'); log:\n\(log)"
+        }
+    }
+}
+
+/// Polls `probe` until it returns a value or `seconds` pass; a poll interval, not a synchronisation.
+func poll<T>(within seconds: Double, every milliseconds: Int = 10, _ probe: () -> T?) -> T? {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while true {
+        if let value = probe() { return value }
+        if ContinuousClock.now >= deadline { return nil }
+        usleep(UInt32(milliseconds * 1000))
+    }
+}
+
+extension StatusReport {
+    /// The entries claiming `primary` for `service`.
+    func primaries(of service: String) -> [Entry] {
+        members.filter { $0.service.value == service && $0.status == .primary }
+    }
+
+    var selfStatus: MemberStatus? { selfEntry?.status }
+}
+
+/// Raw sockets for hostile input, bypassing every Starling codec.
+enum RawSocket {
+    /// Sends each datagram to 127.0.0.1:`port` from a fresh UDP socket.
+    static func sendUDP(_ datagrams: [[UInt8]], to port: UInt16) throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        defer { close(fd) }
+        var address = loopback(port)
+        for datagram in datagrams {
+            let sent = datagram.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            guard sent == datagram.count else { throw POSIXError(.EIO) }
+        }
+    }
+
+    /// Connects over TCP, sends `bytes`, half-closes and returns everything the peer answered before closing.
+    static func exchangeTCP(_ bytes: [UInt8], with port: UInt16, timeoutMs: Int = 2_000) throws -> [UInt8] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: timeoutMs / 1000, tv_usec: Int(timeoutMs % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = loopback(port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        shutdown(fd, Int32(SHUT_WR))
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while answer.count < 1 << 20 {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            answer += chunk[..<n]
+        }
+        return answer
+    }
+
+    /// A port that was free for both UDP and TCP a moment ago (bound to 0, then released).
+    static func freePort() throws -> UInt16 {
+        for _ in 0..<16 {
+            let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var address = loopback(0)
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let port: UInt16 = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    guard bind(udp, $0, length) == 0, getsockname(udp, $0, &length) == 0 else { return 0 }
+                    return 1
+                }
+            } == 0 ? 0 : UInt16(bigEndian: address.sin_port)
+            let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var probe = loopback(port)
+            let tcpFree = withUnsafePointer(to: &probe) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, length) == 0 }
+            }
+            close(udp)
+            close(tcp)
+            if port != 0 && tcpFree { return port }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    private static func loopback(_ port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        return address
+    }
+}
