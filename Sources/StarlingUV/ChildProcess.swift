@@ -1,30 +1,5 @@
 import CLibUV
 
-/// How a child process ended.
-public struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
-    /// The exit code; 0 when the child was killed by a signal.
-    public let code: Int64
-    /// The signal that terminated the child, or 0 if it exited normally.
-    public let signal: Int32
-
-    public init(code: Int64, signal: Int32) {
-        self.code = code
-        self.signal = signal
-    }
-
-    public var description: String { signal == 0 ? "exit \(code)" : "signal \(signal)" }
-}
-
-/// What a child's stdin, stdout or stderr is connected to.
-public enum ChildStdio: Sendable {
-    /// `/dev/null`-like: the child gets no descriptor.
-    case ignore
-    /// The child shares this process's descriptor.
-    case inherit
-    /// A new pipe, exposed as a `PipeStream` on the `ChildProcess`.
-    case pipe
-}
-
 /// A spawned child process with optional stdio pipes. Loop-confined.
 public final class ChildProcess {
     /// Write here to feed the child's stdin (when spawned with `.pipe`); shut it down to send EOF.
@@ -48,9 +23,9 @@ public final class ChildProcess {
         arguments: [String] = [],
         environment: [String: String]? = nil,
         workingDirectory: String? = nil,
-        stdin stdinMode: ChildStdio = .pipe,
-        stdout stdoutMode: ChildStdio = .pipe,
-        stderr stderrMode: ChildStdio = .inherit,
+        stdin stdinMode: Stdio = .pipe,
+        stdout stdoutMode: Stdio = .pipe,
+        stderr stderrMode: Stdio = .inherit,
         onExit: @escaping (ExitStatus) -> Void
     ) throws(UVError) {
         let environment = environment.map { $0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
@@ -104,7 +79,7 @@ public final class ChildProcess {
         stderr?.close()
     }
 
-    private static func makePipes(loop: EventLoop, modes: [ChildStdio]) throws(UVError) -> [PipeStream?] {
+    private static func makePipes(loop: EventLoop, modes: [Stdio]) throws(UVError) -> [PipeStream?] {
         var pipes: [PipeStream?] = []
         do {
             for mode in modes {
@@ -121,7 +96,7 @@ public final class ChildProcess {
     private static func spawn(
         loop: EventLoop, process: UnsafeMutablePointer<uv_process_t>, executable: String,
         arguments: [String], environment: [String]?, workingDirectory: String?,
-        modes: [ChildStdio], pipes: [PipeStream?]
+        modes: [Stdio], pipes: [PipeStream?]
     ) -> Int32 {
         var stdio = (0..<3).map { fd -> uv_stdio_container_t in
             var container = uv_stdio_container_t()
@@ -164,8 +139,35 @@ public final class ChildProcess {
     }
 }
 
+extension ChildProcess {
+    /// How a child process ended.
+    public struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
+        /// The exit code; 0 when the child was killed by a signal.
+        public let code: Int64
+        /// The signal that terminated the child, or 0 if it exited normally.
+        public let signal: Int32
+
+        public init(code: Int64, signal: Int32) {
+            self.code = code
+            self.signal = signal
+        }
+
+        public var description: String { signal == 0 ? "exit \(code)" : "signal \(signal)" }
+    }
+
+    /// What a child's stdin, stdout or stderr is connected to.
+    public enum Stdio: Sendable {
+        /// The child gets no descriptor.
+        case ignore
+        /// The child shares this process's descriptor.
+        case inherit
+        /// A new pipe, exposed as a `PipeStream` on the `ChildProcess`.
+        case pipe
+    }
+}
+
 private final class ProcessContext: HandleContext {
-    var onExit: ((ExitStatus) -> Void)?
+    var onExit: ((ChildProcess.ExitStatus) -> Void)?
     var hasExited = false
 
     override func didClose() {
@@ -180,7 +182,7 @@ private func processExited(_ handle: UnsafeMutablePointer<uv_process_t>?, _ code
     // Taken out so the exit callback can never run twice.
     guard let onExit = context.onExit else { return }
     context.onExit = nil
-    onExit(ExitStatus(code: code, signal: signal))
+    onExit(ChildProcess.ExitStatus(code: code, signal: signal))
 }
 
 /// A NULL-terminated array of C strings, owned until `free()`; for argv and envp.

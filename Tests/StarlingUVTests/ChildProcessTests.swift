@@ -1,0 +1,93 @@
+import Glibc
+import StarlingUV
+import Testing
+
+@Suite struct ChildProcessTests {
+    @Test func catEchoesStdinToStdout() throws {
+        try withLoop { loop in
+            var exits: [ChildProcess.ExitStatus] = []
+            let cat = try ChildProcess(loop: loop, executable: "/bin/cat", stderr: .inherit) { exits.append($0) }
+            defer { cat.close() }
+            let input = pattern(count: 200_000)
+            var output: [UInt8] = []
+            var eof = false
+            var errors: [UVError] = []
+            try cat.stdout!.startReading { event in
+                switch event {
+                case .bytes(let bytes): output += bytes
+                case .endOfFile: eof = true
+                case .failed(let error): errors.append(error)
+                }
+            }
+            try cat.stdin!.write(bytes: input) { if let e = $0 { errors.append(e) } }
+            try cat.stdin!.shutdown { if let e = $0 { errors.append(e) } }
+            try drive(loop, "cat output and exit") { (eof && !exits.isEmpty) || !errors.isEmpty }
+            #expect(errors.isEmpty)
+            #expect(output == input)
+            #expect(exits == [ChildProcess.ExitStatus(code: 0, signal: 0)])
+            #expect(cat.pid > 0)
+        }
+    }
+
+    @Test func reportsTheExitCode() throws {
+        try withLoop { loop in
+            var exits: [ChildProcess.ExitStatus] = []
+            let sh = try ChildProcess(loop: loop, executable: "/bin/sh", arguments: ["-c", "exit 3"],
+                                      stdin: .ignore, stdout: .ignore, stderr: .ignore) { exits.append($0) }
+            defer { sh.close() }
+            #expect(sh.stdin == nil && sh.stdout == nil)
+            try drive(loop, "sh exit") { !exits.isEmpty }
+            #expect(exits == [ChildProcess.ExitStatus(code: 3, signal: 0)])
+        }
+    }
+
+    @Test func passesEnvironmentAndWorkingDirectory() throws {
+        try withLoop { loop in
+            var exits: [ChildProcess.ExitStatus] = []
+            var output: [UInt8] = []
+            var eof = false
+            let sh = try ChildProcess(
+                loop: loop, executable: "/bin/sh", arguments: ["-c", "printf '%s %s' \"$GREETING\" \"$(pwd)\""],
+                environment: ["GREETING": "hello"], workingDirectory: "/tmp", stdin: .ignore
+            ) { exits.append($0) }
+            defer { sh.close() }
+            try sh.stdout!.startReading { event in
+                if case .bytes(let bytes) = event { output += bytes } else { eof = true }
+            }
+            try drive(loop, "sh output and exit") { eof && !exits.isEmpty }
+            #expect(String(decoding: output, as: UTF8.self) == "hello /tmp")
+            #expect(exits == [ChildProcess.ExitStatus(code: 0, signal: 0)])
+        }
+    }
+
+    @Test func killReportsTheSignal() throws {
+        try withLoop { loop in
+            var exits: [ChildProcess.ExitStatus] = []
+            let sleeper = try ChildProcess(loop: loop, executable: "/bin/sleep", arguments: ["30"],
+                                           stdin: .ignore, stdout: .ignore) { exits.append($0) }
+            defer { sleeper.close() }
+            try sleeper.kill(SIGKILL)
+            try drive(loop, "sleep killed") { !exits.isEmpty }
+            #expect(exits == [ChildProcess.ExitStatus(code: 0, signal: SIGKILL)])
+            #expect(sleeper.hasExited)
+            // Its PID may be reused now, so a second kill must not reach anything.
+            #expect(caught { () throws(UVError) in try sleeper.kill(SIGKILL) }?.name == "ESRCH")
+        }
+    }
+
+    @Test func spawnFailureThrowsAndLeaksNothing() throws {
+        try withLoop { loop in
+            let error = caught { () throws(UVError) in
+                _ = try ChildProcess(loop: loop, executable: "/nonexistent/program") { _ in
+                    Issue.record("exit callback for a process that never started")
+                }
+            }
+            #expect(error?.name == "ENOENT")
+            let nul = caught { () throws(UVError) in
+                _ = try ChildProcess(loop: loop, executable: "/bin/echo", arguments: ["a\0b"]) { _ in }
+            }
+            #expect(nul?.name == "EINVAL")
+        }
+        // withLoop closing the loop proves the failed spawn's process and pipe handles were closed.
+    }
+}
