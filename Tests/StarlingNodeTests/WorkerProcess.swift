@@ -190,6 +190,23 @@ enum RawSocket {
         return answer
     }
 
+    /// Opens a TCP connection to 127.0.0.1:`port`; the caller closes the descriptor.
+    static func connectTCP(to port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        var address = loopback(port)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+        return fd
+    }
+
     /// A port that was free for both UDP and TCP a moment ago (bound to 0, then released).
     static func freePort() throws -> UInt16 {
         for _ in 0..<16 {

@@ -1,0 +1,82 @@
+import Foundation
+import StarlingCore
+import StarlingNode
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `starling status` and the client side of the TCP port, end to end with a real worker.
+@Suite("starling status and client limits", .serialized)
+struct StatusCommandTests {
+    @Test("status prints the table and the JSON; a refused connection is a clear error")
+    func statusCommand() throws {
+        let worker = try WorkerProcess(service: "omicron")
+        defer { worker.kill() }
+        try #require(awaitAgreement([worker], within: 5) != nil)
+
+        let table = try run(["status", "--node", worker.address.description])
+        #expect(table.status == 0)
+        #expect(table.stdout.hasPrefix("ID "))
+        #expect(table.stdout.contains("\(worker.id.short)*") && table.stdout.contains("primary"))
+
+        let json = try run(["status", "--node", worker.address.description, "--json"])
+        #expect(json.status == 0)
+        let report = try StatusReport(json: Array(json.stdout.utf8))
+        #expect(report.selfID == worker.id)
+
+        let port = try RawSocket.freePort()
+        let refused = try run(["status", "--node", "127.0.0.1:\(port)"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("connection refused"))
+    }
+
+    @Test("a client that floods STATUS without reading is held back; others are still served")
+    func backpressure() throws {
+        let worker = try WorkerProcess(service: "pi")
+        defer { worker.kill() }
+        let fd = try RawSocket.connectTCP(to: worker.address.port)
+        defer { close(fd) }
+        // 2,000,000 requests (16 MB) whose answers (hundreds of MB) the client never reads: the
+        // worker must stop reading once its backlog for this client is full, so the kernel buffers
+        // fill and the sender is held back.
+        let flood = Array(String(repeating: "STATUS\r\n", count: 2_000_000).utf8)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var sent = 0
+        _ = poll(within: 1, every: 5) { () -> Bool? in
+            let n = flood[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n }
+            return sent == flood.count ? true : nil
+        }
+        let rssKB = residentKB(of: worker.pid)
+        print("flooding client: \(sent) of \(flood.count) request bytes accepted; worker RSS \(rssKB) KB")
+        #expect(sent < flood.count, "the worker kept reading a client that does not read its answers")
+        #expect(rssKB < 200_000)
+        let answer = try RawSocket.exchangeTCP(Array("PING\r\n".utf8), with: worker.address.port)
+        #expect(String(decoding: answer, as: UTF8.self) == "PONG\r\n")
+        #expect(worker.status() != nil)
+        #expect(worker.process.isRunning)
+    }
+
+    private func residentKB(of pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = try WorkerProcess.binary()
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+}
