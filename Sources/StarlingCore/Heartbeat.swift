@@ -8,7 +8,9 @@ public struct Heartbeat: Hashable, Sendable {
         public static let join = Flags(rawValue: 1 << 0)
         /// The sender is stopping gracefully: drop it now rather than after the failure timeout.
         public static let leaving = Flags(rawValue: 1 << 1)
-        public static let known: Flags = [.join, .leaving]
+        /// "Answer me at once": the sender has not heard from the receiver for a while.
+        public static let probe = Flags(rawValue: 1 << 2)
+        public static let known: Flags = [.join, .leaving, .probe]
     }
 
     /// News of a third member, relayed so that members learn of each other (discovery) and a

@@ -16,12 +16,28 @@ extension Membership {
     mutating func heartbeatToAll(nowMs: Int64) -> [MembershipDirective] {
         var targets = Set(members.values.map(\.address))
         let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
-        for (address, contact) in contacts where probeEverything || contact.kind == .relayed {
+        for (address, contact) in contacts
+        where probeEverything || contact.kind == .relayed || nowMs - contact.sinceMs < config.fastProbeMs {
             targets.insert(address)
         }
         targets.remove(config.address)
         guard !targets.isEmpty else { return [] }
         return [.send(makeHeartbeat(), to: targets.sorted())]
+    }
+
+    /// Members silent for two intervals are asked to answer at once, twice over, so that a lossy
+    /// network needs many more losses in a row before a live member is taken for dead.
+    mutating func probeOverdueMembers(nowMs: Int64) -> [MembershipDirective] {
+        let overdue = members.values
+            .filter { nowMs - $0.lastHeardMs >= 2 * config.intervalMs }
+            .map(\.address)
+            .sorted()
+        guard !overdue.isEmpty, status != .joining else { return [] }
+        return (0..<2).map { _ in
+            var probe = makeHeartbeat()
+            probe.flags.insert(.probe)
+            return .send(probe, to: overdue)
+        }
     }
 
     /// A rotating window of the record, so that every member is relayed within a few heartbeats.

@@ -2,7 +2,8 @@
 extension Membership {
     enum ApplyOutcome {
         case joined(Member)
-        case updated
+        /// Known before; `electionInputsChanged` says whether its status, epoch or rank moved.
+        case updated(electionInputsChanged: Bool)
         /// Older than what we know (duplicated or reordered): nothing to learn.
         case stale
         case rejected(String)
@@ -10,9 +11,9 @@ extension Membership {
 
     mutating func apply(_ heartbeat: Heartbeat, nowMs: Int64) -> ApplyOutcome {
         let sender = heartbeat.sender
-        var outcome = ApplyOutcome.updated
-        if let known = members[sender] {
-            guard heartbeat.sequence > known.sequence else { return .stale }
+        let previous = members[sender]
+        if let previous {
+            guard heartbeat.sequence > previous.sequence else { return .stale }
         } else {
             if let gone = departed[sender], heartbeat.sequence <= gone.sequence { return .stale }
             guard members.count < config.maxMembers else { return .rejected("record_full") }
@@ -22,7 +23,6 @@ extension Membership {
             id: sender, service: heartbeat.service, status: heartbeat.status, priority: heartbeat.priority,
             epoch: heartbeat.epoch, workload: heartbeat.workload, address: heartbeat.address,
             lastHeardMs: nowMs, sequence: heartbeat.sequence, leaving: false)
-        if members[sender] == nil { outcome = .joined(member) }
         members[sender] = member
         freshestSequence[sender] = max(freshestSequence[sender, default: 0], heartbeat.sequence)
         contacts[heartbeat.address] = nil
@@ -30,7 +30,10 @@ extension Membership {
             highestEpoch[heartbeat.service] = heartbeat.epoch
         }
         if heartbeat.status == .primary { settlePrimaryClaim(of: sender) }
-        return outcome
+        guard let previous else { return .joined(member) }
+        let changed = (previous.status, previous.epoch, previous.priority, previous.service)
+            != (member.status, member.epoch, member.priority, member.service)
+        return .updated(electionInputsChanged: changed)
     }
 
     /// Keeps at most one primary per service and epoch in the record: a claim with a lower epoch

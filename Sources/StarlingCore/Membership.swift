@@ -61,10 +61,13 @@ public struct Membership: Sendable {
     /// The periodic step, once per interval: failure detection, admission, election, heartbeats.
     public mutating func tick(nowMs: Int64) -> [MembershipDirective] {
         var out: [MembershipDirective] = []
-        if let last = lastTickMs, nowMs - last > config.suspectAfterMs {
-            // This process itself was paused or starved: it heard nothing meanwhile, so silence
-            // proves nothing about its peers. Give them a fresh timeout rather than declaring all dead.
-            for key in members.keys { members[key]!.lastHeardMs = max(members[key]!.lastHeardMs, nowMs) }
+        if let last = lastTickMs, nowMs - last > config.intervalMs {
+            // This process itself was paused or starved and heard nothing meanwhile: the time it
+            // was not listening proves nothing about its peers, so it does not count against them.
+            let stallMs = nowMs - last - config.intervalMs
+            for key in members.keys {
+                members[key]!.lastHeardMs = min(nowMs, members[key]!.lastHeardMs + stallMs)
+            }
         }
         lastTickMs = nowMs
         tickCount += 1
@@ -76,6 +79,7 @@ public struct Membership: Sendable {
             out += elect(nowMs: nowMs)
         }
         out += heartbeatToAll(nowMs: nowMs)
+        out += probeOverdueMembers(nowMs: nowMs)
         return out
     }
 
@@ -86,6 +90,7 @@ public struct Membership: Sendable {
             return [.ignored(reason: "identity_clash", from: heartbeat.address)]
         }
         var out: [MembershipDirective] = []
+        var electionInputsChanged = true
         if heartbeat.flags.contains(.leaving) {
             out += removeMember(heartbeat.sender, sequence: heartbeat.sequence, reason: .left, nowMs: nowMs)
         } else {
@@ -93,14 +98,14 @@ public struct Membership: Sendable {
             case .stale: return []
             case .rejected(let reason): return [.ignored(reason: reason, from: heartbeat.address)]
             case .joined(let member): out.append(.memberJoined(member))
-            case .updated: break
+            case .updated(let changed): electionInputsChanged = changed
             }
         }
         learn(from: heartbeat.gossip, nowMs: nowMs)
-        if heartbeat.flags.contains(.join) && !heartbeat.flags.contains(.leaving) {
+        if !heartbeat.flags.isDisjoint(with: [.join, .probe]) && !heartbeat.flags.contains(.leaving) {
             out.append(.send(makeHeartbeat(), to: [heartbeat.address]))
         }
-        if status != .joining {
+        if status != .joining && electionInputsChanged {
             let changes = elect(nowMs: nowMs)
             out += changes
             // Tell everyone at once, so a handover takes one network hop rather than one interval.

@@ -18,6 +18,9 @@ public struct MembershipConfig: Sendable, Equatable {
     public var maxStaggerMs: Int64
     /// After admission, addresses that are not live members (seeds, departed members) are probed every this many intervals, so partitions heal.
     public var probeEveryTicks: Int
+    /// Departed members' addresses are probed every interval for this long after they went silent
+    /// (a healing partition reconnects within an interval), then every `probeEveryTicks`.
+    public var fastProbeMs: Int64
     /// Departed members' addresses are probed, and their identities remembered, for this long.
     public var forgetAfterMs: Int64
     /// Bounds on the record and the probe list, whatever the network says.
@@ -41,6 +44,7 @@ public struct MembershipConfig: Sendable, Equatable {
         self.maxDiscoveryMs = 10 * intervalMs
         self.maxStaggerMs = 20 * intervalMs
         self.probeEveryTicks = 5
+        self.fastProbeMs = 10_000
         self.forgetAfterMs = 300_000
         self.maxMembers = 1024
         self.maxContacts = 1024

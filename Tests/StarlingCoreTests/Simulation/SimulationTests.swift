@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+
+/// Runs the cluster simulation over many seeds. `STARLING_SIM_SEED=<n>` replays one seed verbosely;
+/// `STARLING_SIM_SEEDS=<n>` changes how many seeds run (default 2,000).
+@Suite struct SimulationTests {
+    static let chunks = 8
+    static let environment = ProcessInfo.processInfo.environment
+
+    @Test(arguments: 0..<chunks)
+    func seeds(chunk: Int) throws {
+        if let replay = Self.environment["STARLING_SIM_SEED"].flatMap(UInt64.init) {
+            guard chunk == 0 else { return }
+            try runSeed(replay, verbose: true)
+            return
+        }
+        let total = Self.environment["STARLING_SIM_SEEDS"].flatMap(Int.init) ?? 2_000
+        let mine = Array(stride(from: chunk, to: total, by: Self.chunks))
+        var failures: [String] = []
+        var messages = 0
+        for seed in mine {
+            let simulation = ClusterSimulation(seed: UInt64(seed), maxProcesses: seed % 50 == 0 ? 50 : 12)
+            do {
+                try simulation.run()
+                messages += simulation.messagesDelivered
+            } catch {
+                failures.append("\(error)")
+            }
+        }
+        print("simulation chunk \(chunk): \(mine.count) seeds ran, \(failures.count) failed, \(messages) heartbeats delivered")
+        #expect(failures.isEmpty, "\(failures.count) seeds failed; first:\n\(failures.first ?? "")")
+    }
+
+    private func runSeed(_ seed: UInt64, verbose: Bool) throws {
+        let simulation = ClusterSimulation(seed: seed, maxProcesses: seed % 50 == 0 ? 50 : 12, verbose: verbose)
+        print("replaying seed \(seed): \(simulation.scenario)")
+        try simulation.run()
+        print("seed \(seed) passed")
+    }
+}
