@@ -67,9 +67,12 @@ public enum StatusClient {
         } catch {
             exchange.fail(error)
         }
+        // Decided before closing: closing cancels a pending connect, whose callback must not count.
+        let outcome = exchange.outcome
+        exchange.outcome = outcome ?? .failure(.timedOut(address, ms: timeoutMs))
         stream.close()
         try? loop.close()
-        switch exchange.outcome {
+        switch outcome {
         case .success(let body): return body
         case .failure(let failure): throw failure
         case nil: throw .timedOut(address, ms: timeoutMs)

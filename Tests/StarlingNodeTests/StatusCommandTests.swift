@@ -59,6 +59,32 @@ struct StatusCommandTests {
         #expect(worker.process.isRunning)
     }
 
+    @Test("the status client gives up after its timeout when nobody answers")
+    func statusTimeout() throws {
+        // A listener that never accepts: the connection completes in the kernel, no answer ever comes.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 4) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        let silent = NodeAddress.ipv4(127, 0, 0, 1, port: UInt16(bigEndian: address.sin_port))
+        let started = ContinuousClock.now
+        #expect {
+            try StatusClient.fetch(from: silent, timeoutMs: 200)
+        } throws: { error in
+            guard case .timedOut = error as? StatusClient.Failure else { return false }
+            return true
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+    }
+
     private func residentKB(of pid: Int32) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
