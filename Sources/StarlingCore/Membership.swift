@@ -102,8 +102,14 @@ public struct Membership: Sendable {
             }
         }
         learn(from: heartbeat.gossip, nowMs: nowMs)
-        if !heartbeat.flags.isDisjoint(with: [.join, .probe]) && !heartbeat.flags.contains(.leaving) {
-            out.append(.send(makeHeartbeat(), to: [heartbeat.address]))
+        // A primary fenced by a newer epoch learns it in one round trip rather than one interval.
+        let staleClaim = heartbeat.status == .primary && heartbeat.epoch < highestEpoch[heartbeat.service, default: 0]
+        let asked = !heartbeat.flags.isDisjoint(with: [.join, .probe]) || staleClaim
+        if asked && !heartbeat.flags.contains(.leaving) {
+            // An answer never asks for an answer: two joiners would otherwise echo JOINs forever.
+            var answer = makeHeartbeat()
+            answer.flags.remove(.join)
+            out.append(.send(answer, to: [heartbeat.address]))
         }
         if status != .joining && electionInputsChanged {
             let changes = elect(nowMs: nowMs)

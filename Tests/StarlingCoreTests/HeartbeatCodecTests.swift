@@ -1,0 +1,96 @@
+import StarlingCore
+import Testing
+
+@Suite struct HeartbeatCodecTests {
+    static let sample = Heartbeat(
+        sender: NodeID(high: 0x0192_F3A4_5B6C_7D8E, low: 0x9F00_1122_3344_5566),
+        service: try! ServiceName("resize"), status: .toBecomePrimary, priority: -7, epoch: 42,
+        workload: Workload(running: 3, capacity: 8, backlog: 11),
+        address: .ipv4(127, 0, 0, 1, port: 7946), flags: [.join], sequence: 9_001,
+        gossip: [
+            .init(id: NodeID(high: 1, low: 2), sequence: 5, address: .ipv4(127, 0, 0, 2, port: 1)),
+            .init(id: NodeID(high: 3, low: 4), sequence: 6,
+                  address: NodeAddress(host: .ipv6(high: 0, low: 1), port: 65_535)),
+        ],
+        authTag: [1, 2, 3])
+
+    @Test func roundTripsEveryField() throws {
+        let bytes = HeartbeatCodec.encode(Self.sample)
+        #expect(try HeartbeatCodec.decode(bytes).get() == Self.sample)
+    }
+
+    @Test func largestHeartbeatFitsTheDatagramLimit() throws {
+        var heartbeat = Self.sample
+        heartbeat.service = try ServiceName(String(repeating: "s", count: ServiceName.maxLength))
+        heartbeat.gossip = (0..<HeartbeatCodec.maxGossipEntries).map {
+            .init(id: NodeID(high: UInt64($0), low: 0), sequence: .max,
+                  address: NodeAddress(host: .ipv6(high: .max, low: .max), port: 1))
+        }
+        heartbeat.authTag = Array(repeating: 0xAB, count: HeartbeatCodec.maxAuthTagBytes)
+        let bytes = HeartbeatCodec.encode(heartbeat)
+        #expect(bytes.count <= HeartbeatCodec.maxDatagramBytes)
+        #expect(try HeartbeatCodec.decode(bytes).get() == heartbeat)
+    }
+
+    @Test func everyTruncationIsATypedError() {
+        let bytes = HeartbeatCodec.encode(Self.sample)
+        for length in 0..<bytes.count {
+            guard case .failure(let error) = HeartbeatCodec.decode(bytes.prefix(length)) else {
+                Issue.record("a \(length)-byte prefix decoded")
+                continue
+            }
+            #expect(length < 2 || error.reason == "truncated")
+        }
+    }
+
+    @Test func rejectsWithTheRightReason() {
+        let good = HeartbeatCodec.encode(Self.sample)
+        func reason(_ bytes: [UInt8]) -> String? {
+            if case .failure(let error) = HeartbeatCodec.decode(bytes) { return error.reason }
+            return nil
+        }
+        func reason(setting index: Int, to value: UInt8) -> String? {
+            var bytes = good
+            bytes[index] = value
+            return reason(bytes)
+        }
+        #expect(reason(setting: 0, to: 0) == "bad_magic")
+        #expect(reason(setting: 2, to: 2) == "unsupported_version")
+        #expect(reason(setting: 4, to: 9) == "bad_status")
+        #expect(reason(good + [0]) == "trailing_bytes")
+        #expect(reason(good + Array(repeating: 0, count: HeartbeatCodec.maxDatagramBytes)) == "oversized")
+        // The address family byte follows the fixed header (54 bytes).
+        #expect(reason(setting: 54, to: 5) == "bad_address")
+        // The service name starts after the IPv4 address (1 + 4 + 2 bytes) and its length byte.
+        #expect(reason(setting: 62, to: UInt8(ascii: "R")) == "bad_service")
+    }
+
+    @Test func unknownFlagBitsAreIgnored() throws {
+        var bytes = HeartbeatCodec.encode(Self.sample)
+        bytes[3] |= 0x80
+        #expect(try HeartbeatCodec.decode(bytes).get().flags == [.join])
+    }
+
+    @Test func randomBytesNeverCrash() {
+        var rng = SeededRandom(seed: 7)
+        let good = HeartbeatCodec.encode(Self.sample)
+        var decoded = 0
+        for round in 0..<20_000 {
+            var bytes: [UInt8]
+            if round % 2 == 0 {
+                bytes = (0..<Int.random(in: 0...1_500, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            } else {
+                // Mutations of a valid heartbeat reach deeper into the decoder than pure noise.
+                bytes = good
+                for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                }
+            }
+            if case .success(let heartbeat) = HeartbeatCodec.decode(bytes) {
+                decoded += 1
+                #expect(HeartbeatCodec.encode(heartbeat).count == bytes.count)
+            }
+        }
+        #expect(decoded < 20_000)
+    }
+}
