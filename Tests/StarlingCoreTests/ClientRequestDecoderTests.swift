@@ -1,5 +1,5 @@
 import Testing
-@testable import StarlingCore
+import StarlingCore
 
 /// A small seeded generator (SplitMix64) so the fuzz-ish tests replay exactly.
 private struct SplitMix64: RandomNumberGenerator {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import StarlingCore
-@testable import StarlingNode
+import StarlingNode
 
 private let a = NodeID(high: 0x0192_F3A4_5B6C_7D8E, low: 0x9F00_1122_3344_5566)
 private let b = NodeID(high: 0x0192_F3A4_5B6C_7D8F, low: 0x0000_0000_AAAA_0001)

@@ -27,7 +27,7 @@ import Testing
                 failures.append("\(error)")
             }
         }
-        print("simulation chunk \(chunk): \(mine.count) seeds ran, \(failures.count) failed, \(messages) heartbeats delivered")
+        print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(failures.count) failed, \(messages) heartbeats delivered")
         #expect(failures.isEmpty, "\(failures.count) seeds failed; first:\n\(failures.first ?? "")")
     }
 
