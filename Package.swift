@@ -8,11 +8,14 @@ let package = Package(
         .executable(name: "starling", targets: ["starling"]),
         .library(name: "StarlingCore", targets: ["StarlingCore"]),
         .library(name: "StarlingNode", targets: ["StarlingNode"]),
+        .library(name: "StarlingClient", targets: ["StarlingClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -34,7 +37,13 @@ let package = Package(
                 "StarlingCore",
                 "StarlingUV",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ]
+        ),
+        .target(
+            name: "StarlingClient",
+            dependencies: ["StarlingCore", "StarlingUV"]
         ),
         .executableTarget(
             name: "starling",
@@ -42,6 +51,7 @@ let package = Package(
                 "StarlingCore",
                 "StarlingNode",
                 "StarlingUV",
+                "StarlingClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -54,7 +64,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV"]),
-        .testTarget(name: "StarlingNodeTests", dependencies: ["StarlingNode", "StarlingCore", "StarlingUV"]),
+        .testTarget(name: "StarlingNodeTests", dependencies: ["StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient"]),
+        .testTarget(name: "StarlingClientTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingUV"]),
     ],
     swiftLanguageModes: [.v6]
 )

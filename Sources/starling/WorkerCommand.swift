@@ -75,6 +75,8 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
+        // A client that closes its socket mid-write must give this process EPIPE, not kill it.
+        signal(SIGPIPE, SIG_IGN)
         let level = logLevel.level
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
