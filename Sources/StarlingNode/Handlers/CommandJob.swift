@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import StarlingCore
+import StarlingUV
+
+/// One run of an external program: feeds stdin, collects stdout and a stderr tail, and ends once
+/// the process has exited and been reaped and (unless it was killed) both outputs reached EOF.
+///
+/// After a kill the exit alone ends the job, because a grandchild may keep the pipes open; the
+/// pipes are closed with the process handle. Every handle is closed before the completion runs.
+final class CommandJob: RunningJob {
+    private let end: JobEnd
+    private let limits: CommandHandler.Limits
+    private var process: ChildProcess?
+    private var output: [UInt8] = []
+    private var stderrTail: [UInt8] = []
+    private var isReadingStdout = true
+    private var isReadingStderr = true
+    private var exitStatus: ChildProcess.ExitStatus?
+    /// Why the process was sent SIGKILL; set at most once.
+    private var killReason: String?
+
+    init(
+        loop: EventLoop, argv: [String], payload: [UInt8], timeoutMs: Int64, limits: CommandHandler.Limits,
+        completion: @escaping (JobOutcome) -> Void
+    ) {
+        end = JobEnd(loop: loop, completion: completion)
+        self.limits = limits
+        let process: ChildProcess
+        do {
+            process = try ChildProcess(
+                loop: loop, executable: argv[0], arguments: Array(argv.dropFirst()),
+                stdin: .pipe, stdout: .pipe, stderr: .pipe
+            ) { [self] status in exited(status) }
+        } catch {
+            end.finishSoon(.failed("cannot start \(argv[0]): \(error.name) (\(error.message))"))
+            return
+        }
+        self.process = process
+        do {
+            try process.stdout!.startReading { [self] event in stdoutEvent(event) }
+            try process.stderr!.startReading { [self] event in stderrEvent(event) }
+            let stdin = process.stdin!
+            if !payload.isEmpty {
+                try stdin.write(bytes: payload) { [stdin] error in
+                    // EPIPE: the program exited without reading everything; its exit status decides.
+                    if error != nil { stdin.close() }
+                }
+            }
+            try stdin.shutdown { [stdin] _ in stdin.close() }
+        } catch {
+            kill(because: "cannot talk to \(argv[0]): \(error)")
+            return
+        }
+        end.after(ms: UInt64(timeoutMs)) { [self] in
+            kill(because: "\(timedOut(afterMs: timeoutMs)); killed")
+            finishIfDone()
+        }
+    }
+
+    func cancel() {
+        guard !end.isDelivered else { return }
+        end.cancel()
+        kill(because: "cancelled")
+        // The exit callback finishes the job; if it has already run, finish from the loop.
+        if exitStatus != nil || process == nil {
+            end.after(ms: 0) { [self] in finishIfDone() }
+        }
+    }
+
+    /// Decides the failure and sends SIGKILL; never finishes by itself (it may run inside `cancel`).
+    private func kill(because reason: String) {
+        guard killReason == nil else { return }
+        killReason = reason
+        end.decide(.failed(reason))
+        guard let process, !process.hasExited else { return }
+        do {
+            try process.kill(SIGKILL)
+        } catch {
+            // Only ESRCH is possible here: the child is already gone and its exit callback is on
+            // its way, which is all this kill was for.
+        }
+    }
+
+    private func exited(_ status: ChildProcess.ExitStatus) {
+        exitStatus = status
+        finishIfDone()
+    }
+
+    private func stdoutEvent(_ event: StreamReadEvent) {
+        guard case .bytes(let bytes) = event else {
+            isReadingStdout = false
+            finishIfDone()
+            return
+        }
+        guard output.count + bytes.count <= limits.maxOutputBytes else {
+            output = []
+            isReadingStdout = false
+            process?.stdout?.stopReading()
+            kill(because: "output exceeds \(limits.maxOutputBytes) bytes; killed")
+            finishIfDone()
+            return
+        }
+        output += bytes
+    }
+
+    private func stderrEvent(_ event: StreamReadEvent) {
+        guard case .bytes(let bytes) = event else {
+            isReadingStderr = false
+            finishIfDone()
+            return
+        }
+        stderrTail += bytes
+        // Trim in batches so a chatty program costs amortised constant time per byte.
+        if stderrTail.count > 2 * limits.stderrTailBytes {
+            stderrTail.removeFirst(stderrTail.count - limits.stderrTailBytes)
+        }
+    }
+
+    /// Delivers once the process has been reaped and, unless it was killed, its outputs have ended.
+    private func finishIfDone() {
+        guard !end.isDelivered else { return }
+        if let process {
+            guard let status = exitStatus else { return }
+            guard killReason != nil || (!isReadingStdout && !isReadingStderr) else { return }
+            end.decide(outcome(of: status))
+            process.close()
+        }
+        end.deliver()
+    }
+
+    private func outcome(of status: ChildProcess.ExitStatus) -> JobOutcome {
+        if status.signal == 0 && status.code == 0 { return .succeeded(output) }
+        let what = status.signal == 0 ? "exit status \(status.code)" : "killed by signal \(status.signal)"
+        let tail = String(decoding: stderrTail.suffix(limits.stderrTailBytes), as: UTF8.self)
+            .trimmingWhitespace()
+        return .failed(tail.isEmpty ? what : "\(what): \(tail)")
+    }
+}
+
+extension String {
+    fileprivate func trimmingWhitespace() -> String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
+        else { return "" }
+        return String(scalars[first...last])
+    }
+}

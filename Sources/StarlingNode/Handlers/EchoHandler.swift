@@ -1,0 +1,15 @@
+import StarlingCore
+import StarlingUV
+
+/// The `echo` built-in: answers with the payload, from the next loop iteration.
+final class EchoHandler: JobHandler {
+    private let loop: EventLoop
+
+    init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
+        TimerJob(loop: loop, outcome: .succeeded(payload), completion: completion)
+    }
+}

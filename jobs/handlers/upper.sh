@@ -1,0 +1,3 @@
+#!/bin/sh
+# Upper-cases its stdin (ASCII letters) onto stdout: an example external handler.
+exec tr '[:lower:]' '[:upper:]'
