@@ -1,0 +1,102 @@
+import StarlingCore
+import StarlingUV
+import Synchronization
+
+/// The result a caller waits for: what the loop thread hands back through a continuation.
+enum Reply: Sendable {
+    case job(JobAnswer)
+    case pong
+    case status([UInt8])
+}
+
+typealias ReplyContinuation = CheckedContinuation<Result<Reply, StarlingClientError>, Never>
+
+/// What a caller asks the loop thread to do.
+enum Command: Sendable {
+    case submit(id: UInt64, service: ServiceName, key: JobKey, payload: [UInt8], reply: ReplyContinuation)
+    case ping(id: UInt64, reply: ReplyContinuation)
+    case status(id: UInt64, reply: ReplyContinuation)
+    /// The caller's task was cancelled: answer it `.cancelled` and stop tracking it.
+    case cancel(id: UInt64)
+
+    /// The continuation to resume if the command cannot be carried out.
+    var reply: ReplyContinuation? {
+        switch self {
+        case .submit(_, _, _, _, let reply), .ping(_, let reply), .status(_, let reply): reply
+        case .cancel: nil
+        }
+    }
+}
+
+/// The thread-safe hand-off between callers (any thread) and the client's loop thread: a
+/// lock-protected queue of commands plus the loop's waker.
+final class Mailbox: Sendable {
+    private struct State {
+        var commands: [Command] = []
+        var waker: LoopWakeup.Waker?
+        /// Set by `close()` (or the client's deinit): no command is accepted any more.
+        var closeRequested = false
+        /// Set by the loop thread as its last act: the loop is closed and the thread is ending.
+        var finished = false
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Called once by the loop thread when its wakeup handle exists.
+    func attach(_ waker: LoopWakeup.Waker) {
+        let wake = state.withLock { state in
+            state.waker = waker
+            return !state.commands.isEmpty || state.closeRequested
+        }
+        if wake { waker.wake() }
+    }
+
+    /// Queues a command for the loop thread; false (and nothing queued) once closing.
+    func send(_ command: Command) -> Bool {
+        let waker: LoopWakeup.Waker?? = state.withLock { state in
+            guard !state.closeRequested else { return .none }
+            state.commands.append(command)
+            return .some(state.waker)
+        }
+        guard case .some(let waker) = waker else { return false }
+        waker?.wake()
+        return true
+    }
+
+    /// Everything queued so far, and whether the client is closing.
+    func take() -> (commands: [Command], closeRequested: Bool) {
+        state.withLock { state in
+            defer { state.commands = [] }
+            return (state.commands, state.closeRequested)
+        }
+    }
+
+    /// Asks the loop thread to shut down; `waiter` (if any) is resumed once it has.
+    func requestClose(waiter: CheckedContinuation<Void, Never>?) {
+        let (waker, finished) = state.withLock { state in
+            if !state.finished, let waiter { state.closeWaiters.append(waiter) }
+            state.closeRequested = true
+            return (state.waker, state.finished)
+        }
+        if finished {
+            waiter?.resume()
+        } else {
+            waker?.wake()
+        }
+    }
+
+    /// Called by the loop thread as its last act (or by `init` if the thread could not start):
+    /// fails any command still queued with `.closed`, then resumes everyone waiting in `close()`.
+    func finish() {
+        let (waiters, leftovers) = state.withLock { state in
+            state.finished = true
+            state.closeRequested = true
+            state.waker = nil
+            defer { state.closeWaiters = []; state.commands = [] }
+            return (state.closeWaiters, state.commands)
+        }
+        for command in leftovers { command.reply?.resume(returning: .failure(.closed)) }
+        waiters.forEach { $0.resume() }
+    }
+}

@@ -1,0 +1,250 @@
+import StarlingCore
+
+/// The client's bookkeeping of unanswered calls, without I/O: which jobs are in flight (by key),
+/// who waits for each, who waits for an in-flight slot, which PING/STATUS calls are outstanding,
+/// and when each call times out. Operations return the continuations to resume and the jobs to
+/// send; the engine does the resuming and the sending.
+struct PendingTable {
+    /// One job in flight: sent (or to be sent on the next connection) until answered.
+    struct Job {
+        let service: ServiceName
+        let key: JobKey
+        let payload: [UInt8]
+        /// Order of admission, so resubmission after failover keeps the callers' order.
+        let sequence: UInt64
+        /// Callers attached to this key (a second `submit` with the same key attaches).
+        var callers: [UInt64]
+
+        var request: ClientRequest { .submit(service: service, key: key, payload: payload) }
+    }
+
+    enum Kind {
+        case job(JobKey)
+        /// Waiting for an in-flight slot.
+        case waiting
+        case ping
+        case status
+    }
+
+    struct Caller {
+        let reply: ReplyContinuation
+        var kind: Kind
+    }
+
+    /// A continuation to resume with its result.
+    typealias Resumption = (reply: ReplyContinuation, result: Result<Reply, StarlingClientError>)
+
+    /// What became of a new call.
+    enum Admission {
+        /// A new job: send it.
+        case send(Job)
+        /// Attached to a job with the same key already in flight, or queued for a slot.
+        case tracked
+        /// Refused at once.
+        case refused(StarlingClientError)
+    }
+
+    private struct Submission {
+        let id: UInt64
+        let service: ServiceName
+        let key: JobKey
+        let payload: [UInt8]
+    }
+
+    let maxInFlight: Int
+    let maxWaiting: Int
+    let timeoutMs: UInt64?
+
+    private(set) var jobs: [JobKey: Job] = [:]
+    private var callers: [UInt64: Caller] = [:]
+    /// Callers waiting for an in-flight slot, oldest first; entries of callers gone (timed out,
+    /// cancelled) are skipped when reached.
+    private var waiting = FIFO<Submission>()
+    private var waitingCount = 0
+    /// PING and STATUS calls in the order sent; the node answers each kind in order.
+    private var control: [UInt64] = []
+    /// Deadlines in the order registered; with one timeout for all calls they are sorted.
+    private var deadlines = FIFO<(at: UInt64, id: UInt64)>()
+    private var nextSequence: UInt64 = 0
+
+    init(maxInFlight: Int, maxWaiting: Int, timeoutMs: UInt64?) {
+        self.maxInFlight = maxInFlight
+        self.maxWaiting = maxWaiting
+        self.timeoutMs = timeoutMs
+    }
+
+    /// Whether any call is unanswered.
+    var isEmpty: Bool { callers.isEmpty }
+
+    /// Calls not yet answered, of every kind.
+    var callerCount: Int { callers.count }
+
+    /// Jobs in flight in admission order, then the PING/STATUS calls in order: what to send on a
+    /// new connection.
+    func requestsToResend() -> [ClientRequest] {
+        let submits = jobs.values.sorted { $0.sequence < $1.sequence }.map(\.request)
+        let controls = control.compactMap { id -> ClientRequest? in
+            switch callers[id]?.kind {
+            case .ping: .ping
+            case .status: .status
+            default: nil
+            }
+        }
+        return submits + controls
+    }
+
+    // MARK: - New calls
+
+    mutating func submit(id: UInt64, service: ServiceName, key: JobKey, payload: [UInt8],
+                         reply: ReplyContinuation, now: UInt64) -> Admission {
+        if jobs[key] == nil && jobs.count >= maxInFlight {
+            guard waitingCount < maxWaiting else {
+                return .refused(.overloaded(inFlight: jobs.count, waiting: waitingCount))
+            }
+            waiting.append(Submission(id: id, service: service, key: key, payload: payload))
+            waitingCount += 1
+            register(id, Caller(reply: reply, kind: .waiting), now: now)
+            return .tracked
+        }
+        register(id, Caller(reply: reply, kind: .job(key)), now: now)
+        return attach(id: id, service: service, key: key, payload: payload)
+    }
+
+    mutating func control(id: UInt64, status: Bool, reply: ReplyContinuation, now: UInt64) {
+        register(id, Caller(reply: reply, kind: status ? .status : .ping), now: now)
+        control.append(id)
+    }
+
+    private mutating func register(_ id: UInt64, _ caller: Caller, now: UInt64) {
+        callers[id] = caller
+        if let timeoutMs { deadlines.append((now + timeoutMs, id)) }
+    }
+
+    private mutating func attach(id: UInt64, service: ServiceName, key: JobKey, payload: [UInt8]) -> Admission {
+        if jobs[key] != nil {
+            jobs[key]!.callers.append(id)
+            return .tracked
+        }
+        let job = Job(service: service, key: key, payload: payload, sequence: nextSequence, callers: [id])
+        nextSequence += 1
+        jobs[key] = job
+        return .send(job)
+    }
+
+    // MARK: - Answers
+
+    /// The answer for `key` reached every caller attached to it; a key not in flight (already
+    /// answered, timed out, cancelled) is dropped. Also returns the waiting jobs admitted to the
+    /// freed slot.
+    mutating func answer(key: JobKey, with result: Result<Reply, StarlingClientError>)
+        -> (resume: [Resumption], send: [Job])
+    {
+        guard let job = jobs.removeValue(forKey: key) else { return ([], []) }
+        let resume = job.callers.compactMap { id in callers.removeValue(forKey: id).map { ($0.reply, result) } }
+        return (resume, admitWaiting())
+    }
+
+    /// The oldest outstanding PING (or STATUS) call, for a `PONG` (or `STATUS`) answer.
+    mutating func answerControl(status: Bool, with reply: Reply) -> Resumption? {
+        guard let index = control.firstIndex(where: { id in
+            if case .status = callers[id]?.kind { status } else { !status }
+        }) else { return nil }
+        let id = control.remove(at: index)
+        return callers.removeValue(forKey: id).map { ($0.reply, .success(reply)) }
+    }
+
+    /// An `ERR -`: the oldest outstanding PING or STATUS, if any, is the call it refuses.
+    mutating func refuseControl(_ error: StarlingClientError) -> Resumption? {
+        guard !control.isEmpty else { return nil }
+        let id = control.removeFirst()
+        return callers.removeValue(forKey: id).map { ($0.reply, .failure(error)) }
+    }
+
+    // MARK: - Calls that end without an answer
+
+    /// Ends one call (cancelled, timed out) with `error`; a job left without callers is no longer
+    /// tracked (its answer will be dropped) and its slot goes to a waiting caller.
+    mutating func remove(id: UInt64, with error: StarlingClientError) -> (resume: Resumption?, send: [Job]) {
+        guard let caller = callers.removeValue(forKey: id) else { return (nil, []) }
+        var send: [Job] = []
+        switch caller.kind {
+        case .job(let key):
+            jobs[key]?.callers.removeAll { $0 == id }
+            if jobs[key]?.callers.isEmpty == true {
+                jobs[key] = nil
+                send = admitWaiting()
+            }
+        case .waiting:
+            waitingCount -= 1
+        case .ping, .status:
+            control.removeAll { $0 == id }
+        }
+        return ((caller.reply, .failure(error)), send)
+    }
+
+    /// Ends every call with `error` and forgets everything.
+    mutating func removeAll(with error: StarlingClientError) -> [Resumption] {
+        let resume = callers.values.map { ($0.reply, Result<Reply, StarlingClientError>.failure(error)) }
+        self = PendingTable(maxInFlight: maxInFlight, maxWaiting: maxWaiting, timeoutMs: timeoutMs)
+        return resume
+    }
+
+    /// Ends every call whose deadline is at or before `now` with `.timedOut`.
+    mutating func expire(now: UInt64) -> (resume: [Resumption], send: [Job]) {
+        var resume: [Resumption] = []
+        var send: [Job] = []
+        while let first = deadlines.first, first.at <= now {
+            deadlines.removeFirst()
+            let removed = remove(id: first.id, with: .timedOut(ms: timeoutMs ?? 0))
+            if let one = removed.resume { resume.append(one) }
+            send += removed.send
+        }
+        return (resume, send)
+    }
+
+    /// The earliest deadline of a call still unanswered.
+    mutating func nextDeadline() -> UInt64? {
+        while let first = deadlines.first {
+            if callers[first.id] != nil { return first.at }
+            deadlines.removeFirst()
+        }
+        return nil
+    }
+
+    /// Moves waiting callers into free slots, oldest first.
+    private mutating func admitWaiting() -> [Job] {
+        var send: [Job] = []
+        while jobs.count < maxInFlight, let next = waiting.first {
+            waiting.removeFirst()
+            guard callers[next.id] != nil else { continue }  // gone while waiting
+            waitingCount -= 1
+            callers[next.id]!.kind = .job(next.key)
+            if case .send(let job) = attach(id: next.id, service: next.service, key: next.key, payload: next.payload) {
+                send.append(job)
+            }
+        }
+        return send
+    }
+}
+
+/// A first-in first-out queue with amortised O(1) removal at the front.
+struct FIFO<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    var first: Element? { head < items.count ? items[head] : nil }
+
+    mutating func append(_ element: Element) { items.append(element) }
+
+    mutating func removeFirst() {
+        precondition(head < items.count, "removeFirst on an empty FIFO")
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: items.count < 4096)
+            head = 0
+        } else if head >= 1024 && head * 2 >= items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+    }
+}
