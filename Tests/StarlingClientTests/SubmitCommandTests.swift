@@ -1,0 +1,118 @@
+import Foundation
+import StarlingUV
+import Testing
+
+/// `starling submit`, as a process against fake nodes: output, exit statuses, argument checks.
+@Suite struct SubmitCommandTests {
+    @Test func okPrintsTheResultBytesAndExitsZero() throws {
+        let node = try FakeNode()
+        defer { node.stop() }
+        let run = try starling(["submit", "--node", node.address.description, "--key", "cli-1", "echo", "hello world"])
+        #expect(run.status == 0)
+        #expect(run.stdout == Array("hello world".utf8))
+        #expect(run.stderr.isEmpty)
+        #expect(node.seen.keys == ["cli-1"])
+    }
+
+    @Test func payloadFromStdinIsBinarySafe() throws {
+        let node = try FakeNode()
+        defer { node.stop() }
+        let payload = Array(0...255) + Array("\r\n\n".utf8) + [0, 0]
+        let dash = try starling(["submit", "--node", node.address.description, "echo", "-"], stdin: payload)
+        #expect(dash.status == 0)
+        #expect(dash.stdout == payload)
+        let absent = try starling(["submit", "--node", node.address.description, "echo"], stdin: payload)
+        #expect(absent.stdout == payload)
+    }
+
+    @Test func failExitsOneAndErrExitsTwo() throws {
+        let node = try FakeNode()
+        defer { node.stop() }
+        let failed = try starling(["submit", "--node", node.address.description, "fail", "x"])
+        #expect(failed.status == 1)
+        #expect(failed.stdout.isEmpty)
+        #expect(String(decoding: failed.stderr, as: UTF8.self) == "exit status 3\n")
+        let refused = try starling(["submit", "--node", node.address.description, "nosuch", "x"])
+        #expect(refused.status == 2)
+        #expect(String(decoding: refused.stderr, as: UTF8.self) == "NO_SERVICE: no such service\n")
+    }
+
+    @Test func failsOverAcrossNodesAndReportsWhenNoneAnswers() throws {
+        let dead = try FakeNode()
+        dead.stop()
+        let live = try FakeNode()
+        defer { live.stop() }
+        let failover = try starling(["submit", "--node", dead.address.description, "--node", live.address.description,
+                                     "echo", "again"])
+        #expect(failover.status == 0)
+        #expect(failover.stdout == Array("again".utf8))
+
+        let none = try starling(["submit", "--node", dead.address.description, "echo", "x"])
+        #expect(none.status == 3)
+        #expect(String(decoding: none.stderr, as: UTF8.self).contains("no node reachable"))
+    }
+
+    @Test(arguments: [
+        ["submit", "echo", "x"],                                          // no --node
+        ["submit", "--node", "localhost", "echo", "x"],                   // no port
+        ["submit", "--node", "example.com:80", "echo", "x"],              // not numeric
+        ["submit", "--node", "127.0.0.1:0", "echo", "x"],                 // port 0
+        ["submit", "--node", "127.0.0.1:1", "Echo!", "x"],                // bad service
+        ["submit", "--node", "127.0.0.1:1", "--key", "a b", "echo", "x"], // bad key
+        ["submit", "--node", "127.0.0.1:1", "--timeout", "0", "echo", "x"],
+        ["submit", "--node", "127.0.0.1:1"],                              // no service
+    ])
+    func badArgumentsAreUsageErrors(arguments: [String]) throws {
+        let run = try starling(arguments)
+        #expect(run.status == 64, "\(arguments): \(String(decoding: run.stderr, as: UTF8.self))")
+        #expect(run.stdout.isEmpty)
+    }
+}
+
+/// Runs the `starling` binary built with the tests; only this process is ever waited for.
+private func starling(_ arguments: [String], stdin: [UInt8] = []) throws
+    -> (status: Int32, stdout: [UInt8], stderr: [UInt8])
+{
+    let process = Process()
+    process.executableURL = try starlingBinary()
+    process.arguments = arguments
+    let input = Pipe(), output = Pipe(), errors = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    // Read stderr on another thread so neither pipe can fill up and block the child.
+    let stderrBox = Box<[UInt8]>([])
+    let stderrDone = DispatchSemaphore(value: 0)
+    let errorHandle = errors.fileHandleForReading
+    Thread {
+        let bytes = [UInt8](errorHandle.readDataToEndOfFile())
+        stderrBox.value.withLock { $0 = bytes }
+        stderrDone.signal()
+    }.start()
+    input.fileHandleForWriting.write(Data(stdin))
+    try input.fileHandleForWriting.close()
+    let stdout = [UInt8](output.fileHandleForReading.readDataToEndOfFile())
+    stderrDone.wait()
+    process.waitUntilExit()
+    return (process.terminationStatus, stdout, stderrBox.value.withLock { $0 })
+}
+
+/// The `starling` binary next to the test runner (or `STARLING_BINARY`).
+private func starlingBinary() throws -> URL {
+    if let override = ProcessInfo.processInfo.environment["STARLING_BINARY"] { return URL(fileURLWithPath: override) }
+    let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    var candidates = [runner.deletingLastPathComponent().appendingPathComponent("starling")]
+    if let bundle = Bundle.main.executableURL {
+        candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("starling"))
+    }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw BinaryNotFound(paths: candidates.map(\.path))
+    }
+    return found
+}
+
+private struct BinaryNotFound: Error, CustomStringConvertible {
+    let paths: [String]
+    var description: String { "starling binary not found; tried \(paths) (set STARLING_BINARY)" }
+}
