@@ -1,0 +1,129 @@
+/// The entry node's side of jobs (DESIGN.md §3): it keeps every job a client submitted here until
+/// that client has its answer, forwards it to its service's primary, and forwards it again to the
+/// next primary when the first dies or the link to it breaks. The primary de-duplicates by key, so
+/// forwarding again is always safe; answers are de-duplicated here, so a client hears once per key.
+public struct EntryJobs: Sendable {
+    public struct Config: Sendable {
+        /// Jobs waiting for an answer at this entry node, over all clients; beyond it, `BUSY`.
+        public var maxPending = 65_536
+        /// How long a job waits for its service to have a primary before `UNAVAILABLE`.
+        public var unavailableAfterMs: Int64 = 5_000
+        /// Answers kept for keys submitted again.
+        public var recentCapacity = 65_536
+        public var recentTTLMs: Int64 = 60_000
+
+        public init() {}
+    }
+
+    /// A job waiting for its answer.
+    struct Pending: Sendable {
+        var ticket: JobTicket
+        var clients: [ClientID]
+        /// The primary it was last forwarded to; nil while it waits for one.
+        var forwardedTo: NodeAddress?
+        /// Since when it has waited without a primary to go to.
+        var waitingSinceMs: Int64
+    }
+
+    public let config: Config
+    /// Where this process accepts peer frames: the entry address written into every ticket.
+    public let address: NodeAddress
+    private var pending: [JobID: Pending] = [:]
+    private var recent: RecentOutcomes
+    /// Every service type in the record and its primary, if it has one now.
+    private var services: [ServiceName: NodeAddress?] = [:]
+
+    public init(address: NodeAddress, config: Config = Config()) {
+        self.address = address
+        self.config = config
+        self.recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: config.recentTTLMs)
+    }
+
+    public var pendingCount: Int { pending.count }
+
+    /// A client submitted a job.
+    public mutating func submit(
+        service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, nowMs: Int64
+    ) -> [JobDirective] {
+        let id = JobID(service: service, key: key)
+        if let outcome = recent[id] {
+            return [.answer(client, outcome.response(for: key))]
+        }
+        if pending[id] != nil {
+            if !pending[id]!.clients.contains(client) { pending[id]!.clients.append(client) }
+            return []
+        }
+        guard let primary = services[service] else {
+            return [.answer(client, .error(key: key, code: .noService, message: "no worker of service \(service.value) is known"))]
+        }
+        guard pending.count < config.maxPending else {
+            return [.answer(client, .error(key: key, code: .busy, message: "\(config.maxPending) jobs already wait at this node"))]
+        }
+        let ticket = JobTicket(service: service, key: key, entry: address, payload: payload)
+        pending[id] = Pending(ticket: ticket, clients: [client], forwardedTo: primary, waitingSinceMs: nowMs)
+        guard let primary else { return [] }
+        return [.send(.forward(ticket), to: primary)]
+    }
+
+    /// The record changed: `primaries` holds every service type with members, and the primary of
+    /// each where there is one. Jobs whose primary changed are forwarded to the new one.
+    public mutating func update(primaries: [ServiceName: NodeAddress?], nowMs: Int64) -> [JobDirective] {
+        guard primaries != services else { return [] }
+        services = primaries
+        var out: [JobDirective] = []
+        for (id, job) in pending {
+            let primary = primaries[id.service] ?? nil
+            guard primary != job.forwardedTo else { continue }
+            pending[id]!.forwardedTo = primary
+            if let primary {
+                out.append(.send(.forward(job.ticket), to: primary))
+            } else {
+                pending[id]!.waitingSinceMs = nowMs
+            }
+        }
+        return out
+    }
+
+    /// The connection to `peer` broke: frames to it may be lost, so its jobs go again (to the
+    /// same primary if it is still the primary; it attaches them to what it already has).
+    public mutating func linkLost(to peer: NodeAddress) -> [JobDirective] {
+        pending.values.filter { $0.forwardedTo == peer }.map { .send(.forward($0.ticket), to: peer) }
+    }
+
+    /// A frame from a primary about one of our jobs.
+    public mutating func received(_ message: PeerMessage, nowMs: Int64) -> [JobDirective] {
+        switch message {
+        case .result(_, let service, let key, let outcome):
+            let id = JobID(service: service, key: key)
+            guard let job = pending.removeValue(forKey: id) else { return [] }  // answered already
+            recent.remember(outcome, for: id, nowMs: nowMs)
+            let response = outcome.response(for: key)
+            return job.clients.map { .answer($0, response) }
+        case .refused(let service, let key, let code, let message):
+            guard let job = pending.removeValue(forKey: JobID(service: service, key: key)) else { return [] }
+            return job.clients.map { .answer($0, .error(key: key, code: code, message: message)) }
+        default:
+            return []
+        }
+    }
+
+    /// A client connection closed. Its jobs go on: a client that reconnects and submits the same
+    /// key attaches to the job, or gets its answer from the recent outcomes.
+    public mutating func clientGone(_ client: ClientID) {
+        for (id, job) in pending where job.clients.contains(client) {
+            pending[id]!.clients.removeAll { $0 == client }
+        }
+    }
+
+    /// The periodic step: jobs that waited too long for a primary are refused; old answers go.
+    public mutating func tick(nowMs: Int64) -> [JobDirective] {
+        recent.expire(nowMs: nowMs)
+        var out: [JobDirective] = []
+        for (id, job) in pending where job.forwardedTo == nil && nowMs - job.waitingSinceMs >= config.unavailableAfterMs {
+            pending[id] = nil
+            let message = "service \(id.service.value) has had no primary for \(config.unavailableAfterMs) ms"
+            out += job.clients.map { .answer($0, .error(key: id.key, code: .unavailable, message: message)) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,206 @@
+import DequeModule
+
+/// The primary's side of jobs (DESIGN.md §3): one queue for its service type, dispatched to the
+/// executor with the lowest load by its own in-flight accounting. Every dispatch carries the
+/// primary's epoch, so an executor that has seen a newer primary refuses it (fencing).
+///
+/// Only a primary routes. A process that steps down keeps relaying the outcomes of what it
+/// dispatched, but dispatches nothing more; the entry nodes forward their jobs to the new primary.
+public struct JobRouter: Sendable {
+    public struct Config: Sendable {
+        /// Jobs queued here and not yet dispatched; beyond it, `BUSY`.
+        public var maxQueued = 65_536
+        /// Jobs sent to one executor beyond its slots, so that it never waits for the next dispatch.
+        public var prefetchPerSlot = 1
+        /// Outcomes kept for keys forwarded again.
+        public var recentCapacity = 65_536
+        public var recentTTLMs: Int64 = 60_000
+
+        public init() {}
+    }
+
+    /// A process that can run this service's jobs, as the shell sees it in the record.
+    public struct Executor: Hashable, Sendable {
+        public var address: NodeAddress
+        /// Jobs it runs at once (its workload's capacity).
+        public var slots: Int
+
+        public init(address: NodeAddress, slots: Int) {
+            self.address = address
+            self.slots = slots
+        }
+    }
+
+    struct Routed: Sendable {
+        var ticket: JobTicket
+        /// Entry nodes to tell the outcome: the ticket's, and any that forwarded the same key.
+        var entries: [NodeAddress]
+        var executor: NodeAddress?
+    }
+
+    public let config: Config
+    public let service: ServiceName
+    /// The epoch while primary; nil otherwise.
+    public private(set) var epoch: UInt64?
+    private var jobs: [JobKey: Routed] = [:]
+    private var queue: Deque<JobKey> = []
+    private var executors: [NodeAddress: Int] = [:]
+    private var inFlight: [NodeAddress: Set<JobKey>] = [:]
+    private var recent: RecentOutcomes
+
+    public init(service: ServiceName, config: Config = Config()) {
+        self.service = service
+        self.config = config
+        self.recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: config.recentTTLMs)
+    }
+
+    /// Jobs waiting to be dispatched: the backlog reported in heartbeats.
+    public var backlog: Int { queue.count }
+    /// Jobs dispatched and not yet finished.
+    public var dispatchedCount: Int { inFlight.values.reduce(0) { $0 + $1.count } }
+
+    // MARK: Role
+
+    /// This process became primary with `epoch`.
+    public mutating func becamePrimary(epoch: UInt64) -> [JobDirective] {
+        self.epoch = epoch
+        return pump()
+    }
+
+    /// This process is no longer primary: the queue is dropped (its entry nodes forward those jobs
+    /// to the new primary); outcomes of dispatched jobs are still relayed when they come.
+    public mutating func steppedDown() {
+        epoch = nil
+        for key in queue { jobs[key] = nil }
+        queue.removeAll()
+    }
+
+    /// The executors the shell sees now. Jobs on one that is gone are dispatched again.
+    public mutating func update(executors current: [Executor]) -> [JobDirective] {
+        let next = Dictionary(current.map { ($0.address, max(0, $0.slots)) }, uniquingKeysWith: max)
+        guard next != executors else { return [] }
+        for gone in executors.keys where next[gone] == nil { requeue(everythingOn: gone) }
+        executors = next
+        return pump()
+    }
+
+    // MARK: Frames
+
+    /// A frame for the primary: a job forwarded by an entry node, or an executor's report.
+    public mutating func received(_ message: PeerMessage, from peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
+        switch message {
+        case .forward(let ticket):
+            return forward(ticket)
+        case .result(_, _, let key, let outcome):
+            return finished(key, outcome: outcome, on: peer, nowMs: nowMs)
+        case .declined(_, _, let key, _):
+            guard inFlight[peer]?.remove(key) != nil, jobs[key] != nil else { return [] }
+            jobs[key]!.executor = nil
+            queue.prepend(key)
+            // It will not take more now; it comes back with the next change of the record.
+            executors[peer] = nil
+            requeue(everythingOn: peer)
+            return pump()
+        case .running(_, _, let keys):
+            adopt(keys, runningOn: peer)
+            return pump()
+        default:
+            return []
+        }
+    }
+
+    /// The link to `peer` broke: what was sent to it may be lost, so its jobs go again. An
+    /// executor that still runs one attaches the new dispatch to it instead of running it twice.
+    public mutating func linkLost(to peer: NodeAddress) -> [JobDirective] {
+        requeue(everythingOn: peer)
+        return pump()
+    }
+
+    public mutating func tick(nowMs: Int64) {
+        recent.expire(nowMs: nowMs)
+    }
+
+    // MARK: Internals
+
+    private mutating func forward(_ ticket: JobTicket) -> [JobDirective] {
+        let id = JobID(service: ticket.service, key: ticket.key)
+        if let outcome = recent[id] {
+            return [.send(.result(epoch: epoch ?? 0, service: service, key: ticket.key, outcome: outcome), to: ticket.entry)]
+        }
+        if jobs[ticket.key] != nil {
+            if !jobs[ticket.key]!.entries.contains(ticket.entry) { jobs[ticket.key]!.entries.append(ticket.entry) }
+            return []
+        }
+        guard epoch != nil else {
+            return [refuse(ticket, .unavailable, "this process is not the primary of \(service.value)")]
+        }
+        guard queue.count < config.maxQueued else {
+            return [refuse(ticket, .busy, "the queue of \(service.value) is full (\(config.maxQueued) jobs)")]
+        }
+        jobs[ticket.key] = Routed(ticket: ticket, entries: [ticket.entry], executor: nil)
+        queue.append(ticket.key)
+        return pump()
+    }
+
+    private mutating func finished(_ key: JobKey, outcome: JobOutcome, on executor: NodeAddress, nowMs: Int64) -> [JobDirective] {
+        inFlight[executor]?.remove(key)
+        recent.remember(outcome, for: JobID(service: service, key: key), nowMs: nowMs)
+        guard let job = jobs.removeValue(forKey: key) else { return pump() }
+        if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
+        if let other = job.executor, other != executor { inFlight[other]?.remove(key) }
+        let result = PeerMessage.result(epoch: epoch ?? 0, service: service, key: key, outcome: outcome)
+        return job.entries.map { .send(result, to: $0) } + pump()
+    }
+
+    /// A new primary learns what an executor still runs from the old one's dispatches.
+    private mutating func adopt(_ keys: [JobKey], runningOn executor: NodeAddress) {
+        for key in keys {
+            guard var job = jobs[key] else { continue }  // its entry node forwards it again soon
+            if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
+            if let other = job.executor { inFlight[other]?.remove(key) }
+            job.executor = executor
+            jobs[key] = job
+            inFlight[executor, default: []].insert(key)
+        }
+    }
+
+    private mutating func requeue(everythingOn executor: NodeAddress) {
+        guard let keys = inFlight.removeValue(forKey: executor) else { return }
+        for key in keys.sorted() where jobs[key]?.executor == executor {
+            jobs[key]!.executor = nil
+            queue.prepend(key)
+        }
+    }
+
+    private func refuse(_ ticket: JobTicket, _ code: ClientErrorCode, _ message: String) -> JobDirective {
+        .send(.refused(service: service, key: ticket.key, code: code, message: message), to: ticket.entry)
+    }
+
+    /// Dispatches queued jobs, each to the executor with the lowest share of its slots in use,
+    /// while any has room (slots plus prefetch).
+    private mutating func pump() -> [JobDirective] {
+        guard let epoch, !queue.isEmpty, !executors.isEmpty else { return [] }
+        var out: [JobDirective] = []
+        while !queue.isEmpty, let executor = leastLoaded() {
+            let key = queue.removeFirst()
+            guard jobs[key] != nil else { continue }
+            jobs[key]!.executor = executor
+            inFlight[executor, default: []].insert(key)
+            out.append(.send(.dispatch(epoch: epoch, ticket: jobs[key]!.ticket), to: executor))
+        }
+        return out
+    }
+
+    private func leastLoaded() -> NodeAddress? {
+        var best: (address: NodeAddress, load: Double)?
+        for (address, slots) in executors where slots > 0 {
+            let busy = inFlight[address]?.count ?? 0
+            guard busy < slots * (1 + config.prefetchPerSlot) else { continue }
+            let load = Double(busy) / Double(slots)
+            if best == nil || load < best!.load || (load == best!.load && address < best!.address) {
+                best = (address, load)
+            }
+        }
+        return best?.address
+    }
+}

@@ -1,0 +1,123 @@
+import DequeModule
+
+/// The executor's side of jobs: it runs what its primary dispatches, at most `slots` at once, and
+/// reports each outcome to whoever dispatched it. It refuses dispatches stamped with an epoch older
+/// than one it has seen (fencing), and runs a key at most once while it runs or remembers it: a
+/// dispatch of a key it is running attaches to it, one it finished recently gets the same outcome.
+public struct JobRunner: Sendable {
+    public struct Config: Sendable {
+        /// Jobs run at once (the service's `concurrency`).
+        public var slots: Int
+        /// Jobs accepted beyond the slots, waiting for one; beyond it a dispatch is declined.
+        public var maxWaiting: Int
+        /// Outcomes kept for keys dispatched again.
+        public var recentCapacity = 65_536
+        public var recentTTLMs: Int64 = 60_000
+
+        public init(slots: Int, maxWaiting: Int? = nil) {
+            self.slots = max(1, slots)
+            self.maxWaiting = maxWaiting ?? max(16, 2 * self.slots)
+        }
+    }
+
+    struct Accepted: Sendable {
+        var ticket: JobTicket
+        var epoch: UInt64
+        /// The primaries to report to: the one that dispatched it, and any later one that did again.
+        var reportTo: [NodeAddress]
+    }
+
+    public let config: Config
+    public let service: ServiceName
+    /// The fencing floor: the highest epoch of this service seen in dispatches or heartbeats.
+    public private(set) var fence: UInt64 = 0
+    /// Set when the process drains: it takes no new job.
+    public private(set) var isDraining = false
+    private var running: [JobKey: Accepted] = [:]
+    private var waiting: Deque<JobKey> = []
+    private var waitingJobs: [JobKey: Accepted] = [:]
+    private var recent: RecentOutcomes
+
+    public init(service: ServiceName, config: Config) {
+        self.service = service
+        self.config = config
+        self.recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: config.recentTTLMs)
+    }
+
+    public var runningCount: Int { running.count }
+    public var waitingCount: Int { waiting.count }
+    public var isIdle: Bool { running.isEmpty && waiting.isEmpty }
+
+    /// Raises the fencing floor to an epoch seen in the record.
+    public mutating func observe(epoch: UInt64) {
+        fence = max(fence, epoch)
+    }
+
+    /// Stops taking new jobs; what is accepted still runs.
+    public mutating func drain() {
+        isDraining = true
+    }
+
+    /// A primary (at `peer`) dispatched a job.
+    public mutating func received(_ message: PeerMessage, from peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
+        guard case .dispatch(let epoch, let ticket) = message else { return [] }
+        let key = ticket.key
+        func decline(_ reason: String) -> [JobDirective] {
+            [.send(.declined(epoch: epoch, service: service, key: key, reason: reason), to: peer)]
+        }
+        guard ticket.service == service else { return decline("this process runs \(service.value)") }
+        guard epoch >= fence else { return decline("epoch \(epoch) is older than \(fence)") }
+        fence = epoch
+        if let outcome = recent[JobID(service: service, key: key)] {
+            return [.send(.result(epoch: epoch, service: service, key: key, outcome: outcome), to: peer)]
+        }
+        if running[key] != nil {
+            if !running[key]!.reportTo.contains(peer) { running[key]!.reportTo.append(peer) }
+            return []
+        }
+        if waitingJobs[key] != nil {
+            if !waitingJobs[key]!.reportTo.contains(peer) { waitingJobs[key]!.reportTo.append(peer) }
+            return []
+        }
+        guard !isDraining else { return decline("draining") }
+        let accepted = Accepted(ticket: ticket, epoch: epoch, reportTo: [peer])
+        if running.count < config.slots {
+            running[key] = accepted
+            return [.run(ticket)]
+        }
+        guard waiting.count < config.maxWaiting else { return decline("full") }
+        waiting.append(key)
+        waitingJobs[key] = accepted
+        return []
+    }
+
+    /// The handler finished a job started by a `.run` directive.
+    public mutating func finished(_ key: JobKey, outcome: JobOutcome, nowMs: Int64) -> [JobDirective] {
+        guard let job = running.removeValue(forKey: key) else { return [] }
+        recent.remember(outcome, for: JobID(service: service, key: key), nowMs: nowMs)
+        let result = PeerMessage.result(epoch: job.epoch, service: service, key: key, outcome: outcome)
+        var out: [JobDirective] = job.reportTo.map { .send(result, to: $0) }
+        while running.count < config.slots, let next = waiting.popFirst() {
+            guard let accepted = waitingJobs.removeValue(forKey: next) else { continue }
+            running[next] = accepted
+            out.append(.run(accepted.ticket))
+        }
+        return out
+    }
+
+    /// A new primary of this service (at `primary`, with `epoch`): tell it what runs here, so it
+    /// attaches jobs forwarded again to these instead of running them twice. Outcomes of what runs
+    /// now go to it as well as to the primary that dispatched them.
+    public mutating func newPrimary(at primary: NodeAddress, epoch: UInt64) -> [JobDirective] {
+        observe(epoch: epoch)
+        let keys = (Array(running.keys) + Array(waiting)).sorted()
+        for key in running.keys where !running[key]!.reportTo.contains(primary) { running[key]!.reportTo.append(primary) }
+        for key in waiting where waitingJobs[key]?.reportTo.contains(primary) == false { waitingJobs[key]!.reportTo.append(primary) }
+        guard !keys.isEmpty else { return [] }
+        return [.send(.running(epoch: epoch, service: service, keys: keys), to: primary)]
+    }
+
+    public mutating func tick(nowMs: Int64) {
+        recent.expire(nowMs: nowMs)
+    }
+}
