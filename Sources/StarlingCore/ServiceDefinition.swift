@@ -99,6 +99,9 @@ public struct ServiceDefinition: Hashable, Sendable {
 
     /// Checks every bound; the first violation is thrown, naming its key.
     public func validate() throws(Invalid) {
+        guard service != .agent else {
+            throw Invalid(key: .service, reason: "\"\(service)\" is reserved for host agents (starling up)")
+        }
         try validateHandler()
         try check(.concurrency, concurrency, in: Self.concurrencyRange)
         try check(.timeoutMs, timeoutMs, in: Self.timeoutMsRange)

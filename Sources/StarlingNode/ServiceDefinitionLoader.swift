@@ -347,7 +347,9 @@ private struct TableReader {
     }
 
     private func wrongType(_ key: String, _ expected: String, _ actual: TOMLType) -> ServiceDefinitionError {
-        ServiceDefinitionError(kind: .wrongType, file: file, key: key, reason: "must be \(expected), got a \(actual)")
+        let article = "aeiou".contains(actual.description.first ?? "x") ? "an" : "a"
+        return ServiceDefinitionError(
+            kind: .wrongType, file: file, key: key, reason: "must be \(expected), got \(article) \(actual)")
     }
 
     private func invalid(_ key: String, _ reason: String) -> ServiceDefinitionError {
