@@ -1,25 +1,35 @@
 import StarlingCore
 import StarlingUV
 
-/// One TCP client of a worker: decodes requests, answers them in order, and applies backpressure.
+/// One TCP client of a worker: decodes requests, answers them, and applies backpressure.
 ///
-/// Requests are read only while the client's unsent answers stay under `maxBacklogBytes`, so a
-/// client that sends without reading holds at most that much memory plus the decoder's bound.
+/// `PING` and `STATUS` are answered at once; a `SUBMIT` is answered later, through `deliver`, when
+/// its job ends, so answers come in completion order (pipelining). Requests are read only while
+/// the client's unsent answers stay under `maxBacklogBytes`, so a client that sends without
+/// reading holds at most that much memory plus the decoder's bound.
 final class ClientConnection {
+    let id: ClientID
     private let stream: TCPStream
     private var decoder = ClientRequestDecoder()
     private let maxBacklogBytes: Int
-    private let answer: (ClientRequest) -> ClientResponse
+    /// The answer to a request, or nil when it will come later through `deliver`.
+    private let answer: (ClientRequest, ClientID) -> ClientResponse?
     private let reject: (ClientProtocolError) -> Void
     private let onClosed: (ClientConnection) -> Void
     private var isReading = false
+    /// Jobs submitted here whose answers have not come yet.
+    private var awaited: Set<JobKey> = []
+    /// The client finished sending: close once every awaited answer is written.
+    private var finishWhenAnswered = false
     private var isFinishing = false
     private var isClosed = false
 
     init(
-        stream: TCPStream, maxBacklogBytes: Int, answer: @escaping (ClientRequest) -> ClientResponse,
+        id: ClientID, stream: TCPStream, maxBacklogBytes: Int,
+        answer: @escaping (ClientRequest, ClientID) -> ClientResponse?,
         reject: @escaping (ClientProtocolError) -> Void, onClosed: @escaping (ClientConnection) -> Void
     ) {
+        self.id = id
         self.stream = stream
         self.maxBacklogBytes = maxBacklogBytes
         self.answer = answer
@@ -27,9 +37,25 @@ final class ClientConnection {
         self.onClosed = onClosed
     }
 
-    /// Starts reading; the connection keeps itself alive through its stream's callbacks until closed.
-    func start() {
+    /// Starts reading, with any bytes already read; the connection keeps itself alive through its
+    /// stream's callbacks until closed.
+    func start(initialBytes: [UInt8] = []) {
+        decoder.append(initialBytes)
+        drain()
         resumeReading()
+    }
+
+    /// A later answer (a job's outcome).
+    func deliver(_ response: ClientResponse) {
+        guard !isClosed, !isFinishing else { return }
+        send(response)
+        if let key = response.key { awaited.remove(key) }
+        if finishWhenAnswered && awaited.isEmpty {
+            finish()
+        } else if stream.writeQueueSize >= maxBacklogBytes, isReading {
+            stream.stopReading()
+            isReading = false
+        }
     }
 
     /// Answers once without reading anything, then closes (e.g. too many clients).
@@ -60,7 +86,7 @@ final class ClientConnection {
     }
 
     private func resumeReading() {
-        guard !isReading, !isFinishing, !isClosed else { return }
+        guard !isReading, !isFinishing, !isClosed, !finishWhenAnswered else { return }
         do {
             try stream.startReading { [self] event in handle(event) }
             isReading = true
@@ -77,7 +103,7 @@ final class ClientConnection {
         case .endOfFile:
             isReading = false
             drain()
-            finish()
+            if awaited.isEmpty { finish() } else { finishWhenAnswered = true }
         case .failed:
             close()
         }
@@ -88,7 +114,9 @@ final class ClientConnection {
         while !isFinishing, !isClosed, stream.writeQueueSize < maxBacklogBytes, let item = decoder.next() {
             switch item {
             case .request(let request):
-                send(answer(request))
+                // Before asking: the answer may come through `deliver` while we ask.
+                if case .submit(_, let key, _) = request { awaited.insert(key) }
+                if let response = answer(request, id) { send(response) }
             case .error(let error):
                 reject(error)
                 send(error.response)
@@ -116,6 +144,17 @@ final class ClientConnection {
             }
         } catch {
             close()
+        }
+    }
+}
+
+extension ClientResponse {
+    /// The job key an answer is about, if any.
+    var key: JobKey? {
+        switch self {
+        case .ok(let key, _), .fail(let key, _): key
+        case .error(let key, _, _): key
+        case .pong, .status: nil
         }
     }
 }

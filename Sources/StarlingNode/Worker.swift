@@ -7,12 +7,14 @@ import Logging
 import StarlingCore
 import StarlingUV
 
-/// One worker process: the shell around `Membership` (DESIGN.md §5).
+/// One worker process: the shell around `Membership` and the job plane (DESIGN.md §5).
 ///
 /// It owns one event loop, a UDP socket and a TCP server on the same port, the tick timer and the
-/// signal watchers. Network and timer events go into the core; the core's directives come back
-/// out as datagrams and log lines. Nothing here blocks the loop or decides protocol questions.
-/// Loop-confined: create it, `run()` it and drop it on one thread.
+/// signal watchers. The TCP port serves clients and peers alike: a peer's first frame starts with
+/// a zero byte, which no client request does. Network and timer events go into the core; the
+/// core's directives come back out as datagrams, frames, answers and log lines. Nothing here
+/// blocks the loop or decides protocol questions. Loop-confined: create it, `run()` it and drop it
+/// on one thread.
 public final class Worker {
     public let id: NodeID
     /// The real bound address: UDP heartbeats and TCP clients.
@@ -26,7 +28,14 @@ public final class Worker {
     private let ticker: Timer
     private var signals: [Signal] = []
     private var membership: Membership
-    private var clients: Set<ClientConnection> = []
+    private var clients: [ClientID: ClientConnection] = [:]
+    private var nextClientID: ClientID = 1
+    private var peers: Set<PeerConnection> = []
+    private let links: PeerLinks
+    private var jobs: JobPlane!
+    private var drainTimer: Timer?
+    private var drainDeadlineMs: Int64 = 0
+    private var isDraining = false
     private var rejections = RejectionLog()
     /// Send failures are only logged (rate-limited), never reported as rejected input.
     private var sendFailures = RejectionLog(burst: 5)
@@ -35,7 +44,7 @@ public final class Worker {
     private var didRun = false
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
-    public init(settings: WorkerSettings, logger: Logger) throws(UVError) {
+    public init(settings: WorkerSettings, definition: ServiceDefinition, logger: Logger) throws(UVError) {
         self.settings = settings
         self.logger = logger
         loop = try EventLoop()
@@ -64,6 +73,18 @@ public final class Worker {
         var rng = SystemRandomNumberGenerator()
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
+        links = PeerLinks(loop: loop, sender: id, address: binding.address)
+        jobs = JobPlane(
+            loop: loop, address: binding.address, definition: definition, links: links, logger: logger,
+            answerClient: { [unowned self] client, response in clients[client]?.deliver(response) })
+        membership.workload = jobs.workload
+        links.onLinkLost = { [unowned self] peer in
+            logger.info("peer link lost", metadata: ["peer": "\(peer)"])
+            jobs.linkLost(to: peer, nowMs: nowMs)
+        }
+        links.onProblem = { [unowned self] reason, detail in
+            sendFailures.record(reason, detail: detail, nowMs: nowMs, level: .info, logger: logger)
+        }
         sink.handler = { [unowned self] in accept($0) }
     }
 
@@ -98,13 +119,12 @@ public final class Worker {
     // MARK: Lifecycle
 
     private func startHandles() throws(UVError) {
-        // A parent may have started us with these blocked (the mask is inherited across exec),
-        // which would make a graceful stop impossible.
-        var graceful = sigset_t()
-        sigemptyset(&graceful)
-        sigaddset(&graceful, SIGINT)
-        sigaddset(&graceful, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &graceful, nil)
+        // A parent may have started us with signals blocked (the mask is inherited across exec):
+        // SIGINT/SIGTERM blocked would make a graceful stop impossible, SIGCHLD blocked would hide
+        // the exit of every handler process from libuv.
+        var nothing = sigset_t()
+        sigemptyset(&nothing)
+        pthread_sigmask(SIG_SETMASK, &nothing, nil)
         for number in [SIGINT, SIGTERM] {
             let signal = try Signal(loop: loop)
             signals.append(signal)
@@ -113,21 +133,56 @@ public final class Worker {
         try udp.startReceiving { [unowned self] event in received(event) }
         let interval = UInt64(settings.intervalMs)
         try ticker.start(afterMs: interval, repeatMs: interval) { [unowned self] in
+            membership.workload = jobs.workload
             perform(membership.tick(nowMs: nowMs))
+            jobs.tick(nowMs: nowMs)
         }
         perform(membership.start(nowMs: nowMs))
     }
 
-    /// Graceful stop: step down, say goodbye, close every handle; the loop then runs dry.
+    /// The first SIGINT/SIGTERM drains: no new clients or jobs, step down and say goodbye so peers
+    /// re-elect at once, then wait until every job held here is answered or handed back (at most
+    /// `drainTimeoutMs`). A second signal stops at once.
     private func stop(signal number: Int32) {
         guard !isStopping else { return }
-        logger.notice("stopping on signal \(number)", metadata: ["status": "\(membership.status)"])
+        guard !isDraining else {
+            logger.notice("stopping now on a second signal \(number)")
+            finishStopping()
+            return
+        }
+        logger.notice("draining on signal \(number)", metadata: ["status": "\(membership.status)"])
+        isDraining = true
+        server.close()
+        jobs.drain()
+        membership.workload = jobs.workload
+        perform(membership.leave(nowMs: nowMs))
+        drainDeadlineMs = nowMs + settings.drainTimeoutMs
+        do {
+            let timer = try Timer(loop: loop)
+            drainTimer = timer
+            try timer.start(afterMs: 10, repeatMs: 10) { [unowned self] in
+                guard jobs.isIdle || nowMs >= drainDeadlineMs else { return }
+                if !jobs.isIdle { logger.warning("drain timed out with jobs still held") }
+                finishStopping()
+            }
+        } catch {
+            finishStopping()
+        }
+    }
+
+    /// Closes every handle; the loop then runs dry. Goodbyes already sent keep the UDP socket open
+    /// until they are out.
+    private func finishStopping() {
         isStopping = true
+        drainTimer?.close()
         ticker.close()
         for signal in signals { signal.close() }
         server.close()
-        for client in clients { client.close() }
-        perform(membership.leave(nowMs: nowMs))
+        jobs.cancelAll()
+        for client in clients.values { client.finish() }
+        for peer in peers { peer.close() }
+        links.closeAll()
+        if !membership.isLeaving { perform(membership.leave(nowMs: nowMs)) }
         if goodbyesInFlight == 0 { udp.close() }
     }
 
@@ -171,8 +226,9 @@ public final class Worker {
         }
     }
 
-    /// Carries out the core's directives.
+    /// Carries out the core's directives, then lets the job plane follow the record.
     private func perform(_ directives: [MembershipDirective]) {
+        defer { if !isStopping { jobs.follow(membership, nowMs: nowMs) } }
         for directive in directives {
             switch directive {
             case .send(let heartbeat, let targets):
@@ -188,6 +244,7 @@ public final class Worker {
                     metadata: ["member": "\(member.id)", "service": "\(member.service)",
                                "status": "\(member.status)", "address": "\(member.address)"])
             case .memberLeft(let member, let reason):
+                links.forget(member.address)
                 logger.info(
                     reason == .timedOut ? "member died" : "member left",
                     metadata: ["member": "\(member.id)", "service": "\(member.service)",
@@ -228,27 +285,68 @@ public final class Worker {
             sendFailures.record("accept", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
             return
         }
-        guard !isStopping else {
+        guard !isStopping, !isDraining else {
             stream.close()
             return
         }
+        // The first bytes tell a peer (a frame length, starting with a zero byte) from a client.
+        do {
+            try stream.startReading { [unowned self] event in
+                stream.stopReading()
+                guard case .bytes(let bytes) = event, let first = bytes.first else {
+                    stream.close()
+                    return
+                }
+                if first == 0 {
+                    acceptPeer(stream, initialBytes: bytes)
+                } else {
+                    acceptClient(stream, initialBytes: bytes)
+                }
+            }
+        } catch {
+            stream.close()
+        }
+    }
+
+    private func acceptPeer(_ stream: TCPStream, initialBytes: [UInt8]) {
+        let connection = PeerConnection(
+            stream: stream,
+            onMessage: { [unowned self] message, peer in jobs.received(message, from: peer, nowMs: nowMs) },
+            onRejected: { [unowned self] reason, detail in
+                rejections.record(reason, detail: detail, nowMs: nowMs, level: .notice, logger: logger)
+            },
+            onClosed: { [unowned self] connection in
+                peers.remove(connection)
+                // Frames from it may have been lost on the way: the core asks again where it must.
+                if let peer = connection.peer, !isStopping { jobs.linkLost(to: peer, nowMs: nowMs) }
+            })
+        peers.insert(connection)
+        connection.start(initialBytes: initialBytes)
+    }
+
+    private func acceptClient(_ stream: TCPStream, initialBytes: [UInt8]) {
+        let id = nextClientID
+        nextClientID += 1
         let connection = ClientConnection(
-            stream: stream, maxBacklogBytes: settings.maxClientBacklogBytes,
-            answer: { [unowned self] in answer($0) },
+            id: id, stream: stream, maxBacklogBytes: settings.maxClientBacklogBytes,
+            answer: { [unowned self] in answer($0, client: $1) },
             reject: { [unowned self] in rejectClientInput($0) },
-            onClosed: { [unowned self] in clients.remove($0) })
-        clients.insert(connection)
+            onClosed: { [unowned self] in
+                clients[$0.id] = nil
+                jobs.clientGone($0.id)
+            })
+        clients[id] = connection
         if clients.count > settings.maxClients {
             rejections.record(
                 "client_limit", detail: "more than \(settings.maxClients) clients", nowMs: nowMs, level: .warning,
                 logger: logger)
             connection.refuse(.error(key: nil, code: .busy, message: "too many clients, try again later"))
         } else {
-            connection.start()
+            connection.start(initialBytes: initialBytes)
         }
     }
 
-    private func answer(_ request: ClientRequest) -> ClientResponse {
+    private func answer(_ request: ClientRequest, client: ClientID) -> ClientResponse? {
         switch request {
         case .ping:
             return .pong
@@ -263,8 +361,9 @@ public final class Worker {
                 logger.error("cannot encode STATUS: \(error)")
                 return .error(key: nil, code: .unavailable, message: "status could not be encoded")
             }
-        case .submit(_, let key, _):
-            return .error(key: key, code: .noService, message: "no job handlers are configured on this worker")
+        case .submit(let service, let key, let payload):
+            jobs.submit(service: service, key: key, payload: payload, client: client, nowMs: nowMs)
+            return nil
         }
     }
 

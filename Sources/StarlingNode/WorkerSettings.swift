@@ -16,6 +16,8 @@ public struct WorkerSettings: Sendable, Equatable {
     public var maxClients: Int
     /// Bytes queued for a slow client before its requests stop being read.
     public var maxClientBacklogBytes: Int
+    /// How long a SIGTERM drain waits for held jobs before stopping anyway.
+    public var drainTimeoutMs: Int64 = 30_000
 
     public init(
         service: ServiceName, host: NodeAddress.Host = .ipv4(0x7F00_0001), port: UInt16 = 0,
@@ -46,6 +48,9 @@ public struct WorkerSettings: Sendable, Equatable {
         try membershipConfig(address: NodeAddress(host: host, port: port)).validate()
         guard maxClients >= 1, maxClientBacklogBytes >= 4096 else {
             throw .invalid("client limits must allow at least one client and 4 KiB of backlog")
+        }
+        guard (0...3_600_000).contains(drainTimeoutMs) else {
+            throw .invalid("the drain timeout must be 0–3600000 ms, got \(drainTimeoutMs)")
         }
     }
 }

@@ -36,14 +36,21 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Operator priority: the highest becomes primary; ties go to the oldest.")
     var priority: Int32 = 0
 
+    @Option(help: "Directory of service definitions; the worker loads DIR/<service>.toml.")
+    var jobs: String = "jobs"
+
+    @Option(name: .customLong("drain-timeout"), help: "Milliseconds a SIGTERM drain waits for held jobs (0–3600000).")
+    var drainTimeout: Int64 = 30_000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = LogLevelOption(argument: "info")!
 
     /// Filled in by `validate()` so that `run()` cannot meet a bad flag.
     private var settings: WorkerSettings?
+    private var definition: ServiceDefinition?
 
     private enum CodingKeys: String, CodingKey {
-        case service, port, host, seeds, interval, suspectAfter, priority, logLevel
+        case service, port, host, seeds, interval, suspectAfter, priority, jobs, drainTimeout, logLevel
     }
 
     mutating func validate() throws {
@@ -63,13 +70,19 @@ struct WorkerCommand: ParsableCommand {
             }
         }
         guard joins.count <= 64 else { throw ValidationError("--join: at most 64 seeds, got \(joins.count)") }
-        let candidate = WorkerSettings(
+        var candidate = WorkerSettings(
             service: name, host: bindHost, port: UInt16(port), seeds: joins, intervalMs: interval,
             suspectAfterMs: suspectAfter, priority: priority)
+        candidate.drainTimeoutMs = drainTimeout
         do {
             try candidate.validate()
         } catch {
             throw ValidationError("\(error)")
+        }
+        do {
+            definition = try ServiceDefinitionLoader.load(service: name, directory: jobs)
+        } catch {
+            throw ValidationError("--jobs: \(error)")
         }
         settings = candidate
     }
@@ -86,7 +99,7 @@ struct WorkerCommand: ParsableCommand {
         let logger = Logger(label: "starling.worker")
         let worker: Worker
         do {
-            worker = try Worker(settings: settings!, logger: logger)
+            worker = try Worker(settings: settings!, definition: definition!, logger: logger)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode.failure

@@ -9,6 +9,15 @@ import Glibc
 
 /// A real `starling worker` process started by a test. Only the PID started here is ever signalled.
 final class WorkerProcess {
+    /// A fresh directory holding `<service>.toml` with `definition`, for `--jobs`.
+    static func jobsDirectory(service: String, definition: String) throws -> String {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("starling-jobs-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try Data(definition.utf8).write(to: directory.appendingPathComponent("\(service).toml"))
+        return directory.path
+    }
+
     let process: Process
     let id: NodeID
     let address: NodeAddress
@@ -24,6 +33,10 @@ final class WorkerProcess {
         var arguments = ["worker", "--service", service, "--port", "\(port)", "--interval", "\(interval)",
                          "--priority", "\(priority)"]
         for seed in join { arguments += ["--join", seed.description] }
+        if !extra.contains("--jobs") {
+            // Every service type needs a definition; tests that do not care run echo.
+            arguments += ["--jobs", try Self.jobsDirectory(service: service, definition: "handler = \"echo\"\n")]
+        }
         arguments += extra
         let process = Process()
         process.executableURL = try Self.binary()

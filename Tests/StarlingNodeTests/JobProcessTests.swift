@@ -1,0 +1,172 @@
+import Foundation
+import StarlingClient
+import StarlingCore
+import StarlingNode
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Jobs through real worker processes on loopback: routing, failover without loss, bad input.
+@Suite(.serialized) struct JobProcessTests {
+    /// Starts `count` workers of `service` (the first is the seed) and waits until they agree.
+    private func cluster(_ service: String, count: Int, definition: String) throws -> [WorkerProcess] {
+        let jobs = try WorkerProcess.jobsDirectory(service: service, definition: definition)
+        let seed = try WorkerProcess(service: service, extra: ["--jobs", jobs])
+        var all = [seed]
+        for _ in 1..<count {
+            all.append(try WorkerProcess(service: service, join: [seed.address], extra: ["--jobs", jobs]))
+        }
+        guard awaitAgreement(all, within: 10) != nil else {
+            all.forEach { $0.kill() }
+            throw JobTestError.noAgreement
+        }
+        return all
+    }
+
+    @Test("6,000 pipelined jobs through two standbys; kill -9 of the primary and of a standby: none lost")
+    func noJobLostUnderKills() async throws {
+        let workers = try cluster("echo", count: 5, definition: "handler = \"echo\"\nconcurrency = 8\n")
+        defer { workers.forEach { $0.kill() } }
+        let primaryID = try #require(workers[0].status()?.primaries(of: "echo").first?.id)
+        let primary = try #require(workers.first { $0.id == primaryID })
+        let standbys = workers.filter { $0 !== primary }
+        let entries = Array(standbys.prefix(2))
+        let victim = standbys[2]
+
+        let total = 6_000
+        let answered = Counter()
+        let primaryPID = primary.pid, victimPID = victim.pid
+        let clients = try entries.map {
+            try StarlingClient(nodes: [$0.address.description], configuration: .init())
+        }
+        let started = ContinuousClock.now
+        let results = try await withThrowingTaskGroup(of: (Int, JobAnswer).self) { group in
+            for n in 0..<total {
+                group.addTask {
+                    let payload = Array("payload-\(n)-\(n &* 7919)".utf8)
+                    let answer = try await clients[n % 2].submit(service: "echo", payload: payload, key: "job-\(n)")
+                    let count = answered.value.add(1, ordering: .relaxed).newValue
+                    if count == 2_000 { _ = Glibc.kill(primaryPID, SIGKILL) }
+                    if count == 4_000 { _ = Glibc.kill(victimPID, SIGKILL) }
+                    return (n, answer)
+                }
+            }
+            var results: [Int: JobAnswer] = [:]
+            for try await (n, answer) in group { results[n] = answer }
+            return results
+        }
+        let elapsed = ContinuousClock.now - started
+        for client in clients { await client.close() }
+
+        #expect(results.count == total)
+        let wrong = results.filter { n, answer in answer != .ok(Array("payload-\(n)-\(n &* 7919)".utf8)) }
+        #expect(wrong.isEmpty, "\(wrong.count) jobs not answered OK with their own payload, e.g. \(wrong.prefix(3))")
+        print("6,000 jobs with kill -9 of the primary at 2,000 and of a standby at 4,000: \(results.count) answered, \(wrong.count) wrong, in \(elapsed)")
+        primary.kill()
+        victim.kill()
+        #expect(primary.process.terminationReason == .uncaughtSignal)
+        #expect(victim.process.terminationReason == .uncaughtSignal)
+    }
+
+    @Test("a client whose worker is killed resubmits elsewhere; every job answered once")
+    func clientFailsOverToAnotherWorker() async throws {
+        let workers = try cluster("slowecho", count: 3, definition: "handler = \"sleep\"\nconcurrency = 4\n")
+        defer { workers.forEach { $0.kill() } }
+        let primaryID = try #require(workers[0].status()?.primaries(of: "slowecho").first?.id)
+        let standbys = workers.filter { $0.id != primaryID }
+        let doomed = standbys[0]
+        let doomedPID = doomed.pid
+        let client = try StarlingClient(
+            nodes: [doomed.address.description, standbys[1].address.description], configuration: .init())
+        let total = 40
+        let results = try await withThrowingTaskGroup(of: (Int, JobAnswer).self) { group in
+            for n in 0..<total {
+                group.addTask { (n, try await client.submit(service: "slowecho", payload: Array("50".utf8), key: "slow-\(n)")) }
+            }
+            // Kill the client's worker while jobs are in flight.
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(100))
+                _ = Glibc.kill(doomedPID, SIGKILL)
+                return (-1, .ok([]))
+            }
+            var results: [Int: JobAnswer] = [:]
+            for try await (n, answer) in group where n >= 0 { results[n] = answer }
+            return results
+        }
+        await client.close()
+        #expect(results.count == total)
+        #expect(results.values.allSatisfy { if case .ok = $0 { true } else { false } }, "\(results.values.filter { if case .ok = $0 { false } else { true } })")
+    }
+
+    @Test("bad input: NO_SERVICE, TOO_LARGE then still usable, BAD_REQUEST, FAIL with stderr, FAIL on timeout")
+    func badInputGetsClearAnswers() throws {
+        let jobs = try WorkerProcess.jobsDirectory(
+            service: "broken", definition: "command = [\"/bin/sh\", \"-c\", \"echo boom >&2; exit 3\"]\n")
+        try Data("command = [\"/bin/sleep\", \"60\"]\ntimeout_ms = 300\n".utf8)
+            .write(to: URL(fileURLWithPath: jobs).appendingPathComponent("hang.toml"))
+        try Data("handler = \"echo\"\n".utf8).write(to: URL(fileURLWithPath: jobs).appendingPathComponent("echo.toml"))
+        let broken = try WorkerProcess(service: "broken", extra: ["--jobs", jobs])
+        defer { broken.kill() }
+        let hang = try WorkerProcess(service: "hang", join: [broken.address], extra: ["--jobs", jobs])
+        defer { hang.kill() }
+        let echo = try WorkerProcess(service: "echo", join: [broken.address], extra: ["--jobs", jobs])
+        defer { echo.kill() }
+        #expect(awaitAgreement([broken, hang, echo], within: 10) != nil)
+        let port = echo.address.port
+
+        let unknown = try exchange("SUBMIT nope k1 1\r\nx\r\n", port: port)
+        #expect(unknown.hasPrefix("ERR k1 NO_SERVICE "))
+
+        let big = 2 << 20
+        var request = Array("SUBMIT echo big \(big)\r\n".utf8) + [UInt8](repeating: 0x41, count: big) + Array("\r\n".utf8)
+        request += Array("SUBMIT echo after 2\r\nok\r\n".utf8)
+        let tooLarge = try exchange(request, port: port)
+        #expect(tooLarge.hasPrefix("ERR big TOO_LARGE "))
+        #expect(tooLarge.hasSuffix("OK after 2\r\nok\r\n"))
+
+        let malformed = try exchange("SUBMIT echo\r\n", port: port)
+        #expect(malformed.hasPrefix("ERR - BAD_REQUEST "))
+
+        let failed = try exchange("SUBMIT broken f1 0\r\n\r\n", port: port)
+        #expect(failed.hasPrefix("FAIL f1 "))
+        #expect(failed.contains("exit status 3") && failed.contains("boom"))
+
+        let timedOut = try exchange("SUBMIT hang h1 0\r\n\r\n", port: port, timeoutMs: 10_000)
+        #expect(timedOut.hasPrefix("FAIL h1 "))
+        #expect(timedOut.contains("timed out"))
+        // The hung process is gone: no /bin/sleep 60 is left as a child of the hang worker.
+        let orphan = poll(within: 5) { () -> Bool? in
+            childProcesses(of: hang.pid).isEmpty ? true : nil
+        }
+        #expect(orphan == true)
+    }
+
+    private func exchange(_ text: String, port: UInt16, timeoutMs: Int = 5_000) throws -> String {
+        try exchange(Array(text.utf8), port: port, timeoutMs: timeoutMs)
+    }
+
+    /// Sends `bytes`, half-closes, and reads every answer: the worker closes once it has answered all.
+    private func exchange(_ bytes: [UInt8], port: UInt16, timeoutMs: Int = 5_000) throws -> String {
+        String(decoding: try RawSocket.exchangeTCP(bytes, with: port, timeoutMs: timeoutMs), as: UTF8.self)
+    }
+}
+
+enum JobTestError: Error { case noAgreement }
+
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+/// PIDs whose parent is `pid`, from /proc.
+func childProcesses(of pid: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { child in
+        guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == pid
+    }
+}
