@@ -1,0 +1,1 @@
+// The benchmark harness (benchmarks/README.md). Being written.
