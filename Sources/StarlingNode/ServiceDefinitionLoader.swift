@@ -293,9 +293,12 @@ private struct TableReader {
                 throw invalid(Key.service.rawValue, "\"\(text)\": \(error)")
             }
         }
-        let base = String(file.split(separator: "/").last ?? "").dropLast(ServiceDefinitionLoader.fileExtension.count)
+        var base = String(file.split(separator: "/").last ?? "")
+        if base.hasSuffix(ServiceDefinitionLoader.fileExtension) {
+            base.removeLast(ServiceDefinitionLoader.fileExtension.count)
+        }
         do {
-            return try ServiceName(String(base))
+            return try ServiceName(base)
         } catch {
             throw invalid(Key.service.rawValue, "missing, and the file name \"\(base)\" is no service name (\(error))")
         }

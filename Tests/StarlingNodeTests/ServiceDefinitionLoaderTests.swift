@@ -94,6 +94,8 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         defer { dir.remove() }
         let plain = try ServiceDefinitionLoader.load(file: try dir.write("resize-v2.toml", "handler = \"sleep\"\n"))
         #expect(plain == ServiceDefinition(service: try ServiceName("resize-v2"), handler: .builtin(.sleep)))
+        let otherExtension = try ServiceDefinitionLoader.load(file: try dir.write("spin.conf", "handler = \"spin\""))
+        #expect(otherExtension.service == (try ServiceName("spin.conf")))
         let renamed = try ServiceDefinitionLoader.load(file: try dir.write("x.toml", "service = \"hash\"\nhandler = \"sha256\""))
         #expect(renamed.service == (try ServiceName("hash")))
     }
