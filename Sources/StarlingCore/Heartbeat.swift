@@ -10,7 +10,9 @@ public struct Heartbeat: Hashable, Sendable {
         public static let leaving = Flags(rawValue: 1 << 1)
         /// "Answer me at once": the sender has not heard from the receiver for a while.
         public static let probe = Flags(rawValue: 1 << 2)
-        public static let known: Flags = [.join, .leaving, .probe]
+        /// The sender is draining (SIGTERM): it stays in the record but is no candidate and takes no work.
+        public static let draining = Flags(rawValue: 1 << 3)
+        public static let known: Flags = [.join, .leaving, .probe, .draining]
     }
 
     /// News of a third member, relayed so that members learn of each other (discovery) and a

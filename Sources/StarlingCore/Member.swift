@@ -13,7 +13,7 @@ public struct Member: Hashable, Sendable {
     public var lastHeardMs: Int64
     /// The highest heartbeat sequence number known for it, direct or relayed.
     public var sequence: UInt64
-    /// It announced that it is leaving (graceful stop): not a candidate any more.
+    /// It announced that it is draining or leaving (graceful stop): not a candidate any more.
     public var leaving: Bool
 
     public init(

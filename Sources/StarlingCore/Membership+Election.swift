@@ -38,7 +38,7 @@ extension Membership {
     /// Runs this process's part of the election on its own record. Status changes only by one step
     /// at a time; a successor takes over only after the primary is heard as stepped down or gone.
     mutating func elect(nowMs: Int64) -> [MembershipDirective] {
-        guard status != .joining, !isLeaving else { return [] }
+        guard status != .joining, !isLeaving, !isDraining else { return [] }
         let peers = members.values.filter { $0.service == config.service && $0.status != .joining && !$0.leaving }
         let isHighest = peers.allSatisfy { Rank($0) < rank }
         let primaries = peers.filter { $0.status == .primary }.sorted { $0.id < $1.id }

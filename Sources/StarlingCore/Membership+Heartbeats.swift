@@ -5,6 +5,7 @@ extension Membership {
         var flags: Heartbeat.Flags = []
         if status == .joining { flags.insert(.join) }
         if isLeaving { flags.insert(.leaving) }
+        if isDraining { flags.insert(.draining) }
         return Heartbeat(
             sender: id, service: config.service, status: status, priority: config.priority,
             epoch: announcedEpoch, workload: workload, address: config.address, flags: flags,

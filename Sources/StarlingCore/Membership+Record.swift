@@ -22,7 +22,7 @@ extension Membership {
         let member = Member(
             id: sender, service: heartbeat.service, status: heartbeat.status, priority: heartbeat.priority,
             epoch: heartbeat.epoch, workload: heartbeat.workload, address: heartbeat.address,
-            lastHeardMs: nowMs, sequence: heartbeat.sequence, leaving: false)
+            lastHeardMs: nowMs, sequence: heartbeat.sequence, leaving: heartbeat.flags.contains(.draining))
         members[sender] = member
         freshestSequence[sender] = max(freshestSequence[sender, default: 0], heartbeat.sequence)
         contacts[heartbeat.address] = nil

@@ -16,6 +16,7 @@ public struct Membership: Sendable {
     /// The highest epoch seen per service type: the fencing floor.
     public internal(set) var highestEpoch: [ServiceName: UInt64] = [:]
     public internal(set) var isLeaving = false
+    public internal(set) var isDraining = false
 
     var sequence: UInt64 = 0
     var startedMs: Int64 = 0
@@ -120,6 +121,19 @@ public struct Membership: Sendable {
         return out
     }
 
+    /// The first step of a graceful stop: step down if primary and tell everyone that this process is
+    /// no candidate any more, while staying in their records (so it still hears who is primary
+    /// while it finishes its work). `leave` follows when it is done.
+    public mutating func drain(nowMs: Int64) -> [MembershipDirective] {
+        guard !isDraining, !isLeaving else { return [] }
+        isDraining = true
+        var out: [MembershipDirective] = []
+        if status == .primary || status == .toBecomePrimary {
+            out.append(change(to: .standby, reason: "draining"))
+        }
+        return out + heartbeatToAll(nowMs: nowMs)
+    }
+
     /// Graceful stop: step down if primary and say goodbye, so peers re-elect without waiting for the timeout.
     public mutating func leave(nowMs: Int64) -> [MembershipDirective] {
         guard !isLeaving else { return heartbeatToAll(nowMs: nowMs) }
@@ -147,7 +161,7 @@ public struct Membership: Sendable {
         Member(
             id: id, service: config.service, status: status, priority: config.priority,
             epoch: announcedEpoch, workload: workload, address: config.address,
-            lastHeardMs: nowMs, sequence: sequence, leaving: isLeaving)
+            lastHeardMs: nowMs, sequence: sequence, leaving: isLeaving || isDraining)
     }
 
     /// The primary of a service type as this process sees it (itself included).

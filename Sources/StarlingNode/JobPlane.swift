@@ -109,14 +109,14 @@ final class JobPlane {
             knownPrimary = (primary.address, primary.epoch)
             out += runner.newPrimary(at: primary.address, epoch: primary.epoch)
         }
-        // Whom a primary dispatches to: its standbys with free slots, or itself when it has none.
+        // Whom a primary dispatches to: its standbys, or itself when it has none. A draining
+        // standby stays with no slots, so what it runs is not dispatched again while it finishes.
         if router.epoch != nil {
             var executors = membership.members.values
                 .filter { $0.service == service && ($0.status == .standby || $0.status == .toBecomePrimary) }
-                .filter { !$0.leaving && $0.workload.capacity > 0 }
-                .map { JobRouter.Executor(address: $0.address, slots: Int($0.workload.capacity)) }
-            if executors.isEmpty && !isDraining {
-                executors = [JobRouter.Executor(address: address, slots: definition.concurrency)]
+                .map { JobRouter.Executor(address: $0.address, slots: $0.leaving ? 0 : Int($0.workload.capacity)) }
+            if !executors.contains(where: { $0.slots > 0 }) && !isDraining {
+                executors.append(JobRouter.Executor(address: address, slots: definition.concurrency))
             }
             out += router.update(executors: executors)
         }
@@ -169,7 +169,9 @@ final class JobPlane {
 
     private func start(_ ticket: JobTicket) {
         let key = ticket.key
-        handlerRuns[key] = handler.start(payload: ticket.payload) { [unowned self] outcome in
+        handlerRuns[key] = handler.start(payload: ticket.payload) { [weak self] outcome in
+            // A job cancelled at shutdown may report after the worker is gone.
+            guard let self else { return }
             handlerRuns[key] = nil
             let now = Int64(clamping: loop.now)
             perform(runner.finished(key, outcome: outcome, nowMs: now), nowMs: now)

@@ -20,6 +20,8 @@ final class PeerLinks {
     private var dirty: Set<NodeAddress> = []
     /// Called when an open link broke: frames sent on it may not have arrived.
     var onLinkLost: (NodeAddress) -> Void = { _ in }
+    /// Whether a peer that cannot be reached is still worth retrying (it is in the record).
+    var isWanted: (NodeAddress) -> Bool = { _ in true }
     /// Called for conditions worth a log line (connect failures, dropped frames).
     var onProblem: (String, String) -> Void = { _, _ in }
 
@@ -101,6 +103,12 @@ final class PeerLinks {
     private func connectFailed(_ link: OutboundLink, _ why: String) {
         link.stream?.close()
         link.stream = nil
+        guard isWanted(link.peer) else {
+            // Gone from the record: what waits for it is answered through other paths.
+            onProblem("peer_gone", "dropping \(link.buffer.count) bytes for \(link.peer): cannot connect (\(why)) and it left the record")
+            forget(link.peer)
+            return
+        }
         onProblem("peer_connect", "cannot connect to \(link.peer): \(why); retrying in \(link.retryMs) ms")
         link.state = .waitingToRetry
         do {

@@ -82,6 +82,9 @@ public final class Worker {
             logger.info("peer link lost", metadata: ["peer": "\(peer)"])
             jobs.linkLost(to: peer, nowMs: nowMs)
         }
+        links.isWanted = { [unowned self] peer in
+            membership.members.values.contains { $0.address == peer }
+        }
         links.onProblem = { [unowned self] reason, detail in
             sendFailures.record(reason, detail: detail, nowMs: nowMs, level: .info, logger: logger)
         }
@@ -152,10 +155,10 @@ public final class Worker {
         }
         logger.notice("draining on signal \(number)", metadata: ["status": "\(membership.status)"])
         isDraining = true
-        server.close()
+        // The server stays open: peers bring the outcomes of the jobs still held here.
         jobs.drain()
         membership.workload = jobs.workload
-        perform(membership.leave(nowMs: nowMs))
+        perform(membership.drain(nowMs: nowMs))
         drainDeadlineMs = nowMs + settings.drainTimeoutMs
         do {
             let timer = try Timer(loop: loop)
@@ -285,7 +288,7 @@ public final class Worker {
             sendFailures.record("accept", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
             return
         }
-        guard !isStopping, !isDraining else {
+        guard !isStopping else {
             stream.close()
             return
         }
@@ -336,7 +339,9 @@ public final class Worker {
                 jobs.clientGone($0.id)
             })
         clients[id] = connection
-        if clients.count > settings.maxClients {
+        if isDraining {
+            connection.refuse(.error(key: nil, code: .unavailable, message: "this worker is draining; connect to another"))
+        } else if clients.count > settings.maxClients {
             rejections.record(
                 "client_limit", detail: "more than \(settings.maxClients) clients", nowMs: nowMs, level: .warning,
                 logger: logger)

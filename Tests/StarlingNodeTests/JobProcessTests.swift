@@ -101,6 +101,49 @@ import Glibc
         #expect(results.values.allSatisfy { if case .ok = $0 { true } else { false } }, "\(results.values.filter { if case .ok = $0 { false } else { true } })")
     }
 
+    @Test("SIGTERM drains: the entry node, a busy standby and the primary stop under load; every job answered OK")
+    func sigtermDrainsWithoutLosingJobs() async throws {
+        let workers = try cluster("drain", count: 4, definition: "handler = \"sleep\"\nconcurrency = 2\n")
+        defer { workers.forEach { $0.kill() } }
+        let primaryID = try #require(workers[0].status()?.primaries(of: "drain").first?.id)
+        let primary = try #require(workers.first { $0.id == primaryID })
+        let standbys = workers.filter { $0 !== primary }
+        let entry = standbys[0]
+        // The client knows the entry node first and one other worker, for after the entry has gone.
+        let client = try StarlingClient(
+            nodes: [entry.address.description, standbys[2].address.description], configuration: .init())
+        let pids = (entry: entry.pid, standby: standbys[1].pid, primary: primary.pid)
+        let total = 60
+        let results = try await withThrowingTaskGroup(of: (Int, JobAnswer).self) { group in
+            for n in 0..<total {
+                group.addTask { (n, try await client.submit(service: "drain", payload: Array("40".utf8), key: "drain-\(n)")) }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(150))
+                _ = Glibc.kill(pids.standby, SIGTERM)
+                try await Task.sleep(for: .milliseconds(150))
+                _ = Glibc.kill(pids.entry, SIGTERM)
+                try await Task.sleep(for: .milliseconds(150))
+                _ = Glibc.kill(pids.primary, SIGTERM)
+                return (-1, .ok([]))
+            }
+            var results: [Int: JobAnswer] = [:]
+            for try await (n, answer) in group where n >= 0 { results[n] = answer }
+            return results
+        }
+        await client.close()
+        #expect(results.count == total)
+        let notOK = results.filter { if case .ok = $0.value { false } else { true } }
+        #expect(notOK.isEmpty, "\(notOK)")
+        for worker in [entry, standbys[1], primary] {
+            let exited = poll(within: 10) { () -> Bool? in worker.process.isRunning ? nil : true }
+            #expect(exited == true, "a drained worker exits")
+            if exited == true {
+                #expect(worker.process.terminationReason == .exit && worker.process.terminationStatus == 0)
+            }
+        }
+    }
+
     @Test("bad input: NO_SERVICE, TOO_LARGE then still usable, BAD_REQUEST, FAIL with stderr, FAIL on timeout")
     func badInputGetsClearAnswers() throws {
         let jobs = try WorkerProcess.jobsDirectory(
