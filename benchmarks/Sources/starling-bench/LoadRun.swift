@@ -1,0 +1,145 @@
+import Histogram
+import StarlingClient
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A closed-loop load: `concurrency` jobs always outstanding, each slot submitting its next job
+/// as soon as the previous one is answered, for `warmupS + durationS` seconds.
+struct LoadSettings: Sendable {
+    var service = "echo"
+    var concurrency = 64
+    var durationS = 10.0
+    var warmupS = 2.0
+    var payloadBytes = 64
+}
+
+/// What the load measured. Latencies and throughput count only jobs answered inside the
+/// measured window (after the warm-up, before the end); errors count over the whole run.
+struct LoadResult: Sendable {
+    var latencyUs = LoadResult.emptyHistogram()
+    /// Jobs answered correctly inside the measured window.
+    var measuredJobs: UInt64 = 0
+    /// Seconds of the measured window.
+    var measuredS: Double = 0
+    /// Every answer (right or wrong), warm-up and drain included.
+    var totalAnswers: UInt64 = 0
+    /// Wrong answers and failed calls, inside the measured window.
+    var measuredErrors: UInt64 = 0
+    /// Wrong answers and failed calls over the whole run, by kind.
+    var errorKinds: [String: UInt64] = [:]
+    /// Jobs answered correctly inside the window, per entry node (the order of the clients).
+    var jobsPerEntry: [UInt64] = []
+
+    var totalErrors: UInt64 { errorKinds.values.reduce(0, +) }
+    var jobsPerSecond: Double { measuredS > 0 ? Double(measuredJobs) / measuredS : 0 }
+
+    /// 1 µs to 1 h, three significant digits.
+    static func emptyHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000,
+                          numberOfSignificantValueDigits: .three)
+    }
+
+    mutating func merge(_ other: LoadResult) {
+        latencyUs.add(other.latencyUs)
+        measuredJobs += other.measuredJobs
+        totalAnswers += other.totalAnswers
+        measuredErrors += other.measuredErrors
+        errorKinds.merge(other.errorKinds, uniquingKeysWith: +)
+    }
+}
+
+/// Counters the progress display reads while the load runs.
+final class LoadCounters: Sendable {
+    let answers = Atomic<UInt64>(0)
+    let errors = Atomic<UInt64>(0)
+    /// Set once every slot has stopped.
+    let finished = Atomic<Bool>(false)
+}
+
+enum LoadRun {
+    /// Runs the load against `clients` (slot i uses client i mod count) and merges what each
+    /// slot measured.
+    static func run(clients: [StarlingClient], settings: LoadSettings, counters: LoadCounters) async -> LoadResult {
+        precondition(!clients.isEmpty && settings.concurrency > 0)
+        let start = monotonicNs()
+        let measureFrom = start + UInt64(settings.warmupS * 1e9)
+        let end = measureFrom + UInt64(settings.durationS * 1e9)
+        var total = LoadResult()
+        total.jobsPerEntry = Array(repeating: 0, count: clients.count)
+        await withTaskGroup(of: (Int, LoadResult).self) { group in
+            for slot in 0..<settings.concurrency {
+                let entry = slot % clients.count
+                let client = clients[entry]
+                group.addTask {
+                    let result = await runSlot(slot, client: client, settings: settings, measureFrom: measureFrom,
+                                               end: end, counters: counters)
+                    return (entry, result)
+                }
+            }
+            for await (entry, result) in group {
+                total.merge(result)
+                total.jobsPerEntry[entry] += result.measuredJobs
+            }
+        }
+        total.measuredS = Double(end - measureFrom) / 1e9
+        counters.finished.store(true, ordering: .releasing)
+        return total
+    }
+
+    /// One slot: submit, wait for the answer, check it, record, repeat until `end`.
+    private static func runSlot(_ slot: Int, client: StarlingClient, settings: LoadSettings, measureFrom: UInt64,
+                                end: UInt64, counters: LoadCounters) async -> LoadResult {
+        var result = LoadResult()
+        var payload = [UInt8](repeating: UInt8(ascii: "x"), count: settings.payloadBytes)
+        var sequence: UInt64 = 0
+        while true {
+            stamp(&payload, slot: slot, sequence: sequence)
+            sequence += 1
+            let sent = monotonicNs()
+            guard sent < end else { break }
+            var problem: String?
+            do {
+                switch try await client.submit(service: settings.service, payload: payload) {
+                case .ok(let answer):
+                    if answer != payload { problem = "OK with a wrong payload (\(answer.count) bytes)" }
+                case .failed(let text):
+                    problem = "FAIL: \(text.prefix(120))"
+                case .error(let code, let message):
+                    problem = "ERR \(code.rawValue): \(message.prefix(120))"
+                }
+            } catch {
+                problem = "client: \("\(error)".prefix(160))"
+            }
+            let answered = monotonicNs()
+            result.totalAnswers += 1
+            counters.answers.add(1, ordering: .relaxed)
+            let measured = answered >= measureFrom && answered < end
+            if let problem {
+                result.errorKinds[problem, default: 0] += 1
+                counters.errors.add(1, ordering: .relaxed)
+                if measured { result.measuredErrors += 1 }
+            } else if measured {
+                _ = result.latencyUs.record(max(1, (answered - sent) / 1_000))
+                result.measuredJobs += 1
+            }
+        }
+        return result
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Writes slot and sequence number (as hex) at the start of the payload, so that every job
+    /// in flight carries its own bytes and a mixed-up answer shows. Payloads shorter than 16
+    /// bytes carry a prefix of the stamp.
+    @inline(__always)
+    private static func stamp(_ payload: inout [UInt8], slot: Int, sequence: UInt64) {
+        let value = (UInt64(truncatingIfNeeded: slot) << 40) | (sequence & 0xFF_FFFF_FFFF)
+        let count = min(16, payload.count)
+        for index in 0..<count {
+            payload[index] = hexDigits[Int((value >> UInt64(60 - 4 * index)) & 0xF)]
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// The benchmark harness (benchmarks/README.md). Being written.
