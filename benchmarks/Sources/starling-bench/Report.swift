@@ -9,6 +9,9 @@ struct Machine: Codable, Sendable {
     var nproc: Int
     var cpuModel: String
     var kernel: String
+    /// The 1-minute load average just before the workers started: other work on the machine
+    /// skews every figure.
+    var loadAverage1m: Double
 
     static func current() -> Machine {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
@@ -19,13 +22,17 @@ struct Machine: Codable, Sendable {
         var names = utsname()
         uname(&names)
         let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        return Machine(nproc: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), cpuModel: model, kernel: release)
+        let loadavg = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+        let load = loadavg.split(separator: " ").first.flatMap { Double($0) } ?? -1
+        return Machine(nproc: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), cpuModel: model, kernel: release,
+                       loadAverage1m: load)
     }
 
     enum CodingKeys: String, CodingKey {
         case nproc
         case cpuModel = "cpu_model"
         case kernel
+        case loadAverage1m = "load_average_1m"
     }
 }
 
@@ -94,11 +101,11 @@ struct BenchReport: Codable, Sendable {
         case agreementMs = "agreement_ms"
     }
 
-    init(benchmark: String, settings: Settings, result: LoadResult, agreementMs: UInt64) {
+    init(benchmark: String, machine: Machine, settings: Settings, result: LoadResult, agreementMs: UInt64) {
         let histogram = result.latencyUs
         self.benchmark = benchmark
         date = ISO8601DateFormatter().string(from: Date())
-        machine = Machine.current()
+        self.machine = machine
         self.settings = settings
         jobs = result.measuredJobs
         jobsPerSecond = result.jobsPerSecond
@@ -123,6 +130,8 @@ struct BenchReport: Codable, Sendable {
         var rows: [(String, String)] = [
             ("benchmark", benchmark),
             ("machine", "\(machine.nproc) CPUs, \(machine.cpuModel), Linux \(machine.kernel)"),
+            ("load before", String(format: "%.2f (1-minute load average before the workers started)",
+                                   machine.loadAverage1m)),
             ("workers", "\(s.workers) (entry nodes: \(s.entryNodes), heartbeat interval \(s.intervalMs) ms)"),
             ("concurrency", "\(s.concurrency) jobs outstanding"),
             ("payload", "\(s.payloadBytes) bytes"),

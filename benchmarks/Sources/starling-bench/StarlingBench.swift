@@ -35,6 +35,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Also write the report as JSON to this path.")
     var json: String?
 
+    @Flag(name: .customLong("keep-logs"), help: "Keep the workers' logs (and jobs folder) and print where.")
+    var keepLogs = false
+
     func validate(concurrency: Int) throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64") }
         guard (1...100_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...100000") }
@@ -104,7 +107,13 @@ enum EchoBenchmark {
                 cluster = $0
             }
             Children.shared.stopAll()
-            if let cluster { try? FileManager.default.removeItem(atPath: cluster.directory) }
+            if let cluster {
+                if options.keepLogs {
+                    writeStderr("starling-bench: the workers' logs are in \(cluster.directory)\n")
+                } else {
+                    try? FileManager.default.removeItem(atPath: cluster.directory)
+                }
+            }
             print(report.table)
             if let path = options.json {
                 try report.writeJSON(to: path)
@@ -131,6 +140,7 @@ enum EchoBenchmark {
             timeout_ms = 10000
 
             """
+        let machine = Machine.current()
         let cluster = try Cluster.start(binary: binary, service: service, definition: definition,
                                         count: options.workers, intervalMs: options.interval)
         started(cluster)
@@ -163,6 +173,6 @@ enum EchoBenchmark {
         let reportSettings = BenchReport.Settings(
             workers: options.workers, concurrency: concurrency, durationS: options.duration, warmupS: options.warmup,
             payloadBytes: options.payloadBytes, intervalMs: options.interval, entryNodes: entries.count)
-        return BenchReport(benchmark: name, settings: reportSettings, result: result, agreementMs: agreement.waitedMs)
+        return BenchReport(benchmark: name, machine: machine, settings: reportSettings, result: result, agreementMs: agreement.waitedMs)
     }
 }
