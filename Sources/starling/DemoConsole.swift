@@ -1,0 +1,95 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+
+/// The demo's output: the story on stdout (sections, events, the summary), and a progress line on
+/// stderr, redrawn in place with `\r` when stderr is a terminal, or written once a second when not.
+/// Every write is one `write(2)`, from any thread; the lock keeps lines whole and in order.
+final class DemoConsole: Sendable {
+    let start: ContinuousClock.Instant
+    private let stderrIsTerminal = isatty(2) == 1
+    private struct State {
+        /// The progress line, while there is one.
+        var line: String?
+        /// Whether it is on the terminal now.
+        var visible = false
+        var lastWritten: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+
+    init(start: ContinuousClock.Instant = .now) {
+        self.start = start
+    }
+
+    /// Seconds since the demo started, as `12.3s`, right-aligned.
+    var clock: String {
+        let elapsed = ContinuousClock.now - start
+        let tenths = elapsed.components.seconds * 10 + elapsed.components.attoseconds / 100_000_000_000_000_000
+        let text = "\(tenths / 10).\(tenths % 10)s"
+        return String(repeating: " ", count: max(0, 6 - text.count)) + text
+    }
+
+    /// A line of the story, as is.
+    func say(_ line: String = "") {
+        state.withLock { state in
+            clearProgress(&state)
+            write(1, line + "\n")
+            redrawProgress(&state)
+        }
+    }
+
+    /// Something that happened now: `  12.3s  <text>`, above the progress line.
+    func event(_ text: String) {
+        say("\(clock)  \(text)")
+    }
+
+    /// Replaces the progress line (terminal), or writes it if a second has passed (otherwise).
+    func progress(_ line: String) {
+        state.withLock { state in
+            if stderrIsTerminal {
+                state.line = line
+                state.visible = true
+                // Auto-wrap off while it is written: a line wider than the terminal is cut, not
+                // wrapped, so that `\r` still finds its start.
+                write(2, "\r\u{1B}[K\u{1B}[?7l" + line + "\u{1B}[?7h")
+            } else if state.lastWritten.map({ ContinuousClock.now - $0 >= .milliseconds(990) }) ?? true {
+                state.lastWritten = .now
+                write(2, line + "\n")
+            }
+        }
+    }
+
+    /// Removes the progress line for good (the terminal's line is cleared).
+    func endProgress() {
+        state.withLock { state in
+            clearProgress(&state)
+            state.line = nil
+            state.lastWritten = nil
+        }
+    }
+
+    private func clearProgress(_ state: inout State) {
+        guard stderrIsTerminal, state.visible else { return }
+        write(2, "\r\u{1B}[K")
+        state.visible = false
+    }
+
+    private func redrawProgress(_ state: inout State) {
+        guard stderrIsTerminal, let line = state.line else { return }
+        write(2, "\u{1B}[?7l" + line + "\u{1B}[?7h")
+        state.visible = true
+    }
+
+    private func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return }
+            offset += count
+        }
+    }
+}

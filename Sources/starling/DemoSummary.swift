@@ -1,0 +1,122 @@
+import Foundation
+import StarlingCore
+
+/// The demo's closing report: jobs by kind, the kills and how fast the cluster recovered, and the
+/// worker counts over time. `passed` says whether every job was answered OK and both kills were
+/// survived.
+struct DemoSummary {
+    let counts: [String: DemoJobCounts]
+    let total: DemoJobCounts
+    let latenciesMs: [Double]
+    let kills: [DemoMonitor.Kill]
+    let snapshots: [(label: String, counts: [ServiceName: Int])]
+    let peak: [ServiceName: Int]
+    let services: [ServiceName]
+    let problems: [String]
+
+    init(
+        tally: DemoTally, kills: [DemoMonitor.Kill], snapshots: [(label: String, counts: [ServiceName: Int])],
+        peak: [ServiceName: Int], services: [ServiceName], problems: [String]
+    ) {
+        counts = tally.counts
+        total = tally.total
+        latenciesMs = tally.latenciesMs.sorted()
+        self.kills = kills
+        self.snapshots = snapshots
+        self.peak = peak
+        self.services = services
+        self.problems = problems
+    }
+
+    var passed: Bool {
+        total.submitted > 0 && total.lost == 0 && total.failed == 0 && total.errors == 0 && total.wrong == 0
+            && kills.count == 2 && kills.allSatisfy(\.isSettled) && problems.isEmpty
+    }
+
+    /// One sentence for the last line.
+    var verdict: String {
+        var parts = ["\(total.submitted) jobs submitted, \(total.ok) answered OK, lost \(total.lost)"]
+        if total.failed + total.errors + total.wrong > 0 {
+            parts.append("\(total.failed) FAIL, \(total.errors) ERR, \(total.wrong) wrong results")
+        }
+        if let failover = kills.first(where: \.waitsForFailover)?.failover {
+            parts.append("failover in \(DemoMonitor.ms(failover))")
+        } else {
+            parts.append("no failover seen")
+        }
+        parts += problems
+        return parts.joined(separator: "; ")
+    }
+
+    func render() -> String {
+        var lines: [String] = []
+        let header = ["jobs", "submitted", "answered", "OK", "FAIL", "ERR", "wrong", "lost", "retried"]
+        var rows = counts.keys.sorted().map { row($0, counts[$0]!) }
+        rows.append(row("total", total))
+        lines += table([header] + rows, rightAligned: 1...8)
+        lines.append("  lost = submitted - answered; retried = BUSY/UNAVAILABLE answers resubmitted with the same key")
+        if !latenciesMs.isEmpty {
+            lines.append("  time to answer: median \(ms(percentile(0.5))), p99 \(ms(percentile(0.99))), max \(ms(latenciesMs.last!))")
+        }
+        lines.append("")
+
+        for kill in kills {
+            var text = "kill -9 of the echo \(kill.what) \(kill.id.short) (pid \(kill.pid), epoch \(kill.epoch)) at \(kill.elapsedLabel):"
+            if kill.waitsForFailover {
+                text += kill.failover.map { " a new primary with a higher epoch after \(DemoMonitor.ms($0))," } ?? " NO new primary seen,"
+            }
+            text += kill.detected.map { " presumed dead after \(DemoMonitor.ms($0))," } ?? " never left the record,"
+            text += kill.replaced.map { " replaced by the scaler after \(DemoMonitor.ms($0))" } ?? " NOT replaced"
+            lines.append("  " + text)
+        }
+        if kills.contains(where: \.waitsForFailover) {
+            lines.append("  (failover: from the kill until an agent's STATUS shows the new primary; it includes the 350 ms")
+            lines.append("   of silence after which a peer is presumed dead)")
+        }
+        lines.append("")
+
+        let columns = snapshots.map(\.label) + ["peak"]
+        var workerRows = [["workers"] + columns]
+        for service in [ServiceName.agent] + services.filter({ $0 != .agent }) {
+            var cells = [service == .agent ? "agents" : service.value]
+            cells += snapshots.map { String($0.counts[service] ?? 0) }
+            cells.append(service == .agent ? "" : String(peak[service] ?? 0))
+            workerRows.append(cells)
+        }
+        lines += table(workerRows, rightAligned: 1...columns.count)
+        lines.append("  (members of each service in an agent's STATUS; a killed worker counts until it is presumed dead)")
+        if !problems.isEmpty {
+            lines.append("")
+            lines += problems.map { "  problem: \($0)" }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func row(_ name: String, _ c: DemoJobCounts) -> [String] {
+        [name, "\(c.submitted)", "\(c.answered)", "\(c.ok)", "\(c.failed)", "\(c.errors)", "\(c.wrong)", "\(c.lost)", "\(c.retried)"]
+    }
+
+    private func percentile(_ p: Double) -> Double {
+        latenciesMs[min(latenciesMs.count - 1, Int((Double(latenciesMs.count) * p).rounded(.down)))]
+    }
+
+    private func ms(_ value: Double) -> String {
+        value < 10 ? String(format: "%.1f ms", value) : String(format: "%.0f ms", value)
+    }
+
+    /// Columns two spaces apart, indented by two; columns in `rightAligned` are right-aligned.
+    private func table(_ rows: [[String]], rightAligned: ClosedRange<Int>) -> [String] {
+        let widths = (0..<(rows.map(\.count).max() ?? 0)).map { column in
+            rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0
+        }
+        return rows.map { row in
+            let cells = row.enumerated().map { column, cell in
+                let pad = String(repeating: " ", count: widths[column] - cell.count)
+                return rightAligned.contains(column) ? pad + cell : cell + pad
+            }
+            var line = "  " + cells.joined(separator: "  ")
+            while line.hasSuffix(" ") { line.removeLast() }
+            return line
+        }
+    }
+}
