@@ -56,7 +56,7 @@ private struct JobBench {
                 carry(processes[to]!.entry.received(message, nowMs: nowMs), at: to)
             case .refused:
                 carry(processes[to]!.entry.received(message, nowMs: nowMs), at: to)
-            case .hello:
+            case .hello, .spawn, .retire:
                 break
             }
         }
@@ -212,5 +212,21 @@ private struct JobBench {
         #expect(router.received(.forward(ticket("a")), from: p2, nowMs: 0).isEmpty, "queued: no executor yet")
         let full = router.received(.forward(ticket("b")), from: p2, nowMs: 0)
         guard case .send(.refused(_, _, .busy, _), to: p2) = full.first else { Issue.record("\(full)"); return }
+    }
+}
+
+@Suite struct RecentOutcomesTests {
+    let id = { (n: Int) in JobID(service: try! ServiceName("echo"), key: try! JobKey("k\(n)")) }
+
+    @Test func boundedByCountBytesAndTime() {
+        var recent = RecentOutcomes(capacity: 3, ttlMs: 1_000, maxBytes: 100)
+        for n in 0..<4 { recent.remember(.succeeded([UInt8](repeating: 1, count: 10)), for: id(n), nowMs: 0) }
+        #expect(recent.count == 3 && recent[id(0)] == nil, "the oldest goes past the count")
+        recent.remember(.succeeded([UInt8](repeating: 1, count: 90)), for: id(9), nowMs: 0)
+        #expect(recent[id(9)] != nil && recent[id(1)] == nil && recent.count == 2, "old ones go to make room for the bytes")
+        recent.remember(.succeeded([UInt8](repeating: 1, count: 101)), for: id(10), nowMs: 0)
+        #expect(recent[id(10)] == nil && recent[id(9)] != nil, "a result over the byte bound is not kept")
+        recent.expire(nowMs: 1_000)
+        #expect(recent.count == 0)
     }
 }
