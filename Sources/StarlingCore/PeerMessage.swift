@@ -35,4 +35,8 @@ public enum PeerMessage: Hashable, Sendable {
     /// Executor → a primary it has just learned of: the keys it is still running, so a new
     /// primary attaches resubmitted jobs to them rather than running them twice.
     case running(epoch: UInt64, service: ServiceName, keys: [JobKey])
+    /// Scaler → agent: start one worker of this service type on your host.
+    case spawn(service: ServiceName, reason: String)
+    /// Scaler → worker: drain and stop (scaling down).
+    case retire(reason: String)
 }

@@ -59,7 +59,7 @@ public enum PeerMessageCodec {
     // MARK: - Wire codes
 
     enum MessageType: UInt8 {
-        case hello = 1, forward, dispatch, result, refused, declined, running
+        case hello = 1, forward, dispatch, result, refused, declined, running, spawn, retire
     }
 
     private static let succeeded: UInt8 = 0
@@ -135,6 +135,13 @@ public enum PeerMessageCodec {
             appendName(service.value, to: &buffer)
             appendInteger(UInt16(keys.count), to: &buffer)
             for key in keys { appendName(key.value, to: &buffer) }
+        case .spawn(let service, let reason):
+            buffer.append(MessageType.spawn.rawValue)
+            appendName(service.value, to: &buffer)
+            appendText(reason, to: &buffer)
+        case .retire(let reason):
+            buffer.append(MessageType.retire.rawValue)
+            appendText(reason, to: &buffer)
         }
     }
 
@@ -147,6 +154,7 @@ public enum PeerMessageCodec {
         case .result(_, _, _, .failed(let text)), .refused(_, _, _, let text), .declined(_, _, _, let text):
             return fixed + min(text.utf8.count, maxTextBytes)
         case .running(_, _, let keys): return fixed + keys.count * (1 + JobKey.maxLength)
+        case .spawn(_, let reason), .retire(let reason): return fixed + min(reason.utf8.count, maxTextBytes)
         }
     }
 
@@ -258,6 +266,11 @@ public enum PeerMessageCodec {
             keys.reserveCapacity(min(count, reader.remaining / 2))
             for _ in 0..<count { keys.append(try reader.key()) }
             message = .running(epoch: epoch, service: service, keys: keys)
+        case .spawn:
+            let service = try reader.service(cache: &serviceCache)
+            message = .spawn(service: service, reason: try reader.text("reason"))
+        case .retire:
+            message = .retire(reason: try reader.text("reason"))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
         return message

@@ -56,6 +56,10 @@ final class JobPlane {
             answerClient(client, .error(key: key, code: .unavailable, message: "this worker is draining; submit to another"))
             return
         }
+        guard service != .agent else {
+            answerClient(client, .error(key: key, code: .noService, message: "agent is the reserved service type of host agents; it runs no jobs"))
+            return
+        }
         perform(entry.submit(service: service, key: key, payload: payload, client: client, nowMs: nowMs), nowMs: nowMs)
     }
 
@@ -142,8 +146,8 @@ final class JobPlane {
             return router.received(message, from: peer, nowMs: nowMs) + entry.received(message, nowMs: nowMs)
         case .refused:
             return entry.received(message, nowMs: nowMs)
-        case .hello:
-            return []
+        case .hello, .spawn, .retire:
+            return []  // membership and scaling frames: the worker handles them
         }
     }
 

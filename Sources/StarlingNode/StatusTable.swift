@@ -21,7 +21,7 @@ public enum StatusTable {
             [
                 entry.id.short + (entry.id == report.selfID ? "*" : ""),
                 entry.service.value,
-                entry.status.description,
+                entry.status.description + (entry.id == report.scaler ? " (scaler)" : ""),
                 String(entry.epoch),
                 String(entry.priority),
                 "\(entry.workload.running)/\(entry.workload.capacity)",

@@ -33,6 +33,11 @@ public final class Worker {
     private var peers: Set<PeerConnection> = []
     private let links: PeerLinks
     private var jobs: JobPlane!
+    private let role: WorkerRole
+    /// An agent's workers and, while it is the agents' primary, its scaling decisions.
+    private var supervisor: WorkerSupervisor?
+    private var scaler: Scaler?
+    private var scalingLog = RejectionLog(burst: 5)
     private var drainTimer: Timer?
     private var drainDeadlineMs: Int64 = 0
     private var isDraining = false
@@ -44,8 +49,9 @@ public final class Worker {
     private var didRun = false
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
-    public init(settings: WorkerSettings, definition: ServiceDefinition, logger: Logger) throws(UVError) {
+    public init(settings: WorkerSettings, role: WorkerRole, logger: Logger) throws(UVError) {
         self.settings = settings
+        self.role = role
         self.logger = logger
         loop = try EventLoop()
         let sink = ConnectionSink()
@@ -74,10 +80,25 @@ public final class Worker {
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
         links = PeerLinks(loop: loop, sender: id, address: binding.address)
+        let definition: ServiceDefinition
+        switch role {
+        case .worker(let own):
+            definition = own
+        case .agent(let agent):
+            // An agent runs no jobs of its own service type: clients cannot submit to `agent`.
+            definition = ServiceDefinition(service: .agent, handler: .builtin(.echo), concurrency: 1)
+            supervisor = WorkerSupervisor(
+                loop: loop,
+                launch: .init(
+                    executable: agent.executable, jobsDirectory: agent.jobsDirectory, host: settings.host,
+                    intervalMs: settings.intervalMs, logLevel: agent.workerLogLevel),
+                seed: binding.address, logger: logger)
+            scaler = Scaler(definitions: agent.definitions)
+        }
         jobs = JobPlane(
             loop: loop, address: binding.address, definition: definition, links: links, logger: logger,
             answerClient: { [unowned self] client, response in clients[client]?.deliver(response) })
-        membership.workload = jobs.workload
+        membership.workload = workload
         links.onLinkLost = { [unowned self] peer in
             logger.info("peer link lost", metadata: ["peer": "\(peer)"])
             jobs.linkLost(to: peer, nowMs: nowMs)
@@ -136,9 +157,10 @@ public final class Worker {
         try udp.startReceiving { [unowned self] event in received(event) }
         let interval = UInt64(settings.intervalMs)
         try ticker.start(afterMs: interval, repeatMs: interval) { [unowned self] in
-            membership.workload = jobs.workload
+            membership.workload = workload
             perform(membership.tick(nowMs: nowMs))
             jobs.tick(nowMs: nowMs)
+            scale()
         }
         perform(membership.start(nowMs: nowMs))
     }
@@ -153,19 +175,30 @@ public final class Worker {
             finishStopping()
             return
         }
-        logger.notice("draining on signal \(number)", metadata: ["status": "\(membership.status)"])
+        beginDrain(reason: "signal \(number)")
+    }
+
+    private func beginDrain(reason: String) {
+        guard !isDraining, !isStopping else { return }
+        logger.notice("draining", metadata: ["reason": "\(reason)", "status": "\(membership.status)"])
         isDraining = true
         // The server stays open: peers bring the outcomes of the jobs still held here.
         jobs.drain()
-        membership.workload = jobs.workload
+        supervisor?.stopAll()
+        membership.workload = workload
         perform(membership.drain(nowMs: nowMs))
         drainDeadlineMs = nowMs + settings.drainTimeoutMs
         do {
             let timer = try Timer(loop: loop)
             drainTimer = timer
             try timer.start(afterMs: 10, repeatMs: 10) { [unowned self] in
-                guard jobs.isIdle || nowMs >= drainDeadlineMs else { return }
-                if !jobs.isIdle { logger.warning("drain timed out with jobs still held") }
+                let idle = jobs.isIdle && (supervisor?.count ?? 0) == 0
+                guard idle || nowMs >= drainDeadlineMs else { return }
+                if !idle {
+                    logger.warning("drain timed out", metadata: [
+                        "jobs_held": "\(!jobs.isIdle)", "workers": "\(supervisor?.count ?? 0)"])
+                    supervisor?.killAll()
+                }
                 finishStopping()
             }
         } catch {
@@ -199,6 +232,61 @@ public final class Worker {
     }
 
     private var nowMs: Int64 { Int64(clamping: loop.now) }
+
+    /// What the heartbeats carry: a worker's job load, or an agent's hosted workers and headroom.
+    private var workload: Workload {
+        guard case .agent(let agent) = role, let supervisor else { return jobs.workload }
+        return Workload(
+            running: UInt32(clamping: supervisor.count), capacity: isDraining ? 0 : UInt32(clamping: agent.maxWorkers),
+            backlog: 0)
+    }
+
+    // MARK: Scaling
+
+    /// The agents' primary is the scaler: each interval it decides from the record.
+    private func scale() {
+        guard var scaler, membership.status == .primary, !isDraining, !isStopping else { return }
+        let record = Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)]
+        let decisions = scaler.tick(nowMs: nowMs, members: record)
+        self.scaler = scaler
+        for decision in decisions {
+            switch decision {
+            case .spawn(let service, let agent, let reason):
+                logger.notice("scaler: start a worker", metadata: ["service": "\(service)", "agent": "\(agent)", "reason": "\(reason)"])
+                if agent == address {
+                    supervisor?.spawn(service, reason: reason)
+                } else {
+                    links.send(.spawn(service: service, reason: reason), to: agent)
+                }
+            case .retire(let service, let worker, let reason):
+                logger.notice("scaler: retire a worker", metadata: ["service": "\(service)", "worker": "\(worker)", "reason": "\(reason)"])
+                links.send(.retire(reason: reason), to: worker)
+            }
+        }
+        links.flush()
+    }
+
+    /// A frame from a peer: scaling requests are the shell's, the rest is the job plane's.
+    private func received(_ message: PeerMessage, from peer: NodeAddress) {
+        switch message {
+        case .spawn(let service, let reason):
+            guard case .agent(let agent) = role, let supervisor, !isDraining else {
+                scalingLog.record("spawn_refused", detail: "\(peer) asked for a \(service) worker: not an agent, or draining", nowMs: nowMs, level: .notice, logger: logger)
+                return
+            }
+            guard agent.definitions[service] != nil, supervisor.count < agent.maxWorkers else {
+                scalingLog.record("spawn_refused", detail: "\(peer) asked for a \(service) worker: no definition here or no headroom", nowMs: nowMs, level: .notice, logger: logger)
+                return
+            }
+            supervisor.spawn(service, reason: "asked by the scaler at \(peer): \(reason)")
+            membership.workload = workload
+        case .retire(let reason):
+            guard case .worker = role else { return }
+            beginDrain(reason: "retired by the scaler at \(peer): \(reason)")
+        default:
+            jobs.received(message, from: peer, nowMs: nowMs)
+        }
+    }
 
     private static func wallClockMs() -> UInt64 {
         var now = timespec()
@@ -314,7 +402,7 @@ public final class Worker {
     private func acceptPeer(_ stream: TCPStream, initialBytes: [UInt8]) {
         let connection = PeerConnection(
             stream: stream,
-            onMessage: { [unowned self] message, peer in jobs.received(message, from: peer, nowMs: nowMs) },
+            onMessage: { [unowned self] message, peer in received(message, from: peer) },
             onRejected: { [unowned self] reason, detail in
                 rejections.record(reason, detail: detail, nowMs: nowMs, level: .notice, logger: logger)
             },
@@ -359,7 +447,8 @@ public final class Worker {
             let now = nowMs
             let report = StatusReport(
                 selfID: id, members: Array(membership.members.values) + [membership.selfMember(nowMs: now)],
-                nowMs: now, rejected: rejections.counts)
+                nowMs: now, rejected: rejections.counts,
+                scaler: membership.primary(of: .agent, nowMs: now)?.id)
             do {
                 return .status(json: try report.jsonBytes())
             } catch {

@@ -23,6 +23,8 @@ private let samples: [PeerMessage] = [
     .refused(service: service("resize"), key: key("job-3"), code: .busy, message: "queue full"),
     .declined(epoch: 7, service: service("resize"), key: key("job-4"), reason: "stale epoch"),
     .running(epoch: 9, service: service("resize"), keys: [key("a"), key("b:c"), key("D.e_f-1")]),
+    .spawn(service: service("resize"), reason: "backlog 9 per worker"),
+    .retire(reason: "idle for 10000 ms"),
 ]
 
 /// What a decoder made of some input: the messages, then the error if one was thrown.
@@ -257,7 +259,7 @@ private func text(_ bytes: [UInt8]) -> [UInt8] { u16(UInt16(bytes.count)) + byte
 
         #expect(reason(body: []) == "truncated")
         #expect(reason(body: [0]) == "unknown_type")
-        #expect(reason(body: [8]) == "unknown_type")
+        #expect(reason(body: [10]) == "unknown_type")
         #expect(reason(body: [255]) == "unknown_type")
         #expect(reason(body: versionTwo) == "unsupported_version")
         #expect(reason(body: [1, PeerMessageCodec.version] + id + [5, 1, 2, 3, 4, 0, 1]) == "bad_address")

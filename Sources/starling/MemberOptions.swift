@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Logging
+import StarlingCore
+import StarlingNode
+
+/// The flags every process of the heartbeat group takes (`starling worker`, `starling up`).
+struct MemberOptions: ParsableArguments {
+    @Option(help: "UDP and TCP port; 0 takes a free port (`starling up`: default 7946).")
+    var port: Int?
+
+    @Option(help: "Numeric address to bind and advertise.")
+    var host: String = "127.0.0.1"
+
+    @Option(name: .customLong("join"), help: "HOST:PORT of a member to announce ourselves to (repeatable).")
+    var seeds: [String] = []
+
+    @Option(help: "Heartbeat interval in milliseconds (10–60000).")
+    var interval: Int64 = 100
+
+    @Option(name: .customLong("suspect-after"), help: "Milliseconds of silence before a peer is presumed dead (default: 3 intervals + jitter allowance).")
+    var suspectAfter: Int64?
+
+    @Option(help: "Operator priority: the highest becomes primary; ties go to the oldest.")
+    var priority: Int32 = 0
+
+    @Option(name: .customLong("drain-timeout"), help: "Milliseconds a SIGTERM drain waits for held jobs (0–3600000).")
+    var drainTimeout: Int64 = 30_000
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = LogLevelOption(argument: "info")!
+
+    /// The validated settings for a process of `service`; the message names the flag at fault.
+    func settings(service: ServiceName, defaultPort: Int? = nil) throws -> WorkerSettings {
+        guard let port = port ?? defaultPort else { throw ValidationError("--port is required (0 takes a free port)") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535, got \(port)") }
+        let bindHost: NodeAddress.Host
+        do { bindHost = try NodeAddress.parseHost(host) } catch { throw ValidationError("--host: \(error)") }
+        var joins: [NodeAddress] = []
+        for seed in seeds {
+            do {
+                let address = try NodeAddress(parsing: seed)
+                guard address.port != 0 else { throw ValidationError("--join \(seed): port 0 cannot be joined") }
+                joins.append(address)
+            } catch let error as NodeAddress.ParseError {
+                throw ValidationError("--join: \(error)")
+            }
+        }
+        guard joins.count <= 64 else { throw ValidationError("--join: at most 64 seeds, got \(joins.count)") }
+        var settings = WorkerSettings(
+            service: service, host: bindHost, port: UInt16(port), seeds: joins, intervalMs: interval,
+            suspectAfterMs: suspectAfter, priority: priority)
+        settings.drainTimeoutMs = drainTimeout
+        do {
+            try settings.validate()
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return settings
+    }
+}
+
+/// Runs one process of the heartbeat group until it has drained: logs to stderr, one line on
+/// stdout once bound (`starling <kind> <id> listening on HOST:PORT`), which scripts wait for.
+func runMember(kind: String, settings: WorkerSettings, role: WorkerRole, logLevel: Logger.Level) throws {
+    // A peer that closes its socket mid-write must give this process EPIPE, not kill it.
+    signal(SIGPIPE, SIG_IGN)
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = logLevel
+        return handler
+    }
+    let logger = Logger(label: "starling.\(kind)")
+    let worker: Worker
+    do {
+        worker = try Worker(settings: settings, role: role, logger: logger)
+    } catch {
+        logger.critical("cannot start: \(error)")
+        throw ExitCode.failure
+    }
+    // Written straight to the descriptor: no stdio buffer to flush.
+    FileHandle.standardOutput.write(Data("starling \(kind) \(worker.id) listening on \(worker.address)\n".utf8))
+    do {
+        try worker.run()
+    } catch {
+        logger.critical("stopped on error: \(error)")
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,214 @@
+import Foundation
+import StarlingClient
+import StarlingCore
+import StarlingNode
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `starling up` agents on loopback: the scaler admits, retires and replaces workers.
+@Suite(.serialized) struct AgentProcessTests {
+    static let slow = """
+        handler = "sleep"
+        concurrency = 1
+        min_workers = 1
+        max_workers = 4
+        scale_up_backlog = 2
+        scale_down_idle_ms = 3000
+
+        """
+
+    /// Workers of `service` in `agent`'s record (not draining).
+    private func workers(_ service: String, seenBy agent: AgentProcess) -> [StatusReport.Entry]? {
+        agent.status()?.members.filter { $0.service.value == service }
+    }
+
+    @Test("one service: min 1 at start; a burst scales to 4, all answered; idle back to 1; a killed worker replaced")
+    func scalesUpDownAndReplaces() async throws {
+        let jobs = try WorkerProcess.jobsDirectory(service: "slow", definition: Self.slow)
+        let agent = try AgentProcess(jobs: jobs)
+        defer { agent.stopAndReap() }
+
+        let one = poll(within: 10) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
+        #expect(one == true, "exactly one worker at start")
+        // It stays one: nothing calls for more.
+        try await Task.sleep(for: .seconds(1))
+        #expect(workers("slow", seenBy: agent)?.count == 1)
+
+        let client = try StarlingClient(nodes: [agent.address.description], configuration: .init())
+        let peak = Counter()
+        let agentAddress = agent.address
+        let sampler = Task {
+            while !Task.isCancelled {
+                if let report = try? StatusClient.fetch(from: agentAddress, timeoutMs: 1_000) {
+                    let count = report.members.filter { $0.service.value == "slow" }.count
+                    let seen = peak.value.load(ordering: .relaxed)
+                    if count > seen { peak.value.store(count, ordering: .relaxed) }
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        let burstStarted = ContinuousClock.now
+        let answers = try await withThrowingTaskGroup(of: JobAnswer.self) { group in
+            for n in 0..<200 {
+                group.addTask { try await client.submit(service: "slow", payload: Array("50".utf8), key: "burst-\(n)") }
+            }
+            var answers: [JobAnswer] = []
+            for try await answer in group { answers.append(answer) }
+            return answers
+        }
+        let burst = ContinuousClock.now - burstStarted
+        sampler.cancel()
+        await client.close()
+        #expect(answers.count == 200)
+        #expect(answers.allSatisfy { $0 == .ok(Array("slept 50 ms".utf8)) }, "\(Set(answers.map { "\($0)" }))")
+        print("burst of 200 jobs of 50 ms: \(burst), peak of \(peak.value.load(ordering: .relaxed)) workers")
+        #expect(peak.value.load(ordering: .relaxed) == 4, "the burst raised it to max_workers")
+
+        let idleFrom = ContinuousClock.now
+        let backToOne = poll(within: 30, every: 100) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
+        #expect(backToOne == true, "back to min_workers within 30 s of idling")
+        print("back to 1 worker after \(ContinuousClock.now - idleFrom) of idling")
+
+        let victim = try #require(workers("slow", seenBy: agent)?.first)
+        let victimPID = try #require(agent.workerPIDs().first { agent.listeningPort(of: $0) == (try? NodeAddress(parsing: victim.address))?.port })
+        _ = Glibc.kill(victimPID, SIGKILL)
+        let killedAt = ContinuousClock.now
+        let replaced = poll(within: 10, every: 50) { () -> Bool? in
+            guard let now = workers("slow", seenBy: agent) else { return nil }
+            return now.count == 1 && now[0].id != victim.id ? true : nil
+        }
+        #expect(replaced == true, "a worker killed with -9 is replaced within 10 s")
+        print("kill -9 of the only worker: replaced after \(ContinuousClock.now - killedAt)")
+    }
+
+    @Test("two agents: killing the scaler's agent leaves scaling to the other")
+    func scalingSurvivesTheScalersAgent() throws {
+        let jobs = try WorkerProcess.jobsDirectory(service: "slow", definition: Self.slow)
+        let first = try AgentProcess(jobs: jobs)
+        defer { first.stopAndReap() }
+        let second = try AgentProcess(jobs: jobs, join: [first.address])
+        defer { second.stopAndReap() }
+        let ready = poll(within: 10) { () -> StatusReport? in
+            guard let report = second.status(), report.scaler != nil,
+                  report.members.filter({ $0.service.value == "agent" }).count == 2,
+                  report.members.filter({ $0.service.value == "slow" }).count == 1 else { return nil }
+            return report
+        }
+        let report = try #require(ready)
+        let scaler = try #require(report.scaler)
+        let (doomed, survivor) = scaler == first.id ? (first, second) : (second, first)
+        doomed.kill()
+
+        // The survivor becomes the scaler, and replaces a worker that dies.
+        let takeover = poll(within: 5) { () -> Bool? in survivor.status()?.scaler == survivor.id ? true : nil }
+        #expect(takeover == true)
+        let worker = try #require(workers("slow", seenBy: survivor)?.first)
+        let pids = first.workerPIDs() + second.workerPIDs()
+        let pid = try #require(pids.first { survivor.listeningPort(of: $0) == (try? NodeAddress(parsing: worker.address))?.port })
+        _ = Glibc.kill(pid, SIGKILL)
+        let replaced = poll(within: 10, every: 50) { () -> Bool? in
+            guard let now = workers("slow", seenBy: survivor) else { return nil }
+            return now.count == 1 && now[0].id != worker.id ? true : nil
+        }
+        #expect(replaced == true, "the surviving agent's scaler replaced the dead worker")
+    }
+}
+
+/// A `starling up` process started by a test, and the workers it starts (its descendants).
+final class AgentProcess {
+    let process: Process
+    let id: NodeID
+    let address: NodeAddress
+    let logURL: URL
+    /// Every worker PID seen under this agent, so they can be stopped even if the agent was killed.
+    private var seenWorkers: Set<Int32> = []
+
+    init(jobs: String, join: [NodeAddress] = []) throws {
+        var arguments = ["up", jobs, "--port", "0", "--worker-log-level", "info"]
+        for seed in join { arguments += ["--join", seed.description] }
+        let process = Process()
+        process.executableURL = try WorkerProcess.binary()
+        process.arguments = arguments
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("starling-agent-\(UUID().uuidString.prefix(8)).log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: logURL)
+        try process.run()
+        self.process = process
+        let line = String(decoding: stdout.fileHandleForReading.readLine(), as: UTF8.self)
+        let words = line.split(separator: " ")
+        guard words.count == 6, words[1] == "agent", let id = NodeID(words[2]),
+              let address = try? NodeAddress(parsing: String(words[5])) else {
+            process.terminate()
+            throw WorkerProcessError.noListeningLine(line: line, log: (try? String(contentsOf: logURL, encoding: .utf8)) ?? "")
+        }
+        self.id = id
+        self.address = address
+    }
+
+    func status() -> StatusReport? {
+        try? StatusClient.fetch(from: address, timeoutMs: 1_000)
+    }
+
+    /// The workers it runs now (its children), remembered for cleanup.
+    func workerPIDs() -> [Int32] {
+        let children = childProcesses(of: process.processIdentifier)
+        seenWorkers.formUnion(children)
+        return children
+    }
+
+    /// The TCP port a process listens on, from /proc.
+    func listeningPort(of pid: Int32) -> UInt16? {
+        listeningPorts(of: pid).first
+    }
+
+    func kill() {
+        _ = workerPIDs()
+        _ = Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM (the agent drains its workers), then SIGKILL for anything left.
+    func stopAndReap() {
+        _ = workerPIDs()
+        if process.isRunning {
+            process.terminate()
+            _ = poll(within: 15) { () -> Bool? in process.isRunning ? nil : true }
+        }
+        for pid in seenWorkers { _ = Glibc.kill(pid, SIGKILL) }
+        if process.isRunning { _ = Glibc.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
+
+/// The TCP ports `pid` listens on: its socket inodes matched against /proc/net/tcp.
+func listeningPorts(of pid: Int32) -> [UInt16] {
+    let fdDirectory = "/proc/\(pid)/fd"
+    let links = (try? FileManager.default.contentsOfDirectory(atPath: fdDirectory)) ?? []
+    let inodes = Set(links.compactMap { fd -> String? in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDirectory)/\(fd)"),
+              target.hasPrefix("socket:[") else { return nil }
+        return String(target.dropFirst(8).dropLast())
+    })
+    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return [] }
+    return table.split(separator: "\n").dropFirst().compactMap { line -> UInt16? in
+        let fields = line.split(separator: " ")
+        // local_address is field 1 ("0100007F:1F4A"), state field 3 ("0A" = LISTEN), inode field 9.
+        guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])),
+              let port = fields[1].split(separator: ":").last.flatMap({ UInt16($0, radix: 16) }) else { return nil }
+        return port
+    }
+}
+
+extension FileHandle {
+    /// Reads up to a newline (exclusive) or the end.
+    func readLine() -> [UInt8] {
+        var bytes: [UInt8] = []
+        while let byte = try? read(upToCount: 1), let first = byte.first, first != 0x0A { bytes.append(first) }
+        return bytes
+    }
+}
