@@ -49,6 +49,12 @@ final class DemoConsole: Sendable {
     func progress(_ line: String) {
         state.withLock { state in
             if stderrIsTerminal {
+                // At most 10 redraws a second: enough to look live, little to scroll back through.
+                if state.visible, let last = state.lastWritten, ContinuousClock.now - last < .milliseconds(100) {
+                    state.line = line
+                    return
+                }
+                state.lastWritten = .now
                 state.line = line
                 state.visible = true
                 // Auto-wrap off while it is written: a line wider than the terminal is cut, not

@@ -40,8 +40,25 @@ final class DemoMonitor {
     private(set) var peak: [ServiceName: Int] = [:]
     private(set) var failedPolls = 0
 
-    init(say: @escaping (String) -> Void) {
+    /// Each service's min_workers, to tell why a worker was started.
+    private let minWorkers: [ServiceName: Int]
+
+    init(minWorkers: [ServiceName: Int], say: @escaping (String) -> Void) {
+        self.minWorkers = minWorkers
         self.say = say
+    }
+
+    /// Why the scaler started the worker `entry`, as far as the record tells.
+    private func why(joined entry: StatusReport.Entry, membersBefore: Int) -> String {
+        guard entry.service != .agent, tellsPrimaries else { return "" }
+        if kills.contains(where: { $0.service == entry.service && $0.replaced == nil }) {
+            return ": the scaler replaces the killed one"
+        }
+        if membersBefore < minWorkers[entry.service] ?? 0 {
+            return ": the scaler keeps min_workers = \(minWorkers[entry.service] ?? 0)"
+        }
+        guard let primary = primary(of: entry.service) else { return ": started by the scaler" }
+        return ": the scaler adds one, \(entry.service) has \(primary.workload.backlog) jobs queued at its primary"
     }
 
     /// Members per service type, agents included.
@@ -74,14 +91,15 @@ final class DemoMonitor {
         }
         report = newReport
         let fresh = Dictionary(newReport.members.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let before = counts
         for (id, entry) in fresh.sorted(by: { $0.key < $1.key }) where members[id] == nil {
             let kind = entry.service == .agent ? "agent" : "\(entry.service) worker"
-            say("+ \(kind) \(id.short) joined (\(entry.address))")
+            say("+ \(kind) \(id.short) joined (\(entry.address))" + why(joined: entry, membersBefore: before[entry.service] ?? 0))
         }
         for (id, entry) in members.sorted(by: { $0.key < $1.key }) where fresh[id] == nil {
             let kind = entry.service == .agent ? "agent" : "\(entry.service) worker"
-            let why = kills.contains { $0.id == id } ? "presumed dead after our kill -9" : "left"
-            say("- \(kind) \(id.short) left the record (\(why))")
+            let why = kills.contains { $0.id == id } ? ": presumed dead after our kill -9" : ""
+            say("- \(kind) \(id.short) left the record\(why)")
         }
         members = fresh
         for (service, count) in counts where service != .agent { peak[service] = max(peak[service] ?? 0, count) }

@@ -35,9 +35,18 @@ final class DemoRun {
 
     /// True when the demo passed.
     func run() -> Bool {
-        monitor = DemoMonitor { [console] in console.event($0) }
+        let directory = URL(fileURLWithPath: jobsArgument).standardizedFileURL.path
+        let original: [ServiceName: ServiceDefinition]
         let workDirectory: String
         do {
+            do {
+                original = try ServiceDefinitionLoader.loadAll(directory: directory)
+            } catch {
+                throw DemoError("\(error)")
+            }
+            guard original[Self.echo] != nil else {
+                throw DemoError("\(jobsArgument) has no echo service (echo.toml with handler = \"echo\"): the demo kills echo workers")
+            }
             workDirectory = try Self.makeWorkDirectory()
         } catch {
             console.say("starling demo: \(error)")
@@ -46,7 +55,7 @@ final class DemoRun {
         var passed = false
         var summary: DemoSummary?
         do {
-            summary = try runCluster(workDirectory: workDirectory)
+            summary = try runCluster(directory: directory, original: original, workDirectory: workDirectory)
             passed = summary?.passed ?? false
         } catch {
             console.endProgress()
@@ -56,7 +65,7 @@ final class DemoRun {
         }
         let stopped = stopCluster()
         passed = passed && stopped
-        if passed && !keepLogs {
+        if (passed && !keepLogs) || (cluster?.agents.isEmpty ?? true) {
             try? FileManager.default.removeItem(atPath: workDirectory)
         } else {
             console.say("the agents' logs (their workers' too) are kept in \(workDirectory)")
@@ -74,20 +83,13 @@ final class DemoRun {
 
     // MARK: - Phases
 
-    private func runCluster(workDirectory: String) throws -> DemoSummary? {
-        let directory = URL(fileURLWithPath: jobsArgument).standardizedFileURL.path
-        let original: [ServiceName: ServiceDefinition]
-        do {
-            original = try ServiceDefinitionLoader.loadAll(directory: directory)
-        } catch {
-            throw DemoError("\(jobsArgument): \(error)")
-        }
-        guard original[Self.echo] != nil else {
-            throw DemoError("\(jobsArgument) has no echo service (echo.toml with handler = \"echo\"): the demo kills echo workers")
-        }
+    private func runCluster(
+        directory: String, original: [ServiceName: ServiceDefinition], workDirectory: String
+    ) throws -> DemoSummary? {
         let (jobsPath, note) = try DemoCluster.prepareJobs(
             directory: directory, definitions: original, echoWorkers: Self.echoWorkers, workDirectory: workDirectory)
         definitions = try ServiceDefinitionLoader.loadAll(directory: jobsPath)
+        monitor = DemoMonitor(minWorkers: definitions.mapValues(\.minWorkers)) { [console] in console.event($0) }
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let cluster = DemoCluster(executable: executable, jobsDirectory: jobsPath, workDirectory: workDirectory)
         self.cluster = cluster
@@ -122,7 +124,11 @@ final class DemoRun {
         let workload = DemoWorkload { [console] in console.event("job problem: \($0)") }
         let workloadStart = ContinuousClock.now
         workload.start(kinds: kinds, clients: clients)
-        defer { blockOn { for client in clients { await client.close() } } }
+        defer {
+            // Lanes first, so that none submits again to a closed client.
+            workload.stop()
+            blockOn { for client in clients { await client.close() } }
+        }
         try drive(workload: workload, start: workloadStart)
         console.endProgress()
 
@@ -188,9 +194,8 @@ final class DemoRun {
         let candidates = monitor.members.values
             .filter { $0.service == Self.echo && (primary ? $0.status == .primary : $0.status == .standby) }
             .sorted { primary ? $0.epoch > $1.epoch : $0.id < $1.id }
-        guard let target = candidates.first(where: { cluster?.worker(listeningOn: $0.address) != nil }),
-              let process = cluster?.worker(listeningOn: target.address)
-        else {
+        let found = candidates.lazy.compactMap { entry in self.cluster?.worker(listeningOn: entry.address).map { (entry, $0) } }.first
+        guard let (target, process) = found else {
             console.event("no echo \(what) found among the demo's workers: nothing killed")
             problems.append("the echo \(what) could not be killed: not found")
             return
@@ -203,6 +208,10 @@ final class DemoRun {
             return
         }
         console.event("kill -9 of the echo \(what) \(target.id.short) (pid \(process.pid), \(target.address), epoch \(target.epoch))")
+        console.say(primary
+            ? "        it routes every echo job: the others must notice its silence, elect a new primary with a higher\n"
+                + "        epoch, and the entry nodes hand the new one every job still unanswered"
+            : "        it runs echo jobs: the primary must notice its silence and dispatch its unanswered jobs again")
         monitor.kill(DemoMonitor.Kill(
             what: what, id: target.id, service: Self.echo, pid: process.pid, address: target.address,
             epoch: target.epoch, at: at, elapsedLabel: console.clock.trimmingCharacters(in: .whitespaces),
@@ -293,8 +302,8 @@ final class DemoRun {
         let bad = total.failed + total.errors + total.wrong + total.unanswered
         let workers = monitor.counts.filter { $0.key != .agent }.sorted { $0.key < $1.key }
             .map { "\($0.key) \($0.value)" }.joined(separator: " · ")
-        console.progress("\(console.clock)  jobs \(total.submitted) sent, \(total.answered - bad) ok, \(bad) bad, "
-            + "\(rate)/s │ workers \(workers)")
+        console.progress("\(console.clock)  jobs: \(total.submitted) sent, \(total.answered) answered, \(bad) failed, "
+            + "\(rate)/s │ workers: \(workers)")
     }
 
     private func percent(_ fraction: Double) -> String {

@@ -7,7 +7,8 @@ import StarlingCore
 struct DemoSummary {
     let counts: [String: DemoJobCounts]
     let total: DemoJobCounts
-    let latenciesMs: [Double]
+    /// Sorted submit-to-answer times per service, and of all jobs under "total".
+    let latenciesMs: [String: [Double]]
     let kills: [DemoMonitor.Kill]
     let snapshots: [(label: String, counts: [ServiceName: Int])]
     let peak: [ServiceName: Int]
@@ -20,7 +21,9 @@ struct DemoSummary {
     ) {
         counts = tally.counts
         total = tally.total
-        latenciesMs = tally.latenciesMs.sorted()
+        var latencies = tally.latenciesMs.mapValues { $0.sorted() }
+        latencies["total"] = latencies.values.flatMap { $0 }.sorted()
+        latenciesMs = latencies
         self.kills = kills
         self.snapshots = snapshots
         self.peak = peak
@@ -50,14 +53,12 @@ struct DemoSummary {
 
     func render() -> String {
         var lines: [String] = []
-        let header = ["jobs", "submitted", "answered", "OK", "FAIL", "ERR", "wrong", "lost", "retried"]
+        let header = ["jobs", "submitted", "answered", "OK", "FAIL", "ERR", "wrong", "lost", "retried", "median", "p99", "max"]
         var rows = counts.keys.sorted().map { row($0, counts[$0]!) }
         rows.append(row("total", total))
-        lines += table([header] + rows, rightAligned: 1...8)
-        lines.append("  lost = submitted - answered; retried = BUSY/UNAVAILABLE answers resubmitted with the same key")
-        if !latenciesMs.isEmpty {
-            lines.append("  time to answer: median \(ms(percentile(0.5))), p99 \(ms(percentile(0.99))), max \(ms(latenciesMs.last!))")
-        }
+        lines += table([header] + rows, rightAligned: 1...11)
+        lines.append("  lost = submitted - answered (must be 0); retried = BUSY/UNAVAILABLE answers resubmitted with the")
+        lines.append("  same key; median, p99, max: time from submit to answer (sleep jobs also wait in their primary's queue)")
         lines.append("")
 
         for kill in kills {
@@ -93,11 +94,14 @@ struct DemoSummary {
     }
 
     private func row(_ name: String, _ c: DemoJobCounts) -> [String] {
-        [name, "\(c.submitted)", "\(c.answered)", "\(c.ok)", "\(c.failed)", "\(c.errors)", "\(c.wrong)", "\(c.lost)", "\(c.retried)"]
+        let times = latenciesMs[name] ?? []
+        return [name, "\(c.submitted)", "\(c.answered)", "\(c.ok)", "\(c.failed)", "\(c.errors)", "\(c.wrong)", "\(c.lost)",
+                "\(c.retried)", percentile(times, 0.5), percentile(times, 0.99), times.last.map(ms) ?? "-"]
     }
 
-    private func percentile(_ p: Double) -> Double {
-        latenciesMs[min(latenciesMs.count - 1, Int((Double(latenciesMs.count) * p).rounded(.down)))]
+    private func percentile(_ sorted: [Double], _ p: Double) -> String {
+        guard !sorted.isEmpty else { return "-" }
+        return ms(sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.down)))])
     }
 
     private func ms(_ value: Double) -> String {

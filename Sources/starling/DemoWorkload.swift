@@ -76,7 +76,7 @@ struct DemoJobCounts: Sendable {
 final class DemoTally: Sendable {
     private struct State {
         var counts: [String: DemoJobCounts] = [:]
-        var latenciesMs: [Double] = []
+        var latenciesMs: [String: [Double]] = [:]
         /// The first few problems, to print.
         var problems: [String] = []
         var problemCount = 0
@@ -91,7 +91,7 @@ final class DemoTally: Sendable {
     func record(_ service: String, latencyMs: Double, update: (inout DemoJobCounts) -> Void) {
         state.withLock {
             update(&$0.counts[service, default: DemoJobCounts()])
-            $0.latenciesMs.append(latencyMs)
+            $0.latenciesMs[service, default: []].append(latencyMs)
         }
     }
 
@@ -111,7 +111,8 @@ final class DemoTally: Sendable {
 
     var counts: [String: DemoJobCounts] { state.withLock { $0.counts } }
     var total: DemoJobCounts { counts.values.reduce(DemoJobCounts(), +) }
-    var latenciesMs: [Double] { state.withLock { $0.latenciesMs } }
+    /// Submit-to-answer times per service, in milliseconds.
+    var latenciesMs: [String: [Double]] { state.withLock { $0.latenciesMs } }
     var problemCount: Int { state.withLock { $0.problemCount } }
 }
 
@@ -178,7 +179,8 @@ final class DemoWorkload: Sendable {
             } catch {
                 let ms = Self.milliseconds(clock.now - started)
                 tally.record(service, latencyMs: ms) { $0.unanswered += 1 }
-                note("\(service) job \(key): no answer: \(error)")
+                // A closed client means the demo is stopping (Ctrl-C, an error): nothing to tell.
+                if error != .closed { note("\(service) job \(key): no answer: \(error)") }
                 return
             }
             let ms = Self.milliseconds(clock.now - started)
