@@ -20,6 +20,8 @@ final class DemoRun {
     private var snapshots: [(label: String, counts: [ServiceName: Int])] = []
     private var problems: [String] = []
     private var rateSamples: [(at: ContinuousClock.Instant, answered: Int)] = []
+    /// The workload, once started: an interrupted run still tells what it did.
+    private var workload: DemoWorkload?
 
     /// Echo workers the demo wants: a primary, a standby to take over, and one more for the second kill.
     private static let echoWorkers = 3
@@ -62,6 +64,10 @@ final class DemoRun {
             console.say("")
             console.say("starling demo: \(error)")
             problems.append("\(error)")
+            if let total = workload?.tally.total {
+                console.say("jobs so far: \(total.submitted) submitted, \(total.answered) answered (\(total.ok) OK), "
+                    + "\(total.submitted - total.answered) without an answer when the clients were closed")
+            }
         }
         let stopped = stopCluster()
         passed = passed && stopped
@@ -122,6 +128,7 @@ final class DemoRun {
             return try StarlingClient(nodes: ([agent.address!] + others).map(\.socketAddress))
         }
         let workload = DemoWorkload { [console] in console.event("job problem: \($0)") }
+        self.workload = workload
         let workloadStart = ContinuousClock.now
         workload.start(kinds: kinds, clients: clients)
         defer {

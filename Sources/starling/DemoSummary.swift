@@ -71,8 +71,8 @@ struct DemoSummary {
             lines.append("  " + text)
         }
         if kills.contains(where: \.waitsForFailover) {
-            lines.append("  (failover: from the kill until an agent's STATUS shows the new primary; it includes the 350 ms")
-            lines.append("   of silence after which a peer is presumed dead)")
+            lines.append("  (failover: from the kill until an agent's STATUS shows the new primary; most of it is the")
+            lines.append("   350 ms of silence since the last heartbeat after which a peer is presumed dead)")
         }
         lines.append("")
 
