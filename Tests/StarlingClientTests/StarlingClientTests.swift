@@ -192,7 +192,11 @@ private func fastFailover() -> StarlingClient.Configuration {
             try await client.submit(service: "slow", payload: [])
         }
 
-        let cancelled = Task { try await client.submit(service: "slow", payload: [], key: "c1") }
+        // A client with a long timeout, so that a slow machine cannot turn the cancel into a timeout.
+        configuration.requestTimeoutMs = 30_000
+        let patient = try StarlingClient(nodes: [node.address], configuration: configuration)
+        defer { Task { await patient.close() } }
+        let cancelled = Task { try await patient.submit(service: "slow", payload: [], key: "c1") }
         #expect(await eventually { node.seen.keys.contains("c1") })
         cancelled.cancel()
         let outcome = await cancelled.result
