@@ -69,33 +69,15 @@ import Testing
     }
 }
 
-/// Runs the `starling` binary built with the tests; only this process is ever waited for.
+/// Runs the `starling` binary built with the tests to its end (killed after 60 s); only this
+/// process is ever waited for.
 private func starling(_ arguments: [String], stdin: [UInt8] = []) throws
     -> (status: Int32, stdout: [UInt8], stderr: [UInt8])
 {
-    let process = Process()
-    process.executableURL = try starlingBinary()
-    process.arguments = arguments
-    let input = Pipe(), output = Pipe(), errors = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    // Read stderr on another thread so neither pipe can fill up and block the child.
-    let stderrBox = Box<[UInt8]>([])
-    let stderrDone = DispatchSemaphore(value: 0)
-    let errorHandle = errors.fileHandleForReading
-    Thread {
-        let bytes = [UInt8](errorHandle.readDataToEndOfFile())
-        stderrBox.value.withLock { $0 = bytes }
-        stderrDone.signal()
-    }.start()
-    input.fileHandleForWriting.write(Data(stdin))
-    try input.fileHandleForWriting.close()
-    let stdout = [UInt8](output.fileHandleForReading.readDataToEndOfFile())
-    stderrDone.wait()
-    process.waitUntilExit()
-    return (process.terminationStatus, stdout, stderrBox.value.withLock { $0 })
+    let process = try SpawnedProcess(
+        executable: try starlingBinary().path, arguments: arguments, stdin: stdin, stdout: .pipe, stderr: .pipe)
+    let run = process.collect(timeout: .seconds(60))
+    return (run.status.signal == 0 ? Int32(run.status.code) : 128 + run.status.signal, run.stdout, run.stderr)
 }
 
 /// The `starling` binary next to the test runner (or `STARLING_BINARY`).

@@ -2,6 +2,7 @@ import Foundation
 import StarlingClient
 import StarlingCore
 import StarlingNode
+import StarlingUV
 import Testing
 
 #if canImport(Glibc)
@@ -31,7 +32,7 @@ import Glibc
         let agent = try AgentProcess(jobs: jobs)
         defer { agent.stopAndReap() }
 
-        let one = poll(within: 10) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
+        let one = await waitFor(within: 10) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
         #expect(one == true, "exactly one worker at start")
         // It stays one: nothing calls for more.
         try await Task.sleep(for: .seconds(1))
@@ -68,7 +69,7 @@ import Glibc
         #expect(peak.value.load(ordering: .relaxed) == 4, "the burst raised it to max_workers")
 
         let idleFrom = ContinuousClock.now
-        let backToOne = poll(within: 30, every: 100) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
+        let backToOne = await waitFor(within: 30, every: 100) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
         #expect(backToOne == true, "back to min_workers within 30 s of idling")
         print("back to 1 worker after \(ContinuousClock.now - idleFrom) of idling")
 
@@ -76,7 +77,7 @@ import Glibc
         let victimPID = try #require(agent.workerPIDs().first { agent.listeningPort(of: $0) == (try? NodeAddress(parsing: victim.address))?.port })
         _ = Glibc.kill(victimPID, SIGKILL)
         let killedAt = ContinuousClock.now
-        let replaced = poll(within: 10, every: 50) { () -> Bool? in
+        let replaced = await waitFor(within: 10, every: 50) { () -> Bool? in
             guard let now = workers("slow", seenBy: agent) else { return nil }
             return now.count == 1 && now[0].id != victim.id ? true : nil
         }
@@ -85,13 +86,13 @@ import Glibc
     }
 
     @Test("two agents: killing the scaler's agent leaves scaling to the other")
-    func scalingSurvivesTheScalersAgent() throws {
+    func scalingSurvivesTheScalersAgent() async throws {
         let jobs = try WorkerProcess.jobsDirectory(service: "slow", definition: Self.slow)
         let first = try AgentProcess(jobs: jobs)
         defer { first.stopAndReap() }
         let second = try AgentProcess(jobs: jobs, join: [first.address])
         defer { second.stopAndReap() }
-        let ready = poll(within: 10) { () -> StatusReport? in
+        let ready = await waitFor(within: 10) { () -> StatusReport? in
             guard let report = second.status(), report.scaler != nil,
                   report.members.filter({ $0.service.value == "agent" }).count == 2,
                   report.members.filter({ $0.service.value == "slow" }).count == 1 else { return nil }
@@ -103,13 +104,13 @@ import Glibc
         doomed.kill()
 
         // The survivor becomes the scaler, and replaces a worker that dies.
-        let takeover = poll(within: 5) { () -> Bool? in survivor.status()?.scaler == survivor.id ? true : nil }
+        let takeover = await waitFor(within: 5) { () -> Bool? in survivor.status()?.scaler == survivor.id ? true : nil }
         #expect(takeover == true)
         let worker = try #require(workers("slow", seenBy: survivor)?.first)
         let pids = first.workerPIDs() + second.workerPIDs()
         let pid = try #require(pids.first { survivor.listeningPort(of: $0) == (try? NodeAddress(parsing: worker.address))?.port })
         _ = Glibc.kill(pid, SIGKILL)
-        let replaced = poll(within: 10, every: 50) { () -> Bool? in
+        let replaced = await waitFor(within: 10, every: 50) { () -> Bool? in
             guard let now = workers("slow", seenBy: survivor) else { return nil }
             return now.count == 1 && now[0].id != worker.id ? true : nil
         }
@@ -118,32 +119,29 @@ import Glibc
 }
 
 /// A `starling up` process started by a test, and the workers it starts (its descendants).
+///
+/// The agent runs in a process group of its own, which its workers inherit: stopping the group
+/// stops exactly what the test caused, even workers whose agent was killed.
 final class AgentProcess {
-    let process: Process
+    let process: SpawnedProcess
     let id: NodeID
     let address: NodeAddress
     let logURL: URL
-    /// Every worker PID seen under this agent, so they can be stopped even if the agent was killed.
-    private var seenWorkers: Set<Int32> = []
 
     init(jobs: String, join: [NodeAddress] = []) throws {
         var arguments = ["up", jobs, "--port", "0", "--worker-log-level", "info"]
         for seed in join { arguments += ["--join", seed.description] }
-        let process = Process()
-        process.executableURL = try WorkerProcess.binary()
-        process.arguments = arguments
-        let stdout = Pipe()
-        process.standardOutput = stdout
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("starling-agent-\(UUID().uuidString.prefix(8)).log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: logURL)
-        try process.run()
+        let process = try SpawnedProcess(
+            executable: try WorkerProcess.binary().path, arguments: arguments,
+            stdout: .pipe, stderr: .file(logURL.path), ownProcessGroup: true)
         self.process = process
-        let line = String(decoding: stdout.fileHandleForReading.readLine(), as: UTF8.self)
+        let line = process.readLine(timeout: .seconds(10)) ?? ""
         let words = line.split(separator: " ")
         guard words.count == 6, words[1] == "agent", let id = NodeID(words[2]),
               let address = try? NodeAddress(parsing: String(words[5])) else {
-            process.terminate()
+            _ = Glibc.kill(-process.pid, SIGKILL)
+            process.kill()
             throw WorkerProcessError.noListeningLine(line: line, log: (try? String(contentsOf: logURL, encoding: .utf8)) ?? "")
         }
         self.id = id
@@ -154,11 +152,9 @@ final class AgentProcess {
         try? StatusClient.fetch(from: address, timeoutMs: 1_000)
     }
 
-    /// The workers it runs now (its children), remembered for cleanup.
+    /// The workers it started that run now, even those orphaned by its death (its process group).
     func workerPIDs() -> [Int32] {
-        let children = childProcesses(of: process.processIdentifier)
-        seenWorkers.formUnion(children)
-        return children
+        processGroupMembers(process.pid).filter { $0 != process.pid }
     }
 
     /// The TCP port a process listens on, from /proc.
@@ -166,22 +162,17 @@ final class AgentProcess {
         listeningPorts(of: pid).first
     }
 
+    /// SIGKILL of the agent alone: its workers live on, orphaned.
     func kill() {
-        _ = workerPIDs()
-        _ = Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.kill()
     }
 
-    /// SIGTERM (the agent drains its workers), then SIGKILL for anything left.
+    /// SIGTERM (the agent drains its workers), then SIGKILL for anything left in its group.
     func stopAndReap() {
-        _ = workerPIDs()
-        if process.isRunning {
-            process.terminate()
-            _ = poll(within: 15) { () -> Bool? in process.isRunning ? nil : true }
-        }
-        for pid in seenWorkers { _ = Glibc.kill(pid, SIGKILL) }
-        if process.isRunning { _ = Glibc.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.signal(SIGTERM)
+        process.wait(timeout: .seconds(15))
+        _ = Glibc.kill(-process.pid, SIGKILL)
+        process.kill()
     }
 }
 

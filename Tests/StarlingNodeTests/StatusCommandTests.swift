@@ -1,6 +1,7 @@
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingUV
 import Testing
 
 #if canImport(Glibc)
@@ -92,17 +93,10 @@ struct StatusCommandTests {
     }
 
     private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = try WorkerProcess.binary()
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        let process = try SpawnedProcess(
+            executable: try WorkerProcess.binary().path, arguments: arguments, stdout: .pipe, stderr: .pipe)
+        let run = process.collect(timeout: .seconds(60))
+        let status = run.status.signal == 0 ? Int32(run.status.code) : 128 + run.status.signal
+        return (status, String(decoding: run.stdout, as: UTF8.self), String(decoding: run.stderr, as: UTF8.self))
     }
 }

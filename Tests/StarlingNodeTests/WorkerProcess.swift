@@ -1,6 +1,7 @@
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingUV
 import Testing
 
 #if canImport(Glibc)
@@ -18,7 +19,7 @@ final class WorkerProcess {
         return directory.path
     }
 
-    let process: Process
+    let process: SpawnedProcess
     let id: NodeID
     let address: NodeAddress
     let service: String
@@ -38,32 +39,20 @@ final class WorkerProcess {
             arguments += ["--jobs", try Self.jobsDirectory(service: service, definition: "handler = \"echo\"\n")]
         }
         arguments += extra
-        let process = Process()
-        process.executableURL = try Self.binary()
-        process.arguments = arguments
-        let stdout = Pipe()
-        process.standardOutput = stdout
         let logURL = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-\(service)-\(UUID().uuidString.prefix(8)).log")
-        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.standardError = try FileHandle(forWritingTo: logURL)
-        try process.run()
+        let process = try SpawnedProcess(
+            executable: try Self.binary().path, arguments: arguments, stdout: .pipe, stderr: .file(logURL.path))
         self.process = process
         self.service = service
         self.logURL = logURL
-        // A worker that never prints is killed, so the read below always ends.
-        let pid = process.processIdentifier
-        let watchdog = DispatchWorkItem { _ = Glibc.kill(pid, SIGKILL) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(startTimeoutMs), execute: watchdog)
-        let line = Self.readLine(from: stdout.fileHandleForReading)
-        watchdog.cancel()
+        let line = process.readLine(timeout: .milliseconds(startTimeoutMs)) ?? ""
         // "starling worker <id> listening on HOST:PORT"
         let words = line.split(separator: " ")
         guard words.count == 6, words[0] == "starling", words[1] == "worker", words[3] == "listening",
               words[4] == "on", let id = NodeID(words[2]), let address = try? NodeAddress(parsing: String(words[5]))
         else {
-            _ = Glibc.kill(pid, SIGKILL)
-            process.waitUntilExit()
+            process.kill()
             let log = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
             throw WorkerProcessError.noListeningLine(line: line, log: String(log.suffix(2000)))
         }
@@ -75,17 +64,16 @@ final class WorkerProcess {
         kill()
     }
 
-    var pid: Int32 { process.processIdentifier }
+    var pid: Int32 { process.pid }
 
     /// SIGKILL (if still running) and reap.
     func kill() {
-        if process.isRunning { signal(SIGKILL) }
-        process.waitUntilExit()
+        process.kill()
     }
 
-    /// Sends a signal to this worker's PID only.
+    /// Sends a signal to this worker's PID only (never after it was reaped).
     func signal(_ number: Int32) {
-        _ = Glibc.kill(process.processIdentifier, number)
+        process.signal(number)
     }
 
     /// The worker's record, or nil if it did not answer within `timeoutMs`.
@@ -113,16 +101,6 @@ final class WorkerProcess {
         }
         return found
     }
-
-    private static func readLine(from handle: FileHandle) -> String {
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while bytes.count < 512, read(handle.fileDescriptor, &byte, 1) == 1 {
-            if byte == 0x0A { break }
-            bytes.append(byte)
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
 }
 
 enum WorkerProcessError: Error, CustomStringConvertible {
@@ -144,6 +122,17 @@ func poll<T>(within seconds: Double, every milliseconds: Int = 10, _ probe: () -
         if let value = probe() { return value }
         if ContinuousClock.now >= deadline { return nil }
         usleep(UInt32(milliseconds * 1000))
+    }
+}
+
+/// `poll` for async tests: sleeps between probes with `Task.sleep`, so a long wait does not hold
+/// one of the few cooperative threads that the run's other async tests need.
+func waitFor<T>(within seconds: Double, every milliseconds: Int = 10, _ probe: () -> T?) async -> T? {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while true {
+        if let value = probe() { return value }
+        if ContinuousClock.now >= deadline { return nil }
+        try? await Task.sleep(for: .milliseconds(milliseconds))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingUV
 import Testing
 
 #if canImport(Glibc)
@@ -33,7 +34,7 @@ struct WorkerProcessTests {
         leaver.signal(SIGTERM)
         let exited = poll(within: 3) { leaver.process.isRunning ? nil : true }
         try #require(exited == true, "still running after SIGTERM; log:\n\(leaver.log)")
-        #expect(leaver.process.terminationReason == .exit && leaver.process.terminationStatus == 0)
+        #expect(leaver.process.exitStatus == ChildProcess.ExitStatus(code: 0, signal: 0))
         #expect(leaver.log.contains("primary -> standby"))
         let rest = all.filter { $0 !== leaver }
         let successor = poll(within: 3) { () -> StatusReport.Entry? in
@@ -73,7 +74,7 @@ struct WorkerProcessTests {
         try #require(successor != nil)
         #expect(elapsed < .seconds(2))
         victim.kill()
-        #expect(victim.process.terminationReason == .uncaughtSignal)
+        #expect(victim.process.exitStatus?.signal == SIGKILL)
     }
 
     @Test("a higher-priority worker takes over through to-become-primary, never two primaries")

@@ -8,7 +8,7 @@ import Testing
     static let environment = ProcessInfo.processInfo.environment
 
     @Test(arguments: 0..<chunks)
-    func seeds(chunk: Int) throws {
+    func seeds(chunk: Int) async throws {
         if let replay = Self.environment["STARLING_SIM_SEED"].flatMap(UInt64.init) {
             guard chunk == 0 else { return }
             try runSeed(replay, verbose: true)
@@ -16,16 +16,21 @@ import Testing
         }
         let total = Self.environment["STARLING_SIM_SEEDS"].flatMap(Int.init) ?? 2_000
         let mine = Array(stride(from: chunk, to: total, by: Self.chunks))
-        var failures: [String] = []
-        var messages = 0
-        for seed in mine {
-            let simulation = ClusterSimulation(seed: UInt64(seed), maxProcesses: seed % 50 == 0 ? 50 : 12)
-            do {
-                try simulation.run()
-                messages += simulation.messagesDelivered
-            } catch {
-                failures.append("\(error)")
+        // Minutes of CPU in all: on threads of their own, not on Swift concurrency's cooperative
+        // threads (as many as cores), which every async test of the run needs to make progress.
+        let (failures, messages) = await onOwnThread { () -> ([String], Int) in
+            var failures: [String] = []
+            var messages = 0
+            for seed in mine {
+                let simulation = ClusterSimulation(seed: UInt64(seed), maxProcesses: seed % 50 == 0 ? 50 : 12)
+                do {
+                    try simulation.run()
+                    messages += simulation.messagesDelivered
+                } catch {
+                    failures.append("\(error)")
+                }
             }
+            return (failures, messages)
         }
         print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(failures.count) failed, \(messages) heartbeats delivered")
         #expect(failures.isEmpty, "\(failures.count) seeds failed; first:\n\(failures.first ?? "")")
@@ -36,5 +41,12 @@ import Testing
         print("replaying seed \(seed): \(simulation.scenario)")
         try simulation.run()
         print("seed \(seed) passed")
+    }
+}
+
+/// Runs CPU-bound `work` on a new thread and waits for it without holding a cooperative thread.
+func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: work()) }.start()
     }
 }
