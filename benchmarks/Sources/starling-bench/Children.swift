@@ -12,6 +12,9 @@ final class Children: Sendable {
 
     private struct State {
         var pids: [pid_t] = []
+        /// Process groups led by a child (a `starling up` agent and the workers it starts): after
+        /// the children are stopped, whatever is left in them gets SIGKILL.
+        var groups: [pid_t] = []
         var stopped = false
     }
 
@@ -28,13 +31,20 @@ final class Children: Sendable {
         }
     }
 
+    /// Records a child that leads a process group of its own (see `State.groups`).
+    func addGroup(_ pgid: pid_t) {
+        state.withLock { $0.groups.append(pgid) }
+    }
+
     /// SIGTERM to every child, SIGKILL to those still running after `graceMs`; reaps them all.
     /// Idempotent; children started after it are refused by `add`.
     func stopAll(graceMs: Int = 3_000) {
         state.withLock { state in
             state.stopped = true
             Self.stop(state.pids, graceMs: graceMs)
+            for group in state.groups { _ = kill(-group, SIGKILL) }
             state.pids = []
+            state.groups = []
         }
     }
 

@@ -67,80 +67,21 @@ struct Cluster: Sendable {
     }
 
     /// Starts one worker with stdout on a pipe (for its first line) and stderr in `logPath`.
-    private static func spawnWorker(binary: String, arguments: [String], logPath: String,
-                                    startTimeoutMs: Int) throws -> StartedWorker {
-        var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { throw BenchError("pipe: \(String(cString: strerror(errno)))") }
-        let (readFD, writeFD) = (pipeFDs[0], pipeFDs[1])
-        // Neither end leaks into the child except as its stdout (dup2 clears the flag there).
-        _ = fcntl(readFD, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeFD, F_SETFD, FD_CLOEXEC)
+    static func spawnWorker(binary: String, arguments: [String], logPath: String,
+                            startTimeoutMs: Int, kind: String = "worker") throws -> StartedWorker {
+        let started = try Spawn.start(binary: binary, arguments: arguments, logPath: logPath, pipeStdout: true)
+        let readFD = started.stdoutFD!
         defer { close(readFD) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeFD, 1)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-
-        // Its own process group: a Ctrl-C at the terminal reaches the bench only, which then
-        // stops the workers itself, in order.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for number in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, number) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF
-            | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, binary, &actions, &attributes, argv, environ)
-        close(writeFD)
-        guard spawned == 0 else {
-            throw BenchError("cannot start \(binary): \(String(cString: strerror(spawned)))")
-        }
-        guard Children.shared.add(pid) else {
-            Children.stop([pid], graceMs: 0)
-            throw BenchError("stopping: worker not started")
-        }
-
-        let line = readLine(readFD, timeoutMs: startTimeoutMs)
-        // "starling worker <id> listening on HOST:PORT"
+        let line = Spawn.readLine(readFD, timeoutMs: startTimeoutMs)
+        // "starling worker <id> listening on HOST:PORT" (or "starling agent ...")
         let words = line.split(separator: " ")
-        guard words.count == 6, words[0] == "starling", words[1] == "worker", words[3] == "listening",
+        guard words.count == 6, words[0] == "starling", words[1] == kind, words[3] == "listening",
               words[4] == "on", let id = NodeID(words[2])
         else {
-            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-            throw BenchError("worker \(pid) did not report its address within \(startTimeoutMs) ms "
-                + "(got '\(line)'); its log:\n\(log.suffix(2_000))")
+            throw BenchError("\(kind) \(started.pid) did not report its address within \(startTimeoutMs) ms "
+                + "(got '\(line)'); its log:\n\(Spawn.logTail(logPath))")
         }
-        return StartedWorker(pid: pid, id: id, address: String(words[5]), logPath: logPath)
-    }
-
-    /// The first line on `fd`, waiting at most `timeoutMs` in all.
-    private static func readLine(_ fd: Int32, timeoutMs: Int) -> String {
-        let deadline = monotonicNs() + UInt64(timeoutMs) * 1_000_000
-        var bytes: [UInt8] = []
-        var byte: UInt8 = 0
-        while bytes.count < 512 {
-            let now = monotonicNs()
-            guard now < deadline else { break }
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = Glibc.poll(&poller, 1, Int32((deadline - now) / 1_000_000) + 1)
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0, read(fd, &byte, 1) == 1, byte != 0x0A else { break }
-            bytes.append(byte)
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        return StartedWorker(pid: started.pid, id: id, address: String(words[5]), logPath: logPath)
     }
 
     // MARK: - Agreement

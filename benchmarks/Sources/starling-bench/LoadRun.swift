@@ -14,6 +14,32 @@ struct LoadSettings: Sendable {
     var durationS = 10.0
     var warmupS = 2.0
     var payloadBytes = 64
+    /// With a value, each job is a sleep of this many ms (payload "N", answer "slept N ms")
+    /// instead of an echo of `payloadBytes` bytes.
+    var sleepMs: Int?
+    /// A step in load: only this many slots run at first; the others start at `stepAtS`.
+    var initialConcurrency: Int?
+    /// Seconds after the start of the load (warm-up included) when the other slots start.
+    var stepAtS = 0.0
+    /// Record answers per millisecond (for jobs/s over time and the longest gap).
+    var recordTimeline = false
+    /// A job with no answer after this long counts as lost (the client gives up on it).
+    var lostAfterMs: UInt64 = 10_000
+
+    /// The whole load, warm-up included, plus the longest drain.
+    var timelineS: Double { warmupS + durationS + Double(lostAfterMs) / 1_000 + 1 }
+
+    /// The payload of a job (a sleep's milliseconds, or `payloadBytes` bytes stamped later).
+    func initialPayload() -> [UInt8] {
+        if let sleepMs { return Array("\(sleepMs)".utf8) }
+        return [UInt8](repeating: UInt8(ascii: "x"), count: payloadBytes)
+    }
+
+    /// When slot `slot` starts, in ns after the start of the load.
+    func slotStartNs(_ slot: Int) -> UInt64 {
+        guard let initialConcurrency, slot >= initialConcurrency else { return 0 }
+        return UInt64(stepAtS * 1e9)
+    }
 }
 
 /// What the load measured. Latencies and throughput count only jobs answered inside the
@@ -32,6 +58,14 @@ struct LoadResult: Sendable {
     var errorKinds: [String: UInt64] = [:]
     /// Jobs answered correctly inside the window, per entry node (the order of the clients).
     var jobsPerEntry: [UInt64] = []
+    /// Jobs submitted over the whole run.
+    var submitted: UInt64 = 0
+    /// Jobs with no answer at all: timed out, or their connection lost and not resubmitted.
+    var lost: UInt64 = 0
+    /// Answers for a job that had already been answered (or was never submitted).
+    var duplicates: UInt64 = 0
+    /// Answers per millisecond, when `recordTimeline`.
+    var timeline: Timeline?
 
     var totalErrors: UInt64 { errorKinds.values.reduce(0, +) }
     var jobsPerSecond: Double { measuredS > 0 ? Double(measuredJobs) / measuredS : 0 }
@@ -48,6 +82,12 @@ struct LoadResult: Sendable {
         totalAnswers += other.totalAnswers
         measuredErrors += other.measuredErrors
         errorKinds.merge(other.errorKinds, uniquingKeysWith: +)
+        submitted += other.submitted
+        lost += other.lost
+        duplicates += other.duplicates
+        if let theirs = other.timeline {
+            if timeline == nil { timeline = theirs } else { timeline!.merge(theirs) }
+        }
     }
 }
 
@@ -62,9 +102,9 @@ final class LoadCounters: Sendable {
 enum LoadRun {
     /// Runs the load against `clients` (slot i uses client i mod count) and merges what each
     /// slot measured.
-    static func run(clients: [StarlingClient], settings: LoadSettings, counters: LoadCounters) async -> LoadResult {
+    static func run(clients: [StarlingClient], settings: LoadSettings, counters: LoadCounters,
+                    start: UInt64 = monotonicNs()) async -> LoadResult {
         precondition(!clients.isEmpty && settings.concurrency > 0)
-        let start = monotonicNs()
         let measureFrom = start + UInt64(settings.warmupS * 1e9)
         let end = measureFrom + UInt64(settings.durationS * 1e9)
         var total = LoadResult()
@@ -74,8 +114,8 @@ enum LoadRun {
                 let entry = slot % clients.count
                 let client = clients[entry]
                 group.addTask {
-                    let result = await runSlot(slot, client: client, settings: settings, measureFrom: measureFrom,
-                                               end: end, counters: counters)
+                    let result = await runSlot(slot, client: client, settings: settings, start: start,
+                                               measureFrom: measureFrom, end: end, counters: counters)
                     return (entry, result)
                 }
             }
@@ -90,30 +130,43 @@ enum LoadRun {
     }
 
     /// One slot: submit, wait for the answer, check it, record, repeat until `end`.
-    private static func runSlot(_ slot: Int, client: StarlingClient, settings: LoadSettings, measureFrom: UInt64,
-                                end: UInt64, counters: LoadCounters) async -> LoadResult {
+    private static func runSlot(_ slot: Int, client: StarlingClient, settings: LoadSettings, start: UInt64,
+                                measureFrom: UInt64, end: UInt64, counters: LoadCounters) async -> LoadResult {
         var result = LoadResult()
-        var payload = [UInt8](repeating: UInt8(ascii: "x"), count: settings.payloadBytes)
+        if settings.recordTimeline { result.timeline = Timeline(durationS: settings.timelineS) }
+        let delayNs = settings.slotStartNs(slot)
+        if delayNs > 0 {
+            let now = monotonicNs()
+            if start + delayNs > now { try? await Task.sleep(for: .nanoseconds(start + delayNs - now)) }
+        }
+        var payload = settings.initialPayload()
+        let expected = settings.sleepMs.map { Array("slept \($0) ms".utf8) }
         var sequence: UInt64 = 0
         while true {
-            stamp(&payload, slot: slot, sequence: sequence)
+            if settings.sleepMs == nil { stamp(&payload, slot: slot, sequence: sequence) }
             sequence += 1
             let sent = monotonicNs()
             guard sent < end else { break }
+            result.submitted += 1
             var problem: String?
+            var answeredAtAll = true
             do {
                 switch try await client.submit(service: settings.service, payload: payload) {
                 case .ok(let answer):
-                    if answer != payload { problem = "OK with a wrong payload (\(answer.count) bytes)" }
+                    if answer != (expected ?? payload) { problem = "OK with a wrong payload (\(answer.count) bytes)" }
                 case .failed(let text):
                     problem = "FAIL: \(text.prefix(120))"
                 case .error(let code, let message):
                     problem = "ERR \(code.rawValue): \(message.prefix(120))"
                 }
             } catch {
-                problem = "client: \("\(error)".prefix(160))"
+                // No answer: the client timed out or gave up on every node.
+                problem = "lost (no answer): \("\(error)".prefix(160))"
+                result.lost += 1
+                answeredAtAll = false
             }
             let answered = monotonicNs()
+            if answeredAtAll { result.timeline?.record(atNs: answered - start) }
             result.totalAnswers += 1
             counters.answers.add(1, ordering: .relaxed)
             let measured = answered >= measureFrom && answered < end
@@ -135,7 +188,7 @@ enum LoadRun {
     /// in flight carries its own bytes and a mixed-up answer shows. Payloads shorter than 16
     /// bytes carry a prefix of the stamp.
     @inline(__always)
-    private static func stamp(_ payload: inout [UInt8], slot: Int, sequence: UInt64) {
+    static func stamp(_ payload: inout [UInt8], slot: Int, sequence: UInt64) {
         let value = (UInt64(truncatingIfNeeded: slot) << 40) | (sequence & 0xFF_FFFF_FFFF)
         let count = min(16, payload.count)
         for index in 0..<count {

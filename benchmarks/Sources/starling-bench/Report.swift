@@ -77,6 +77,8 @@ struct BenchReport: Codable, Sendable {
     }
 
     var benchmark: String
+    /// `starling` or `gearmand`.
+    var system: String
     var date: String
     var machine: Machine
     var settings: Settings
@@ -89,11 +91,21 @@ struct BenchReport: Codable, Sendable {
     var errorsTotal: UInt64
     var errorKinds: [String: UInt64]
     var jobsPerEntryNode: [UInt64]
-    /// Time from the first STATUS poll until every worker agreed on one primary.
+    /// Time from the first STATUS poll until every worker agreed on one primary (gearmand: 0).
     var agreementMs: UInt64
+    /// Jobs submitted over the whole run.
+    var submitted: UInt64
+    /// Jobs with no answer at all (timed out, or lost with their connection).
+    var lost: UInt64
+    /// Answers for a job already answered (or never submitted) that reached the bench.
+    var duplicates: UInt64
+    /// What the `failure` scenario adds.
+    var failure: FailureFigures?
+    /// What the `scale` scenario adds.
+    var scale: ScaleFigures?
 
     enum CodingKeys: String, CodingKey {
-        case benchmark, date, machine, settings, jobs, latency, errors
+        case benchmark, system, date, machine, settings, jobs, latency, errors, submitted, lost, duplicates, failure, scale
         case jobsPerSecond = "jobs_per_s"
         case errorsTotal = "errors_total"
         case errorKinds = "error_kinds"
@@ -101,9 +113,11 @@ struct BenchReport: Codable, Sendable {
         case agreementMs = "agreement_ms"
     }
 
-    init(benchmark: String, machine: Machine, settings: Settings, result: LoadResult, agreementMs: UInt64) {
+    init(benchmark: String, system: String, machine: Machine, settings: Settings, result: LoadResult,
+         agreementMs: UInt64) {
         let histogram = result.latencyUs
         self.benchmark = benchmark
+        self.system = system
         date = ISO8601DateFormatter().string(from: Date())
         self.machine = machine
         self.settings = settings
@@ -122,13 +136,16 @@ struct BenchReport: Codable, Sendable {
         errorKinds = result.errorKinds
         jobsPerEntryNode = result.jobsPerEntry
         self.agreementMs = agreementMs
+        submitted = result.submitted
+        lost = result.lost
+        duplicates = result.duplicates
     }
 
     /// The report as a readable table.
     var table: String {
         let s = settings
         var rows: [(String, String)] = [
-            ("benchmark", benchmark),
+            ("benchmark", "\(benchmark) (\(system))"),
             ("machine", "\(machine.nproc) CPUs, \(machine.cpuModel), Linux \(machine.kernel)"),
             ("load before", String(format: "%.2f (1-minute load average before the workers started)",
                                    machine.loadAverage1m)),
@@ -145,8 +162,20 @@ struct BenchReport: Codable, Sendable {
             ("latency max", Self.micros(latency.maxUs)),
             ("latency mean", Self.micros(UInt64(latency.meanUs.rounded()))),
             ("errors", "\(errors) in the window, \(errorsTotal) in all"),
+            ("lost", "\(lost) of \(submitted) submitted (no answer at all)"),
+            ("duplicates", "\(duplicates)"),
             ("per entry node", jobsPerEntryNode.map(String.init).joined(separator: " / ")),
         ]
+        if let failure {
+            for kill in failure.kills { rows.append(("  kill", String(format: "at %.2f s: ", kill.atS) + kill.what)) }
+            rows.append(("longest gap", "\(failure.longestGapMs) ms (from " + String(format: "%.2f s", failure.longestGapAtS) + ")"))
+        }
+        if let scale {
+            rows.append(("step", "C \(scale.fromConcurrency) → \(scale.toConcurrency) at " + String(format: "%.1f s", scale.stepAtS)))
+            rows.append(("carried after", scale.carriedAfterMs.map { "\($0) ms" } ?? "never (within the run)"))
+            rows.append(("workers", "\(scale.workersBefore) before, \(scale.workersAfter) at the end"))
+            rows.append(("jobs/s", String(format: "%.0f before the step, %.0f at the end", scale.rateBefore, scale.rateAfter)))
+        }
         for (kind, count) in errorKinds.sorted(by: { $0.value > $1.value }).prefix(10) {
             rows.append(("  error ×\(count)", kind))
         }

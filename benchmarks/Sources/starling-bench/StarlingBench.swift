@@ -6,18 +6,28 @@ import StarlingClient
 import Glibc
 #endif
 
-/// `starling-bench`: benchmarks of a real Starling cluster on this machine (benchmarks/README.md).
+/// `starling-bench`: benchmarks of a real Starling cluster and of gearmand on this machine
+/// (benchmarks/README.md).
 @main
 struct StarlingBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling-bench",
-        abstract: "Benchmarks of real starling workers on loopback.",
-        subcommands: [Echo.self, Latency.self])
+        abstract: "Benchmarks of real starling workers (or gearmand and gearman workers) on loopback.",
+        subcommands: [Echo.self, Latency.self, Failure.self, Scale.self, Summarize.self, GearmanWorker.self])
+}
+
+/// The system a scenario runs against.
+enum SystemUnderTest: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case starling
+    case gearmand
 }
 
 /// Options shared by every benchmark.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Workers to start (the first is the seed, the others join it).")
+    @Option(help: "starling or gearmand.")
+    var system: SystemUnderTest = .starling
+
+    @Option(help: "Workers to start (starling: the first is the seed, the others join it; gearmand: worker processes).")
     var workers = 4
 
     @Option(help: "Seconds measured, after the warm-up.")
@@ -29,13 +39,19 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("payload-bytes"), help: "Bytes of each job's payload.")
     var payloadBytes = 64
 
-    @Option(help: "Heartbeat interval of the workers, in milliseconds.")
+    @Option(help: "Heartbeat interval of the starling workers, in milliseconds.")
     var interval = 100
+
+    @Option(name: .customLong("gearmand-threads"), help: "gearmand's I/O threads (its --threads).")
+    var gearmandThreads = 4
+
+    @Option(name: .customLong("lost-after-ms"), help: "A job with no answer after this long counts as lost.")
+    var lostAfterMs = 10_000
 
     @Option(help: "Also write the report as JSON to this path.")
     var json: String?
 
-    @Flag(name: .customLong("keep-logs"), help: "Keep the workers' logs (and jobs folder) and print where.")
+    @Flag(name: .customLong("keep-logs"), help: "Keep the processes' logs (and jobs folder) and print where.")
     var keepLogs = false
 
     func validate(concurrency: Int) throws {
@@ -45,6 +61,15 @@ struct CommonOptions: ParsableArguments {
         guard warmup >= 0, warmup <= 3_600 else { throw ValidationError("--warmup must be 0...3600 s") }
         guard (0...(1 << 20)).contains(payloadBytes) else { throw ValidationError("--payload-bytes must be 0...1048576") }
         guard (10...10_000).contains(interval) else { throw ValidationError("--interval must be 10...10000 ms") }
+        guard (1...64).contains(gearmandThreads) else { throw ValidationError("--gearmand-threads must be 1...64") }
+        guard (100...600_000).contains(lostAfterMs) else { throw ValidationError("--lost-after-ms must be 100...600000") }
+        if let json {
+            let folder = URL(fileURLWithPath: json).deletingLastPathComponent().path
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+                throw ValidationError("--json: folder \(folder) does not exist")
+            }
+        }
     }
 }
 
@@ -53,9 +78,11 @@ extension StarlingBench {
         static let configuration = CommandConfiguration(
             abstract: "Throughput and latency of echo jobs with C jobs always outstanding.",
             discussion: """
-                Starts W workers of service 'echo' on 127.0.0.1, waits until they agree on a \
-                primary, then keeps C jobs outstanding across the standbys as entry nodes and \
-                measures each job from submit to answer.
+                starling: starts W workers of service 'echo' on 127.0.0.1, waits until they agree \
+                on a primary, then keeps C jobs outstanding across the standbys as entry nodes. \
+                gearmand: starts gearmand on a free loopback port and W gearman worker processes, \
+                then keeps C jobs outstanding over W - 1 client connections. Each job is measured \
+                from submit to answer.
                 """)
 
         @OptionGroup var options: CommonOptions
@@ -66,7 +93,7 @@ extension StarlingBench {
         func validate() throws { try options.validate(concurrency: concurrency) }
 
         func run() async throws {
-            try await EchoBenchmark.run(name: "echo", options: options, concurrency: concurrency)
+            try await ScenarioRunner.run(ScenarioPlan(name: "echo", concurrency: concurrency), options: options)
         }
     }
 
@@ -79,100 +106,105 @@ extension StarlingBench {
         func validate() throws { try options.validate(concurrency: 1) }
 
         func run() async throws {
-            try await EchoBenchmark.run(name: "latency", options: options, concurrency: 1)
+            try await ScenarioRunner.run(ScenarioPlan(name: "latency", concurrency: 1), options: options)
+        }
+    }
+
+    struct Failure: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Echo load while processes are killed with -9: jobs/s over time, longest gap, lost, duplicated.",
+            discussion: """
+                --kill workers: starling loses its primary at the first kill and a standby at the \
+                second; gearmand loses a worker, then another. --kill server: starling loses its \
+                primary; gearmand itself is killed (its single point of failure) and started again \
+                on the same port --restart-after-ms later, as a supervisor would (0: never).
+                """)
+
+        @OptionGroup var options: CommonOptions
+
+        @Option(help: "Jobs kept outstanding at all times.")
+        var concurrency = 64
+
+        @Option(help: "workers or server.")
+        var kill: FailureKind = .workers
+
+        @Option(name: .customLong("first-kill-at"), help: "Seconds into the measured window of the first kill.")
+        var firstKillAt = 3.0
+
+        @Option(name: .customLong("second-kill-at"), help: "Seconds into the measured window of the second kill (--kill workers).")
+        var secondKillAt = 6.5
+
+        @Option(name: .customLong("restart-after-ms"), help: "gearmand (--kill server) is started again this long after its kill; 0: never.")
+        var restartAfterMs = 1_000
+
+        func validate() throws {
+            try options.validate(concurrency: concurrency)
+            guard options.workers >= 3 else { throw ValidationError("--workers must be at least 3 for the failure scenario") }
+            guard firstKillAt > 0, firstKillAt < options.duration else {
+                throw ValidationError("--first-kill-at must be inside the measured window (0, --duration)")
+            }
+            guard secondKillAt > firstKillAt, secondKillAt < options.duration else {
+                throw ValidationError("--second-kill-at must be after --first-kill-at and before --duration")
+            }
+            guard (0...600_000).contains(restartAfterMs) else { throw ValidationError("--restart-after-ms must be 0...600000") }
+        }
+
+        func run() async throws {
+            let plan = FailurePlan(kind: kill, firstAtS: options.warmup + firstKillAt,
+                                   secondAtS: options.warmup + secondKillAt, restartAfterMs: restartAfterMs)
+            try await ScenarioRunner.run(
+                ScenarioPlan(name: "failure-\(kill.rawValue)", concurrency: concurrency, failure: plan), options: options)
+        }
+    }
+
+    struct Scale: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A step in load (C from --from to --to) of sleep jobs: how long until added workers carry it.",
+            discussion: """
+                starling: one host agent (`starling up`) scales service 'sleep' between 1 and \
+                --max-workers workers of --worker-concurrency slots each. gearmand has no autoscaler: \
+                one worker process with --worker-concurrency connections, as many slots as \
+                starling's minimum, carries the whole run. --workers is not used.
+                """)
+
+        @OptionGroup var options: CommonOptions
+
+        @Option(help: "Jobs outstanding before the step.")
+        var from = 4
+
+        @Option(help: "Jobs outstanding after the step.")
+        var to = 64
+
+        @Option(name: .customLong("step-at"), help: "Seconds into the measured window of the step.")
+        var stepAt = 3.0
+
+        @Option(name: .customLong("sleep-ms"), help: "Milliseconds each job sleeps.")
+        var sleepMs = 10
+
+        @Option(name: .customLong("worker-concurrency"), help: "Jobs one worker runs at once.")
+        var workerConcurrency = 4
+
+        @Option(name: .customLong("max-workers"), help: "The most workers the scaler may run (min is 1).")
+        var maxWorkers = 4
+
+        func validate() throws {
+            try options.validate(concurrency: to)
+            guard from >= 1, from < to else { throw ValidationError("--from must be 1 or more and below --to") }
+            guard stepAt > 0, stepAt < options.duration else { throw ValidationError("--step-at must be inside (0, --duration)") }
+            guard (1...10_000).contains(sleepMs) else { throw ValidationError("--sleep-ms must be 1...10000") }
+            guard (1...1_024).contains(workerConcurrency) else { throw ValidationError("--worker-concurrency must be 1...1024") }
+            guard (2...64).contains(maxWorkers) else { throw ValidationError("--max-workers must be 2...64") }
+        }
+
+        func run() async throws {
+            let plan = ScalePlan(from: from, to: to, stepAtS: options.warmup + stepAt, sleepMs: sleepMs,
+                                 workerConcurrency: workerConcurrency, maxWorkers: maxWorkers)
+            try await ScenarioRunner.run(ScenarioPlan(name: "scale", concurrency: to, scale: plan), options: options)
         }
     }
 }
 
-/// The echo benchmark from start to stop: cluster, agreement, load, report, cleanup.
-enum EchoBenchmark {
-    static let service = "echo"
-
-    static func run(name: String, options: CommonOptions, concurrency: Int) async throws {
-        let binary: String
-        do {
-            binary = try Cluster.findBinary()
-        } catch {
-            writeStderr("starling-bench: \(error)\n")
-            throw ExitCode(2)
-        }
-        let signals = SignalGuard.install { number in
-            writeStderr("\nstarling-bench: signal \(number): stopping the workers\n")
-        }
-        defer { withExtendedLifetime(signals) {} }
-
-        var cluster: Cluster?
-        do {
-            let report = try await measure(name: name, options: options, concurrency: concurrency, binary: binary) {
-                cluster = $0
-            }
-            Children.shared.stopAll()
-            if let cluster {
-                if options.keepLogs {
-                    writeStderr("starling-bench: the workers' logs are in \(cluster.directory)\n")
-                } else {
-                    try? FileManager.default.removeItem(atPath: cluster.directory)
-                }
-            }
-            print(report.table)
-            if let path = options.json {
-                try report.writeJSON(to: path)
-                print("JSON written to \(path)")
-            }
-            if report.errorsTotal > 0 { throw ExitCode(1) }
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            Children.shared.stopAll()
-            writeStderr("starling-bench: \(error)\n")
-            if let cluster { writeStderr("starling-bench: the workers' logs are in \(cluster.directory)\n") }
-            throw ExitCode(1)
-        }
-    }
-
-    private static func measure(name: String, options: CommonOptions, concurrency: Int, binary: String,
-                                started: (Cluster) -> Void) async throws -> BenchReport {
-        // Instant jobs: capacity never limits the dispatch being measured.
-        let definition = """
-            # written by starling-bench
-            handler = "echo"
-            concurrency = 1024
-            timeout_ms = 10000
-
-            """
-        let machine = Machine.current()
-        let cluster = try Cluster.start(binary: binary, service: service, definition: definition,
-                                        count: options.workers, intervalMs: options.interval)
-        started(cluster)
-        let agreement = try await cluster.waitForAgreement()
-        let entries = cluster.workers.count == 1 ? cluster.workers
-            : cluster.workers.filter { $0.id != agreement.primary.id }
-        writeStderr("starling-bench: \(cluster.workers.count) workers agreed in \(agreement.waitedMs) ms "
-            + "(primary \(agreement.primary.address), epoch \(agreement.epoch)); \(concurrency) jobs outstanding "
-            + "over \(entries.count) entry node(s) for \(options.warmup) + \(options.duration) s\n")
-
-        var configuration = StarlingClient.Configuration()
-        configuration.maxInFlight = max(configuration.maxInFlight, concurrency)
-        configuration.requestTimeoutMs = 10_000
-        let clients = try entries.map { try StarlingClient(nodes: [$0.address], configuration: configuration) }
-        // Connect every client before the clock starts.
-        for client in clients { try await client.ping() }
-
-        var settings = LoadSettings()
-        settings.service = service
-        settings.concurrency = concurrency
-        settings.durationS = options.duration
-        settings.warmupS = options.warmup
-        settings.payloadBytes = options.payloadBytes
-        let counters = LoadCounters()
-        async let progress: Void = Progress.run(counters: counters, warmupS: options.warmup, durationS: options.duration)
-        let result = await LoadRun.run(clients: clients, settings: settings, counters: counters)
-        await progress
-        for client in clients { await client.close() }
-
-        let reportSettings = BenchReport.Settings(
-            workers: options.workers, concurrency: concurrency, durationS: options.duration, warmupS: options.warmup,
-            payloadBytes: options.payloadBytes, intervalMs: options.interval, entryNodes: entries.count)
-        return BenchReport(benchmark: name, machine: machine, settings: reportSettings, result: result, agreementMs: agreement.waitedMs)
-    }
+enum FailureKind: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case workers
+    case server
 }

@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One blocking TCP connection to gearmand on 127.0.0.1, used by one thread only: writes go out
+/// whole, reads are buffered and parsed into response packets.
+final class GearmanSocket {
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private var offset = 0
+    private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+
+    /// Connects to 127.0.0.1:`port` with TCP_NODELAY; throws if it cannot.
+    init(port: UInt16) throws(GearmanProtocolError) {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw GearmanProtocolError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            fd = -1
+            throw GearmanProtocolError("connect to 127.0.0.1:\(port): \(reason)")
+        }
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { close() }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    /// Writes all of `bytes`; throws if the connection is gone.
+    func send(_ bytes: [UInt8]) throws(GearmanProtocolError) {
+        var sent = 0
+        while sent < bytes.count {
+            let result = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if result < 0 && errno == EINTR { continue }
+            guard result > 0 else { throw GearmanProtocolError("send: \(String(cString: strerror(errno)))") }
+            sent += result
+        }
+    }
+
+    /// The next packet already received, without blocking; nil if none is complete.
+    func bufferedPacket() throws(GearmanProtocolError) -> GearmanPacket? {
+        let packet = try GearmanCodec.nextResponse(buffer, offset: &offset)
+        if offset > 0 && (offset == buffer.count || offset > 1 << 16) {
+            buffer.removeFirst(offset)
+            offset = 0
+        }
+        return packet
+    }
+
+    /// Waits up to `timeoutMs` (-1: for ever) for more bytes; returns false on timeout. Throws
+    /// when the connection is closed or fails.
+    func fill(timeoutMs: Int32) throws(GearmanProtocolError) -> Bool {
+        while true {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, timeoutMs)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return false }
+            let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            if count == 0 { throw GearmanProtocolError("connection closed by gearmand") }
+            guard count > 0 else { throw GearmanProtocolError("recv: \(String(cString: strerror(errno)))") }
+            buffer.append(contentsOf: scratch[0..<count])
+            return true
+        }
+    }
+
+    /// The next packet, waiting for it at most `timeoutMs` (-1: for ever); nil on timeout.
+    func receive(timeoutMs: Int32) throws(GearmanProtocolError) -> GearmanPacket? {
+        let deadline = timeoutMs < 0 ? UInt64.max : monotonicNs() + UInt64(timeoutMs) * 1_000_000
+        while true {
+            if let packet = try bufferedPacket() { return packet }
+            let now = monotonicNs()
+            guard now < deadline else { return nil }
+            let wait = timeoutMs < 0 ? -1 : Int32((deadline - now) / 1_000_000) + 1
+            _ = try fill(timeoutMs: wait)
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// gearmand on a free loopback port and W `starling-bench gearman-worker` processes, all started
+/// (and registered with `Children.shared`) by the bench.
+final class GearmandCluster: @unchecked Sendable {
+    // @unchecked: mutated only by the one task that runs the scenario (start, kill, restart);
+    // the load threads read nothing here but `port`, which never changes.
+    let binary: String
+    let directory: String
+    let port: UInt16
+    let threads: Int
+    private(set) var serverPID: pid_t = 0
+    private(set) var workerPIDs: [pid_t] = []
+    private var serverStarts = 0
+
+    /// gearmand from GEARMAND_BINARY, PATH, or /usr/sbin.
+    static func findBinary() throws -> String {
+        if let override = ProcessInfo.processInfo.environment["GEARMAND_BINARY"] { return override }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for folder in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin"] {
+            let candidate = folder + "/gearmand"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw BenchError("""
+            gearmand not found (PATH, /usr/sbin). Install it: sudo apt-get install gearman-job-server
+            (benchmarks/run does this), or set GEARMAND_BINARY to its path
+            """)
+    }
+
+    /// Starts gearmand (up to three free ports are tried) and `workers` worker processes.
+    init(workers: Int, function: GearmanJobFunction, connectionsPerWorker: Int, threads: Int) throws {
+        binary = try Self.findBinary()
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("starling-bench-gearmand-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        self.threads = threads
+        var lastError: (any Error)?
+        var chosen: UInt16 = 0
+        for _ in 0..<3 {
+            let candidate = try Self.freePort()
+            do {
+                serverPID = try Self.startServer(binary: binary, port: candidate, threads: threads,
+                                                 logPath: directory + "/gearmand-0.log", directory: directory)
+                chosen = candidate
+                break
+            } catch {
+                lastError = error
+            }
+        }
+        guard chosen != 0 else { throw lastError ?? BenchError("gearmand did not start") }
+        port = chosen
+        serverStarts = 1
+        let me = Spawn.selfExecutable()
+        for index in 0..<workers {
+            let logPath = directory + "/gearman-worker-\(index).log"
+            let started = try Spawn.start(
+                binary: me,
+                arguments: ["gearman-worker", "--port", "\(port)", "--function", function.rawValue,
+                            "--connections", "\(connectionsPerWorker)"],
+                logPath: logPath, pipeStdout: true)
+            workerPIDs.append(started.pid)
+            let line = Spawn.readLine(started.stdoutFD!, timeoutMs: 10_000)
+            close(started.stdoutFD!)
+            guard line == "gearman worker ready" else {
+                throw BenchError("gearman worker \(started.pid) not ready within 10 s (got '\(line)'); its log:\n"
+                    + Spawn.logTail(logPath))
+            }
+        }
+    }
+
+    /// kill -9 of gearmand.
+    func killServer() {
+        Spawn.killNow(serverPID)
+    }
+
+    /// Starts gearmand again on the same port (as a supervisor would).
+    func restartServer() throws {
+        serverPID = try Self.startServer(binary: binary, port: port, threads: threads,
+                                         logPath: directory + "/gearmand-\(serverStarts).log", directory: directory)
+        serverStarts += 1
+    }
+
+    /// kill -9 of worker `index`.
+    func killWorker(_ index: Int) {
+        Spawn.killNow(workerPIDs[index])
+    }
+
+    /// A port that was free on 127.0.0.1 a moment ago.
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+            }
+        }
+        guard bound == 0 else { throw BenchError("bind 127.0.0.1:0: \(String(cString: strerror(errno)))") }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    /// Starts gearmand in the foreground (no --daemon) and waits until it answers ECHO_REQ.
+    private static func startServer(binary: String, port: UInt16, threads: Int, logPath: String,
+                                    directory: String) throws -> pid_t {
+        let arguments = ["--port", "\(port)", "--listen", "127.0.0.1", "--threads", "\(threads)",
+                         "--log-file", logPath, "--verbose", "ERROR", "--pid-file", directory + "/gearmand.pid"]
+        let started = try Spawn.start(binary: binary, arguments: arguments, logPath: logPath + ".stderr",
+                                      pipeStdout: false)
+        let deadline = monotonicNs() + 5_000_000_000
+        var last = "no answer"
+        while monotonicNs() < deadline {
+            var status: Int32 = 0
+            if waitpid(started.pid, &status, WNOHANG) == started.pid {
+                throw BenchError("gearmand exited at once (status \(status)) on port \(port); its log:\n"
+                    + Spawn.logTail(logPath) + Spawn.logTail(logPath + ".stderr"))
+            }
+            do throws(GearmanProtocolError) {
+                let socket = try GearmanSocket(port: port)
+                var out: [UInt8] = []
+                GearmanCodec.appendRequest(.echoReq, [Array("ready".utf8)[...]], to: &out)
+                try socket.send(out)
+                if try socket.receive(timeoutMs: 1_000)?.known == .echoRes { return started.pid }
+            } catch {
+                last = "\(error)"
+            }
+            usleep(20_000)
+        }
+        Spawn.killNow(started.pid)
+        throw BenchError("gearmand on port \(port) did not answer within 5 s (\(last)); its log:\n" + Spawn.logTail(logPath))
+    }
+}

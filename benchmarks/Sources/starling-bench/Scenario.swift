@@ -1,0 +1,171 @@
+import ArgumentParser
+import Foundation
+import StarlingClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One scenario run: which load, and what happens during it.
+struct ScenarioPlan: Sendable {
+    var name: String
+    var concurrency: Int
+    var failure: FailurePlan?
+    var scale: ScalePlan?
+}
+
+/// Kills during the load; times are seconds after the start of the load (warm-up included).
+struct FailurePlan: Sendable {
+    var kind: FailureKind
+    var firstAtS: Double
+    var secondAtS: Double
+    var restartAfterMs: Int
+}
+
+/// A step in load of sleep jobs; `stepAtS` is seconds after the start of the load.
+struct ScalePlan: Sendable {
+    var from: Int
+    var to: Int
+    var stepAtS: Double
+    var sleepMs: Int
+    var workerConcurrency: Int
+    var maxWorkers: Int
+}
+
+/// What a system-specific run hands back to the runner.
+struct SystemRun: Sendable {
+    var result: LoadResult
+    var entryNodes: Int
+    var agreementMs: UInt64 = 0
+    var kills: [KillEvent] = []
+    var workersOverTime: [[Double]] = []
+    /// Where the processes' logs are.
+    var directory: String
+}
+
+/// Runs a scenario against either system: setup, load, kills, report, cleanup of every child.
+enum ScenarioRunner {
+    static func run(_ plan: ScenarioPlan, options: CommonOptions) async throws {
+        let signals = SignalGuard.install { number in
+            writeStderr("\nstarling-bench: signal \(number): stopping every process it started\n")
+        }
+        defer { withExtendedLifetime(signals) {} }
+        let machine = Machine.current()
+        let directory = Box<String?>(nil)
+        do {
+            let run: SystemRun
+            switch options.system {
+            case .starling: run = try await StarlingSystem.run(plan, options: options) { directory.value = $0 }
+            case .gearmand: run = try await GearmandSystem.run(plan, options: options) { directory.value = $0 }
+            }
+            Children.shared.stopAll()
+            if options.keepLogs {
+                writeStderr("starling-bench: the logs are in \(run.directory)\n")
+            } else {
+                try? FileManager.default.removeItem(atPath: run.directory)
+            }
+            let report = makeReport(plan, options: options, machine: machine, run: run)
+            print(report.table)
+            if let path = options.json {
+                try report.writeJSON(to: path)
+                print("JSON written to \(path)")
+            }
+            // Under failure, errors are what is measured; elsewhere any error fails the run.
+            if plan.failure == nil && plan.scale == nil && report.errorsTotal > 0 { throw ExitCode(1) }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            Children.shared.stopAll()
+            writeStderr("starling-bench: \(error)\n")
+            if let folder = directory.value { writeStderr("starling-bench: the logs are in \(folder)\n") }
+            throw ExitCode(1)
+        }
+    }
+
+    static func settings(_ plan: ScenarioPlan, options: CommonOptions) -> LoadSettings {
+        var settings = LoadSettings()
+        settings.service = plan.scale == nil ? "echo" : "sleep"
+        settings.concurrency = plan.concurrency
+        settings.durationS = options.duration
+        settings.warmupS = options.warmup
+        settings.payloadBytes = options.payloadBytes
+        settings.lostAfterMs = UInt64(options.lostAfterMs)
+        settings.recordTimeline = plan.failure != nil || plan.scale != nil
+        if let scale = plan.scale {
+            settings.sleepMs = scale.sleepMs
+            settings.initialConcurrency = scale.from
+            settings.stepAtS = scale.stepAtS
+        }
+        return settings
+    }
+
+    /// Runs the load with the progress line.
+    static func load(_ settings: LoadSettings, start: UInt64,
+                     _ body: @Sendable (LoadCounters) async -> LoadResult) async -> LoadResult {
+        let counters = LoadCounters()
+        async let progress: Void = Progress.run(counters: counters, warmupS: settings.warmupS, durationS: settings.durationS)
+        let result = await body(counters)
+        await progress
+        return result
+    }
+
+    private static func makeReport(_ plan: ScenarioPlan, options: CommonOptions, machine: Machine,
+                                   run: SystemRun) -> BenchReport {
+        let settings = BenchReport.Settings(
+            workers: plan.scale == nil ? options.workers : plan.scale!.maxWorkers, concurrency: plan.concurrency,
+            durationS: options.duration, warmupS: options.warmup,
+            payloadBytes: plan.scale == nil ? options.payloadBytes : "\(plan.scale!.sleepMs)".utf8.count,
+            intervalMs: options.interval, entryNodes: run.entryNodes)
+        var report = BenchReport(benchmark: plan.name, system: options.system.rawValue, machine: machine,
+                                 settings: settings, result: run.result, agreementMs: run.agreementMs)
+        let endS = options.warmup + options.duration
+        let timeline = run.result.timeline ?? Timeline(durationS: endS)
+        let bucketMs = 100
+        if let failure = plan.failure {
+            let gap = timeline.longestGap(fromS: options.warmup, toS: endS)
+            report.failure = FailureFigures(
+                kind: failure.kind.rawValue, kills: run.kills, bucketMs: bucketMs,
+                jobsPerSecond: timeline.rates(bucketMs: bucketMs, fromS: 0, toS: endS),
+                longestGapMs: gap.ms, longestGapAtS: gap.atS,
+                restartAfterMs: options.system == .gearmand && failure.kind == .server && failure.restartAfterMs > 0
+                    ? failure.restartAfterMs : nil)
+        }
+        if let scale = plan.scale {
+            let rates = timeline.rates(bucketMs: bucketMs, fromS: 0, toS: endS)
+            func mean(_ fromS: Double, _ toS: Double) -> Double {
+                let slice = rates[max(0, Int(fromS * 10))..<min(rates.count, Int(toS * 10))]
+                return slice.isEmpty ? 0 : slice.reduce(0, +) / Double(slice.count)
+            }
+            let before = mean(scale.stepAtS - 1, scale.stepAtS)
+            // What max_workers workers carry, judged by what each busy slot of the one worker
+            // carried before the step.
+            let perSlot = before / Double(min(scale.from, scale.workerConcurrency))
+            let target = perSlot * Double(min(scale.to, scale.maxWorkers * scale.workerConcurrency))
+            var carried: Int?
+            var t = scale.stepAtS + 0.5
+            while t <= endS {
+                if mean(t - 0.5, t) >= 0.9 * target {
+                    carried = Int(((t - scale.stepAtS) * 1_000).rounded())
+                    break
+                }
+                t += 0.1
+            }
+            let counts = run.workersOverTime
+            report.scale = ScaleFigures(
+                fromConcurrency: scale.from, toConcurrency: scale.to, stepAtS: scale.stepAtS, sleepMs: scale.sleepMs,
+                autoscaled: options.system == .starling, bucketMs: bucketMs, jobsPerSecond: rates,
+                workers: counts,
+                workersBefore: Int(counts.last(where: { $0[0] < scale.stepAtS })?[1] ?? counts.first?[1] ?? 0),
+                workersAfter: Int(counts.last?[1] ?? 0),
+                rateBefore: before, rateAfter: mean(endS - 3, endS), carriedAfterMs: carried, targetRate: target)
+        }
+        return report
+    }
+}
+
+/// A value set once from a closure and read afterwards, on one task.
+final class Box<Value: Sendable>: @unchecked Sendable {
+    // @unchecked: written and read by the same task, in order (never concurrently).
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
