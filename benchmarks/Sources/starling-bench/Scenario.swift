@@ -112,7 +112,8 @@ enum ScenarioRunner {
     private static func makeReport(_ plan: ScenarioPlan, options: CommonOptions, machine: Machine,
                                    run: SystemRun) -> BenchReport {
         let settings = BenchReport.Settings(
-            workers: plan.scale == nil ? options.workers : plan.scale!.maxWorkers, concurrency: plan.concurrency,
+            workers: plan.scale == nil ? options.workers : options.system == .starling ? plan.scale!.maxWorkers : 1,
+            concurrency: plan.concurrency,
             durationS: options.duration, warmupS: options.warmup,
             payloadBytes: plan.scale == nil ? options.payloadBytes : "\(plan.scale!.sleepMs)".utf8.count,
             intervalMs: options.interval, entryNodes: run.entryNodes)
