@@ -12,6 +12,8 @@ extension ResultsSummary {
         var met: Bool?
         /// How far from the target, when missed.
         var miss: String = ""
+        /// Shown for gearmand instead of its value (a figure it does not have).
+        var gearmandText: String?
     }
 
     func markdown() -> String {
@@ -20,7 +22,7 @@ extension ResultsSummary {
             + "one run: both systems, every scenario, \(runCount) run\(runCount == 1 ? "" : "s") each, one after the other on the same machine. "
             + "The JSON of every run is in [`results/`](results/); `benchmarks/README.md` says what each scenario does.\n\n"
         text += "To reproduce on a fresh clone (it installs `gearman-job-server`, `libuv1-dev` and `pkg-config` with apt "
-            + "when missing, builds in release mode and takes about 6 minutes):\n\n```sh\n\(command)\n```\n\n"
+            + "when missing, builds in release mode, then runs for about 5 minutes on 2 cores):\n\n```sh\n\(command)\n```\n\n"
         text += machineSection()
         let rows = comparisonRows()
         text += "## Starling ÷ gearmand (\(runCount == 1 ? "one run" : "medians of \(runCount) runs"))\n\n"
@@ -30,7 +32,7 @@ extension ResultsSummary {
             let ratio: String
             if let s = row.starling, let g = row.gearmand, g != 0 { ratio = String(format: "%.2f×", s / g) } else { ratio = "–" }
             let mark = row.met.map { $0 ? "met" : "**missed**" } ?? ""
-            text += "| \(row.figure) | \(row.starling.map(row.format) ?? "–") | \(row.gearmand.map(row.format) ?? "–") "
+            text += "| \(row.figure) | \(row.starling.map(row.format) ?? "–") | \(row.gearmandText ?? row.gearmand.map(row.format) ?? "–") "
                 + "| \(ratio) | \(row.target) | \(mark) |\n"
         }
         text += "\nFor latencies, gaps and losses lower is better, so a ratio below 1 favours Starling; for jobs/s "
@@ -130,6 +132,7 @@ extension ResultsSummary {
             var carried = add("`scale`: from the step until the added workers carry it", "scale",
                               format: { "\(Int($0)) ms" }) { $0.scale?.carriedAfterMs.map(Double.init) }
             carried.target = "(none set)"
+            carried.gearmandText = "never: no autoscaler"
             rows.append(carried)
         }
         return rows
