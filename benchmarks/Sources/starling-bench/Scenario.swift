@@ -51,12 +51,12 @@ enum ScenarioRunner {
         }
         defer { withExtendedLifetime(signals) {} }
         let machine = Machine.current()
-        let directory = Box<String?>(nil)
+        var directory: String?
         do {
             let run: SystemRun
             switch options.system {
-            case .starling: run = try await StarlingSystem.run(plan, options: options) { directory.value = $0 }
-            case .gearmand: run = try await GearmandSystem.run(plan, options: options) { directory.value = $0 }
+            case .starling: run = try await StarlingSystem.run(plan, options: options) { directory = $0 }
+            case .gearmand: run = try await GearmandSystem.run(plan, options: options) { directory = $0 }
             }
             Children.shared.stopAll()
             if options.keepLogs {
@@ -77,7 +77,7 @@ enum ScenarioRunner {
         } catch {
             Children.shared.stopAll()
             writeStderr("starling-bench: \(error)\n")
-            if let folder = directory.value { writeStderr("starling-bench: the logs are in \(folder)\n") }
+            if let folder = directory { writeStderr("starling-bench: the logs are in \(folder)\n") }
             throw ExitCode(1)
         }
     }
@@ -162,11 +162,4 @@ enum ScenarioRunner {
         }
         return report
     }
-}
-
-/// A value set once from a closure and read afterwards, on one task.
-final class Box<Value: Sendable>: @unchecked Sendable {
-    // @unchecked: written and read by the same task, in order (never concurrently).
-    var value: Value
-    init(_ value: Value) { self.value = value }
 }

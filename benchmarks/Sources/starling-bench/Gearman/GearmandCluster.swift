@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -6,16 +7,21 @@ import Glibc
 
 /// gearmand on a free loopback port and W `starling-bench gearman-worker` processes, all started
 /// (and registered with `Children.shared`) by the bench.
-final class GearmandCluster: @unchecked Sendable {
-    // @unchecked: mutated only by the one task that runs the scenario (start, kill, restart);
-    // the load threads read nothing here but `port`, which never changes.
+final class GearmandCluster: Sendable {
     let binary: String
     let directory: String
     let port: UInt16
     let threads: Int
-    private(set) var serverPID: pid_t = 0
-    private(set) var workerPIDs: [pid_t] = []
-    private var serverStarts = 0
+    let workerPIDs: [pid_t]
+
+    private struct Server {
+        var pid: pid_t
+        /// How many times gearmand was started (names each one's log).
+        var starts: Int
+    }
+
+    /// Changed by the kills (on the scenario's killer task).
+    private let server: Mutex<Server>
 
     /// gearmand from GEARMAND_BINARY, PATH, or /usr/sbin.
     static func findBinary() throws -> String {
@@ -33,28 +39,27 @@ final class GearmandCluster: @unchecked Sendable {
 
     /// Starts gearmand (up to three free ports are tried) and `workers` worker processes.
     init(workers: Int, function: GearmanJobFunction, connectionsPerWorker: Int, threads: Int) throws {
-        binary = try Self.findBinary()
-        directory = FileManager.default.temporaryDirectory
+        let binary = try Self.findBinary()
+        let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-bench-gearmand-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        self.threads = threads
         var lastError: (any Error)?
-        var chosen: UInt16 = 0
+        var chosen: (port: UInt16, pid: pid_t)?
         for _ in 0..<3 {
             let candidate = try Self.freePort()
             do {
-                serverPID = try Self.startServer(binary: binary, port: candidate, threads: threads,
-                                                 logPath: directory + "/gearmand-0.log", directory: directory)
-                chosen = candidate
+                let pid = try Self.startServer(binary: binary, port: candidate, threads: threads,
+                                               logPath: directory + "/gearmand-0.log", directory: directory)
+                chosen = (candidate, pid)
                 break
             } catch {
                 lastError = error
             }
         }
-        guard chosen != 0 else { throw lastError ?? BenchError("gearmand did not start") }
-        port = chosen
-        serverStarts = 1
+        guard let chosen else { throw lastError ?? BenchError("gearmand did not start") }
+        let port = chosen.port
         let me = Spawn.selfExecutable()
+        var workerPIDs: [pid_t] = []
         for index in 0..<workers {
             let logPath = directory + "/gearman-worker-\(index).log"
             let started = try Spawn.start(
@@ -70,18 +75,26 @@ final class GearmandCluster: @unchecked Sendable {
                     + Spawn.logTail(logPath))
             }
         }
+        self.binary = binary
+        self.directory = directory
+        self.port = port
+        self.threads = threads
+        self.workerPIDs = workerPIDs
+        server = Mutex(Server(pid: chosen.pid, starts: 1))
     }
 
     /// kill -9 of gearmand.
     func killServer() {
-        Spawn.killNow(serverPID)
+        Spawn.killNow(server.withLock { $0.pid })
     }
 
     /// Starts gearmand again on the same port (as a supervisor would).
     func restartServer() throws {
-        serverPID = try Self.startServer(binary: binary, port: port, threads: threads,
-                                         logPath: directory + "/gearmand-\(serverStarts).log", directory: directory)
-        serverStarts += 1
+        try server.withLock { server in
+            server.pid = try Self.startServer(binary: binary, port: port, threads: threads,
+                                              logPath: directory + "/gearmand-\(server.starts).log", directory: directory)
+            server.starts += 1
+        }
     }
 
     /// kill -9 of worker `index`.
