@@ -157,6 +157,9 @@ public final class Worker {
         try udp.startReceiving { [unowned self] event in received(event) }
         let interval = UInt64(settings.intervalMs)
         try ticker.start(afterMs: interval, repeatMs: interval) { [unowned self] in
+            if let parent = settings.parentPID, getppid() != parent {
+                beginDrain(reason: "its parent process \(parent) is gone")
+            }
             membership.workload = workload
             perform(membership.tick(nowMs: nowMs))
             jobs.tick(nowMs: nowMs)

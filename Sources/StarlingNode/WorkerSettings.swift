@@ -18,6 +18,10 @@ public struct WorkerSettings: Sendable, Equatable {
     public var maxClientBacklogBytes: Int
     /// How long a SIGTERM drain waits for held jobs before stopping anyway.
     public var drainTimeoutMs: Int64 = 30_000
+    /// The process that started this one (an agent, for the workers it spawns): once this process
+    /// is no longer its child (the parent died, even by SIGKILL), it drains and stops, so that no
+    /// worker outlives its agent unmanaged. nil: it lives on its own.
+    public var parentPID: Int32?
 
     public init(
         service: ServiceName, host: NodeAddress.Host = .ipv4(0x7F00_0001), port: UInt16 = 0,
@@ -51,6 +55,9 @@ public struct WorkerSettings: Sendable, Equatable {
         }
         guard (0...3_600_000).contains(drainTimeoutMs) else {
             throw .invalid("the drain timeout must be 0–3600000 ms, got \(drainTimeoutMs)")
+        }
+        if let parentPID, parentPID <= 1 {
+            throw .invalid("the parent pid must be a process id above 1, got \(parentPID)")
         }
     }
 }

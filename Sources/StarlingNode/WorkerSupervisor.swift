@@ -51,7 +51,7 @@ final class WorkerSupervisor {
         let arguments = [
             "worker", "--service", service.value, "--port", "0", "--host", hostText,
             "--join", seed.description, "--jobs", launch.jobsDirectory, "--interval", "\(launch.intervalMs)",
-            "--log-level", launch.logLevel,
+            "--log-level", launch.logLevel, "--parent-pid", "\(getpid())",
         ]
         do {
             var pid: Int32 = 0

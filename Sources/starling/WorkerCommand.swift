@@ -11,7 +11,9 @@ struct WorkerCommand: ParsableCommand {
             Heartbeats (UDP) and clients (TCP) share one port. Once bound, one line goes to stdout:
               starling worker <id> listening on HOST:PORT
             Logs go to stderr. SIGINT/SIGTERM drains: the worker steps down, takes no new work,
-            finishes what it holds and exits; a second signal stops it at once.
+            finishes what it holds and exits; a second signal stops it at once. With --parent-pid
+            (set by `starling up` for the workers it starts) it drains the same way once that
+            process is gone, even when it was killed with -9.
             """)
 
     @Option(help: "Service type: 1–64 of a-z, 0-9, '.', '_', '-'.")
@@ -20,6 +22,10 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Directory of service definitions; the worker loads DIR/<service>.toml.")
     var jobs: String = "jobs"
 
+    @Option(name: .customLong("parent-pid"), help: ArgumentHelp(
+        "Drain and stop once process PID is no longer this worker's parent.", valueName: "PID"))
+    var parentPID: Int32?
+
     @OptionGroup var member: MemberOptions
 
     /// Filled in by `validate()` so that `run()` cannot meet a bad flag.
@@ -27,13 +33,16 @@ struct WorkerCommand: ParsableCommand {
     private var definition: ServiceDefinition?
 
     private enum CodingKeys: String, CodingKey {
-        case service, jobs, member
+        case service, jobs, parentPID, member
     }
 
     mutating func validate() throws {
         let name: ServiceName
         do { name = try ServiceName(service) } catch { throw ValidationError("--service: \(error)") }
-        settings = try member.settings(service: name)
+        var settings = try member.settings(service: name)
+        settings.parentPID = parentPID
+        do { try settings.validate() } catch { throw ValidationError("--parent-pid: \(error)") }
+        self.settings = settings
         do {
             definition = try ServiceDefinitionLoader.load(service: name, directory: jobs)
         } catch {

@@ -85,7 +85,24 @@ import Glibc
         print("kill -9 of the only worker: replaced after \(ContinuousClock.now - killedAt)")
     }
 
-    @Test("two agents: killing the scaler's agent leaves scaling to the other")
+    @Test("an agent killed with -9: its workers drain and stop on their own")
+    func workersDoNotOutliveTheirAgent() async throws {
+        let jobs = try WorkerProcess.jobsDirectory(service: "slow", definition: Self.slow)
+        let agent = try AgentProcess(jobs: jobs)
+        defer { agent.stopAndReap() }
+        let started = await waitFor(within: 10, every: 50) { () -> [Int32]? in
+            let pids = agent.workerPIDs()
+            return workers("slow", seenBy: agent)?.count == 1 && pids.count == 1 ? pids : nil
+        }
+        let orphans = try #require(started, "the agent started its worker")
+        agent.kill()
+        let killedAt = ContinuousClock.now
+        let gone = await waitFor(within: 10, every: 20) { () -> Bool? in agent.workerPIDs().isEmpty ? true : nil }
+        #expect(gone == true, "worker \(orphans) still runs after its agent was killed")
+        print("agent killed with -9: its worker stopped after \(ContinuousClock.now - killedAt)")
+    }
+
+    @Test("two agents: killing the scaler's agent stops its workers and leaves scaling to the other")
     func scalingSurvivesTheScalersAgent() async throws {
         let jobs = try WorkerProcess.jobsDirectory(service: "slow", definition: Self.slow)
         let first = try AgentProcess(jobs: jobs)
@@ -101,14 +118,25 @@ import Glibc
         let report = try #require(ready)
         let scaler = try #require(report.scaler)
         let (doomed, survivor) = scaler == first.id ? (first, second) : (second, first)
+        let orphans = doomed.workerPIDs()
         doomed.kill()
 
-        // The survivor becomes the scaler, and replaces a worker that dies.
+        // The killed agent's workers drain and stop on their own: nothing outlives its agent.
+        let orphansGone = await waitFor(within: 10, every: 50) { () -> Bool? in doomed.workerPIDs().isEmpty ? true : nil }
+        #expect(orphansGone == true, "workers \(orphans) of the killed agent still run: \(doomed.workerPIDs())")
+
+        // The survivor becomes the scaler and keeps one worker, on its own host.
         let takeover = await waitFor(within: 5) { () -> Bool? in survivor.status()?.scaler == survivor.id ? true : nil }
         #expect(takeover == true)
-        let worker = try #require(workers("slow", seenBy: survivor)?.first)
-        let pids = first.workerPIDs() + second.workerPIDs()
-        let pid = try #require(pids.first { survivor.listeningPort(of: $0) == (try? NodeAddress(parsing: worker.address))?.port })
+        let kept = await waitFor(within: 10, every: 50) { () -> (member: StatusReport.Entry, pid: Int32)? in
+            guard let now = workers("slow", seenBy: survivor), now.count == 1,
+                  let port = (try? NodeAddress(parsing: now[0].address))?.port,
+                  let pid = survivor.workerPIDs().first(where: { survivor.listeningPort(of: $0) == port }) else { return nil }
+            return (now[0], pid)
+        }
+        let (worker, pid) = try #require(kept)
+
+        // It replaces a worker that dies.
         _ = Glibc.kill(pid, SIGKILL)
         let replaced = await waitFor(within: 10, every: 50) { () -> Bool? in
             guard let now = workers("slow", seenBy: survivor) else { return nil }
