@@ -9,8 +9,8 @@ import StarlingCore
 /// ```
 ///
 /// Rows are sorted by service, then status (primary, to-become-primary, standby, joining), then
-/// id; the reporting process's row is marked with `*`. Rejected-input counters and the scaler, when
-/// present, follow the table.
+/// id; the reporting process's row is marked with `*`. Rejected-input counters, the scaler and a
+/// note on agent rows, when present, follow the table.
 public enum StatusTable {
     public static let headers = [
         "ID", "SERVICE", "STATUS", "EPOCH", "PRI", "RUNNING/CAP", "BACKLOG", "ADDRESS", "LAST HEARD",
@@ -30,18 +30,23 @@ public enum StatusTable {
                 duration(ms: entry.lastHeardMs),
             ]
         }
-        var lines = table([headers] + rows)
+        var notes: [String] = []
         if !report.rejected.isEmpty {
             let counts = report.rejected.sorted { $0.key < $1.key }.map { "\(printable($0.key))=\($0.value)" }
-            lines.append("")
-            lines.append("rejected: " + counts.joined(separator: " "))
+            notes.append("rejected: " + counts.joined(separator: " "))
         }
         if let scaler = report.scaler {
-            if report.rejected.isEmpty { lines.append("") }
-            lines.append("scaler: \(scaler.short)")
+            notes.append("scaler: \(scaler.short)")
         }
+        if report.members.contains(where: { $0.service == .agent }) {
+            notes.append(agentNote)
+        }
+        let lines = table([headers] + rows) + (notes.isEmpty ? [] : [""] + notes)
         return lines.joined(separator: "\n") + "\n"
     }
+
+    /// An agent runs no jobs itself: its workload columns count the workers on its host.
+    public static let agentNote = "agent rows: RUNNING/CAP = workers running on its host / its --max-workers"
 
     /// The table's row order: service, then status with primary first, then id (older first).
     public static func sorted(_ members: [StatusReport.Entry]) -> [StatusReport.Entry] {

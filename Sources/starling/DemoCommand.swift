@@ -13,10 +13,10 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Start a local cluster, run jobs through it while killing workers, and show that no job is lost.",
         discussion: """
-            With no set-up: starts two agents (`starling up`) on loopback, which start the workers of
-            every service in the jobs directory; runs a mixed workload of echo, sha256 and sleep jobs
-            with a live progress line; kills the echo primary with kill -9 midway and an echo standby
-            later; shows the failover and the scaler's replacements as they happen; and ends with a
+            With no set-up: starts two agents (`starling up`) on loopback, which start the workers of \
+            every service in the jobs directory; runs a mixed workload of echo, sha256 and sleep jobs \
+            with a live progress line; kills the echo primary with kill -9 midway and an echo standby \
+            later; shows the failover and the scaler's replacements as they happen; and ends with a \
             summary. It stops every process it started, also on Ctrl-C.
 
             Exit status 0 when every job was answered OK and nothing was left running; 1 otherwise.

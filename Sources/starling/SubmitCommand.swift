@@ -11,8 +11,8 @@ struct SubmitCommand: ParsableCommand {
         commandName: "submit",
         abstract: "Submit one job to a service and print its result.",
         discussion: """
-            The payload is the PAYLOAD argument's UTF-8 bytes, or stdin when PAYLOAD is '-' or
-            absent. The result bytes go to stdout as they are (no newline added). With several
+            The payload is the PAYLOAD argument's UTF-8 bytes, or stdin when PAYLOAD is '-' or \
+            absent. The result bytes go to stdout as they are (no newline added). With several \
             --node flags the job fails over to the next node (same key) if one is down or dies.
 
             Exit status:

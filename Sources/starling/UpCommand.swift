@@ -9,13 +9,17 @@ struct UpCommand: ParsableCommand {
         commandName: "up",
         abstract: "Run a host agent: it accepts jobs, starts workers on this host, and scales them.",
         discussion: """
-            The agent joins the heartbeat group as a process of the reserved service type `agent`.
-            The agents elect a primary, the scaler, which keeps every service type of DIR between
-            its min_workers and max_workers, admits workers when the backlog stays high, retires
-            them when idle, and replaces dead ones; new workers go to the agent with the most
-            headroom. Once bound, one line goes to stdout:
+            The agent joins the heartbeat group as a process of the reserved service type `agent`. \
+            The agents elect a primary, the scaler, which keeps every service type of DIR between \
+            its min_workers and max_workers, admits workers when the backlog stays high, retires \
+            them when idle, and replaces dead ones; new workers go to the agent with the most \
+            headroom.
+
+            Once bound, one line goes to stdout:
               starling agent <id> listening on HOST:PORT
-            SIGINT/SIGTERM drains the agent and the workers it started.
+
+            SIGINT/SIGTERM drains the agent and the workers it started. Workers whose agent is \
+            killed (even with -9) drain and stop on their own.
             """)
 
     @Argument(help: "Directory of service definitions (*.toml).")

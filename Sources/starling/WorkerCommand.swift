@@ -8,12 +8,14 @@ struct WorkerCommand: ParsableCommand {
         commandName: "worker",
         abstract: "Run a worker of one service type that joins the heartbeat group.",
         discussion: """
-            Heartbeats (UDP) and clients (TCP) share one port. Once bound, one line goes to stdout:
+            Heartbeats (UDP) and clients (TCP) share one port. Logs go to stderr. Once bound, one \
+            line goes to stdout:
               starling worker <id> listening on HOST:PORT
-            Logs go to stderr. SIGINT/SIGTERM drains: the worker steps down, takes no new work,
-            finishes what it holds and exits; a second signal stops it at once. With --parent-pid
-            (set by `starling up` for the workers it starts) it drains the same way once that
-            process is gone, even when it was killed with -9.
+
+            SIGINT/SIGTERM drains: the worker steps down, takes no new work, finishes what it \
+            holds and exits; a second signal stops it at once. With --parent-pid (set by \
+            `starling up` for the workers it starts) it drains the same way once that process is \
+            gone, even when it was killed with -9.
             """)
 
     @Option(help: "Service type: 1–64 of a-z, 0-9, '.', '_', '-'.")

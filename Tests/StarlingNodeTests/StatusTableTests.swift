@@ -84,6 +84,16 @@ private func sampleReport() -> StatusReport {
         #expect(lines.allSatisfy { !$0.hasSuffix(" ") })
     }
 
+    @Test func agentRowsGetANoteOnWhatTheirWorkloadCounts() {
+        var report = sampleReport()
+        #expect(!StatusTable.render(report).contains(StatusTable.agentNote))
+        report.members.append(StatusReport.Entry(
+            id: d, service: .agent, status: .primary, epoch: 1, priority: 0, address: "127.0.0.1:7946",
+            workload: Workload(running: 3, capacity: 16, backlog: 0), lastHeardMs: 0))
+        report.scaler = d
+        #expect(StatusTable.render(report).hasSuffix("\nscaler: cccc0003\n\(StatusTable.agentNote)\n"))
+    }
+
     @Test func scalerAndAbsentOptionalFields() throws {
         var report = sampleReport()
         report.scaler = c
