@@ -201,6 +201,13 @@ extension ResultsSummary {
                     + "\(scale.carriedAfterMs.map { "\($0) ms" } ?? (scale.autoscaled ? "not within the run" : "never (no autoscaler)")) |\n"
             }
         }
+        if starling.rateBefore > 0 {
+            text += "\nIn the last Starling run, \(starling.workersAfter) workers carried "
+                + String(format: "%.1f×", starling.rateAfter / starling.rateBefore)
+                + " what its one worker carried before the step (\(Self.rate(starling.rateAfter)) against "
+                + "\(Self.rate(starling.rateBefore)) jobs/s). A primary with standbys dispatches to them and runs "
+                + "no jobs itself (README, *Jobs*), so W workers hold W − 1 workers' slots once there are two or more.\n"
+        }
         if FileManager.default.fileExists(atPath: resultsFolder + "/scale.svg") {
             text += "\n![scale](\(chartPrefix)scale.svg)\n"
         }
