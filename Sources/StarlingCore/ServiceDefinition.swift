@@ -106,7 +106,13 @@ public struct ServiceDefinition: Hashable, Sendable {
         try check(.concurrency, concurrency, in: Self.concurrencyRange)
         try check(.timeoutMs, timeoutMs, in: Self.timeoutMsRange)
         try check(.maxWorkers, maxWorkers, in: Self.maxWorkersRange)
-        try check(.minWorkers, minWorkers, in: 0...maxWorkers, bound: "0...max_workers (\(maxWorkers))")
+        guard minWorkers >= 1 else {
+            // Jobs queue at a service's primary, and the scaler sees demand in its members'
+            // heartbeats: with no worker at all, nothing would ever call for the first one.
+            throw Invalid(key: .minWorkers, reason: "must be at least 1, got \(minWorkers): a service with no worker "
+                + "has no primary to queue its jobs, so its demand could not bring a worker back (no scale to zero)")
+        }
+        try check(.minWorkers, minWorkers, in: 1...maxWorkers, bound: "1...max_workers (\(maxWorkers))")
         guard scaleUpBacklog >= 1 else { throw Invalid(key: .scaleUpBacklog, reason: "must be at least 1, got \(scaleUpBacklog)") }
         guard scaleDownIdleMs >= 0 else {
             throw Invalid(key: .scaleDownIdleMs, reason: "must be at least 0, got \(scaleDownIdleMs)")

@@ -34,7 +34,7 @@ import Testing
         #expect(try failingKey { $0.concurrency = 1024 } == nil)
         #expect(try failingKey { $0.timeoutMs = 1 } == nil)
         #expect(try failingKey { $0.timeoutMs = 86_400_000 } == nil)
-        #expect(try failingKey { $0.minWorkers = 0 } == nil)
+        #expect(try failingKey { $0.minWorkers = 1 } == nil)
         #expect(try failingKey { $0.minWorkers = 8; $0.maxWorkers = 8 } == nil)
         #expect(try failingKey { $0.maxWorkers = 1024 } == nil)
         #expect(try failingKey { $0.scaleUpBacklog = 1 } == nil)
@@ -49,6 +49,7 @@ import Testing
         #expect(try failingKey { $0.maxWorkers = 0 } == .maxWorkers)
         #expect(try failingKey { $0.maxWorkers = 1025 } == .maxWorkers)
         #expect(try failingKey { $0.minWorkers = -1 } == .minWorkers)
+        #expect(try failingKey { $0.minWorkers = 0 } == .minWorkers)
         #expect(try failingKey { $0.minWorkers = 9 } == .minWorkers)
         #expect(try failingKey { $0.scaleUpBacklog = 0 } == .scaleUpBacklog)
         #expect(try failingKey { $0.scaleDownIdleMs = -1 } == .scaleDownIdleMs)
@@ -63,7 +64,7 @@ import Testing
     @Test func messagesUseTheTOMLSpellingAndShowTheValue() throws {
         var value = try definition()
         value.minWorkers = 9
-        #expect(throws: ServiceDefinition.Invalid(key: .minWorkers, reason: "must be in 0...max_workers (8), got 9")) {
+        #expect(throws: ServiceDefinition.Invalid(key: .minWorkers, reason: "must be in 1...max_workers (8), got 9")) {
             try value.validate()
         }
         value = try definition()

@@ -78,7 +78,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
             handler = "echo"
             concurrency = 64
             timeout_ms = 5000
-            min_workers = 0
+            min_workers = 2
             max_workers = 3
             scale_up_backlog = 10
             scale_down_idle_ms = 0
@@ -86,7 +86,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         let definition = try ServiceDefinitionLoader.load(file: file)
         #expect(definition == ServiceDefinition(
             service: try ServiceName("echo"), handler: .builtin(.echo), concurrency: 64, timeoutMs: 5000,
-            minWorkers: 0, maxWorkers: 3, scaleUpBacklog: 10, scaleDownIdleMs: 0))
+            minWorkers: 2, maxWorkers: 3, scaleUpBacklog: 10, scaleDownIdleMs: 0))
     }
 
     @Test func serviceDefaultsToTheFileNameAndMayDifferFromIt() throws {
@@ -132,7 +132,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
             ("concurrency = 0", "concurrency"), ("concurrency = 1025", "concurrency"),
             ("timeout_ms = 0", "timeout_ms"), ("timeout_ms = 86400001", "timeout_ms"),
             ("min_workers = -1", "min_workers"), ("min_workers = 9", "min_workers"),
-            ("max_workers = 0", "max_workers"), ("min_workers = 0\nmax_workers = 2000", "max_workers"),
+            ("max_workers = 0", "max_workers"), ("min_workers = 1\nmax_workers = 2000", "max_workers"), ("min_workers = 0", "min_workers"),
             ("scale_up_backlog = 0", "scale_up_backlog"), ("scale_down_idle_ms = -5", "scale_down_idle_ms"),
         ]
         for (line, key) in cases {
