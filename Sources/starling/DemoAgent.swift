@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingUV
 
 /// One `starling up` process started by the demo.
 ///
@@ -18,81 +19,34 @@ final class DemoAgent {
     /// Where it listens, once it said so on stdout.
     private(set) var address: NodeAddress?
     private(set) var id: String?
-    /// How it ended, once reaped (`waitpid`).
-    private(set) var exit: String?
 
-    private var stdoutFD: Int32
-    private var stdoutText = ""
+    private let spawned: SpawnedProcess
 
-    var pid: Int32 { process.pid }
+    var pid: Int32 { spawned.pid }
 
-    /// Spawns `executable up ARGUMENTS` with stdin from /dev/null, stdout to a pipe read by
-    /// `waitUntilListening`, stderr (its log, and its workers') to `logPath`.
+    /// Spawns `executable up ARGUMENTS` in its own process group, with stdin from /dev/null,
+    /// stdout to a pipe read by `waitUntilListening`, stderr (its log, and its workers') to `logPath`.
     init(number: Int, executable: String, arguments: [String], logPath: String) throws {
         self.number = number
         self.logPath = logPath
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else { throw DemoError("pipe: \(String(cString: strerror(errno)))") }
-        // No other thread of the demo starts processes, so nothing can inherit these before this.
-        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Its own process group; no signal blocked; SIGINT, SIGTERM and SIGPIPE at their defaults.
-        var none = sigset_t()
-        sigemptyset(&none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let code = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        _ = Glibc.close(pipeFDs[1])
-        guard code == 0 else {
-            _ = Glibc.close(pipeFDs[0])
-            throw DemoError("cannot start \(executable): \(String(cString: strerror(code)))")
+        do {
+            spawned = try SpawnedProcess(
+                executable: executable, arguments: arguments, stdout: .pipe, stderr: .file(logPath),
+                ownProcessGroup: true)
+        } catch {
+            throw DemoError(error.description)
         }
-        stdoutFD = pipeFDs[0]
-        _ = fcntl(stdoutFD, F_SETFL, fcntl(stdoutFD, F_GETFL) | O_NONBLOCK)
         // Read at once: the child exists until it is reaped, so /proc has it.
-        process = DemoProcess.read(pid) ?? DemoProcess(pid: pid, parent: getpid(), group: pid, startTicks: 0)
+        process = DemoProcess.read(spawned.pid)
+            ?? DemoProcess(pid: spawned.pid, parent: getpid(), group: spawned.pid, startTicks: 0)
     }
 
-    /// Polls stdout for `starling agent <id> listening on HOST:PORT` (up to `timeout`); false
-    /// when the agent said nothing in time or exited. `interrupted` is asked between polls.
+    /// Reads stdout for `starling agent <id> listening on HOST:PORT` (up to `timeout`); false
+    /// when the agent said nothing in time or exited. `interrupted` is asked between reads.
     func waitUntilListening(timeout: Duration, interrupted: () -> Bool) -> Bool {
         let deadline = ContinuousClock.now + timeout
         while address == nil, ContinuousClock.now < deadline, !interrupted(), reap() == nil {
-            var poller = pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, 50) > 0 else { continue }
-            var buffer = [UInt8](repeating: 0, count: 1024)
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(stdoutFD, $0.baseAddress, $0.count) }
-            guard count > 0 else {
-                if count == 0 { return false }
-                continue
-            }
-            stdoutText += String(decoding: buffer[..<count], as: UTF8.self)
-            parseListeningLine()
-        }
-        return address != nil
-    }
-
-    private func parseListeningLine() {
-        for line in stdoutText.split(separator: "\n") {
+            guard let line = spawned.readLine(timeout: .milliseconds(50)) else { continue }
             let words = line.split(separator: " ")
             guard words.count == 6, words[0] == "starling", words[1] == "agent", words[3] == "listening",
                   let address = try? NodeAddress(parsing: String(words[5]))
@@ -100,43 +54,28 @@ final class DemoAgent {
             self.id = String(words[2])
             self.address = address
         }
+        return address != nil
     }
 
     /// Reaps the agent if it has exited; its end ("exit status 0", "killed by signal 9") or nil.
     @discardableResult
     func reap() -> String? {
-        if let exit { return exit }
-        var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        guard result == pid else {
-            if result < 0, errno == ECHILD { exit = "gone" }
-            return exit
-        }
-        let signal = status & 0x7f
-        exit = signal == 0 ? "exit status \((status >> 8) & 0xff)" : "killed by signal \(signal)"
-        if stdoutFD >= 0 {
-            _ = Glibc.close(stdoutFD)
-            stdoutFD = -1
-        }
-        return exit
+        guard let status = spawned.reap() else { return nil }
+        if status.code < 0 { return "gone" }
+        return status.signal == 0 ? "exit status \(status.code)" : "killed by signal \(status.signal)"
     }
 
     var hasExited: Bool { reap() != nil }
 
     /// Sends `signal` to the agent alone (its workers are its business).
     func send(_ signal: Int32) {
-        guard !hasExited else { return }
-        _ = kill(pid, signal)
+        spawned.signal(signal)
     }
 
     /// The last `count` lines of its log, to show when it failed.
     func logTail(_ count: Int = 8) -> [String] {
         guard let text = readProcFile(logPath) else { return [] }
         return text.split(separator: "\n").suffix(count).map(String.init)
-    }
-
-    deinit {
-        if stdoutFD >= 0 { _ = Glibc.close(stdoutFD) }
     }
 }
 
