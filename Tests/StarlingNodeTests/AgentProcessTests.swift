@@ -52,14 +52,9 @@ import Glibc
             }
         }
         let burstStarted = ContinuousClock.now
-        let answers = try await withThrowingTaskGroup(of: JobAnswer.self) { group in
-            for n in 0..<200 {
-                group.addTask { try await client.submit(service: "slow", payload: Array("50".utf8), key: "burst-\(n)") }
-            }
-            var answers: [JobAnswer] = []
-            for try await answer in group { answers.append(answer) }
-            return answers
-        }
+        let answers = try await submitConcurrently(200) { n in
+            try await client.submit(service: "slow", payload: Array("50".utf8), key: "burst-\(n)")
+        }.values
         let burst = ContinuousClock.now - burstStarted
         sampler.cancel()
         await client.close()

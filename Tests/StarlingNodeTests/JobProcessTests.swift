@@ -38,26 +38,16 @@ import Glibc
         let victim = standbys[2]
 
         let total = 6_000
-        let answered = Counter()
         let primaryPID = primary.pid, victimPID = victim.pid
         let clients = try entries.map {
             try StarlingClient(nodes: [$0.address.description], configuration: .init())
         }
         let started = ContinuousClock.now
-        let results = try await withThrowingTaskGroup(of: (Int, JobAnswer).self) { group in
-            for n in 0..<total {
-                group.addTask {
-                    let payload = Array("payload-\(n)-\(n &* 7919)".utf8)
-                    let answer = try await clients[n % 2].submit(service: "echo", payload: payload, key: "job-\(n)")
-                    let count = answered.value.add(1, ordering: .relaxed).newValue
-                    if count == 2_000 { _ = Glibc.kill(primaryPID, SIGKILL) }
-                    if count == 4_000 { _ = Glibc.kill(victimPID, SIGKILL) }
-                    return (n, answer)
-                }
-            }
-            var results: [Int: JobAnswer] = [:]
-            for try await (n, answer) in group { results[n] = answer }
-            return results
+        let results = try await submitConcurrently(total, afterAnswer: { count in
+            if count == 2_000 { _ = Glibc.kill(primaryPID, SIGKILL) }
+            if count == 4_000 { _ = Glibc.kill(victimPID, SIGKILL) }
+        }) { n in
+            try await clients[n % 2].submit(service: "echo", payload: Array("payload-\(n)-\(n &* 7919)".utf8), key: "job-\(n)")
         }
         let elapsed = ContinuousClock.now - started
         for client in clients { await client.close() }
@@ -83,19 +73,11 @@ import Glibc
         let client = try StarlingClient(
             nodes: [doomed.address.description, standbys[1].address.description], configuration: .init())
         let total = 40
-        let results = try await withThrowingTaskGroup(of: (Int, JobAnswer).self) { group in
-            for n in 0..<total {
-                group.addTask { (n, try await client.submit(service: "slowecho", payload: Array("50".utf8), key: "slow-\(n)")) }
-            }
-            // Kill the client's worker while jobs are in flight.
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(100))
-                _ = Glibc.kill(doomedPID, SIGKILL)
-                return (-1, .ok([]))
-            }
-            var results: [Int: JobAnswer] = [:]
-            for try await (n, answer) in group where n >= 0 { results[n] = answer }
-            return results
+        // The client's worker is killed after 8 answers, with most of the jobs still in flight.
+        let results = try await submitConcurrently(total, afterAnswer: { count in
+            if count == 8 { _ = Glibc.kill(doomedPID, SIGKILL) }
+        }) { n in
+            try await client.submit(service: "slowecho", payload: Array("50".utf8), key: "slow-\(n)")
         }
         await client.close()
         #expect(results.count == total)
@@ -115,22 +97,13 @@ import Glibc
             nodes: [entry.address.description, standbys[2].address.description], configuration: .init())
         let pids = (entry: entry.pid, standby: standbys[1].pid, primary: primary.pid)
         let total = 60
-        let results = try await withThrowingTaskGroup(of: (Int, JobAnswer).self) { group in
-            for n in 0..<total {
-                group.addTask { (n, try await client.submit(service: "drain", payload: Array("40".utf8), key: "drain-\(n)")) }
-            }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(150))
-                _ = Glibc.kill(pids.standby, SIGTERM)
-                try await Task.sleep(for: .milliseconds(150))
-                _ = Glibc.kill(pids.entry, SIGTERM)
-                try await Task.sleep(for: .milliseconds(150))
-                _ = Glibc.kill(pids.primary, SIGTERM)
-                return (-1, .ok([]))
-            }
-            var results: [Int: JobAnswer] = [:]
-            for try await (n, answer) in group where n >= 0 { results[n] = answer }
-            return results
+        // A busy standby, then the entry node, then the primary get SIGTERM while jobs are in flight.
+        let results = try await submitConcurrently(total, afterAnswer: { count in
+            if count == 10 { _ = Glibc.kill(pids.standby, SIGTERM) }
+            if count == 20 { _ = Glibc.kill(pids.entry, SIGTERM) }
+            if count == 30 { _ = Glibc.kill(pids.primary, SIGTERM) }
+        }) { n in
+            try await client.submit(service: "drain", payload: Array("40".utf8), key: "drain-\(n)")
         }
         await client.close()
         #expect(results.count == total)
@@ -202,6 +175,27 @@ enum JobTestError: Error { case noAgreement }
 
 final class Counter: Sendable {
     let value = Atomic<Int>(0)
+}
+
+/// Submits `count` jobs at once (`submit(n)` sends job n) and returns every answer by n;
+/// `afterAnswer` gets the number of answers so far after each one, to act at a given point.
+func submitConcurrently(
+    _ count: Int, afterAnswer: @escaping @Sendable (Int) -> Void = { _ in },
+    _ submit: @escaping @Sendable (Int) async throws -> JobAnswer
+) async throws -> [Int: JobAnswer] {
+    let answered = Counter()
+    return try await withThrowingTaskGroup(of: (Int, JobAnswer).self) { group in
+        for n in 0..<count {
+            group.addTask {
+                let answer = try await submit(n)
+                afterAnswer(answered.value.add(1, ordering: .relaxed).newValue)
+                return (n, answer)
+            }
+        }
+        var answers: [Int: JobAnswer] = [:]
+        for try await (n, answer) in group { answers[n] = answer }
+        return answers
+    }
 }
 
 /// PIDs whose parent is `pid`, from /proc.
