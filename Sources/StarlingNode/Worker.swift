@@ -34,10 +34,8 @@ public final class Worker {
     private let links: PeerLinks
     private var jobs: JobPlane!
     private let role: WorkerRole
-    /// An agent's workers and, while it is the agents' primary, its scaling decisions.
-    private var supervisor: WorkerSupervisor?
-    private var scaler: Scaler?
-    private var scalingLog = RejectionLog(burst: 5)
+    /// The agent's part, when this process runs `starling up`.
+    private var agent: HostAgent?
     private var drainTimer: Timer?
     private var drainDeadlineMs: Int64 = 0
     private var isDraining = false
@@ -84,16 +82,12 @@ public final class Worker {
         switch role {
         case .worker(let own):
             definition = own
-        case .agent(let agent):
+        case .agent(let agentSettings):
             // An agent runs no jobs of its own service type: clients cannot submit to `agent`.
             definition = ServiceDefinition(service: .agent, handler: .builtin(.echo), concurrency: 1)
-            supervisor = WorkerSupervisor(
-                loop: loop,
-                launch: .init(
-                    executable: agent.executable, jobsDirectory: agent.jobsDirectory, host: settings.host,
-                    intervalMs: settings.intervalMs, logLevel: agent.workerLogLevel),
-                seed: binding.address, logger: logger)
-            scaler = Scaler(definitions: agent.definitions)
+            agent = HostAgent(
+                settings: agentSettings, loop: loop, host: settings.host, intervalMs: settings.intervalMs,
+                address: binding.address, links: links, logger: logger)
         }
         jobs = JobPlane(
             loop: loop, address: binding.address, definition: definition, links: links, logger: logger,
@@ -187,7 +181,7 @@ public final class Worker {
         isDraining = true
         // The server stays open: peers bring the outcomes of the jobs still held here.
         jobs.drain()
-        supervisor?.stopAll()
+        agent?.stopWorkers()
         membership.workload = workload
         perform(membership.drain(nowMs: nowMs))
         drainDeadlineMs = nowMs + settings.drainTimeoutMs
@@ -195,12 +189,12 @@ public final class Worker {
             let timer = try Timer(loop: loop)
             drainTimer = timer
             try timer.start(afterMs: 10, repeatMs: 10) { [unowned self] in
-                let idle = jobs.isIdle && (supervisor?.count ?? 0) == 0
+                let idle = jobs.isIdle && (agent?.workerCount ?? 0) == 0
                 guard idle || nowMs >= drainDeadlineMs else { return }
                 if !idle {
                     logger.warning("drain timed out", metadata: [
-                        "jobs_held": "\(!jobs.isIdle)", "workers": "\(supervisor?.count ?? 0)"])
-                    supervisor?.killAll()
+                        "jobs_held": "\(!jobs.isIdle)", "workers": "\(agent?.workerCount ?? 0)"])
+                    agent?.killWorkers()
                 }
                 finishStopping()
             }
@@ -238,50 +232,27 @@ public final class Worker {
 
     /// What the heartbeats carry: a worker's job load, or an agent's hosted workers and headroom.
     private var workload: Workload {
-        guard case .agent(let agent) = role, let supervisor else { return jobs.workload }
-        return Workload(
-            running: UInt32(clamping: supervisor.count), capacity: isDraining ? 0 : UInt32(clamping: agent.maxWorkers),
-            backlog: 0)
+        agent?.workload(draining: isDraining) ?? jobs.workload
     }
 
     // MARK: Scaling
 
     /// The agents' primary is the scaler: each interval it decides from the record.
     private func scale() {
-        guard var scaler, membership.status == .primary, !isDraining, !isStopping else { return }
-        let record = Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)]
-        let decisions = scaler.tick(nowMs: nowMs, members: record)
-        self.scaler = scaler
-        for decision in decisions {
-            switch decision {
-            case .spawn(let service, let agent, let reason):
-                logger.notice("scaler: start a worker", metadata: ["service": "\(service)", "agent": "\(agent)", "reason": "\(reason)"])
-                if agent == address {
-                    supervisor?.spawn(service, reason: reason)
-                } else {
-                    links.send(.spawn(service: service, reason: reason), to: agent)
-                }
-            case .retire(let service, let worker, let reason):
-                logger.notice("scaler: retire a worker", metadata: ["service": "\(service)", "worker": "\(worker)", "reason": "\(reason)"])
-                links.send(.retire(reason: reason), to: worker)
-            }
-        }
-        links.flush()
+        guard let agent, membership.status == .primary, !isDraining, !isStopping else { return }
+        agent.scale(record: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)], nowMs: nowMs)
     }
 
     /// A frame from a peer: scaling requests are the shell's, the rest is the job plane's.
     private func received(_ message: PeerMessage, from peer: NodeAddress) {
         switch message {
         case .spawn(let service, let reason):
-            guard case .agent(let agent) = role, let supervisor, !isDraining else {
-                scalingLog.record("spawn_refused", detail: "\(peer) asked for a \(service) worker: not an agent, or draining", nowMs: nowMs, level: .notice, logger: logger)
+            guard let agent else {
+                rejections.record("spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
+                                  nowMs: nowMs, level: .notice, logger: logger)
                 return
             }
-            guard agent.definitions[service] != nil, supervisor.count < agent.maxWorkers else {
-                scalingLog.record("spawn_refused", detail: "\(peer) asked for a \(service) worker: no definition here or no headroom", nowMs: nowMs, level: .notice, logger: logger)
-                return
-            }
-            supervisor.spawn(service, reason: "asked by the scaler at \(peer): \(reason)")
+            agent.spawnRequested(service, reason: reason, by: peer, draining: isDraining, nowMs: nowMs)
             membership.workload = workload
         case .retire(let reason):
             guard case .worker = role else { return }
