@@ -11,8 +11,8 @@ import Glibc
 /// submit caused by one read goes out in one write. Measured like `LoadRun`.
 ///
 /// When gearmand goes away, the jobs of that connection are lost (a gearman client is told
-/// nothing more about them; they are not resubmitted) and the connection is made again every
-/// 20 ms until the end; its slots then carry on with new jobs.
+/// nothing more about them; they are not resubmitted) and, after 20 ms, the connection is made
+/// again every 20 ms until the end; its slots then carry on with new jobs.
 enum GearmanLoad {
     static func run(port: UInt16, connections: Int, settings: LoadSettings, counters: LoadCounters,
                     start: UInt64 = monotonicNs()) async -> LoadResult {
@@ -98,6 +98,7 @@ private struct GearmanLoadConnection {
     mutating func run() -> LoadResult {
         let lostAfterNs = settings.lostAfterMs * 1_000_000
         let drainEnd = end + lostAfterNs
+        var connections = 0
         while monotonicNs() < end {
             let socket: GearmanSocket
             do {
@@ -106,12 +107,22 @@ private struct GearmanLoadConnection {
                 usleep(20_000)
                 continue
             }
+            connections += 1
+            let connectedAt = monotonicNs()
             do throws(GearmanProtocolError) {
                 try serve(socket, lostAfterNs: lostAfterNs, drainEnd: drainEnd)
                 return result
             } catch {
-                // The connection is gone, and with it every job it had in flight.
-                loseAll(reason: "lost (no answer): connection to gearmand: \(error)")
+                // The connection is gone, and with it every job it had in flight. A connection
+                // made again while the dying server still had its listening socket is reset at
+                // once: say so, as it makes the count exceed the jobs outstanding at the kill.
+                let ageMs = (monotonicNs() - connectedAt) / 1_000_000
+                let which = connections == 1 ? "" : ageMs < 100
+                    ? " (a connection made again \(ageMs < 1 ? "under 1" : "\(ageMs)") ms before)" : " (a connection made again)"
+                loseAll(reason: "lost (no answer): connection to gearmand\(which): \(error)")
+                // Back off before connecting again: at once, the dying server's listening
+                // socket may still accept, and reset, the new connection.
+                usleep(20_000)
             }
         }
         return result
