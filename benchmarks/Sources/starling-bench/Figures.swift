@@ -55,11 +55,11 @@ struct ScaleFigures: Codable, Sendable {
     /// Jobs/s over the second before the step, and over the last 3 s of the run.
     var rateBefore: Double
     var rateAfter: Double
-    /// From the step until jobs/s (1 s average) first reached 90 % of what `max_workers` workers
-    /// carry; nil if it never did.
+    /// From the step until jobs/s (over 500 ms) first reached 90 % of `rateAfter`; nil if the
+    /// load was never carried by more than before (`rateAfter` under 1.5 × `rateBefore`).
     var carriedAfterMs: Int?
-    /// Jobs/s that `max_workers` workers carry at most (capacity × 1000 / sleep_ms).
-    var targetRate: Double
+    /// Jobs one worker runs at once.
+    var workerConcurrency: Int?
 
     enum CodingKeys: String, CodingKey {
         case fromConcurrency = "from_concurrency"
@@ -75,6 +75,6 @@ struct ScaleFigures: Codable, Sendable {
         case rateBefore = "rate_before"
         case rateAfter = "rate_after"
         case carriedAfterMs = "carried_after_ms"
-        case targetRate = "target_rate"
+        case workerConcurrency = "worker_concurrency"
     }
 }

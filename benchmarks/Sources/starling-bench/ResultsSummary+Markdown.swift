@@ -25,7 +25,7 @@ extension ResultsSummary {
             + "when missing, builds in release mode, then runs for about 5 minutes on 2 cores):\n\n```sh\n\(command)\n```\n\n"
         text += machineSection()
         let rows = comparisonRows()
-        text += "## Starling ÷ gearmand (\(runCount == 1 ? "one run" : "medians of \(runCount) runs"))\n\n"
+        text += "## Starling ÷ gearmand (\(runCount == 1 ? "one run" : "medians of \(runCount) runs, failure figures from the worst run"))\n\n"
         text += "| figure | Starling | gearmand | Starling ÷ gearmand | target (issue 5) | |\n"
         text += "| --- | ---: | ---: | ---: | --- | --- |\n"
         for row in rows {
@@ -43,7 +43,7 @@ extension ResultsSummary {
             text += "None in this run.\n\n"
         } else {
             for row in missed { text += "- \(row.figure): \(row.miss)\n" }
-            text += "\n" + whyMissed() + "\n"
+            text += "\n" + whyMissed(missed.map(\.figure)) + "\n"
         }
         text += failureSection()
         text += scaleSection()
@@ -74,6 +74,11 @@ extension ResultsSummary {
                  _ value: @escaping (BenchReport) -> Double?) -> Row {
             Row(figure: figure, starling: median(benchmark, "starling", value), gearmand: median(benchmark, "gearmand", value),
                 format: format)
+        }
+        func worst(_ figure: String, _ benchmark: String, format: @escaping (Double) -> String,
+                   _ value: @escaping (BenchReport) -> Double?) -> Row {
+            Row(figure: figure, starling: runs(benchmark, "starling").compactMap(value).max(),
+                gearmand: runs(benchmark, "gearmand").compactMap(value).max(), format: format)
         }
         let w = reports.first { $0.benchmark == "echo" }?.settings
         let echoName = "`echo` (W = \(w?.workers ?? 4), C = \(w?.concurrency ?? 64))"
@@ -109,23 +114,31 @@ extension ResultsSummary {
             let benchmark = "failure-\(kind)"
             guard !runs(benchmark, "starling").isEmpty || !runs(benchmark, "gearmand").isEmpty else { continue }
             let interval = runs(benchmark, "starling").first?.settings.intervalMs ?? 100
-            var gap = add("\(name): longest gap", benchmark, format: { "\(Int($0)) ms" }) { $0.failure.map { Double($0.longestGapMs) } }
+            var gap = worst("\(name): longest gap (worst run)", benchmark, format: { "\(Int($0)) ms" }) {
+                $0.failure.map { Double($0.longestGapMs) }
+            }
             if let s = gap.starling {
                 let limit = 3 * interval + 100
                 gap.target = "≤ \(limit) ms (3 intervals + 100 ms)"
                 gap.met = s <= Double(limit)
-                gap.miss = "needs ≤ \(limit) ms, got \(Int(s)) ms (\(Int(s) - limit) ms over)"
+                gap.miss = "needs ≤ \(limit) ms in every run, got \(Int(s)) ms in the worst (\(Int(s) - limit) ms over; "
+                    + "the runs: " + runs(benchmark, "starling").compactMap { $0.failure.map { "\($0.longestGapMs) ms" } }
+                        .joined(separator: ", ") + ")"
             }
             rows.append(gap)
-            var lost = add("\(name): lost jobs", benchmark, format: { "\(Int($0))" }) { Double($0.lost) }
+            var lost = worst("\(name): lost jobs (worst run)", benchmark, format: { "\(Int($0))" }) { Double($0.lost) }
             if let s = lost.starling {
                 lost.target = "0"
                 lost.met = s == 0
-                lost.miss = "needs 0, got \(Int(s)) (median of the runs)"
+                lost.miss = "needs 0, got \(Int(s)) in the worst run"
             }
             rows.append(lost)
-            rows.append(add("\(name): failed answers", benchmark, format: { "\(Int($0))" }) { Double($0.errorsTotal - $0.lost) })
-            rows.append(add("\(name): duplicated answers", benchmark, format: { "\(Int($0))" }) { Double($0.duplicates) })
+            rows.append(worst("\(name): failed answers (worst run)", benchmark, format: { "\(Int($0))" }) {
+                Double($0.errorsTotal - $0.lost)
+            })
+            rows.append(worst("\(name): duplicated answers (worst run)", benchmark, format: { "\(Int($0))" }) {
+                Double($0.duplicates)
+            })
             rows.append(add("\(name): jobs/s over the window", benchmark, format: Self.rate) { $0.jobsPerSecond })
         }
         if !runs("scale", "starling").isEmpty {
@@ -138,7 +151,25 @@ extension ResultsSummary {
         return rows
     }
 
-    private func whyMissed() -> String {
+    private func whyMissed(_ figures: [String]) -> String {
+        var text = ""
+        if figures.contains(where: { $0.hasPrefix("`echo`") || $0.hasPrefix("`latency`") }) { text += whyDispatch() + "\n" }
+        if figures.contains(where: { $0.contains("longest gap") }) {
+            let interval = runs("failure-workers", "starling").first?.settings.intervalMs ?? 100
+            text += """
+                The gap after a kill is failure detection plus takeover: a peer is presumed dead after \
+                `--suspect-after`, by default 3 intervals + max(50 ms, interval / 2) = \(3 * interval + max(50, interval / 2)) ms \
+                at the \(interval) ms interval used here, then a survivor takes over and the entry nodes forward \
+                their unanswered jobs to it. The target (3 intervals + 100 ms) leaves \
+                \(100 - max(50, interval / 2)) ms for the takeover, which a 2-core machine running at a load average \
+                well above its core count (see Machine) does not always give.
+
+                """
+        }
+        return text
+    }
+
+    private func whyDispatch() -> String {
         """
         Why, as far as the profile in [`README.md`](README.md#where-the-time-goes-a-first-look) shows: a Starling \
         job crosses three processes (entry node → primary → standby → entry node) where a gearmand job crosses one \
@@ -185,12 +216,13 @@ extension ResultsSummary {
         guard let starling = runs("scale", "starling").last?.scale else { return "" }
         var text = "## Scale: a step in load\n\n"
         text += "Sleep jobs of \(starling.sleepMs) ms; C steps from \(starling.fromConcurrency) to \(starling.toConcurrency) "
-            + String(format: "at %.1f s. ", starling.stepAtS)
+            + String(format: "%.1f s after the load started. ", starling.stepAtS)
             + "Starling runs one host agent (`starling up`) with min_workers = 1, max_workers = \(runs("scale", "starling").last!.settings.workers); "
             + "the scaler adds a worker when the backlog per worker stays above scale_up_backlog. gearmand has no "
             + "autoscaler: its one worker process (as many slots as Starling's one worker) carries the whole run, and an "
-            + "operator would have to start more. \"Carried\" is the first moment the jobs/s over 500 ms reach 90 % of "
-            + "what max_workers workers carry (judged by what each slot carried before the step).\n\n"
+            + "operator would have to start more. \"Carried\" is the first moment after the step that the jobs/s over "
+            + "500 ms reach 90 % of the plateau of the last 3 s, provided that plateau is at least 1.5 × the jobs/s "
+            + "before the step (more workers at work); otherwise never.\n\n"
         text += "| run | system | workers before → after | jobs/s before → at the end | carried after |\n"
         text += "| --- | --- | --- | --- | --- |\n"
         for system in ["starling", "gearmand"] {
@@ -201,12 +233,15 @@ extension ResultsSummary {
                     + "\(scale.carriedAfterMs.map { "\($0) ms" } ?? (scale.autoscaled ? "not within the run" : "never (no autoscaler)")) |\n"
             }
         }
-        if starling.rateBefore > 0 {
-            text += "\nIn the last Starling run, \(starling.workersAfter) workers carried "
-                + String(format: "%.1f×", starling.rateAfter / starling.rateBefore)
-                + " what its one worker carried before the step (\(Self.rate(starling.rateAfter)) against "
-                + "\(Self.rate(starling.rateBefore)) jobs/s). A primary with standbys dispatches to them and runs "
-                + "no jobs itself (README, *Jobs*), so W workers hold W − 1 workers' slots once there are two or more.\n"
+        if let slots = starling.workerConcurrency, starling.sleepMs > 0 {
+            let perWorker = Double(slots) * 1_000 / Double(starling.sleepMs)
+            text += "\nIn the last Starling run, \(starling.workersAfter) workers carried \(Self.rate(starling.rateAfter)) jobs/s "
+                + "at the end; with every slot busy, one worker of \(slots) slots carries at most \(Self.rate(perWorker)) "
+                + String(format: "jobs/s of %d ms jobs, so that is %.1f workers' worth. ", starling.sleepMs, starling.rateAfter / perWorker)
+                + "A primary with standbys dispatches to them and runs no jobs itself (README, *Jobs*): W workers "
+                + "execute on W − 1 once there are two or more. Before the step, C = \(starling.fromConcurrency) on one "
+                + "worker of \(slots) slots leaves each slot idle for a round trip between jobs, hence under "
+                + "\(Self.rate(perWorker)) jobs/s for both systems.\n"
         }
         if FileManager.default.fileExists(atPath: resultsFolder + "/scale.svg") {
             text += "\n![scale](\(chartPrefix)scale.svg)\n"

@@ -138,14 +138,13 @@ enum ScenarioRunner {
                 return slice.isEmpty ? 0 : slice.reduce(0, +) / Double(slice.count)
             }
             let before = mean(scale.stepAtS - 1, scale.stepAtS)
-            // What max_workers workers carry, judged by what each busy slot of the one worker
-            // carried before the step.
-            let perSlot = before / Double(min(scale.from, scale.workerConcurrency))
-            let target = perSlot * Double(min(scale.to, scale.maxWorkers * scale.workerConcurrency))
+            let after = mean(endS - 3, endS)
+            // Carried: the first moment after the step that jobs/s over 500 ms reach 90 % of the
+            // final plateau, if the plateau is well above the load before (more workers at work).
             var carried: Int?
             var t = scale.stepAtS + 0.5
-            while t <= endS {
-                if mean(t - 0.5, t) >= 0.9 * target {
+            while after >= 1.5 * before && t <= endS {
+                if mean(t - 0.5, t) >= 0.9 * after {
                     carried = Int(((t - scale.stepAtS) * 1_000).rounded())
                     break
                 }
@@ -158,7 +157,8 @@ enum ScenarioRunner {
                 workers: counts,
                 workersBefore: Int(counts.last(where: { $0[0] < scale.stepAtS })?[1] ?? counts.first?[1] ?? 0),
                 workersAfter: Int(counts.last?[1] ?? 0),
-                rateBefore: before, rateAfter: mean(endS - 3, endS), carriedAfterMs: carried, targetRate: target)
+                rateBefore: before, rateAfter: after, carriedAfterMs: carried,
+                workerConcurrency: scale.workerConcurrency)
         }
         return report
     }
