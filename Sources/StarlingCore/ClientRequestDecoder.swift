@@ -56,6 +56,8 @@ public struct ClientRequestDecoder: Sendable {
     private var head = 0
     /// How many bytes from `head` are known to hold no `\n` (line state only).
     private var scanned = 0
+    /// The last service name accepted: a connection's requests mostly repeat it.
+    private var lastService: ServiceName?
 
     public init(maxLineBytes: Int = defaultMaxLineBytes, maxPayloadBytes: Int = defaultMaxPayloadBytes) {
         precondition(maxLineBytes > 0 && maxPayloadBytes >= 0, "limits must be positive")
@@ -226,7 +228,7 @@ public struct ClientRequestDecoder: Sendable {
         case skip(Decoded, key: JobKey?, length: UInt64)
     }
 
-    private func parse(line: ArraySlice<UInt8>) -> LineOutcome {
+    private mutating func parse(line: ArraySlice<UInt8>) -> LineOutcome {
         let fields = line.split(separator: Self.space)
         guard let command = fields.first else { return .blank }
         if command.elementsEqual("SUBMIT".utf8) { return parseSubmit(fields) }
@@ -242,17 +244,12 @@ public struct ClientRequestDecoder: Sendable {
         return .item(.error(.badRequest(key: nil, message: "unknown command \(Self.quoted(command))")))
     }
 
-    private func parseSubmit(_ fields: [ArraySlice<UInt8>]) -> LineOutcome {
+    private mutating func parseSubmit(_ fields: [ArraySlice<UInt8>]) -> LineOutcome {
         func bad(_ key: JobKey?, _ message: String) -> Decoded { .error(.badRequest(key: key, message: message)) }
         guard fields.count == 4 else {
             return .item(bad(nil, "usage: SUBMIT <service> <key> <length>"))
         }
-        let keyResult: Result<JobKey, JobKey.Invalid>
-        if let text = String(validating: fields[2], as: UTF8.self) {
-            keyResult = Result { () throws(JobKey.Invalid) in try JobKey(text) }
-        } else {
-            keyResult = .failure(.badCharacter("\u{FFFD}"))
-        }
+        let keyResult = Result { () throws(JobKey.Invalid) in try JobKey(bytes: fields[2]) }
         let key = try? keyResult.get()
 
         let lengthField = fields[3]
@@ -270,11 +267,16 @@ public struct ClientRequestDecoder: Sendable {
         // The length is readable, so whatever else is wrong, the payload can be skipped and the
         // connection stays in step.
         let service: ServiceName
-        do throws(ServiceName.Invalid) {
-            guard let text = String(validating: fields[1], as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
-            service = try ServiceName(text)
-        } catch {
-            return .skip(bad(key, error.description), key: key, length: length)
+        if let cached = lastService, Self.equal(cached.value, fields[1]) {
+            service = cached
+        } else {
+            do throws(ServiceName.Invalid) {
+                guard let text = String(validating: fields[1], as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
+                service = try ServiceName(text)
+            } catch {
+                return .skip(bad(key, error.description), key: key, length: length)
+            }
+            lastService = service
         }
         switch keyResult {
         case .failure(let error):
@@ -285,6 +287,13 @@ public struct ClientRequestDecoder: Sendable {
             }
             return .payload(service: service, key: key, length: Int(length))
         }
+    }
+
+    /// Whether `text` is exactly `bytes` in UTF-8.
+    private static func equal(_ text: String, _ bytes: ArraySlice<UInt8>) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { utf8 in
+            bytes.withUnsafeBufferPointer { utf8.elementsEqual($0) }
+        } ?? text.utf8.elementsEqual(bytes)
     }
 
     /// `'text'` for a message: at most 32 characters, control and non-ASCII characters escaped.

@@ -38,32 +38,63 @@ public enum ClientResponse: Hashable, Sendable {
     case error(key: JobKey?, code: ClientErrorCode, message: String)
 
     public func encode() -> [UInt8] {
+        var bytes: [UInt8] = []
+        switch self {
+        case .status(let body), .ok(_, let body), .fail(_, let body): bytes.reserveCapacity(body.count + 96)
+        case .pong, .error: break
+        }
+        encode(into: &bytes)
+        return bytes
+    }
+
+    /// Appends the encoded answer to `buffer`, so a writer can batch answers into one write.
+    public func encode(into buffer: inout [UInt8]) {
         switch self {
         case .pong:
-            return Array("PONG\r\n".utf8)
+            buffer.append(contentsOf: "PONG\r\n".utf8)
         case .status(let json):
-            return Self.framed("STATUS \(json.count)", json)
+            Self.appendFramed("STATUS", key: nil, json, to: &buffer)
         case .ok(let key, let result):
-            return Self.framed("OK \(key.value) \(result.count)", result)
+            Self.appendFramed("OK", key: key, result, to: &buffer)
         case .fail(let key, let text):
-            return Self.framed("FAIL \(key.value) \(text.count)", text)
+            Self.appendFramed("FAIL", key: key, text, to: &buffer)
         case .error(let key, let code, let message):
             var text = Self.sanitised(message)
             if text.isEmpty { text = code.defaultMessage }
-            return Array("ERR \(key?.value ?? "-") \(code.rawValue) \(text)\r\n".utf8)
+            buffer.append(contentsOf: "ERR \(key?.value ?? "-") \(code.rawValue) \(text)\r\n".utf8)
         }
     }
 
     /// Maximum bytes of an `ERR` message on the wire; longer messages are cut (at a character boundary).
     public static let maxMessageBytes = 512
 
-    private static func framed(_ header: String, _ body: [UInt8]) -> [UInt8] {
-        var bytes = Array(header.utf8)
-        bytes.reserveCapacity(bytes.count + body.count + 4)
-        bytes += [0x0D, 0x0A]
-        bytes += body
-        bytes += [0x0D, 0x0A]
-        return bytes
+    /// `<word> [<key>] <body length>\r\n<body>\r\n`, without building a header string.
+    private static func appendFramed(_ word: StaticString, key: JobKey?, _ body: [UInt8], to buffer: inout [UInt8]) {
+        word.withUTF8Buffer { buffer.append(contentsOf: $0) }
+        buffer.append(0x20)
+        if let key {
+            buffer.append(contentsOf: key.value.utf8)
+            buffer.append(0x20)
+        }
+        appendDecimal(body.count, to: &buffer)
+        buffer.append(0x0D)
+        buffer.append(0x0A)
+        buffer.append(contentsOf: body)
+        buffer.append(0x0D)
+        buffer.append(0x0A)
+    }
+
+    /// The decimal digits of a non-negative `value`.
+    private static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+        precondition(value >= 0, "a length is never negative")
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
+        while divisor > 0 {
+            buffer.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
     }
 
     /// One line of printable text: C0/C1 controls and DEL become spaces, surrounding spaces go,

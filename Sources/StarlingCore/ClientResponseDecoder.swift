@@ -401,8 +401,7 @@ public struct ClientResponseDecoder: Sendable {
     }
 
     private static func jobKey(_ field: ArraySlice<UInt8>) -> JobKey? {
-        guard let text = String(validating: field, as: UTF8.self) else { return nil }
-        return try? JobKey(text)
+        try? JobKey(bytes: field)
     }
 
     /// `'text'` for a message: at most 32 characters, control and non-ASCII characters escaped.

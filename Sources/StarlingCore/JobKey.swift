@@ -23,12 +23,31 @@ public struct JobKey: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     public init(_ value: String) throws(Invalid) {
-        if value.isEmpty { throw .empty }
-        for c in value {
-            guard let ascii = c.asciiValue, c.utf8.count == 1, Self.isAllowed(ascii) else { throw .badCharacter(c) }
+        let utf8 = value.utf8
+        if utf8.isEmpty { throw .empty }
+        // Every allowed character is one ASCII byte, so checking bytes is enough; only a key that
+        // fails goes through its characters, to name the first bad one.
+        let clean = utf8.withContiguousStorageIfAvailable { $0.allSatisfy(Self.isAllowed) }
+            ?? utf8.allSatisfy(Self.isAllowed)
+        if !clean {
+            for c in value {
+                guard let ascii = c.asciiValue, c.utf8.count == 1, Self.isAllowed(ascii) else { throw .badCharacter(c) }
+            }
         }
-        guard value.utf8.count <= Self.maxLength else { throw .tooLong(value.utf8.count) }
+        guard utf8.count <= Self.maxLength else { throw .tooLong(utf8.count) }
         self.value = value
+    }
+
+    /// A key read from the wire. The bytes are checked as bytes; only a key that fails is decoded
+    /// as text, to throw exactly what `init(_:)` throws for it (bytes that are not UTF-8 are a bad
+    /// character U+FFFD).
+    public init(bytes: ArraySlice<UInt8>) throws(Invalid) {
+        guard !bytes.isEmpty, bytes.count <= Self.maxLength, bytes.allSatisfy(Self.isAllowed) else {
+            guard let text = String(validating: bytes, as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
+            self = try JobKey(text)
+            return
+        }
+        value = String(decoding: bytes, as: UTF8.self)
     }
 
     /// Whether `byte` may appear in a key: `A-Z`, `a-z`, `0-9`, `.`, `_`, `:`, `-`.
@@ -42,6 +61,13 @@ public struct JobKey: Hashable, Comparable, Sendable, CustomStringConvertible {
         default:
             return false
         }
+    }
+
+    /// The key's bytes, without the terminator `String` adds: a key is ASCII, so equal keys have
+    /// equal bytes, and jobs are looked up by key several times each.
+    public func hash(into hasher: inout Hasher) {
+        let hashed: Void? = value.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { hasher.combine(value) }
     }
 
     public var description: String { value }

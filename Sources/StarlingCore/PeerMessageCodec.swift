@@ -166,10 +166,7 @@ public enum PeerMessageCodec {
     }
 
     private static func appendInteger<T: FixedWidthInteger>(_ value: T, to buffer: inout [UInt8]) {
-        let size = MemoryLayout<T>.size
-        for shift in stride(from: (size - 1) * 8, through: 0, by: -8) {
-            buffer.append(UInt8(truncatingIfNeeded: value >> shift))
-        }
+        withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
     }
 
     private static func appendAddress(_ address: NodeAddress, to buffer: inout [UInt8]) {
@@ -387,7 +384,11 @@ private struct PeerBodyReader {
 
     mutating func service(cache: inout ServiceName?) throws(PeerDecodingError) -> ServiceName {
         let bytes = try slice(Int(try byte("service length")), "service")
-        if let cached = cache, cached.value.utf8.elementsEqual(bytes) { return cached }
+        if let cached = cache, cached.value.utf8.withContiguousStorageIfAvailable({ utf8 in
+            bytes.withUnsafeBufferPointer { utf8.elementsEqual($0) }
+        }) ?? cached.value.utf8.elementsEqual(bytes) {
+            return cached
+        }
         guard let text = String(validating: bytes, as: UTF8.self) else { throw .badService("not UTF-8") }
         do {
             let service = try ServiceName(text)
@@ -405,7 +406,7 @@ private struct PeerBodyReader {
             throw .badKey(bytes.isEmpty ? "job key is empty" : "job key has a byte outside A-Z, a-z, 0-9, '.', '_', ':', '-'")
         }
         do {
-            return try JobKey(String(decoding: bytes, as: UTF8.self))
+            return try JobKey(bytes: bytes)
         } catch {
             throw .badKey(error.description)
         }
