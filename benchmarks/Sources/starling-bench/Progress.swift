@@ -24,7 +24,10 @@ enum Progress {
             let elapsed = Double(now - start) / 1e9
             let phase = elapsed < warmupS ? "warm-up" : elapsed < warmupS + durationS ? "measuring" : "draining"
             let errors = counters.errors.load(ordering: .relaxed)
-            let text = String(format: "%6.1f s  ", elapsed) + "\(phase)  \(answers) jobs  "
+            let total = warmupS + durationS
+            let filled = total > 0 ? min(20, Int((elapsed / total * 20).rounded(.down))) : 20
+            let bar = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: 20 - filled) + "] "
+            let text = bar + String(format: "%6.1f s  ", elapsed) + "\(phase)  \(answers) jobs  "
                 + "\(Int(rate.rounded())) jobs/s  \(errors) errors"
             writeStderr(terminal ? "\r\u{1B}[K" + text : text + "\n")
         }

@@ -117,7 +117,7 @@ enum ScenarioRunner {
             durationS: options.duration, warmupS: options.warmup,
             payloadBytes: plan.scale == nil ? options.payloadBytes : "\(plan.scale!.sleepMs)".utf8.count,
             intervalMs: options.interval, entryNodes: run.entryNodes)
-        var report = BenchReport(benchmark: plan.name, system: options.system.rawValue, machine: machine,
+        var report = BenchReport(benchmark: plan.name, system: options.systemName, machine: machine,
                                  settings: settings, result: run.result, agreementMs: run.agreementMs)
         let endS = options.warmup + options.duration
         let timeline = run.result.timeline ?? Timeline(durationS: endS)

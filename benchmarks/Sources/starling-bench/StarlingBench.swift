@@ -22,6 +22,14 @@ enum SystemUnderTest: String, ExpressibleByArgument, CaseIterable, Sendable {
     case gearmand
 }
 
+/// How the bench talks to Starling.
+enum StarlingClientKind: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// `StarlingClient`, the library applications use (async/await, failover).
+    case library
+    /// The protocol straight on blocking sockets, like the bench's gearman client (no failover).
+    case raw
+}
+
 /// Options shared by every benchmark.
 struct CommonOptions: ParsableArguments {
     @Option(help: "starling or gearmand.")
@@ -42,6 +50,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Heartbeat interval of the starling workers, in milliseconds.")
     var interval = 100
 
+    @Option(help: "starling only: library (StarlingClient) or raw (the protocol on blocking sockets, echo and latency only).")
+    var client: StarlingClientKind = .library
+
     @Option(name: .customLong("gearmand-threads"), help: "gearmand's I/O threads (its --threads).")
     var gearmandThreads = 4
 
@@ -54,7 +65,16 @@ struct CommonOptions: ParsableArguments {
     @Flag(name: .customLong("keep-logs"), help: "Keep the processes' logs (and jobs folder) and print where.")
     var keepLogs = false
 
-    func validate(concurrency: Int) throws {
+    /// The system's name in reports: `starling`, `starling-raw` or `gearmand`.
+    var systemName: String {
+        system == .starling && client == .raw ? "starling-raw" : system.rawValue
+    }
+
+    func validate(concurrency: Int, rawAllowed: Bool = false) throws {
+        if client == .raw {
+            guard system == .starling else { throw ValidationError("--client applies to --system starling only") }
+            guard rawAllowed else { throw ValidationError("--client raw is for echo and latency only (it has no failover)") }
+        }
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64") }
         guard (1...100_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...100000") }
         guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be > 0 s (at most a day)") }
@@ -90,7 +110,7 @@ extension StarlingBench {
         @Option(help: "Jobs kept outstanding at all times, spread over the entry nodes.")
         var concurrency = 64
 
-        func validate() throws { try options.validate(concurrency: concurrency) }
+        func validate() throws { try options.validate(concurrency: concurrency, rawAllowed: true) }
 
         func run() async throws {
             try await ScenarioRunner.run(ScenarioPlan(name: "echo", concurrency: concurrency), options: options)
@@ -103,7 +123,7 @@ extension StarlingBench {
 
         @OptionGroup var options: CommonOptions
 
-        func validate() throws { try options.validate(concurrency: 1) }
+        func validate() throws { try options.validate(concurrency: 1, rawAllowed: true) }
 
         func run() async throws {
             try await ScenarioRunner.run(ScenarioPlan(name: "latency", concurrency: 1), options: options)

@@ -33,6 +33,18 @@ enum StarlingSystem {
             + "(primary \(agreement.primary.address), epoch \(agreement.epoch)); \(plan.concurrency) jobs outstanding "
             + "over \(entries.count) entry node(s) for \(options.warmup) + \(options.duration) s\n")
 
+        let settings = ScenarioRunner.settings(plan, options: options)
+        if options.client == .raw {
+            let ports = entries.compactMap { $0.address.split(separator: ":").last.flatMap { UInt16($0) } }
+            let start = monotonicNs()
+            let result = await ScenarioRunner.load(settings, start: start) { counters in
+                await BlockingLoad.run(ports: ports, connections: entries.count, settings: settings, counters: counters,
+                                       serverName: "the entry node", start: start) { StarlingWire(service: "echo") }
+            }
+            return SystemRun(result: result, entryNodes: entries.count, agreementMs: agreement.waitedMs,
+                             directory: cluster.directory)
+        }
+
         var configuration = StarlingClient.Configuration()
         configuration.maxInFlight = max(configuration.maxInFlight, plan.concurrency)
         configuration.requestTimeoutMs = UInt64(options.lostAfterMs)
@@ -45,7 +57,6 @@ enum StarlingSystem {
         }
         for client in clients { try await client.ping() }
 
-        let settings = ScenarioRunner.settings(plan, options: options)
         let start = monotonicNs()
         async let kills = killer(plan.failure, cluster: cluster, primary: agreement.primary, start: start)
         let result = await ScenarioRunner.load(settings, start: start) { counters in

@@ -86,23 +86,18 @@ enum GearmanCodec {
 
     /// Takes the next complete response packet from the front of `buffer` (from `offset`),
     /// advancing `offset`; nil if more bytes are needed. Throws on a wrong magic or size.
-    static func nextResponse(_ buffer: [UInt8], offset: inout Int) throws(GearmanProtocolError) -> GearmanPacket? {
+    static func nextResponse(_ buffer: [UInt8], offset: inout Int) throws(WireError) -> GearmanPacket? {
         guard buffer.count - offset >= headerBytes else { return nil }
         guard buffer[offset..<offset + 4].elementsEqual(responseMagic) else {
-            throw GearmanProtocolError("bad magic \(Array(buffer[offset..<offset + 4])) (expected \\0RES)")
+            throw WireError("bad magic \(Array(buffer[offset..<offset + 4])) (expected \\0RES)")
         }
         let type = bigEndian(buffer, at: offset + 4)
         let size = Int(bigEndian(buffer, at: offset + 8))
-        guard size <= maxDataBytes else { throw GearmanProtocolError("packet of \(size) bytes is over the limit") }
+        guard size <= maxDataBytes else { throw WireError("packet of \(size) bytes is over the limit") }
         guard buffer.count - offset - headerBytes >= size else { return nil }
         let dataStart = offset + headerBytes
         let packet = GearmanPacket(type: type, data: Array(buffer[dataStart..<dataStart + size]))
         offset = dataStart + size
         return packet
     }
-}
-
-struct GearmanProtocolError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

@@ -90,8 +90,8 @@ enum GearmanWorkerLoop {
         var announced = false
         let functionName = Array(function.rawValue.utf8)[...]
         while true {
-            do throws(GearmanProtocolError) {
-                let socket = try GearmanSocket(port: port)
+            do throws(WireError) {
+                let socket = try LoopbackSocket(port: port)
                 var out: [UInt8] = []
                 GearmanCodec.appendRequest(.canDo, [functionName], to: &out)
                 // The echo's answer proves the server has processed CAN_DO (one connection is in order).
@@ -113,8 +113,8 @@ enum GearmanWorkerLoop {
         }
     }
 
-    private static func work(socket: GearmanSocket, function: GearmanJobFunction,
-                             out: inout [UInt8]) throws(GearmanProtocolError) {
+    private static func work(socket: LoopbackSocket, function: GearmanJobFunction,
+                             out: inout [UInt8]) throws(WireError) {
         while true {
             guard let packet = try socket.receive(timeoutMs: -1) else { continue }
             out.removeAll(keepingCapacity: true)
@@ -123,7 +123,7 @@ enum GearmanWorkerLoop {
                 // JOB_ASSIGN_UNIQ: handle, function, unique id, data; JOB_ASSIGN: handle, function, data.
                 let count = packet.known == .jobAssignUniq ? 4 : 3
                 guard let arguments = packet.arguments(count) else {
-                    throw GearmanProtocolError("malformed JOB_ASSIGN (\(packet.data.count) bytes)")
+                    throw WireError("malformed JOB_ASSIGN (\(packet.data.count) bytes)")
                 }
                 let handle = arguments[0]
                 if let result = function.run(arguments[count - 1]) {

@@ -136,8 +136,8 @@ final class GearmandCluster: Sendable {
                 throw BenchError("gearmand exited at once (status \(status)) on port \(port); its log:\n"
                     + Spawn.logTail(logPath) + Spawn.logTail(logPath + ".stderr"))
             }
-            do throws(GearmanProtocolError) {
-                let socket = try GearmanSocket(port: port)
+            do throws(WireError) {
+                let socket = try LoopbackSocket(port: port)
                 var out: [UInt8] = []
                 GearmanCodec.appendRequest(.echoReq, [Array("ready".utf8)[...]], to: &out)
                 try socket.send(out)

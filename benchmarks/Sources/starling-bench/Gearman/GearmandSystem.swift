@@ -24,8 +24,10 @@ enum GearmandSystem {
         let port = cluster.port
         async let kills = killer(plan.failure, cluster: cluster, start: start)
         let result = await ScenarioRunner.load(settings, start: start) { counters in
-            await GearmanLoad.run(port: port, connections: connections, settings: settings, counters: counters,
-                                  start: start)
+            await BlockingLoad.run(ports: [port], connections: connections, settings: settings, counters: counters,
+                                   serverName: "gearmand", start: start) {
+                GearmanWire(function: settings.sleepMs == nil ? "echo" : "sleep")
+            }
         }
         let events = await kills
         let end = options.warmup + options.duration

@@ -5,18 +5,48 @@ import Synchronization
 import Glibc
 #endif
 
-/// The closed-loop load against gearmand: `connections` client connections (one thread each),
-/// slot i on connection i mod connections, each slot submitting its next job (SUBMIT_JOB with a
-/// unique id of its own) as soon as the previous one is answered. Writes are batched: every
-/// submit caused by one read goes out in one write. Measured like `LoadRun`.
+/// What a job's answer was, as a wire protocol reports it.
+enum WireOutcome {
+    case ok(ArraySlice<UInt8>)
+    case failed(String)
+}
+
+/// One decoded answer from the server.
+enum WireEvent {
+    /// The answer to the job in flight on `slot` (an index into the connection's slots); with a
+    /// `sequence`, only if it is that job's (else it is stray).
+    case answered(slot: Int, sequence: UInt64?, WireOutcome)
+    /// An answer for no job in flight (answered already, expired, or unknown).
+    case stray
+    /// Bookkeeping only (e.g. gearman's JOB_CREATED).
+    case nothing
+}
+
+/// A job protocol spoken by `BlockingLoad`: how a job is sent and how answers are matched.
+protocol LoadWire: Sendable {
+    /// Appends the request for the job `sequence` of connection slot `slot` (global number `id`).
+    mutating func appendSubmit(slot: Int, id: Int, sequence: UInt64, payload: [UInt8], to out: inout [UInt8])
+    /// The next event already received, or nil if more bytes are needed.
+    mutating func nextEvent(_ socket: LoopbackSocket) throws(WireError) -> WireEvent?
+    /// The job in flight on `slot` was given up (expired): forget what maps answers to it.
+    mutating func forget(slot: Int)
+    /// The connection is gone: forget everything about it.
+    mutating func reset()
+}
+
+/// The closed-loop load over plain blocking sockets: `connections` connections (one thread
+/// each; connection i to `ports[i mod ports.count]` on 127.0.0.1), slot i on connection i mod connections, each slot submitting its next job as soon as
+/// the previous one is answered. Writes are batched: every submit caused by one read goes out in
+/// one write. Measured like `LoadRun`.
 ///
-/// When gearmand goes away, the jobs of that connection are lost (a gearman client is told
-/// nothing more about them; they are not resubmitted) and, after 20 ms, the connection is made
-/// again every 20 ms until the end; its slots then carry on with new jobs.
-enum GearmanLoad {
-    static func run(port: UInt16, connections: Int, settings: LoadSettings, counters: LoadCounters,
-                    start: UInt64 = monotonicNs()) async -> LoadResult {
-        precondition(connections > 0 && settings.concurrency > 0)
+/// When the server goes away, the jobs of that connection are lost (the client is told nothing
+/// more about them; they are not resubmitted) and, after 20 ms, the connection is tried again
+/// every 20 ms until the end; its slots then carry on with new jobs.
+enum BlockingLoad {
+    static func run<Wire: LoadWire>(ports: [UInt16], connections: Int, settings: LoadSettings, counters: LoadCounters,
+                                    serverName: String, start: UInt64 = monotonicNs(),
+                                    wire: @escaping @Sendable () -> Wire) async -> LoadResult {
+        precondition(connections > 0 && !ports.isEmpty && settings.concurrency > 0)
         let measureFrom = start + UInt64(settings.warmupS * 1e9)
         let end = measureFrom + UInt64(settings.durationS * 1e9)
         let results = Mutex<[(Int, LoadResult)]>([])
@@ -25,14 +55,14 @@ enum GearmanLoad {
             for index in 0..<connections {
                 let slots = Array(stride(from: index, to: settings.concurrency, by: connections))
                 let thread = Thread {
-                    var connection = GearmanLoadConnection(
-                        port: port, slots: slots, settings: settings, start: start, measureFrom: measureFrom,
-                        end: end, counters: counters)
+                    var connection = BlockingLoadConnection(
+                        port: ports[index % ports.count], slots: slots, settings: settings, start: start, measureFrom: measureFrom,
+                        end: end, counters: counters, serverName: serverName, wire: wire())
                     let result = connection.run()
                     results.withLock { $0.append((index, result)) }
                     if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done.resume() }
                 }
-                thread.name = "gearman-client-\(index)"
+                thread.name = "load-\(index)"
                 thread.start()
             }
         }
@@ -48,16 +78,15 @@ enum GearmanLoad {
     }
 }
 
-/// One client connection's slots and jobs, run on its own thread.
-private struct GearmanLoadConnection {
+/// One connection's slots and jobs, run on its own thread.
+private struct BlockingLoadConnection<Wire: LoadWire> {
     struct Slot {
-        /// The slot's number in the whole load (for its payload stamp and unique ids).
+        /// The slot's number in the whole load (for its payload stamp and job names).
         let id: Int
+        /// The sequence number of the next job (the one in flight is `sequence - 1`).
         var sequence: UInt64 = 0
         var payload: [UInt8]
         var sentNs: UInt64 = 0
-        /// The handle of its job in flight, once JOB_CREATED named it.
-        var handle: [UInt8]?
         var inFlight = false
         var startNs: UInt64
     }
@@ -68,27 +97,24 @@ private struct GearmanLoadConnection {
     let measureFrom: UInt64
     let end: UInt64
     let counters: LoadCounters
+    let serverName: String
     let expected: [UInt8]?
-    let function: [UInt8]
-    /// This connection's slots; `awaitingCreated` and `byHandle` hold indices into it.
-    var slots: [Slot] = []
-    /// Slots whose SUBMIT_JOB awaits its JOB_CREATED, in the order sent.
-    var awaitingCreated: [Int] = []
-    var awaitingHead = 0
-    var byHandle: [[UInt8]: Int] = [:]
+    var wire: Wire
+    var slots: [Slot]
     var result = LoadResult()
     var out: [UInt8] = []
 
     init(port: UInt16, slots: [Int], settings: LoadSettings, start: UInt64, measureFrom: UInt64, end: UInt64,
-         counters: LoadCounters) {
+         counters: LoadCounters, serverName: String, wire: Wire) {
         self.port = port
         self.settings = settings
         self.start = start
         self.measureFrom = measureFrom
         self.end = end
         self.counters = counters
+        self.serverName = serverName
+        self.wire = wire
         expected = settings.sleepMs.map { Array("slept \($0) ms".utf8) }
-        function = Array((settings.sleepMs == nil ? "echo" : "sleep").utf8)
         self.slots = slots.map {
             Slot(id: $0, payload: settings.initialPayload(), startNs: start + settings.slotStartNs($0))
         }
@@ -100,16 +126,16 @@ private struct GearmanLoadConnection {
         let drainEnd = end + lostAfterNs
         var connections = 0
         while monotonicNs() < end {
-            let socket: GearmanSocket
+            let socket: LoopbackSocket
             do {
-                socket = try GearmanSocket(port: port)
+                socket = try LoopbackSocket(port: port)
             } catch {
                 usleep(20_000)
                 continue
             }
             connections += 1
             let connectedAt = monotonicNs()
-            do throws(GearmanProtocolError) {
+            do throws(WireError) {
                 try serve(socket, lostAfterNs: lostAfterNs, drainEnd: drainEnd)
                 return result
             } catch {
@@ -119,7 +145,7 @@ private struct GearmanLoadConnection {
                 let ageMs = (monotonicNs() - connectedAt) / 1_000_000
                 let which = connections == 1 ? "" : ageMs < 100
                     ? " (a connection made again \(ageMs < 1 ? "under 1" : "\(ageMs)") ms before)" : " (a connection made again)"
-                loseAll(reason: "lost (no answer): connection to gearmand\(which): \(error)")
+                loseAll(reason: "lost (no answer): connection to \(serverName)\(which): \(error)")
                 // Back off before connecting again: at once, the dying server's listening
                 // socket may still accept, and reset, the new connection.
                 usleep(20_000)
@@ -129,15 +155,14 @@ private struct GearmanLoadConnection {
     }
 
     /// Submits and answers until `end`, then drains; throws when the connection fails.
-    private mutating func serve(_ socket: GearmanSocket, lostAfterNs: UInt64, drainEnd: UInt64) throws(GearmanProtocolError) {
-        awaitingCreated.removeAll(keepingCapacity: true)
-        awaitingHead = 0
+    private mutating func serve(_ socket: LoopbackSocket, lostAfterNs: UInt64, drainEnd: UInt64) throws(WireError) {
+        wire.reset()
         while true {
             let now = monotonicNs()
             // Start every idle slot whose time has come.
             if now < end {
                 for slot in slots.indices where !slots[slot].inFlight && slots[slot].startNs <= now {
-                    submit(slot, now: now)
+                    submit(slot)
                 }
             }
             expire(now: now, lostAfterNs: lostAfterNs)
@@ -148,75 +173,55 @@ private struct GearmanLoadConnection {
                 out.removeAll(keepingCapacity: true)
             }
             guard try socket.fill(timeoutMs: 20) else { continue }
-            while let packet = try socket.bufferedPacket() {
-                try handle(packet)
+            while let event = try wire.nextEvent(socket) {
+                handle(event)
             }
         }
         if !out.isEmpty { try socket.send(out) }
     }
 
-    private mutating func submit(_ slot: Int, now: UInt64) {
+    private mutating func submit(_ slot: Int) {
         var state = slots[slot]
         if settings.sleepMs == nil { LoadRun.stamp(&state.payload, slot: state.id, sequence: state.sequence) }
-        // A unique id per job: gearmand would coalesce jobs that share one.
-        let unique = Array("s\(state.id)-\(state.sequence)".utf8)
+        wire.appendSubmit(slot: slot, id: state.id, sequence: state.sequence, payload: state.payload, to: &out)
         state.sequence += 1
         state.sentNs = monotonicNs()
         state.inFlight = true
-        state.handle = nil
         slots[slot] = state
-        GearmanCodec.appendRequest(.submitJob, [function[...], unique[...], state.payload[...]], to: &out)
-        awaitingCreated.append(slot)
         result.submitted += 1
     }
 
-    private mutating func handle(_ packet: GearmanPacket) throws(GearmanProtocolError) {
-        switch packet.known {
-        case .jobCreated:
-            guard awaitingHead < awaitingCreated.count else {
-                throw GearmanProtocolError("JOB_CREATED with no SUBMIT_JOB waiting for it")
-            }
-            let slot = awaitingCreated[awaitingHead]
-            awaitingHead += 1
-            if awaitingHead == awaitingCreated.count {
-                awaitingCreated.removeAll(keepingCapacity: true)
-                awaitingHead = 0
-            }
-            // A slot whose job expired before its JOB_CREATED has moved on: forget the handle.
-            guard slots[slot].inFlight, slots[slot].handle == nil else { return }
-            slots[slot].handle = packet.data
-            byHandle[packet.data] = slot
-        case .workComplete, .workFail, .workException:
-            let arguments = packet.arguments(2) ?? [packet.data[...], []]
-            let handle = Array(arguments[0])
-            guard let slot = byHandle.removeValue(forKey: handle) else {
+    private mutating func handle(_ event: WireEvent) {
+        switch event {
+        case .nothing:
+            return
+        case .stray:
+            result.duplicates += 1
+        case .answered(let slot, let sequence, let outcome):
+            guard slots[slot].inFlight, sequence == nil || sequence == slots[slot].sequence - 1 else {
                 result.duplicates += 1
                 return
             }
             let now = monotonicNs()
             var problem: String?
-            if packet.known == .workComplete {
-                if !arguments[1].elementsEqual(expected ?? slots[slot].payload) {
-                    problem = "WORK_COMPLETE with a wrong payload (\(arguments[1].count) bytes)"
+            switch outcome {
+            case .ok(let bytes):
+                if !bytes.elementsEqual(expected ?? slots[slot].payload) {
+                    problem = "OK with a wrong payload (\(bytes.count) bytes)"
                 }
-            } else {
-                problem = packet.known == .workFail ? "WORK_FAIL" : "WORK_EXCEPTION"
+            case .failed(let text):
+                problem = text
             }
             answered(slot, now: now, problem: problem)
-            if now < end { submit(slot, now: now) }
-        case .error:
-            let text = packet.arguments(2).map { $0.map { String(decoding: $0, as: UTF8.self) } } ?? []
-            throw GearmanProtocolError("ERROR from gearmand: \(text.joined(separator: ": "))")
-        default:
-            return  // WORK_DATA, WORK_STATUS, WORK_WARNING, NOOP: nothing to do for echo.
+            if now < end { submit(slot) }
         }
     }
 
     private mutating func answered(_ slot: Int, now: UInt64, problem: String?) {
         slots[slot].inFlight = false
-        slots[slot].handle = nil
         result.totalAnswers += 1
-        result.timeline?.record(atNs: now - start)
+        let sinceStartNs = now - start
+        result.timeline?.record(atNs: sinceStartNs)
         counters.answers.add(1, ordering: .relaxed)
         let measured = now >= measureFrom && now < end
         if let problem {
@@ -233,26 +238,24 @@ private struct GearmanLoadConnection {
     private mutating func expire(now: UInt64, lostAfterNs: UInt64) {
         for slot in slots.indices where slots[slot].inFlight && now >= slots[slot].sentNs + lostAfterNs {
             lose(slot, reason: "lost (no answer within \(settings.lostAfterMs) ms)")
-            if now < end { submit(slot, now: now) }
+            if now < end { submit(slot) }
         }
     }
 
     private mutating func lose(_ slot: Int, reason: String) {
-        if let handle = slots[slot].handle { byHandle.removeValue(forKey: handle) }
+        wire.forget(slot: slot)
         slots[slot].inFlight = false
-        slots[slot].handle = nil
         result.lost += 1
         result.totalAnswers += 1
         result.errorKinds[reason, default: 0] += 1
         counters.errors.add(1, ordering: .relaxed)
-        if monotonicNs() >= measureFrom && monotonicNs() < end { result.measuredErrors += 1 }
+        let now = monotonicNs()
+        if now >= measureFrom && now < end { result.measuredErrors += 1 }
     }
 
     private mutating func loseAll(reason: String) {
         for slot in slots.indices where slots[slot].inFlight { lose(slot, reason: reason) }
-        byHandle.removeAll()
-        awaitingCreated.removeAll()
-        awaitingHead = 0
+        wire.reset()
         out.removeAll(keepingCapacity: true)
     }
 }

@@ -2,18 +2,18 @@
 import Glibc
 #endif
 
-/// One blocking TCP connection to gearmand on 127.0.0.1, used by one thread only: writes go out
-/// whole, reads are buffered and parsed into response packets.
-final class GearmanSocket {
+/// One blocking TCP connection to 127.0.0.1 (gearmand, or a starling worker), used by one thread
+/// only: writes go out whole, reads are buffered and parsed by the caller's framing.
+final class LoopbackSocket {
     private var fd: Int32
     private var buffer: [UInt8] = []
     private var offset = 0
     private var scratch = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// Connects to 127.0.0.1:`port` with TCP_NODELAY; throws if it cannot.
-    init(port: UInt16) throws(GearmanProtocolError) {
+    init(port: UInt16) throws(WireError) {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw GearmanProtocolError("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw WireError("socket: \(String(cString: strerror(errno)))") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -27,7 +27,7 @@ final class GearmanSocket {
             let reason = String(cString: strerror(errno))
             Glibc.close(fd)
             fd = -1
-            throw GearmanProtocolError("connect to 127.0.0.1:\(port): \(reason)")
+            throw WireError("connect to 127.0.0.1:\(port): \(reason)")
         }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -41,29 +41,35 @@ final class GearmanSocket {
     }
 
     /// Writes all of `bytes`; throws if the connection is gone.
-    func send(_ bytes: [UInt8]) throws(GearmanProtocolError) {
+    func send(_ bytes: [UInt8]) throws(WireError) {
         var sent = 0
         while sent < bytes.count {
             let result = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
             if result < 0 && errno == EINTR { continue }
-            guard result > 0 else { throw GearmanProtocolError("send: \(String(cString: strerror(errno)))") }
+            guard result > 0 else { throw WireError("send: \(String(cString: strerror(errno)))") }
             sent += result
         }
     }
 
-    /// The next packet already received, without blocking; nil if none is complete.
-    func bufferedPacket() throws(GearmanProtocolError) -> GearmanPacket? {
-        let packet = try GearmanCodec.nextResponse(buffer, offset: &offset)
+    /// The next gearman response already received, without blocking; nil if none is complete.
+    func bufferedPacket() throws(WireError) -> GearmanPacket? {
+        try parse { buffer, offset throws(WireError) in try GearmanCodec.nextResponse(buffer, offset: &offset) }
+    }
+
+    /// Runs `parser` on the bytes received and not yet consumed; it advances `offset` past what
+    /// it took and returns nil when it needs more bytes.
+    func parse<Value>(_ parser: ([UInt8], inout Int) throws(WireError) -> Value?) throws(WireError) -> Value? {
+        let value = try parser(buffer, &offset)
         if offset > 0 && (offset == buffer.count || offset > 1 << 16) {
             buffer.removeFirst(offset)
             offset = 0
         }
-        return packet
+        return value
     }
 
     /// Waits up to `timeoutMs` (-1: for ever) for more bytes; returns false on timeout. Throws
     /// when the connection is closed or fails.
-    func fill(timeoutMs: Int32) throws(GearmanProtocolError) -> Bool {
+    func fill(timeoutMs: Int32) throws(WireError) -> Bool {
         while true {
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = poll(&poller, 1, timeoutMs)
@@ -71,15 +77,15 @@ final class GearmanSocket {
             guard ready > 0 else { return false }
             let count = scratch.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if count < 0 && errno == EINTR { continue }
-            if count == 0 { throw GearmanProtocolError("connection closed by gearmand") }
-            guard count > 0 else { throw GearmanProtocolError("recv: \(String(cString: strerror(errno)))") }
+            if count == 0 { throw WireError("connection closed by the server") }
+            guard count > 0 else { throw WireError("recv: \(String(cString: strerror(errno)))") }
             buffer.append(contentsOf: scratch[0..<count])
             return true
         }
     }
 
     /// The next packet, waiting for it at most `timeoutMs` (-1: for ever); nil on timeout.
-    func receive(timeoutMs: Int32) throws(GearmanProtocolError) -> GearmanPacket? {
+    func receive(timeoutMs: Int32) throws(WireError) -> GearmanPacket? {
         let deadline = timeoutMs < 0 ? UInt64.max : monotonicNs() + UInt64(timeoutMs) * 1_000_000
         while true {
             if let packet = try bufferedPacket() { return packet }
@@ -89,4 +95,10 @@ final class GearmanSocket {
             _ = try fill(timeoutMs: wait)
         }
     }
+}
+
+/// A connection or framing failure on a `LoopbackSocket`.
+struct WireError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
