@@ -181,8 +181,10 @@ private func fastFailover() -> StarlingClient.Configuration {
             #expect(lastError.contains("ECONNREFUSED"))
             #expect(error.description.contains("no node reachable"))
         }
-        // Five refused connects with 10-40 ms backoff; the bound is generous for a loaded machine.
-        #expect(ContinuousClock.now - started < .seconds(10))
+        // Five refused connects with 10-40 ms backoff take well under a second; the bound only
+        // catches a hang (the error kind above already excludes the 20 s request timeout) and is
+        // generous because this runs beside CPU-heavy tests on two cores.
+        #expect(ContinuousClock.now - started < .seconds(60))
         // A later call starts over (and fails the same way).
         await #expect(throws: StarlingClientError.self) { try await client.ping() }
         await client.close()

@@ -44,9 +44,15 @@ import Testing
     }
 }
 
-/// Runs CPU-bound `work` on a new thread and waits for it without holding a cooperative thread.
+/// Runs CPU-bound `work` on a new thread at the lowest scheduling priority and waits for it
+/// without holding a cooperative thread: the simulation uses the CPU the rest of the run leaves
+/// idle, instead of starving the process tests' workers and the async tests.
 func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        Thread { continuation.resume(returning: work()) }.start()
+        Thread {
+            // On Linux this sets the nice value of the calling thread only.
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+            continuation.resume(returning: work())
+        }.start()
     }
 }
