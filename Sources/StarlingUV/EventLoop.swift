@@ -4,6 +4,8 @@ import CLibUV
 public final class EventLoop {
     /// The `uv_loop_t`; heap-allocated because libuv keeps pointers into it.
     let raw: UnsafeMutablePointer<uv_loop_t>
+    /// The actions of `soon(_:)`.
+    private let deferred: DeferredActions
     private var isRunning = false
     private var closeAttempted = false
     private var isClosed = false
@@ -14,6 +16,13 @@ public final class EventLoop {
         do {
             try uvCheck(uv_loop_init(loop), "uv_loop_init")
         } catch {
+            loop.deallocate()
+            throw error
+        }
+        do {
+            deferred = try DeferredActions(loop: loop)
+        } catch {
+            _ = uv_loop_close(loop)
             loop.deallocate()
             throw error
         }
@@ -53,6 +62,16 @@ public final class EventLoop {
         return condition()
     }
 
+    /// Runs `action` on the loop thread soon: never inside this call, but from the loop's idle
+    /// phase before the loop next waits for I/O (within this iteration's callbacks' reach: an
+    /// action queued by a read callback runs before the loop polls again). Actions run in the order
+    /// queued; an action may queue more. Cheaper than a timer per action: one shared idle handle,
+    /// active only while actions wait, which also keeps the loop alive. Actions still queued when
+    /// the loop closes are dropped without running.
+    public func soon(_ action: @escaping () -> Void) {
+        deferred.append(action)
+    }
+
     /// Asks a running loop to return after the current iteration.
     public func stop() {
         uv_stop(raw)
@@ -73,6 +92,7 @@ public final class EventLoop {
         guard !isClosed else { return }
         precondition(!isRunning, "EventLoop.close() called from inside the loop")
         closeAttempted = true
+        deferred.close()
         // Close callbacks run at the end of an iteration, and a close callback may close another
         // handle, so iterate a bounded number of times without blocking.
         var iterations = 0

@@ -1,7 +1,7 @@
 import StarlingCore
 import StarlingUV
 
-/// The `echo` built-in: answers with the payload, from the next loop iteration.
+/// The `echo` built-in: answers with the payload, from the loop's next idle phase.
 final class EchoHandler: JobHandler {
     private let loop: EventLoop
 
@@ -10,6 +10,6 @@ final class EchoHandler: JobHandler {
     }
 
     func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
-        TimerJob(loop: loop, outcome: .succeeded(payload), completion: completion)
+        ImmediateJob(loop: loop, outcome: .succeeded(payload), completion: completion)
     }
 }

@@ -19,7 +19,7 @@ final class SHA256Handler: JobHandler {
 
     func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
         guard payload.count > Self.inlineLimitBytes else {
-            return TimerJob(loop: loop, outcome: .succeeded(Self.hexDigest(of: payload)), completion: completion)
+            return ImmediateJob(loop: loop, outcome: .succeeded(Self.hexDigest(of: payload)), completion: completion)
         }
         return BackgroundJob(loop: loop, name: "sha256", timeoutMs: timeoutMs, body: { stop in
             var hasher = SHA256()

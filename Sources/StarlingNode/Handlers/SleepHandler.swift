@@ -16,7 +16,7 @@ final class SleepHandler: JobHandler {
     func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
         guard let delayMs = DecimalPayload.parse(payload, maximum: timeoutMs) else {
             let reason = "sleep: payload must be decimal milliseconds in 0...\(timeoutMs)"
-            return TimerJob(loop: loop, outcome: .failed(reason), completion: completion)
+            return ImmediateJob(loop: loop, outcome: .failed(reason), completion: completion)
         }
         return TimerJob(loop: loop, outcome: .succeeded(Array("slept \(delayMs) ms".utf8)),
                         afterMs: UInt64(delayMs), completion: completion)

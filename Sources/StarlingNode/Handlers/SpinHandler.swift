@@ -23,7 +23,7 @@ final class SpinHandler: JobHandler {
         let maximumUs = timeoutMs * 1000
         guard let spinUs = DecimalPayload.parse(payload, maximum: maximumUs) else {
             let reason = "spin: payload must be decimal microseconds in 0...\(maximumUs)"
-            return TimerJob(loop: loop, outcome: .failed(reason), completion: completion)
+            return ImmediateJob(loop: loop, outcome: .failed(reason), completion: completion)
         }
         return BackgroundJob(loop: loop, name: "spin", timeoutMs: timeoutMs, body: { stop in
             Self.burn(microseconds: spinUs, stop: stop)

@@ -2,7 +2,7 @@ import StarlingCore
 import StarlingUV
 
 /// A job that is nothing but its timer: its outcome is decided when it starts and delivered when
-/// the timer fires, at once (echo, small sha256, a rejected payload) or after a delay (sleep).
+/// the timer fires (sleep). An outcome due at once is an `ImmediateJob`, which needs no timer.
 final class TimerJob: RunningJob {
     private let end: JobEnd
 
