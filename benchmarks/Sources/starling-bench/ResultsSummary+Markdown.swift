@@ -45,7 +45,7 @@ extension ResultsSummary {
             text += "None in this run.\n\n"
         } else {
             for row in missed { text += "- \(row.figure): \(row.miss)\n" }
-            text += "\n" + whyMissed(missed.map(\.figure)) + "\n"
+            text += "\n" + whyMissed(missed.map(\.figure)) + "\n\n"
         }
         text += failureSection()
         text += scaleSection()
@@ -166,33 +166,46 @@ extension ResultsSummary {
     }
 
     private func whyMissed(_ figures: [String]) -> String {
-        var text = ""
-        if figures.contains(where: { $0.hasPrefix("`echo`") || $0.hasPrefix("`latency`") }) { text += whyDispatch() + "\n" }
+        var paragraphs: [String] = []
+        if figures.contains(where: { $0.hasPrefix("`echo`") || $0.hasPrefix("`latency`") }) { paragraphs.append(whyDispatch()) }
         if figures.contains(where: { $0.contains("longest gap") }) {
             let interval = runs("failure-workers", "starling").first?.settings.intervalMs ?? 100
-            text += """
+            paragraphs.append("""
                 The gap after a kill is failure detection plus takeover: a peer is presumed dead after \
                 `--suspect-after`, by default 3 intervals + max(50 ms, interval / 2) = \(3 * interval + max(50, interval / 2)) ms \
                 at the \(interval) ms interval used here, then a survivor takes over and the entry nodes forward \
                 their unanswered jobs to it. The target (3 intervals + 100 ms) leaves \
                 \(100 - max(50, interval / 2)) ms for the takeover, which a 2-core machine running at a load average \
                 well above its core count (see Machine) does not always give.
-
-                """
+                """)
         }
-        return text
+        return paragraphs.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: "\n\n")
     }
 
     private func whyDispatch() -> String {
-        """
-        Why, as far as the profile in [`README.md`](README.md#where-the-time-goes-a-first-look) shows: a Starling \
-        job crosses three processes (entry node → primary → standby → entry node) where a gearmand job crosses one \
-        server between client and worker, and each Starling worker spends much of its time in Swift runtime work \
-        (retain/release, malloc, hashing by job id, per-job key validation, a libuv timer per echo job) rather \
-        than in the kernel's TCP path. At C = 1 the `StarlingClient` hand-offs (task → loop thread → task) add \
-        about as much as the cluster. Making that path fast is issue 5's part 4, outside `benchmarks/`.
-
-        """
+        var text = """
+            Why: a Starling job crosses three processes (entry node → primary → standby → entry node) where a \
+            gearmand job crosses one server between client and worker; the first profile in \
+            [`README.md`](README.md#where-the-time-goes-a-first-look), taken before issue 5's hot-path work, found \
+            each Starling worker spending much of its time in Swift runtime work (retain/release, malloc, hashing \
+            by job id, per-job key validation) rather than in the kernel's TCP path. Making that path fast is issue \
+            5's part 4, outside `benchmarks/`.
+            """
+        let library = median("echo", "starling") { $0.jobsPerSecond }
+        let raw = median("echo", "starling-raw") { $0.jobsPerSecond }
+        let gearmand = median("echo", "gearmand") { $0.jobsPerSecond }
+        if let library, let raw, let gearmand, gearmand > 0 {
+            text += " Driven like gearmand (the raw client), Starling did \(Self.rate(raw)) jobs/s at C = 64 "
+                + String(format: "(%.2f× gearmand) against %@ through `StarlingClient`", raw / gearmand, Self.rate(library))
+            if let p50Library = median("latency", "starling", { Double($0.latency.p50Us) }),
+               let p50Raw = median("latency", "starling-raw", { Double($0.latency.p50Us) }) {
+                text += ", and a p50 at C = 1 of \(Self.micros(p50Raw)) against \(Self.micros(p50Library))"
+            }
+            text += raw >= 2 * gearmand
+                ? ": the client library is what stands between Starling and the throughput target."
+                : ": even without the client library the cluster itself is short of 2 × gearmand."
+        }
+        return text + "\n"
     }
 
     private func failureSection() -> String {
