@@ -4,14 +4,19 @@ import StarlingUV
 /// One TCP client of a worker: decodes requests, answers them, and applies backpressure.
 ///
 /// `PING` and `STATUS` are answered at once; a `SUBMIT` is answered later, through `deliver`, when
-/// its job ends, so answers come in completion order (pipelining). Requests are read only while
-/// the client's unsent answers stay under `maxBacklogBytes`, so a client that sends without
-/// reading holds at most that much memory plus the decoder's bound.
+/// its job ends, so answers come in completion order (pipelining). Answers are encoded into one
+/// outbox and written with one write per loop iteration (`EventLoop.soon`), however many jobs
+/// ended in it. Requests are read only while the client's unsent answers stay under
+/// `maxBacklogBytes`, so a client that sends without reading holds at most that much memory plus
+/// the decoder's bound.
 final class ClientConnection {
     let id: ClientID
     private let stream: TCPStream
     private var decoder = ClientRequestDecoder()
     private let maxBacklogBytes: Int
+    /// Answers encoded and not yet handed to the stream; written by `flush()`.
+    private var outbox: [UInt8] = []
+    private var isFlushScheduled = false
     /// The answer to a request, or nil when it will come later through `deliver`.
     private let answer: (ClientRequest, ClientID) -> ClientResponse?
     private let reject: (ClientProtocolError) -> Void
@@ -40,6 +45,8 @@ final class ClientConnection {
     /// Starts reading, with any bytes already read; the connection keeps itself alive through its
     /// stream's callbacks until closed.
     func start(initialBytes: [UInt8] = []) {
+        // Answers are already batched per loop iteration; Nagle would only hold them back.
+        try? stream.setNoDelay(true)
         decoder.append(initialBytes)
         drain()
         resumeReading()
@@ -52,7 +59,7 @@ final class ClientConnection {
         if let key = response.key { awaited.remove(key) }
         if finishWhenAnswered && awaited.isEmpty {
             finish()
-        } else if stream.writeQueueSize >= maxBacklogBytes, isReading {
+        } else if unsentBytes >= maxBacklogBytes, isReading {
             stream.stopReading()
             isReading = false
         }
@@ -78,6 +85,7 @@ final class ClientConnection {
         isFinishing = true
         stream.stopReading()
         isReading = false
+        flush()
         do {
             try stream.shutdown { [self] _ in close() }
         } catch {
@@ -111,7 +119,7 @@ final class ClientConnection {
 
     /// Answers every complete request, unless the client is not reading its answers.
     private func drain() {
-        while !isFinishing, !isClosed, stream.writeQueueSize < maxBacklogBytes, let item = decoder.next() {
+        while !isFinishing, !isClosed, unsentBytes < maxBacklogBytes, let item = decoder.next() {
             switch item {
             case .request(let request):
                 // Before asking: the answer may come through `deliver` while we ask.
@@ -126,18 +134,42 @@ final class ClientConnection {
                 }
             }
         }
-        if stream.writeQueueSize >= maxBacklogBytes, isReading {
+        if unsentBytes >= maxBacklogBytes, isReading {
             stream.stopReading()
             isReading = false
         }
     }
 
+    /// Answers not yet written to the kernel: the outbox and the stream's write queue.
+    private var unsentBytes: Int { outbox.count + stream.writeQueueSize }
+
+    /// Queues an answer; the outbox goes out once this loop iteration's callbacks are done.
     private func send(_ response: ClientResponse) {
+        guard !isClosed else { return }
+        response.encode(into: &outbox)
+        guard !isFlushScheduled else { return }
+        isFlushScheduled = true
+        stream.loop.soon { [self] in flush() }
+    }
+
+    /// Writes the outbox in one write.
+    private func flush() {
+        isFlushScheduled = false
+        guard !outbox.isEmpty, !isClosed else { return }
+        // The stream copies the bytes, so the outbox is emptied in place afterwards; a large
+        // answer's buffer is not kept for the small ones that follow.
+        defer {
+            if outbox.capacity > 64 * 1024 {
+                outbox = []
+            } else {
+                outbox.removeAll(keepingCapacity: true)
+            }
+        }
         do {
-            try stream.write(bytes: response.encode()) { [self] error in
+            try stream.write(bytes: outbox) { [self] error in
                 if error != nil {
                     close()
-                } else if !isReading, !isFinishing, !isClosed, stream.writeQueueSize < maxBacklogBytes / 2 {
+                } else if !isReading, !isFinishing, !isClosed, unsentBytes < maxBacklogBytes / 2 {
                     drain()
                     resumeReading()
                 }

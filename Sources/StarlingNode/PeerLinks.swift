@@ -3,8 +3,9 @@ import StarlingUV
 
 /// Outbound job-plane connections, one per peer, opened on first use (DESIGN.md §3).
 ///
-/// Frames are appended to a per-peer buffer and written in one write per peer by `flush()`, which
-/// the worker calls after handling each event, so a burst of jobs costs one syscall per peer.
+/// Frames are appended to a per-peer buffer. `flush()`, which the worker calls after handling each
+/// event, schedules one write per peer once the loop iteration's callbacks are done
+/// (`EventLoop.soon`), so every frame of a burst of events goes in one syscall per peer.
 /// A connection that cannot be made keeps its frames and retries with backoff; only a connection
 /// that was open and broke reports `onLinkLost`, because only then may frames have been lost.
 /// Loop-confined.
@@ -17,7 +18,11 @@ final class PeerLinks {
     private let loop: EventLoop
     private let hello: [UInt8]
     private var links: [NodeAddress: OutboundLink] = [:]
-    private var dirty: Set<NodeAddress> = []
+    /// Links with frames to write (each once: `OutboundLink.isDirty`), without hashing per frame.
+    private var dirty: [OutboundLink] = []
+    /// The links `writeDirty` is going through (kept to reuse its storage).
+    private var writing: [OutboundLink] = []
+    private var isWriteScheduled = false
     /// Called when an open link broke: frames sent on it may not have arrived.
     var onLinkLost: (NodeAddress) -> Void = { _ in }
     /// Whether a peer that cannot be reached is still worth retrying (it is in the record).
@@ -41,29 +46,47 @@ final class PeerLinks {
             return
         }
         PeerMessageCodec.encode(message, into: &link.buffer)
-        dirty.insert(peer)
+        markDirty(link)
     }
 
-    /// Writes what each peer's buffer holds; connects where needed.
+    /// Writes what each peer's buffer holds, connecting where needed, once this loop iteration's
+    /// callbacks are done: frames sent until then go out with these.
     func flush() {
-        for peer in dirty {
-            guard let link = links[peer] else { continue }
+        guard !dirty.isEmpty, !isWriteScheduled else { return }
+        isWriteScheduled = true
+        loop.soon { [weak self] in
+            guard let self else { return }
+            isWriteScheduled = false
+            writeDirty()
+        }
+    }
+
+    /// Writes what each peer's buffer holds now; connects where needed.
+    private func writeDirty() {
+        // A link that breaks on write marks itself dirty again: it goes in the next round.
+        swap(&dirty, &writing)
+        for link in writing {
+            link.isDirty = false
+            // A link forgotten since it was marked is no longer ours to write.
+            guard links[link.peer] === link else { continue }
             switch link.state {
             case .idle: connect(link)
             case .open: write(link)
             case .connecting, .waitingToRetry: break
             }
         }
-        dirty.removeAll(keepingCapacity: true)
+        writing.removeAll(keepingCapacity: true)
     }
 
     /// The peer left the record: drop its link and whatever waits for it.
     func forget(_ peer: NodeAddress) {
         links.removeValue(forKey: peer)?.close()
-        dirty.remove(peer)
     }
 
+    /// Closes every link; what is buffered for an open link is handed to the kernel first, as far
+    /// as it takes it at once (writes are deferred to the loop's idle phase, see `flush()`).
     func closeAll() {
+        for link in dirty where link.state == .open && links[link.peer] === link { write(link) }
         for link in links.values { link.close() }
         links.removeAll()
         dirty.removeAll()
@@ -132,15 +155,28 @@ final class PeerLinks {
 
     private func write(_ link: OutboundLink) {
         guard !link.buffer.isEmpty, let stream = link.stream else { return }
-        let bytes = link.buffer
-        link.buffer.removeAll(keepingCapacity: true)
+        var failed = false
         do {
-            try stream.write(bytes: bytes) { [weak self, weak link] error in
+            try stream.write(bytes: link.buffer) { [weak self, weak link] error in
                 if error != nil, let self, let link, link.stream === stream { broke(link) }
             }
         } catch {
-            broke(link)
+            failed = true
         }
+        // The stream copied the bytes: empty the buffer in place, keeping a small one's storage.
+        if link.buffer.capacity > 256 * 1024 {
+            link.buffer = []
+        } else {
+            link.buffer.removeAll(keepingCapacity: true)
+        }
+        // After emptying: the core may queue frames again in answer to the loss.
+        if failed { broke(link) }
+    }
+
+    private func markDirty(_ link: OutboundLink) {
+        guard !link.isDirty else { return }
+        link.isDirty = true
+        dirty.append(link)
     }
 
     /// An open link failed: start over on the next frame, and tell the core frames may be lost.
@@ -151,7 +187,7 @@ final class PeerLinks {
         link.state = .idle
         onLinkLost(link.peer)
         // Frames queued by the core in answer to the loss go out on a new connection.
-        if !link.buffer.isEmpty { dirty.insert(link.peer) }
+        if !link.buffer.isEmpty { markDirty(link) }
         flush()
     }
 }
@@ -164,6 +200,8 @@ private final class OutboundLink {
     var state = State.idle
     var stream: TCPStream?
     var buffer: [UInt8] = []
+    /// Whether it is in `PeerLinks.dirty`.
+    var isDirty = false
     var retryTimer: Timer?
     var retryMs = PeerLinks.firstRetryMs
 

@@ -25,6 +25,9 @@ public class StreamHandle {
         assert(context.state != .open, "\(type(of: self)) deallocated without close()")
     }
 
+    /// The loop the stream belongs to.
+    public var loop: EventLoop { context.loop }
+
     /// The handle as a `uv_stream_t`, for `uv_accept` and process stdio.
     var stream: UnsafeMutablePointer<uv_stream_t> { context.pointer(as: uv_stream_t.self) }
 
