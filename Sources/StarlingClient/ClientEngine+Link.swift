@@ -16,17 +16,22 @@ extension ClientEngine {
     /// Bytes queued in the outbox go out in one write.
     func flush() {
         guard !outbox.isEmpty, case .connected(let stream) = link else { return }
-        let bytes = outbox
-        outbox = []
         let attempt = generation
         do {
-            try stream.write(bytes: bytes) { [weak self] error in
+            try stream.write(bytes: outbox) { [weak self] error in
                 guard let self, let error, attempt == self.generation else { return }
                 self.connectionFailed("write to \(self.currentNode): \(error)")
                 self.afterEvent()
             }
         } catch {
             connectionFailed("write to \(currentNode): \(error)")
+            return
+        }
+        // The stream copied the bytes: empty the outbox in place, keeping a small one's storage.
+        if outbox.capacity > 256 * 1024 {
+            outbox = []
+        } else {
+            outbox.removeAll(keepingCapacity: true)
         }
     }
 
@@ -103,7 +108,7 @@ extension ClientEngine {
         }
         // Everything unanswered goes out again, same keys, in the callers' order.
         outbox = []
-        for request in table.requestsToResend() { outbox += request.encoded() }
+        for request in table.requestsToResend() { request.encode(into: &outbox) }
     }
 
     // MARK: - Reading answers

@@ -140,7 +140,7 @@ final class ClientEngine {
     func send(_ requests: [ClientRequest]) {
         guard !requests.isEmpty else { return }
         if case .connected = link {
-            for request in requests { outbox += request.encoded() }
+            for request in requests { request.encode(into: &outbox) }
         } else {
             ensureLink()
         }

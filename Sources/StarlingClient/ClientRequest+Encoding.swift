@@ -1,19 +1,39 @@
 import StarlingCore
 
 extension ClientRequest {
-    /// The request on the wire, lines ending in `\r\n`.
-    func encoded() -> [UInt8] {
+    /// Appends the request as it goes on the wire (lines ending in `\r\n`) to `buffer`, so that
+    /// a burst of requests goes out in one write.
+    func encode(into buffer: inout [UInt8]) {
         switch self {
         case .ping:
-            return Array("PING\r\n".utf8)
+            buffer.append(contentsOf: "PING\r\n".utf8)
         case .status:
-            return Array("STATUS\r\n".utf8)
+            buffer.append(contentsOf: "STATUS\r\n".utf8)
         case .submit(let service, let key, let payload):
-            var bytes = Array("SUBMIT \(service.value) \(key.value) \(payload.count)\r\n".utf8)
-            bytes.reserveCapacity(bytes.count + payload.count + 2)
-            bytes += payload
-            bytes += [0x0D, 0x0A]
-            return bytes
+            buffer.append(contentsOf: "SUBMIT ".utf8)
+            buffer.append(contentsOf: service.value.utf8)
+            buffer.append(0x20)
+            buffer.append(contentsOf: key.value.utf8)
+            buffer.append(0x20)
+            appendDecimal(payload.count, to: &buffer)
+            buffer.append(0x0D)
+            buffer.append(0x0A)
+            buffer.append(contentsOf: payload)
+            buffer.append(0x0D)
+            buffer.append(0x0A)
         }
+    }
+}
+
+/// The decimal digits of a non-negative `value`.
+private func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+    precondition(value >= 0, "a length is never negative")
+    var divisor = 1
+    while divisor <= value / 10 { divisor *= 10 }
+    var rest = value
+    while divisor > 0 {
+        buffer.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+        rest %= divisor
+        divisor /= 10
     }
 }

@@ -53,11 +53,14 @@ final class Mailbox: Sendable {
     }
 
     /// Queues a command for the loop thread; false (and nothing queued) once closing.
+    ///
+    /// Only the command that finds the queue empty wakes the loop: the loop takes the whole queue
+    /// at once, and until it has, the wake for the first command is still to be delivered.
     func send(_ command: Command) -> Bool {
         let waker: LoopWakeup.Waker?? = state.withLock { state in
             guard !state.closeRequested else { return .none }
             state.commands.append(command)
-            return .some(state.waker)
+            return .some(state.commands.count == 1 ? state.waker : nil)
         }
         guard case .some(let waker) = waker else { return false }
         waker?.wake()
