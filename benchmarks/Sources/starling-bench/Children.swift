@@ -76,6 +76,9 @@ final class Children: Sendable {
 enum SignalGuard {
     /// Call once, before the first child starts; keep the returned sources alive until the end.
     static func install(onSignal: @escaping @Sendable (Int32) -> Void) -> [any DispatchSourceSignal] {
+        // A closed stdout (`starling-bench ... | head`) must not kill the bench before it has
+        // stopped its children: writes fail with EPIPE instead.
+        signal(SIGPIPE, SIG_IGN)
         var sources: [any DispatchSourceSignal] = []
         let queue = DispatchQueue(label: "starling-bench.signals")
         for number in [SIGINT, SIGTERM, SIGHUP] {

@@ -56,8 +56,9 @@ struct Cluster: Sendable {
 
         var workers: [StartedWorker] = []
         for index in 0..<count {
+            // --parent-pid: should the bench die without stopping them (kill -9), the workers drain and go.
             var arguments = ["worker", "--service", service, "--port", "0", "--host", "127.0.0.1",
-                             "--interval", "\(intervalMs)", "--jobs", directory]
+                             "--interval", "\(intervalMs)", "--jobs", directory, "--parent-pid", "\(getpid())"]
             if let seed = workers.first { arguments += ["--join", seed.address] }
             let logPath = directory + "/worker-\(index).log"
             workers.append(try spawnWorker(binary: binary, arguments: arguments, logPath: logPath,

@@ -38,6 +38,7 @@ extension StarlingBench {
 
         func run() throws {
             let job = GearmanJobFunction(rawValue: function)!
+            let parent = getppid()
             let registered = Atomic<Int>(0)
             for index in 0..<connections {
                 let thread = Thread { [port] in
@@ -58,8 +59,11 @@ extension StarlingBench {
             }
             let line = Array("gearman worker ready\n".utf8)
             _ = line.withUnsafeBytes { write(1, $0.baseAddress!, $0.count) }
-            // The bench stops this process with a signal; the threads serve until then.
-            while true { pause() }
+            // The bench stops this process with a signal; the threads serve until then. Should the
+            // bench itself die without stopping it (kill -9), the worker goes too.
+            while getppid() == parent { usleep(200_000) }
+            writeStderr("gearman-worker: the bench (pid \(parent)) is gone; stopping\n")
+            throw ExitCode(0)
         }
     }
 }
