@@ -228,10 +228,52 @@ public struct ClientRequestDecoder: Sendable {
         case skip(Decoded, key: JobKey?, length: UInt64)
     }
 
+    /// The space-separated fields of a line, as `split(separator: space)` gives them (runs of
+    /// spaces separate, leading and trailing spaces are ignored), without allocating: how many
+    /// there are, and where the first four are.
+    private struct Fields {
+        private(set) var count = 0
+        private var ranges: (Range<Int>, Range<Int>, Range<Int>, Range<Int>) = (0..<0, 0..<0, 0..<0, 0..<0)
+
+        init(_ line: ArraySlice<UInt8>) {
+            var index = line.startIndex
+            while index < line.endIndex {
+                guard line[index] != ClientRequestDecoder.space else {
+                    index += 1
+                    continue
+                }
+                let start = index
+                while index < line.endIndex, line[index] != ClientRequestDecoder.space { index += 1 }
+                switch count {
+                case 0: ranges.0 = start..<index
+                case 1: ranges.1 = start..<index
+                case 2: ranges.2 = start..<index
+                case 3: ranges.3 = start..<index
+                default: break
+                }
+                count += 1
+            }
+        }
+
+        /// The range of field `number` (0–3), which must exist.
+        subscript(number: Int) -> Range<Int> {
+            precondition(number < min(count, 4), "field \(number) of \(count)")
+            switch number {
+            case 0: return ranges.0
+            case 1: return ranges.1
+            case 2: return ranges.2
+            default: return ranges.3
+            }
+        }
+    }
+
+    private static let submitWord = Array("SUBMIT".utf8)
+
     private mutating func parse(line: ArraySlice<UInt8>) -> LineOutcome {
-        let fields = line.split(separator: Self.space)
-        guard let command = fields.first else { return .blank }
-        if command.elementsEqual("SUBMIT".utf8) { return parseSubmit(fields) }
+        let fields = Fields(line)
+        guard fields.count > 0 else { return .blank }
+        let command = line[fields[0]]
+        if command.elementsEqual(Self.submitWord) { return parseSubmit(line, fields) }
         guard let text = String(validating: line, as: UTF8.self) else {
             return .item(.error(.badRequest(key: nil, message: "request line is not valid UTF-8")))
         }
@@ -244,15 +286,16 @@ public struct ClientRequestDecoder: Sendable {
         return .item(.error(.badRequest(key: nil, message: "unknown command \(Self.quoted(command))")))
     }
 
-    private mutating func parseSubmit(_ fields: [ArraySlice<UInt8>]) -> LineOutcome {
+    private mutating func parseSubmit(_ line: ArraySlice<UInt8>, _ fields: Fields) -> LineOutcome {
         func bad(_ key: JobKey?, _ message: String) -> Decoded { .error(.badRequest(key: key, message: message)) }
         guard fields.count == 4 else {
             return .item(bad(nil, "usage: SUBMIT <service> <key> <length>"))
         }
-        let keyResult = Result { () throws(JobKey.Invalid) in try JobKey(bytes: fields[2]) }
+        let serviceField = line[fields[1]]
+        let keyResult = Result { () throws(JobKey.Invalid) in try JobKey(bytes: line[fields[2]]) }
         let key = try? keyResult.get()
 
-        let lengthField = fields[3]
+        let lengthField = line[fields[3]]
         var length: UInt64 = 0
         guard lengthField.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
             return .item(bad(key, "length \(Self.quoted(lengthField)) is not a decimal number of bytes"))
@@ -267,11 +310,11 @@ public struct ClientRequestDecoder: Sendable {
         // The length is readable, so whatever else is wrong, the payload can be skipped and the
         // connection stays in step.
         let service: ServiceName
-        if let cached = lastService, Self.equal(cached.value, fields[1]) {
+        if let cached = lastService, Self.equal(cached.value, serviceField) {
             service = cached
         } else {
             do throws(ServiceName.Invalid) {
-                guard let text = String(validating: fields[1], as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
+                guard let text = String(validating: serviceField, as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
                 service = try ServiceName(text)
             } catch {
                 return .skip(bad(key, error.description), key: key, length: length)
