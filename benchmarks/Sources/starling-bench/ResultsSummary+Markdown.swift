@@ -184,12 +184,13 @@ extension ResultsSummary {
 
     private func whyDispatch() -> String {
         var text = """
-            Why: a Starling job crosses three processes (entry node → primary → standby → entry node) where a \
-            gearmand job crosses one server between client and worker; the first profile in \
-            [`README.md`](README.md#where-the-time-goes-a-first-look), taken before issue 5's hot-path work, found \
-            each Starling worker spending much of its time in Swift runtime work (retain/release, malloc, hashing \
-            by job id, per-job key validation) rather than in the kernel's TCP path. Making that path fast is issue \
-            5's part 4, outside `benchmarks/`.
+            Why: a Starling job crosses three processes (entry node → primary → standby → back through the \
+            primary to the entry node: four peer frames, two of them through the primary) where a gearmand job \
+            crosses one server between client and worker, and on these 2 cores the bench, its client and all the \
+            workers share the CPU. The profile in [`README.md`](README.md#where-the-time-goes) counts about \
+            73,600 instructions per job in the workers after issue 5's hot-path work (140,600 before): what is \
+            left is hashing and dictionaries by job id, three recent-outcome caches per job, and peer frame \
+            encoding and decoding, plus the client library's thread hand-offs.
             """
         let library = median("echo", "starling") { $0.jobsPerSecond }
         let raw = median("echo", "starling-raw") { $0.jobsPerSecond }
