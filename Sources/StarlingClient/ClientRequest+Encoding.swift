@@ -15,25 +15,12 @@ extension ClientRequest {
             buffer.append(0x20)
             buffer.append(contentsOf: key.value.utf8)
             buffer.append(0x20)
-            appendDecimal(payload.count, to: &buffer)
+            buffer.appendDecimal(payload.count)
             buffer.append(0x0D)
             buffer.append(0x0A)
             buffer.append(contentsOf: payload)
             buffer.append(0x0D)
             buffer.append(0x0A)
         }
-    }
-}
-
-/// The decimal digits of a non-negative `value`.
-private func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
-    precondition(value >= 0, "a length is never negative")
-    var divisor = 1
-    while divisor <= value / 10 { divisor *= 10 }
-    var rest = value
-    while divisor > 0 {
-        buffer.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-        rest %= divisor
-        divisor /= 10
     }
 }

@@ -76,25 +76,12 @@ public enum ClientResponse: Hashable, Sendable {
             buffer.append(contentsOf: key.value.utf8)
             buffer.append(0x20)
         }
-        appendDecimal(body.count, to: &buffer)
+        buffer.appendDecimal(body.count)
         buffer.append(0x0D)
         buffer.append(0x0A)
         buffer.append(contentsOf: body)
         buffer.append(0x0D)
         buffer.append(0x0A)
-    }
-
-    /// The decimal digits of a non-negative `value`.
-    private static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
-        precondition(value >= 0, "a length is never negative")
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            buffer.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        }
     }
 
     /// One line of printable text: C0/C1 controls and DEL become spaces, surrounding spaces go,
