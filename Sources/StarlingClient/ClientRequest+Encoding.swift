@@ -15,12 +15,7 @@ extension ClientRequest {
             buffer.append(0x20)
             buffer.append(contentsOf: key.value.utf8)
             buffer.append(0x20)
-            buffer.appendDecimal(payload.count)
-            buffer.append(0x0D)
-            buffer.append(0x0A)
-            buffer.append(contentsOf: payload)
-            buffer.append(0x0D)
-            buffer.append(0x0A)
+            buffer.appendLengthAndBody(payload)
         }
     }
 }

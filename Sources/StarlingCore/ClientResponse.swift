@@ -76,12 +76,7 @@ public enum ClientResponse: Hashable, Sendable {
             buffer.append(contentsOf: key.value.utf8)
             buffer.append(0x20)
         }
-        buffer.appendDecimal(body.count)
-        buffer.append(0x0D)
-        buffer.append(0x0A)
-        buffer.append(contentsOf: body)
-        buffer.append(0x0D)
-        buffer.append(0x0A)
+        buffer.appendLengthAndBody(body)
     }
 
     /// One line of printable text: C0/C1 controls and DEL become spaces, surrounding spaces go,

@@ -26,6 +26,14 @@ import Glibc
         agent.status()?.members.filter { $0.service.value == service }
     }
 
+    /// Waits (10 s at most) until `agent` sees exactly one `slow` worker, and not `gone`.
+    private func replacement(of gone: NodeID, seenBy agent: AgentProcess) async -> Bool {
+        await waitFor(within: 10, every: 50) { () -> Bool? in
+            guard let now = workers("slow", seenBy: agent) else { return nil }
+            return now.count == 1 && now[0].id != gone ? true : nil
+        } == true
+    }
+
     @Test("one service: min 1 at start; a burst scales to 4, all answered; idle back to 1; a killed worker replaced")
     func scalesUpDownAndReplaces() async throws {
         let jobs = try WorkerProcess.jobsDirectory(service: "slow", definition: Self.slow)
@@ -72,11 +80,8 @@ import Glibc
         let victimPID = try #require(agent.workerPIDs().first { agent.listeningPort(of: $0) == (try? NodeAddress(parsing: victim.address))?.port })
         _ = Glibc.kill(victimPID, SIGKILL)
         let killedAt = ContinuousClock.now
-        let replaced = await waitFor(within: 10, every: 50) { () -> Bool? in
-            guard let now = workers("slow", seenBy: agent) else { return nil }
-            return now.count == 1 && now[0].id != victim.id ? true : nil
-        }
-        #expect(replaced == true, "a worker killed with -9 is replaced within 10 s")
+        let replaced = await replacement(of: victim.id, seenBy: agent)
+        #expect(replaced, "a worker killed with -9 is replaced within 10 s")
         print("kill -9 of the only worker: replaced after \(ContinuousClock.now - killedAt)")
     }
 
@@ -133,11 +138,8 @@ import Glibc
 
         // It replaces a worker that dies.
         _ = Glibc.kill(pid, SIGKILL)
-        let replaced = await waitFor(within: 10, every: 50) { () -> Bool? in
-            guard let now = workers("slow", seenBy: survivor) else { return nil }
-            return now.count == 1 && now[0].id != worker.id ? true : nil
-        }
-        #expect(replaced == true, "the surviving agent's scaler replaced the dead worker")
+        let replaced = await replacement(of: worker.id, seenBy: survivor)
+        #expect(replaced, "the surviving agent's scaler replaced the dead worker")
     }
 }
 

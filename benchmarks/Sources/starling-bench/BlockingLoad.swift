@@ -219,19 +219,9 @@ private struct BlockingLoadConnection<Wire: LoadWire> {
 
     private mutating func answered(_ slot: Int, now: UInt64, problem: String?) {
         slots[slot].inFlight = false
-        result.totalAnswers += 1
-        let sinceStartNs = now - start
+        let sinceStartNs = now - start, sentNs = slots[slot].sentNs, window = measureFrom..<end
         result.timeline?.record(atNs: sinceStartNs)
-        counters.answers.add(1, ordering: .relaxed)
-        let measured = now >= measureFrom && now < end
-        if let problem {
-            result.errorKinds[problem, default: 0] += 1
-            counters.errors.add(1, ordering: .relaxed)
-            if measured { result.measuredErrors += 1 }
-        } else if measured {
-            _ = result.latencyUs.record(max(1, (now - slots[slot].sentNs) / 1_000))
-            result.measuredJobs += 1
-        }
+        result.countAnswer(answeredNs: now, sentNs: sentNs, problem: problem, measured: window, counters: counters)
     }
 
     /// Jobs with no answer after `lostAfterNs` are lost; their slots move on.

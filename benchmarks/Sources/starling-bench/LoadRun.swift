@@ -76,6 +76,23 @@ struct LoadResult: Sendable {
                           numberOfSignificantValueDigits: .three)
     }
 
+    /// Counts one answer that came at `answeredNs` for a job sent at `sentNs`: an error by kind
+    /// (`problem`), or, inside the measured window, its latency. Both load drivers call it.
+    mutating func countAnswer(answeredNs: UInt64, sentNs: UInt64, problem: String?, measured window: Range<UInt64>,
+                              counters: LoadCounters) {
+        totalAnswers += 1
+        counters.answers.add(1, ordering: .relaxed)
+        let measured = window.contains(answeredNs)
+        if let problem {
+            errorKinds[problem, default: 0] += 1
+            counters.errors.add(1, ordering: .relaxed)
+            if measured { measuredErrors += 1 }
+        } else if measured {
+            _ = latencyUs.record(max(1, (answeredNs - sentNs) / 1_000))
+            measuredJobs += 1
+        }
+    }
+
     mutating func merge(_ other: LoadResult) {
         latencyUs.add(other.latencyUs)
         measuredJobs += other.measuredJobs
@@ -167,17 +184,8 @@ enum LoadRun {
             }
             let answered = monotonicNs()
             if answeredAtAll { result.timeline?.record(atNs: answered - start) }
-            result.totalAnswers += 1
-            counters.answers.add(1, ordering: .relaxed)
-            let measured = answered >= measureFrom && answered < end
-            if let problem {
-                result.errorKinds[problem, default: 0] += 1
-                counters.errors.add(1, ordering: .relaxed)
-                if measured { result.measuredErrors += 1 }
-            } else if measured {
-                _ = result.latencyUs.record(max(1, (answered - sent) / 1_000))
-                result.measuredJobs += 1
-            }
+            result.countAnswer(answeredNs: answered, sentNs: sent, problem: problem, measured: measureFrom..<end,
+                               counters: counters)
         }
         return result
     }

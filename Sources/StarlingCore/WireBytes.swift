@@ -12,4 +12,15 @@ extension Array where Element == UInt8 {
             divisor /= 10
         }
     }
+
+    /// Appends the end of a framed line of the job protocol: `<length>\r\n<body>\r\n` (the same
+    /// for `SUBMIT`, `OK`, `FAIL` and `STATUS`).
+    public mutating func appendLengthAndBody(_ body: some Collection<UInt8>) {
+        appendDecimal(body.count)
+        append(0x0D)
+        append(0x0A)
+        append(contentsOf: body)
+        append(0x0D)
+        append(0x0A)
+    }
 }
