@@ -9,8 +9,8 @@ struct ScalerDemand: Sendable {
     /// The active members that run jobs: standbys, or the primary when it has none.
     let executors: [Member]
     let executingCapacity: Int
-    /// The worker a scale-down would retire: the least-loaded standby, or the only worker when it
-    /// is alone (which happens only with `min_workers` 0).
+    /// The worker a scale-down would retire: the least-loaded standby (never the last worker:
+    /// `min_workers` is at least 1).
     let candidate: Member?
     /// Executing slots left once `candidate` is gone.
     let capacityWithoutCandidate: Int
@@ -22,13 +22,7 @@ struct ScalerDemand: Sendable {
         executors = Self.executors(of: active)
         executingCapacity = Self.capacity(of: executors)
         let standbys = active.filter { $0.status == .standby }
-        if let least = standbys.min(by: Self.retiresBefore) {
-            candidate = least
-        } else if active.count == 1 {
-            candidate = active.first
-        } else {
-            candidate = nil
-        }
+        candidate = standbys.min(by: Self.retiresBefore)
         if let candidate {
             capacityWithoutCandidate = Self.capacity(of: Self.executors(of: active.filter { $0.id != candidate.id }))
         } else {

@@ -55,7 +55,7 @@ private func run(_ scaler: inout Scaler, from fromMs: Int64, to toMs: Int64, _ m
     // MARK: Bounds
 
     @Test func aServiceWithNoWorkerGetsOneAtOnceOnTheAgentWithTheMostHeadroom() {
-        var scaler = Scaler(definitions: [echo: definition(min: 1), sha: definition(sha, min: 0)])
+        var scaler = Scaler(definitions: [echo: definition(min: 1)])
         let agents = [agent(host: 1, capacity: 4, running: 1), agent(host: 2, capacity: 8, running: 2), agent(host: 3, capacity: 2)]
         let directives = scaler.tick(nowMs: 0, members: agents)
         #expect(directives.count == 1)
@@ -114,8 +114,7 @@ private func run(_ scaler: inout Scaler, from fromMs: Int64, to toMs: Int64, _ m
 
     @Test func atMostFourSpawnsOnTheirWayInAllReplacementsFirst() {
         let names = (1...6).map { try! ServiceName("svc\($0)") }
-        var definitions = Dictionary(uniqueKeysWithValues: names.map { ($0, definition($0, min: 0)) })
-        definitions[names[5]] = definition(names[5], min: 1)
+        let definitions = Dictionary(uniqueKeysWithValues: names.map { ($0, definition($0, min: 1)) })
         var scaler = Scaler(definitions: definitions)
         // svc1...svc5 have a long backlog on their lone primary; svc6 has no worker.
         let record = [agent(host: 1, capacity: 100)] + names.prefix(5).enumerated().map { index, name in
@@ -222,12 +221,10 @@ private func run(_ scaler: inout Scaler, from fromMs: Int64, to toMs: Int64, _ m
         #expect(run(&busier, from: 0, to: 60_000, seven).isEmpty)
     }
 
-    @Test func theLastWorkerIsRetiredOnlyWhenMinIsZero() {
+    @Test func theLastWorkerIsNeverRetired() {
         var keepOne = Scaler(definitions: [echo: definition(min: 1, idleMs: 1_000)])
         let alone = [agent(host: 1), worker(1, echo, .primary)]
         #expect(run(&keepOne, from: 0, to: 30_000, alone).isEmpty)
-        var keepNone = Scaler(definitions: [echo: definition(min: 0, idleMs: 1_000)])
-        #expect(run(&keepNone, from: 0, to: 15_000, alone).map(\.retired) == [worker(1).address])
     }
 
     // MARK: A service in motion
