@@ -39,4 +39,7 @@ public enum PeerMessage: Hashable, Sendable {
     case spawn(service: ServiceName, reason: String)
     /// Scaler → worker: drain and stop (scaling down).
     case retire(reason: String)
+    /// Agent → scaler: the `spawn` it asked for was not carried out (why, for the log); the scaler
+    /// places the next one elsewhere.
+    case spawnRefused(service: ServiceName, reason: String)
 }

@@ -10,6 +10,9 @@
 ///   5 refused  = service | key | code u8 | message text
 ///   6 declined = epoch u64 | service | key | reason text
 ///   7 running  = epoch u64 | service | count u16 (≤ maxRunningKeys) | count × key
+///   8 spawn    = service | reason text
+///   9 retire   = reason text
+///  10 spawnRefused = service | reason text
 /// ticket   = service | key | entry address | payload: length u32, bytes
 /// outcome  = 0 | result: length u32, bytes    or    1 | reason text
 /// service, key = length u8 (1–64), bytes (validated as ServiceName / JobKey)
@@ -59,7 +62,7 @@ public enum PeerMessageCodec {
     // MARK: - Wire codes
 
     enum MessageType: UInt8 {
-        case hello = 1, forward, dispatch, result, refused, declined, running, spawn, retire
+        case hello = 1, forward, dispatch, result, refused, declined, running, spawn, retire, spawnRefused
     }
 
     private static let succeeded: UInt8 = 0
@@ -142,6 +145,10 @@ public enum PeerMessageCodec {
         case .retire(let reason):
             buffer.append(MessageType.retire.rawValue)
             appendText(reason, to: &buffer)
+        case .spawnRefused(let service, let reason):
+            buffer.append(MessageType.spawnRefused.rawValue)
+            appendName(service.value, to: &buffer)
+            appendText(reason, to: &buffer)
         }
     }
 
@@ -154,7 +161,7 @@ public enum PeerMessageCodec {
         case .result(_, _, _, .failed(let text)), .refused(_, _, _, let text), .declined(_, _, _, let text):
             return fixed + min(text.utf8.count, maxTextBytes)
         case .running(_, _, let keys): return fixed + keys.count * (1 + JobKey.maxLength)
-        case .spawn(_, let reason), .retire(let reason): return fixed + min(reason.utf8.count, maxTextBytes)
+        case .spawn(_, let reason), .retire(let reason), .spawnRefused(_, let reason): return fixed + min(reason.utf8.count, maxTextBytes)
         }
     }
 
@@ -268,6 +275,9 @@ public enum PeerMessageCodec {
             message = .spawn(service: service, reason: try reader.text("reason"))
         case .retire:
             message = .retire(reason: try reader.text("reason"))
+        case .spawnRefused:
+            let service = try reader.service(cache: &serviceCache)
+            message = .spawnRefused(service: service, reason: try reader.text("reason"))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
         return message

@@ -41,13 +41,15 @@ final class HostAgent {
     }
 
     /// Called every interval while this agent is the agents' primary, with the whole record.
-    func scale(record: [Member], nowMs: Int64) {
+    func scale(record: [Member], draining: Bool, nowMs: Int64) {
         for decision in scaler.tick(nowMs: nowMs, members: record) {
             switch decision {
             case .spawn(let service, let agent, let reason):
                 logger.notice("scaler: start a worker", metadata: ["service": "\(service)", "agent": "\(agent)", "reason": "\(reason)"])
                 if agent == address {
-                    supervisor.spawn(service, reason: reason)
+                    if let refusal = startWorker(service, reason: reason, draining: draining) {
+                        spawnRefused(service, reason: refusal, by: address, nowMs: nowMs)
+                    }
                 } else {
                     links.send(.spawn(service: service, reason: reason), to: agent)
                 }
@@ -59,21 +61,35 @@ final class HostAgent {
         links.flush()
     }
 
-    /// The scaler (here or at another agent) asks for a worker of `service` on this host. Refused,
-    /// and logged, while draining, for a service with no definition here, or with no headroom; the
-    /// scaler then gives the spawn up after its timeout and places it elsewhere.
+    /// The scaler at `peer` asks for a worker of `service` on this host. A refusal
+    /// (`SpawnAdmission`) is logged and sent back, so the scaler places the worker elsewhere.
     func spawnRequested(_ service: ServiceName, reason: String, by peer: NodeAddress, draining: Bool, nowMs: Int64) {
-        let refusal: String? =
-            if draining { "draining" }
-            else if settings.definitions[service] == nil { "no definition of \(service) here" }
-            else if supervisor.count >= settings.maxWorkers { "no headroom (\(supervisor.count) of \(settings.maxWorkers) workers)" }
-            else { nil }
-        if let refusal {
-            refusals.record("spawn_refused", detail: "\(peer) asked for a \(service) worker: \(refusal)",
-                            nowMs: nowMs, level: .notice, logger: logger)
-            return
+        guard let refusal = startWorker(service, reason: "asked by the scaler at \(peer): \(reason)", draining: draining) else { return }
+        refusals.record("spawn_refused", detail: "\(peer) asked for a \(service) worker: \(refusal)",
+                        nowMs: nowMs, level: .notice, logger: logger)
+        links.send(.spawnRefused(service: service, reason: refusal), to: peer)
+        links.flush()
+    }
+
+    /// An agent (this one or another) did not start a worker this agent's scaler asked for.
+    func spawnRefused(_ service: ServiceName, reason: String, by agent: NodeAddress, nowMs: Int64) {
+        logger.notice("scaler: spawn refused", metadata: ["service": "\(service)", "agent": "\(agent)", "reason": "\(reason)"])
+        scaler.spawnFailed(service: service, agent: agent, nowMs: nowMs)
+    }
+
+    /// Starts a worker unless `SpawnAdmission` refuses; returns the refusal, or why it failed to start.
+    private func startWorker(_ service: ServiceName, reason: String, draining: Bool) -> String? {
+        if let refusal = SpawnAdmission.refusal(
+            of: service, isDraining: draining, definitions: settings.definitions,
+            workers: supervisor.count, maxWorkers: settings.maxWorkers) {
+            return refusal
         }
-        supervisor.spawn(service, reason: "asked by the scaler at \(peer): \(reason)")
+        do {
+            try supervisor.spawn(service, reason: reason)
+            return nil
+        } catch {
+            return "cannot start the process: \(error)"
+        }
     }
 
     /// Asks every worker it started to drain (SIGTERM).

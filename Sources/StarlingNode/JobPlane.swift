@@ -146,7 +146,7 @@ final class JobPlane {
             return router.received(message, from: peer, nowMs: nowMs) + entry.received(message, nowMs: nowMs)
         case .refused:
             return entry.received(message, nowMs: nowMs)
-        case .hello, .spawn, .retire:
+        case .hello, .spawn, .retire, .spawnRefused:
             return []  // membership and scaling frames: the worker handles them
         }
     }

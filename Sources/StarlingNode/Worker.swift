@@ -240,7 +240,7 @@ public final class Worker {
     /// The agents' primary is the scaler: each interval it decides from the record.
     private func scale() {
         guard let agent, membership.status == .primary, !isDraining, !isStopping else { return }
-        agent.scale(record: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)], nowMs: nowMs)
+        agent.scale(record: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)], draining: isDraining, nowMs: nowMs)
     }
 
     /// A frame from a peer: scaling requests are the shell's, the rest is the job plane's.
@@ -250,10 +250,14 @@ public final class Worker {
             guard let agent else {
                 rejections.record("spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
                                   nowMs: nowMs, level: .notice, logger: logger)
+                links.send(.spawnRefused(service: service, reason: "this process is a worker of \(settings.service), not an agent"), to: peer)
+                links.flush()
                 return
             }
             agent.spawnRequested(service, reason: reason, by: peer, draining: isDraining, nowMs: nowMs)
             membership.workload = workload
+        case .spawnRefused(let service, let reason):
+            agent?.spawnRefused(service, reason: reason, by: peer, nowMs: nowMs)
         case .retire(let reason):
             guard case .worker = role else { return }
             beginDrain(reason: "retired by the scaler at \(peer): \(reason)")

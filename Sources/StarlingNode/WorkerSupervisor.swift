@@ -47,7 +47,8 @@ final class WorkerSupervisor {
         children.values.reduce(into: [:]) { $0[$1.service, default: 0] += 1 }
     }
 
-    func spawn(_ service: ServiceName, reason: String) {
+    /// Starts a worker; throws when the process could not be started (logged here).
+    func spawn(_ service: ServiceName, reason: String) throws {
         let arguments = [
             "worker", "--service", service.value, "--port", "0", "--host", hostText,
             "--join", seed.description, "--jobs", launch.jobsDirectory, "--interval", "\(launch.intervalMs)",
@@ -77,6 +78,7 @@ final class WorkerSupervisor {
             logger.notice("spawned a worker", metadata: ["service": "\(service)", "pid": "\(pid)", "reason": "\(reason)"])
         } catch {
             logger.error("cannot spawn a worker of \(service): \(error)")
+            throw error
         }
     }
 

@@ -56,7 +56,7 @@ private struct JobBench {
                 carry(processes[to]!.entry.received(message, nowMs: nowMs), at: to)
             case .refused:
                 carry(processes[to]!.entry.received(message, nowMs: nowMs), at: to)
-            case .hello, .spawn, .retire:
+            case .hello, .spawn, .retire, .spawnRefused:
                 break
             }
         }

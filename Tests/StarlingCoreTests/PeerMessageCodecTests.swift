@@ -25,6 +25,7 @@ private let samples: [PeerMessage] = [
     .running(epoch: 9, service: service("resize"), keys: [key("a"), key("b:c"), key("D.e_f-1")]),
     .spawn(service: service("resize"), reason: "backlog 9 per worker"),
     .retire(reason: "idle for 10000 ms"),
+    .spawnRefused(service: service("resize"), reason: "no headroom (4 of 4 workers)"),
 ]
 
 /// What a decoder made of some input: the messages, then the error if one was thrown.
