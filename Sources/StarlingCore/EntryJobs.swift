@@ -1,7 +1,9 @@
-/// The entry node's side of jobs (DESIGN.md §3): it keeps every job a client submitted here until
-/// that client has its answer, forwards it to its service's primary, and forwards it again to the
-/// next primary when the first dies or the link to it breaks. The primary de-duplicates by key, so
-/// forwarding again is always safe; answers are de-duplicated here, so a client hears once per key.
+/// The entry node's side of jobs (docs/HANDBOOK.md, "The job path"): it keeps every job a client
+/// submitted here until that client has its answer, forwards it to its service's primary, and
+/// forwards it again when the primary changes (a new one, or the same one at a new epoch), when
+/// the link to it breaks, or when the shell could not send the forward. The primary de-duplicates
+/// by key, so forwarding again is always safe; answers are de-duplicated here, so a client hears
+/// once per key. Part of `JobEngine`.
 public struct EntryJobs: Sendable {
     public struct Config: Sendable {
         /// Jobs waiting for an answer at this entry node, over all clients; beyond it, `BUSY`.
@@ -20,7 +22,9 @@ public struct EntryJobs: Sendable {
         var ticket: JobTicket
         var clients: [ClientID]
         /// The primary it was last forwarded to; nil while it waits for one.
-        var forwardedTo: NodeAddress?
+        var forwardedTo: JobView.Primary?
+        /// The shell could not send the last forward: it goes again at the next tick.
+        var forwardDropped = false
         /// Since when it has waited without a primary to go to.
         var waitingSinceMs: Int64
     }
@@ -31,7 +35,7 @@ public struct EntryJobs: Sendable {
     private var pending: [JobID: Pending] = [:]
     private var recent: RecentOutcomes
     /// Every service type in the record and its primary, if it has one now.
-    private var services: [ServiceName: NodeAddress?] = [:]
+    private var services: [ServiceName: JobView.Primary?] = [:]
 
     public init(address: NodeAddress, config: Config = Config()) {
         self.address = address
@@ -62,12 +66,13 @@ public struct EntryJobs: Sendable {
         let ticket = JobTicket(service: service, key: key, entry: address, payload: payload)
         pending[id] = Pending(ticket: ticket, clients: [client], forwardedTo: primary, waitingSinceMs: nowMs)
         guard let primary else { return [] }
-        return [.send(.forward(ticket), to: primary)]
+        return [.send(.forward(ticket), to: primary.address)]
     }
 
     /// The record changed: `primaries` holds every service type with members, and the primary of
-    /// each where there is one. Jobs whose primary changed are forwarded to the new one.
-    public mutating func update(primaries: [ServiceName: NodeAddress?], nowMs: Int64) -> [JobDirective] {
+    /// each where there is one. Jobs whose primary changed are forwarded to the new one; a primary
+    /// at a new epoch counts as new (it may have stepped down and back, dropping its queue).
+    public mutating func update(primaries: [ServiceName: JobView.Primary?], nowMs: Int64) -> [JobDirective] {
         guard primaries != services else { return [] }
         services = primaries
         var out: [JobDirective] = []
@@ -76,7 +81,7 @@ public struct EntryJobs: Sendable {
             guard primary != job.forwardedTo else { continue }
             pending[id]!.forwardedTo = primary
             if let primary {
-                out.append(.send(.forward(job.ticket), to: primary))
+                out.append(.send(.forward(job.ticket), to: primary.address))
             } else {
                 pending[id]!.waitingSinceMs = nowMs
             }
@@ -87,7 +92,13 @@ public struct EntryJobs: Sendable {
     /// The connection to `peer` broke: frames to it may be lost, so its jobs go again (to the
     /// same primary if it is still the primary; it attaches them to what it already has).
     public mutating func linkLost(to peer: NodeAddress) -> [JobDirective] {
-        pending.values.filter { $0.forwardedTo == peer }.map { .send(.forward($0.ticket), to: peer) }
+        pending.values.filter { $0.forwardedTo?.address == peer }.map { .send(.forward($0.ticket), to: peer) }
+    }
+
+    /// The shell could not send the forward of `id`: it goes again at the next tick, to whoever
+    /// is primary then (not at once: the link that refused it is likely still full).
+    public mutating func forwardDropped(_ id: JobID) {
+        pending[id]?.forwardDropped = true
     }
 
     /// A frame from a primary about one of our jobs.
@@ -115,10 +126,15 @@ public struct EntryJobs: Sendable {
         }
     }
 
-    /// The periodic step: jobs that waited too long for a primary are refused; old answers go.
+    /// The periodic step: forwards the shell dropped go again; jobs that waited too long for a
+    /// primary are refused; old answers go.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
         recent.expire(nowMs: nowMs)
         var out: [JobDirective] = []
+        for (id, job) in pending where job.forwardDropped {
+            pending[id]!.forwardDropped = false
+            if let primary = job.forwardedTo { out.append(.send(.forward(job.ticket), to: primary.address)) }
+        }
         for (id, job) in pending where job.forwardedTo == nil && nowMs - job.waitingSinceMs >= config.unavailableAfterMs {
             pending[id] = nil
             let message = "service \(id.service.value) has had no primary for \(config.unavailableAfterMs) ms"

@@ -1,11 +1,14 @@
 import DequeModule
 
-/// The primary's side of jobs (DESIGN.md §3): one queue for its service type, dispatched to the
-/// executor with the lowest load by its own in-flight accounting. Every dispatch carries the
-/// primary's epoch, so an executor that has seen a newer primary refuses it (fencing).
+/// The primary's side of jobs (docs/HANDBOOK.md, "The job path"): one queue for its service type,
+/// dispatched to the executor with the lowest load by its own in-flight accounting. Every dispatch
+/// carries the primary's epoch, so an executor that has seen a newer primary refuses it (fencing).
 ///
 /// Only a primary routes. A process that steps down keeps relaying the outcomes of what it
-/// dispatched, but dispatches nothing more; the entry nodes forward their jobs to the new primary.
+/// dispatched, but dispatches nothing more, and forgets a job whose dispatch is lost (its
+/// executor left, declined it or lost the link): the entry nodes forward their jobs to the new
+/// primary. A forward that reaches a process that is not primary is ignored for the same reason.
+/// Part of `JobEngine`.
 public struct JobRouter: Sendable {
     public struct Config: Sendable {
         /// Jobs queued here and not yet dispatched; beyond it, `BUSY`.
@@ -96,7 +99,7 @@ public struct JobRouter: Sendable {
         case .declined(_, _, let key, _):
             guard inFlight[peer]?.remove(key) != nil, jobs[key] != nil else { return [] }
             jobs[key]!.executor = nil
-            queue.prepend(key)
+            requeue(key)
             // It will not take more now; it comes back with the next change of the record.
             executors[peer] = nil
             requeue(everythingOn: peer)
@@ -116,9 +119,22 @@ public struct JobRouter: Sendable {
         return pump()
     }
 
-    public mutating func tick(nowMs: Int64) {
-        recent.expire(nowMs: nowMs)
+    /// The shell could not send the dispatch of `key` to `executor`: the job is queued again and
+    /// dispatched at the next tick (not at once: the link that refused it is likely still full).
+    public mutating func dispatchDropped(_ key: JobKey, to executor: NodeAddress) {
+        guard jobs[key]?.executor == executor, inFlight[executor]?.remove(key) != nil else { return }
+        jobs[key]!.executor = nil
+        requeue(key)
     }
+
+    /// The periodic step: old outcomes go, and jobs queued again since the last step are dispatched.
+    public mutating func tick(nowMs: Int64) -> [JobDirective] {
+        recent.expire(nowMs: nowMs)
+        return pump()
+    }
+
+    /// Jobs this router holds: queued, dispatched, or relayed after stepping down.
+    public var jobCount: Int { jobs.count }
 
     // MARK: Internals
 
@@ -131,9 +147,9 @@ public struct JobRouter: Sendable {
             if !jobs[ticket.key]!.entries.contains(ticket.entry) { jobs[ticket.key]!.entries.append(ticket.entry) }
             return []
         }
-        guard epoch != nil else {
-            return [refuse(ticket, .unavailable, "this process is not the primary of \(service.value)")]
-        }
+        // Not primary (any more, or not yet): the entry node forwards it again to the primary
+        // it learns of next. A refusal here would fail a job that has a primary elsewhere.
+        guard epoch != nil else { return [] }
         guard queue.count < config.maxQueued else {
             return [refuse(ticket, .busy, "the queue of \(service.value) is full (\(config.maxQueued) jobs)")]
         }
@@ -166,8 +182,18 @@ public struct JobRouter: Sendable {
 
     private mutating func requeue(everythingOn executor: NodeAddress) {
         guard let keys = inFlight.removeValue(forKey: executor) else { return }
-        for key in keys.sorted() where jobs[key]?.executor == executor {
+        for key in keys.sorted(by: >) where jobs[key]?.executor == executor {
             jobs[key]!.executor = nil
+            requeue(key)
+        }
+    }
+
+    /// A job whose dispatch is lost goes to the front of the queue while primary; after stepping
+    /// down it is forgotten, since its entry nodes forward it to the new primary.
+    private mutating func requeue(_ key: JobKey) {
+        if epoch == nil {
+            jobs[key] = nil
+        } else {
             queue.prepend(key)
         }
     }

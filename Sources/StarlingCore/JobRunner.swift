@@ -22,6 +22,7 @@ public struct JobRunner: Sendable {
 
     struct Accepted: Sendable {
         var ticket: JobTicket
+        /// The newest epoch it was dispatched under: it runs only if that is not below the fence.
         var epoch: UInt64
         /// The primaries to report to: the one that dispatched it, and any later one that did again.
         var reportTo: [NodeAddress]
@@ -72,18 +73,18 @@ public struct JobRunner: Sendable {
             return [.send(.result(epoch: epoch, service: service, key: key, outcome: outcome), to: peer)]
         }
         if running[key] != nil {
-            if !running[key]!.reportTo.contains(peer) { running[key]!.reportTo.append(peer) }
+            running[key]!.attach(peer, epoch: epoch)
             return []
         }
         if waitingJobs[key] != nil {
-            if !waitingJobs[key]!.reportTo.contains(peer) { waitingJobs[key]!.reportTo.append(peer) }
+            waitingJobs[key]!.attach(peer, epoch: epoch)
             return []
         }
         guard !isDraining else { return decline("draining") }
         let accepted = Accepted(ticket: ticket, epoch: epoch, reportTo: [peer])
         if running.count < config.slots {
             running[key] = accepted
-            return [.run(ticket)]
+            return [.run(ticket, epoch: epoch)]
         }
         guard waiting.count < config.maxWaiting else { return decline("full") }
         waiting.append(key)
@@ -99,8 +100,17 @@ public struct JobRunner: Sendable {
         var out: [JobDirective] = job.reportTo.map { .send(result, to: $0) }
         while running.count < config.slots, let next = waiting.popFirst() {
             guard let accepted = waitingJobs.removeValue(forKey: next) else { continue }
+            // The fence rose while it waited and no newer primary dispatched it again: whoever
+            // dispatched it places it again (the new primary learned of it from `running`).
+            guard accepted.epoch >= fence else {
+                let reason = "epoch \(accepted.epoch) is older than \(fence)"
+                out += accepted.reportTo.map {
+                    .send(.declined(epoch: accepted.epoch, service: service, key: next, reason: reason), to: $0)
+                }
+                continue
+            }
             running[next] = accepted
-            out.append(.run(accepted.ticket))
+            out.append(.run(accepted.ticket, epoch: accepted.epoch))
         }
         return out
     }
@@ -119,5 +129,13 @@ public struct JobRunner: Sendable {
 
     public mutating func tick(nowMs: Int64) {
         recent.expire(nowMs: nowMs)
+    }
+}
+
+extension JobRunner.Accepted {
+    /// Another dispatch of the same key (from `peer`, at `epoch`) joins this one.
+    mutating func attach(_ peer: NodeAddress, epoch dispatchEpoch: UInt64) {
+        if !reportTo.contains(peer) { reportTo.append(peer) }
+        epoch = max(epoch, dispatchEpoch)
     }
 }

@@ -145,15 +145,6 @@ public struct Membership: Sendable {
         return out + heartbeatToAll(nowMs: nowMs)
     }
 
-    /// Fencing (DESIGN.md §2): whether to carry out a dispatch stamped with `epoch` by a primary of
-    /// our service. Never accepts an epoch lower than one already seen; a higher one raises the floor.
-    public mutating func admitDispatch(epoch dispatchEpoch: UInt64) -> Bool {
-        let floor = highestEpoch[config.service, default: 0]
-        guard dispatchEpoch >= floor else { return false }
-        highestEpoch[config.service] = dispatchEpoch
-        return true
-    }
-
     // MARK: Queries
 
     /// This process as a record entry, as it describes itself in heartbeats.

@@ -1,7 +1,7 @@
 import StarlingCore
 import StarlingUV
 
-/// Outbound job-plane connections, one per peer, opened on first use (DESIGN.md §3).
+/// Outbound job-plane connections, one per peer, opened on first use (docs/HANDBOOK.md, "peer link").
 ///
 /// Frames are appended to a per-peer buffer. `flush()`, which the worker calls after handling each
 /// event, schedules one write per peer once the loop iteration's callbacks are done
@@ -10,7 +10,8 @@ import StarlingUV
 /// that was open and broke reports `onLinkLost`, because only then may frames have been lost.
 /// Loop-confined.
 final class PeerLinks {
-    /// Bytes buffered for one peer before its frames are dropped (the core forwards again on loss).
+    /// Bytes buffered for one peer before its frames are dropped; each dropped frame is handed to
+    /// `onFrameDropped`, so the core sends it again or places its job again.
     static let maxBufferedBytes = 64 << 20
     static let firstRetryMs: UInt64 = 20
     static let maxRetryMs: UInt64 = 1_000
@@ -25,6 +26,9 @@ final class PeerLinks {
     private var isWriteScheduled = false
     /// Called when an open link broke: frames sent on it may not have arrived.
     var onLinkLost: (NodeAddress) -> Void = { _ in }
+    /// Called with a frame that was not queued because its peer's buffer is full. It must not
+    /// send on these links at once (the engine keeps it for its next tick).
+    var onFrameDropped: (PeerMessage, NodeAddress) -> Void = { _, _ in }
     /// Whether a peer that cannot be reached is still worth retrying (it is in the record).
     var isWanted: (NodeAddress) -> Bool = { _ in true }
     /// Called for conditions worth a log line (connect failures, dropped frames).
@@ -42,7 +46,8 @@ final class PeerLinks {
             return link
         }()
         guard link.buffer.count < Self.maxBufferedBytes else {
-            onProblem("peer_buffer_full", "dropping a frame to \(peer): \(Self.maxBufferedBytes) bytes already wait")
+            onProblem("peer_buffer_full", "cannot queue a frame to \(peer): \(Self.maxBufferedBytes) bytes already wait; it goes again later")
+            onFrameDropped(message, peer)
             return
         }
         PeerMessageCodec.encode(message, into: &link.buffer)

@@ -1,21 +1,15 @@
 import StarlingCore
 import Testing
 
-/// Entry nodes, primaries and executors wired by hand: frames are delivered when a test says so,
-/// handlers finish when a test says so. Each process has all three parts, as a worker does.
+/// Job engines wired by hand: frames are delivered when a test says so, handlers finish when a
+/// test says so, and each process's view of the record is set by the test.
 private struct JobBench {
-    struct Process {
-        var entry: EntryJobs
-        var router: JobRouter
-        var runner: JobRunner
-    }
-
     let echo = try! ServiceName("echo")
-    var processes: [NodeAddress: Process] = [:]
+    var processes: [NodeAddress: JobEngine] = [:]
     /// Frames in flight, in order.
     var wire: [(from: NodeAddress, to: NodeAddress, message: PeerMessage)] = []
     var answers: [ClientID: [ClientResponse]] = [:]
-    /// Jobs started per process, in order.
+    /// Jobs started per process, in order, with the epoch they run under.
     var started: [NodeAddress: [JobKey]] = [:]
     var nowMs: Int64 = 0
 
@@ -24,9 +18,7 @@ private struct JobBench {
     init(processes count: Int, slots: Int = 2) {
         for n in 1...count {
             let address = Self.address(UInt16(n))
-            processes[address] = Process(
-                entry: EntryJobs(address: address), router: JobRouter(service: echo),
-                runner: JobRunner(service: echo, config: .init(slots: slots)))
+            processes[address] = JobEngine(address: address, service: echo, slots: slots)
         }
     }
 
@@ -35,7 +27,7 @@ private struct JobBench {
             switch directive {
             case .answer(let client, let response): answers[client, default: []].append(response)
             case .send(let message, let to): wire.append((process, to, message))
-            case .run(let ticket): started[process, default: []].append(ticket.key)
+            case .run(let ticket, _): started[process, default: []].append(ticket.key)
             }
         }
     }
@@ -45,37 +37,23 @@ private struct JobBench {
         while !wire.isEmpty {
             let (from, to, message) = wire.removeFirst()
             guard processes[to] != nil, !dead.contains(to) else { continue }
-            switch message {
-            case .forward, .declined, .running:
-                carry(processes[to]!.router.received(message, from: from, nowMs: nowMs), at: to)
-            case .dispatch:
-                carry(processes[to]!.runner.received(message, from: from, nowMs: nowMs), at: to)
-            case .result:
-                // For the entry if it is its job, and for the router if it dispatched it.
-                carry(processes[to]!.router.received(message, from: from, nowMs: nowMs), at: to)
-                carry(processes[to]!.entry.received(message, nowMs: nowMs), at: to)
-            case .refused:
-                carry(processes[to]!.entry.received(message, nowMs: nowMs), at: to)
-            case .hello, .spawn, .retire, .spawnRefused:
-                break
-            }
+            carry(processes[to]!.received(message, from: from, nowMs: nowMs), at: to)
         }
     }
 
-    mutating func makePrimary(_ primary: NodeAddress, epoch: UInt64, executors: [NodeAddress]) {
-        for address in processes.keys {
-            carry(processes[address]!.entry.update(primaries: [echo: primary], nowMs: nowMs), at: address)
-        }
-        carry(processes[primary]!.router.becamePrimary(epoch: epoch), at: primary)
-        carry(processes[primary]!.router.update(executors: executors.map { .init(address: $0, slots: 2) }), at: primary)
-        for address in processes.keys where address != primary {
-            processes[address]!.router.steppedDown()
-            carry(processes[address]!.runner.newPrimary(at: primary, epoch: epoch), at: address)
+    /// Every process sees `primary` at `epoch`, with `executors` as its service's standbys.
+    mutating func makePrimary(_ primary: NodeAddress, epoch: UInt64, executors: [NodeAddress], highestEpoch: UInt64? = nil) {
+        for address in processes.keys.sorted() {
+            let view = JobView(
+                primaryEpoch: address == primary ? epoch : nil, highestEpoch: highestEpoch ?? epoch,
+                primaries: [echo: .init(address: primary, epoch: epoch)],
+                executors: executors.map { .init(address: $0, slots: 2) })
+            carry(processes[address]!.follow(view, nowMs: nowMs), at: address)
         }
     }
 
     mutating func submit(_ key: String, at entry: NodeAddress, client: ClientID = 1) {
-        carry(processes[entry]!.entry.submit(
+        carry(processes[entry]!.submit(
             service: echo, key: try! JobKey(key), payload: Array(key.utf8), client: client, nowMs: nowMs), at: entry)
     }
 
@@ -83,8 +61,12 @@ private struct JobBench {
     mutating func finishAll(at process: NodeAddress) {
         while let key = started[process]?.first {
             started[process]!.removeFirst()
-            carry(processes[process]!.runner.finished(key, outcome: .succeeded(Array(key.value.utf8)), nowMs: nowMs), at: process)
+            carry(processes[process]!.finished(key, outcome: .succeeded(Array(key.value.utf8)), nowMs: nowMs), at: process)
         }
+    }
+
+    mutating func tickAll() {
+        for address in processes.keys.sorted() { carry(processes[address]!.tick(nowMs: nowMs), at: address) }
     }
 
     func okKeys(_ client: ClientID) -> [String] {
@@ -115,14 +97,14 @@ private struct JobBench {
         for n in 0..<10 { bench.submit("j\(n)", at: p1) }
         bench.deliverAll()
         #expect(bench.started[p2]?.count == 2, "two slots")
-        #expect(bench.processes[p2]!.runner.waitingCount == 2, "prefetch of one per slot")
-        #expect(bench.processes[p1]!.router.backlog == 6)
+        #expect(bench.processes[p2]!.holdings.waiting == 2, "prefetch of one per slot")
+        #expect(bench.processes[p1]!.holdings.queued == 6)
         while bench.okKeys(1).count < 10 {
             bench.finishAll(at: p2)
             bench.deliverAll()
         }
         #expect(bench.okKeys(1) == (0..<10).map { "j\($0)" }, "FIFO")
-        #expect(bench.processes[p1]!.router.backlog == 0)
+        #expect(bench.processes[p1]!.holdings.queued == 0)
     }
 
     @Test func aKeyInFlightAttachesAndARecentKeyIsAnsweredWithoutRunningAgain() {
@@ -170,8 +152,8 @@ private struct JobBench {
         bench.makePrimary(p1, epoch: 1, executors: [p2, p3])
         for n in 0..<4 { bench.submit("j\(n)", at: p1) }
         bench.deliverAll()
-        bench.carry(bench.processes[p1]!.router.update(executors: [.init(address: p3, slots: 2)]), at: p1)
         bench.processes[p2] = nil
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
         var rounds = 0
         while bench.okKeys(1).count < 4 && rounds < 10 {
             bench.finishAll(at: p3)
@@ -184,12 +166,80 @@ private struct JobBench {
     @Test func aStaleEpochIsDeclinedAndTheJobGoesElsewhere() {
         var bench = JobBench(processes: 3)
         bench.makePrimary(p1, epoch: 1, executors: [p2, p3])
-        bench.processes[p2]!.runner.observe(epoch: 5)
+        let seenNewer = JobView(primaryEpoch: nil, highestEpoch: 5, primaries: [bench.echo: .init(address: p1, epoch: 1)], executors: [])
+        bench.carry(bench.processes[p2]!.follow(seenNewer, nowMs: 0), at: p2)
         bench.submit("a", at: p1)
         bench.submit("b", at: p1)
         bench.deliverAll()
         #expect(bench.started[p2] == nil, "p2 has seen epoch 5 and runs nothing of epoch 1")
         #expect(bench.started[p3]?.count == 2)
+    }
+
+    /// The stall issue 9 names: a frame the shell dropped at its buffer limit on a live link used
+    /// to leave its job unanswered for good. Now each dropped frame goes again at the next tick.
+    @Test(arguments: ["forward", "dispatch", "result to the primary", "result to the entry"])
+    func aFrameTheShellCouldNotSendGoesAgainAtTheNextTick(dropped kind: String) {
+        var bench = JobBench(processes: 3)
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        bench.submit("k", at: p2)
+        let matches: (PeerMessage, NodeAddress) -> Bool = { message, to in
+            switch (kind, message) {
+            case ("forward", .forward), ("dispatch", .dispatch): true
+            case ("result to the primary", .result): to == p1
+            case ("result to the entry", .result): to == p2
+            default: false
+            }
+        }
+        var droppedOne = false
+        for _ in 0..<6 {
+            // Frame by frame: the first that matches is dropped by its sender's shell.
+            while !bench.wire.isEmpty {
+                let frame = bench.wire.removeFirst()
+                if !droppedOne && matches(frame.message, frame.to) {
+                    bench.processes[frame.from]!.frameDropped(frame.message, to: frame.to)
+                    droppedOne = true
+                } else {
+                    bench.carry(bench.processes[frame.to]!.received(frame.message, from: frame.from, nowMs: bench.nowMs), at: frame.to)
+                }
+            }
+            bench.finishAll(at: p3)
+            bench.tickAll()
+        }
+        #expect(droppedOne, "the scenario dropped its frame")
+        #expect(bench.okKeys(1) == ["k"], "answered once after the drop: \(bench.answers)")
+        #expect(bench.processes.values.allSatisfy { $0.holdings.pending == 0 && $0.holdings.resend == 0 })
+    }
+
+    @Test func aForwardToAProcessThatIsNotPrimaryWaitsForTheNextPrimary() {
+        var bench = JobBench(processes: 3)
+        // p2 believes p1 is primary at epoch 1, but p1 has stepped down: the forward is ignored.
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        let steppedDown = JobView(primaryEpoch: nil, highestEpoch: 1, primaries: [bench.echo: nil], executors: [])
+        bench.carry(bench.processes[p1]!.follow(steppedDown, nowMs: 0), at: p1)
+        bench.submit("k", at: p2)
+        bench.deliverAll()
+        #expect(bench.answers.isEmpty, "no refusal: the job waits at its entry node")
+        // p1 is primary again at epoch 2: a new epoch is a new primary to the entry node.
+        bench.makePrimary(p1, epoch: 2, executors: [p3])
+        bench.deliverAll()
+        bench.finishAll(at: p3)
+        bench.deliverAll()
+        #expect(bench.okKeys(1) == ["k"])
+    }
+
+    @Test func aJobWaitingForASlotDoesNotRunOnceTheFenceRoseAboveIt() {
+        var bench = JobBench(processes: 3, slots: 1)
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        bench.submit("a", at: p1)
+        bench.submit("b", at: p1)
+        bench.deliverAll()
+        #expect(bench.started[p3] == [try! JobKey("a")] && bench.processes[p3]!.holdings.waiting == 1)
+        // p3 learns of epoch 2 (p2's) before "a" finishes; nobody dispatched "b" at epoch 2.
+        let newer = JobView(primaryEpoch: nil, highestEpoch: 2, primaries: [bench.echo: .init(address: p1, epoch: 1)], executors: [])
+        bench.carry(bench.processes[p3]!.follow(newer, nowMs: 0), at: p3)
+        bench.finishAll(at: p3)
+        #expect(bench.started[p3]?.isEmpty ?? true, "b is declined, not run under epoch 1")
+        #expect(bench.wire.contains { if case .declined(1, _, let key, _) = $0.message { key.value == "b" } else { false } })
     }
 
     @Test func unknownServicesBoundsAndMissingPrimariesGetErrors() {

@@ -1,9 +1,14 @@
 import HeapModule
 import StarlingCore
 
-/// Runs many processes of the membership core in one test, over a simulated clock and network
-/// (loss, duplication, reordering, delay, partitions), with crashes, restarts, pauses and join
-/// bursts, and checks the properties of DESIGN.md §2 after every step.
+/// Runs many processes of the production core — `Membership` and `JobEngine` together — in one
+/// test, over a simulated clock and network: heartbeats over a lossy, duplicating, reordering
+/// datagram network with partitions; peer frames over FIFO links that break with frames in flight,
+/// stall and deliver late, and drop frames at a buffer limit; crashes (of primaries and entry
+/// nodes in mid-dispatch too), restarts, pauses, drains and join bursts; pipelined clients that
+/// submit again elsewhere when their entry node dies; handlers that are instant, slow, failing or
+/// timing out. The properties of docs/HANDBOOK.md, "The simulation" are checked after every step
+/// and at the end.
 ///
 /// Everything random comes from the root seed, so `STARLING_SIM_SEED=<seed>` replays a run exactly.
 final class ClusterSimulation {
@@ -18,7 +23,7 @@ final class ClusterSimulation {
             """
             seed \(seed) violated a property at \(atMs) ms: \(message)
               scenario: \(scenario)
-              replay: STARLING_SIM_SEED=\(seed) swift test -c release --filter SimulationTests
+              replay: STARLING_SIM_SEED=\(seed) scripts/test --filter SimulationTests
               last events:
             \(trace.suffix(40).map { "    " + $0 }.joined(separator: "\n"))
             """
@@ -28,15 +33,29 @@ final class ClusterSimulation {
     struct Slot {
         var address: NodeAddress
         var membership: Membership?
+        var engine: JobEngine?
         var incarnation = 0
         var pausedUntilMs: Int64 = 0
         var admittedAtMs: Int64?
-        /// Checker state: the highest epoch per service this process was shown, and its last readings.
+        /// Set while it drains: when it stops at the latest.
+        var drainDeadlineMs: Int64?
+        /// Checker state: the highest epoch per service this process was shown (in heartbeats and
+        /// dispatches), and its last readings.
         var epochsObserved: [ServiceName: UInt64] = [:]
         var lastEpoch: UInt64 = 0
         var lastHighest: [ServiceName: UInt64] = [:]
 
         var isRunning: Bool { membership != nil }
+        var isDraining: Bool { drainDeadlineMs != nil }
+    }
+
+    private struct Frame {
+        var message: PeerMessage
+        var bytes: Int
+        var from: Int
+        var to: Int
+        var generation: Int
+        var toIncarnation: Int
     }
 
     private struct Event: Comparable {
@@ -44,11 +63,17 @@ final class ClusterSimulation {
             case fault(SimulationScenario.Fault)
             case tick(slot: Int, incarnation: Int)
             case deliver(bytes: [UInt8], to: Int)
-            case dispatch(epoch: UInt64, service: ServiceName, to: Int)
+            case frame(Frame)
+            case linkLost(slot: Int, incarnation: Int, peer: NodeAddress)
+            case handlerDone(slot: Int, incarnation: Int, key: JobKey, outcome: JobOutcome)
+            case request(client: Int, connection: SimulatedClient.Connection, job: Int)
+            case answer(client: Int, connection: SimulatedClient.Connection, response: ClientResponse)
+            case clientWake(client: Int)
+            case clientDisconnected(client: Int, connection: SimulatedClient.Connection)
         }
 
         var atMs: Int64
-        /// At one instant, faults go first, then timers (as libuv runs timers before polling I/O), then packets.
+        /// At one instant, faults go first, then timers (as libuv runs timers before polling I/O), then I/O.
         var phase: Int
         var order: UInt64
         var kind: Kind
@@ -73,23 +98,40 @@ final class ClusterSimulation {
     private var trace: [String] = []
     private var dualPrimarySince: [ServiceName: Int64] = [:]
     private var settledPrimaries: [ServiceName: NodeID] = [:]
-    private(set) var messagesDelivered = 0
+    private var links: [Int: SimulatedLink] = [:]
+    /// Frames across a partition: TCP holds them until it heals (or the link is given up).
+    private var heldFrames: [Frame] = []
+    private var clients: [SimulatedClient]
+    private var clientOfConnection: [ClientID: Int] = [:]
+    private var nextClientID: ClientID = 1
+    private let jobServices: [ServiceName]
+    private(set) var heartbeatsDelivered = 0
+    private(set) var framesDropped = 0
+    private(set) var jobsRun = 0
 
-    init(seed: UInt64, maxProcesses: Int = 12, verbose: Bool = false) {
+    init(seed: UInt64, maxProcesses: Int = 12, verbose: Bool = false, scenario scripted: SimulationScenario? = nil) {
         var root = SeededRandom(seed: seed)
         var shape = root.fork()
         self.seed = seed
-        self.scenario = seed % 4 == 3
+        self.scenario = scripted ?? (seed % 4 == 3
             ? .stability(&shape, maxProcesses: maxProcesses)
-            : .chaos(&shape, maxProcesses: maxProcesses)
+            : .chaos(&shape, maxProcesses: maxProcesses))
         self.network = root.fork()
         self.identities = root.fork()
         self.verbose = verbose
-        self.slots = (0..<scenario.processCount).map { index in
+        self.slots = (0..<self.scenario.processCount).map { index in
             Slot(address: .ipv4(127, 0, 0, 1, port: UInt16(20_000 + index)))
         }
+        clients = self.scenario.clients.enumerated().map { SimulatedClient(plan: $1, index: $0) }
+        var services: [ServiceName] = []
+        for service in self.scenario.services where !services.contains(service) { services.append(service) }
+        jobServices = services
         for (index, slot) in slots.enumerated() { slotAt[slot.address] = index }
     }
+
+    /// Jobs the clients submitted, and of those the ones answered exactly once with their result.
+    var jobsSubmitted: Int { clients.reduce(0) { $0 + $1.submitted } }
+    var jobsAnsweredOnce: Int { clients.reduce(0) { $0 + $1.results.count } }
 
     /// Runs to the scenario's end; throws the first property violated.
     func run() throws(Violation) {
@@ -102,11 +144,14 @@ final class ClusterSimulation {
             schedule(.fault(.restart(slot: slot)), atMs: slot == 0 ? 0 : Int64.random(in: 50...400, using: &network), phase: 0)
         }
         for (atMs, fault) in scenario.faults { schedule(.fault(fault), atMs: atMs, phase: 0) }
+        for client in clients.indices { schedule(.clientWake(client: client), atMs: clients[client].plan.startMs, phase: 2) }
         lastFaultMs = 0
         while let event = events.popMin(), event.atMs <= scenario.endMs {
             nowMs = event.atMs
             try handle(event)
         }
+        nowMs = scenario.endMs
+        try checkAtEnd()
     }
 
     // MARK: Events
@@ -116,59 +161,75 @@ final class ClusterSimulation {
         events.insert(Event(atMs: atMs, phase: phase, order: nextOrder, kind: kind))
     }
 
+    /// An event for a paused process waits until it runs again; true when it was put off.
+    private func putOffIfPaused(_ event: Event, slot index: Int) -> Bool {
+        guard nowMs < slots[index].pausedUntilMs else { return false }
+        schedule(event.kind, atMs: slots[index].pausedUntilMs, phase: event.phase)
+        return true
+    }
+
     private func handle(_ event: Event) throws(Violation) {
         switch event.kind {
         case .fault(let fault):
-            apply(fault)
+            try apply(fault)
         case .tick(let index, let incarnation):
-            guard slots[index].isRunning, slots[index].incarnation == incarnation else { return }
-            if nowMs < slots[index].pausedUntilMs {
-                schedule(event.kind, atMs: slots[index].pausedUntilMs, phase: 1)
-                return
-            }
-            let directives = slots[index].membership!.tick(nowMs: nowMs)
-            try carryOut(directives, from: index)
-            sendDispatch(from: index)
+            guard slots[index].isRunning, slots[index].incarnation == incarnation, !putOffIfPaused(event, slot: index) else { return }
+            slots[index].membership!.workload = slots[index].engine!.workload
+            try carryOut(slots[index].membership!.tick(nowMs: nowMs), from: index)
+            try carryJobs(slots[index].engine!.tick(nowMs: nowMs), at: index)
             schedule(event.kind, atMs: nowMs + scenario.intervalMs, phase: 1)
+            if let deadline = slots[index].drainDeadlineMs, slots[index].engine!.isIdle || nowMs >= deadline {
+                try finishDrain(index)
+            }
             try checkAfterTick()
         case .deliver(let bytes, let index):
-            guard slots[index].isRunning else { return }
-            if nowMs < slots[index].pausedUntilMs {
-                schedule(event.kind, atMs: slots[index].pausedUntilMs, phase: 2)
-                return
-            }
+            guard slots[index].isRunning, !putOffIfPaused(event, slot: index) else { return }
             guard case .success(let heartbeat) = HeartbeatCodec.decode(bytes) else {
                 throw violation("a heartbeat the core encoded did not decode")
             }
-            messagesDelivered += 1
-            slots[index].epochsObserved[heartbeat.service] = max(slots[index].epochsObserved[heartbeat.service, default: 0], heartbeat.epoch)
-            let directives = slots[index].membership!.receive(heartbeat, nowMs: nowMs)
-            try carryOut(directives, from: index)
-        case .dispatch(let epoch, let service, let index):
-            guard slots[index].isRunning, nowMs >= slots[index].pausedUntilMs,
-                  slots[index].membership!.config.service == service else { return }
-            let floor = slots[index].epochsObserved[service, default: 0]
-            if slots[index].membership!.admitDispatch(epoch: epoch) {
-                // Property 3: no standby executes a dispatch older than an epoch it has seen.
-                guard epoch >= floor else {
-                    throw violation("slot \(index) accepted a dispatch at epoch \(epoch) after seeing epoch \(floor)")
-                }
-                slots[index].epochsObserved[service] = epoch
-            }
-            try checkEpochsMonotonic(index)
+            heartbeatsDelivered += 1
+            observe(epoch: heartbeat.epoch, of: heartbeat.service, at: index)
+            try carryOut(slots[index].membership!.receive(heartbeat, nowMs: nowMs), from: index)
+        case .frame(let frame):
+            try deliver(frame, event)
+        case .linkLost(let index, let incarnation, let peer):
+            guard slots[index].isRunning, slots[index].incarnation == incarnation, !putOffIfPaused(event, slot: index) else { return }
+            try carryJobs(slots[index].engine!.linkLost(to: peer, nowMs: nowMs), at: index)
+        case .handlerDone(let index, let incarnation, let key, let outcome):
+            guard slots[index].isRunning, slots[index].incarnation == incarnation, !putOffIfPaused(event, slot: index) else { return }
+            try carryJobs(slots[index].engine!.finished(key, outcome: outcome, nowMs: nowMs), at: index)
+        case .request(let client, let connection, let job):
+            guard clients[client].connection == connection, slots[connection.slot].isRunning,
+                  slots[connection.slot].incarnation == connection.incarnation else { return }
+            guard !putOffIfPaused(event, slot: connection.slot) else { return }
+            let directives = slots[connection.slot].engine!.submit(
+                service: service(ofJob: job), key: clients[client].key(job), payload: clients[client].payload(job),
+                client: connection.id, nowMs: nowMs)
+            try carryJobs(directives, at: connection.slot)
+        case .answer(let client, let connection, let response):
+            try answered(client, on: connection, response)
+        case .clientWake(let client):
+            clients[client].wakeScheduled = false
+            submitMore(client)
+        case .clientDisconnected(let client, let connection):
+            guard clients[client].connection == connection else { return }
+            dropConnection(of: client, tellEntry: false)
         }
     }
 
-    private func apply(_ fault: SimulationScenario.Fault) {
+    private func apply(_ fault: SimulationScenario.Fault) throws(Violation) {
         lastFaultMs = max(lastFaultMs, nowMs)
         log("fault \(fault)")
         switch fault {
         case .crash(let index):
-            slots[index].membership = nil
+            stop(index)
         case .restart(let index):
+            stop(index)
             start(index)
+        case .restartAllDown:
+            for index in slots.indices where !slots[index].isRunning { start(index) }
         case .joinBurst(let indices):
-            for index in indices { start(index) }
+            for index in indices { stop(index); start(index) }
         case .pause(let index, let durationMs):
             slots[index].pausedUntilMs = max(slots[index].pausedUntilMs, nowMs + durationMs)
             lastFaultMs = max(lastFaultMs, nowMs + durationMs)
@@ -177,6 +238,32 @@ final class ClusterSimulation {
         case .heal:
             partitionSide = nil
             lastHealMs = nowMs
+            releaseHeldFrames()
+        case .crashPrimary(let slot):
+            let service = scenario.services[slot]
+            if let primary = slots.indices.first(where: {
+                slots[$0].membership?.status == .primary && slots[$0].membership?.config.service == service
+            }) {
+                log("crash the primary of \(service): slot \(primary)")
+                stop(primary)
+            }
+        case .crashBusiestEntry:
+            let load = Dictionary(grouping: clients.compactMap(\.connection?.slot)) { $0 }.mapValues(\.count)
+            if let busiest = load.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })?.key {
+                log("crash the busiest entry node: slot \(busiest)")
+                stop(busiest)
+            }
+        case .breakLink(let a, let b):
+            breakLink(a, b)
+        case .stallLink(let from, let to, let durationMs):
+            guard from != to else { return }
+            links[linkKey(from, to), default: SimulatedLink()].stalledUntilMs = nowMs + durationMs
+        case .drain(let index):
+            guard slots[index].isRunning, !slots[index].isDraining else { return }
+            slots[index].drainDeadlineMs = nowMs + 2_000
+            slots[index].engine!.drain()
+            slots[index].membership!.workload = slots[index].engine!.workload
+            try carryOut(slots[index].membership!.drain(nowMs: nowMs), from: index)
         }
     }
 
@@ -189,9 +276,11 @@ final class ClusterSimulation {
         var membership = Membership(config: config, id: id)
         let directives = membership.start(nowMs: nowMs)
         slots[index].membership = membership
+        slots[index].engine = JobEngine(address: slots[index].address, service: config.service, slots: 1 + index % 4)
         slots[index].incarnation += 1
         slots[index].pausedUntilMs = 0
         slots[index].admittedAtMs = nil
+        slots[index].drainDeadlineMs = nil
         slots[index].epochsObserved = [:]
         slots[index].lastEpoch = 0
         slots[index].lastHighest = [:]
@@ -199,6 +288,44 @@ final class ClusterSimulation {
         try? carryOut(directives, from: index)
         schedule(.tick(slot: index, incarnation: slots[index].incarnation), atMs: nowMs + scenario.intervalMs, phase: 1)
     }
+
+    /// The process is gone (crash, or the end of a drain): its links close, its clients see
+    /// their connections break, whatever it held is lost.
+    private func stop(_ index: Int) {
+        guard slots[index].isRunning else { return }
+        slots[index].membership = nil
+        slots[index].engine = nil
+        slots[index].drainDeadlineMs = nil
+        slots[index].incarnation += 1
+        for other in slots.indices where other != index {
+            for key in [linkKey(index, other), linkKey(other, index)] where links[key] != nil {
+                links[key]!.generation += 1
+                links[key]!.bytesInFlight = 0
+            }
+            // Its peers see their connections to and from it reset.
+            if slots[other].isRunning {
+                schedule(.linkLost(slot: other, incarnation: slots[other].incarnation, peer: slots[index].address),
+                         atMs: nowMs + Int64.random(in: 1...5, using: &network), phase: 2)
+            }
+        }
+        for client in clients.indices where clients[client].connection?.slot == index {
+            schedule(.clientDisconnected(client: client, connection: clients[client].connection!),
+                     atMs: nowMs + Int64.random(in: 1...5, using: &network), phase: 2)
+        }
+    }
+
+    /// A drained process (idle, or out of time) says goodbye and stops. One that stops after the
+    /// faults are over is replaced at once, as the scaler would, so the liveness phase has every
+    /// service.
+    private func finishDrain(_ index: Int) throws(Violation) {
+        log("slot \(index) drained (\(slots[index].engine!.isIdle ? "idle" : "timed out")): leaving")
+        try carryOut(slots[index].membership!.leave(nowMs: nowMs), from: index)
+        stop(index)
+        lastFaultMs = max(lastFaultMs, nowMs)
+        if nowMs >= scenario.faultsEndMs { start(index) }
+    }
+
+    // MARK: Membership
 
     private func carryOut(_ directives: [MembershipDirective], from index: Int) throws(Violation) {
         for directive in directives {
@@ -217,11 +344,16 @@ final class ClusterSimulation {
                 if verbose { log("slot \(index) learns \(member.id.short) \(member.status)") }
             case .memberLeft(let member, let reason):
                 log("slot \(index) drops \(member.id.short): \(reason.rawValue)")
+                // As the shell does: the link to it is given up, with whatever waits on it.
+                if let other = slotAt[member.address] { closeLink(from: index, to: other) }
             case .ignored(let reason, let from):
                 log("slot \(index) ignored heartbeat from \(from): \(reason)")
             }
         }
         try checkEpochsMonotonic(index)
+        // As the shell does after every membership input: the job path follows the record.
+        guard let membership = slots[index].membership else { return }
+        try carryJobs(slots[index].engine!.follow(membership, nowMs: nowMs), at: index)
     }
 
     private func transmit(_ bytes: [UInt8], from sender: Int, to address: NodeAddress) {
@@ -235,17 +367,251 @@ final class ClusterSimulation {
         }
     }
 
-    /// A primary hands a (pretend) job to one standby of its record, stamped with its epoch.
-    private func sendDispatch(from index: Int) {
-        guard let membership = slots[index].membership, membership.status == .primary else { return }
-        let standbys = membership.members.values
-            .filter { $0.service == membership.config.service && $0.status == .standby }
-            .sorted { $0.id < $1.id }
-        guard let target = standbys.randomElement(using: &network), let receiver = slotAt[target.address] else { return }
-        if let side = partitionSide, side.contains(index) != side.contains(receiver) { return }
-        if network.chance(lossRate) { return }
-        let delay = Int64.random(in: scenario.minDelayMs...scenario.maxDelayMs, using: &network)
-        schedule(.dispatch(epoch: membership.epoch, service: membership.config.service, to: receiver), atMs: nowMs + delay, phase: 2)
+    private func observe(epoch: UInt64, of service: ServiceName, at index: Int) {
+        slots[index].epochsObserved[service] = max(slots[index].epochsObserved[service, default: 0], epoch)
+    }
+
+    // MARK: Jobs
+
+    private func service(ofJob job: Int) -> ServiceName { jobServices[job % jobServices.count] }
+
+    private func carryJobs(_ directives: [JobDirective], at index: Int) throws(Violation) {
+        for directive in directives {
+            switch directive {
+            case .answer(let id, let response):
+                guard let client = clientOfConnection[id], let connection = clients[client].connection, connection.id == id else { continue }
+                schedule(.answer(client: client, connection: connection, response: response),
+                         atMs: nowMs + Int64.random(in: 0...2, using: &network), phase: 2)
+            case .send(let message, let peer):
+                send(message, from: index, to: peer)
+            case .run(let ticket, let epoch):
+                // Property 3: no execution under an epoch older than one the executor has seen.
+                let floor = slots[index].epochsObserved[ticket.service, default: 0]
+                guard epoch >= floor else {
+                    throw violation("slot \(index) ran \(ticket.key) under epoch \(epoch) after seeing epoch \(floor)")
+                }
+                guard ticket.service == slots[index].membership!.config.service else {
+                    throw violation("slot \(index) of \(slots[index].membership!.config.service) ran a job of \(ticket.service)")
+                }
+                jobsRun += 1
+                let behaviour = SimulatedHandler.behaviour(of: ticket.key)
+                if verbose { log("slot \(index) runs \(ticket.key) at epoch \(epoch)") }
+                schedule(.handlerDone(slot: index, incarnation: slots[index].incarnation, key: ticket.key, outcome: behaviour.outcome),
+                         atMs: nowMs + Int64.random(in: behaviour.durationMs, using: &network), phase: 2)
+            }
+        }
+        try checkBounded(index)
+    }
+
+    private func linkKey(_ from: Int, _ to: Int) -> Int { from * 1_000 + to }
+
+    /// A frame onto the link from `index` to `peer`, as `PeerLinks` sends it: dropped (and handed
+    /// back to the engine) when the link's buffer is full; held across a partition; FIFO.
+    private func send(_ message: PeerMessage, from index: Int, to peer: NodeAddress) {
+        // Nothing listens there: the connection is refused, the frames wait until it is given up.
+        guard let receiver = slotAt[peer], slots[receiver].isRunning, receiver != index else { return }
+        let key = linkKey(index, receiver)
+        var link = links[key] ?? SimulatedLink()
+        let size = PeerMessageCodec.encode(message).count
+        guard link.bytesInFlight < scenario.linkBufferBytes else {
+            framesDropped += 1
+            if verbose { log("slot \(index) drops a frame to slot \(receiver): \(link.bytesInFlight) bytes wait") }
+            slots[index].engine!.frameDropped(message, to: peer)
+            return
+        }
+        link.bytesInFlight += size
+        let frame = Frame(message: message, bytes: size, from: index, to: receiver, generation: link.generation,
+                          toIncarnation: slots[receiver].incarnation)
+        links[key] = link
+        if let side = partitionSide, side.contains(index) != side.contains(receiver) {
+            heldFrames.append(frame)
+        } else {
+            schedule(frame)
+        }
+    }
+
+    private func schedule(_ frame: Frame) {
+        let key = linkKey(frame.from, frame.to)
+        let arrival = max(links[key]!.lastArrivalMs, links[key]!.stalledUntilMs,
+                          nowMs + Int64.random(in: scenario.frameDelayMs, using: &network))
+        links[key]!.lastArrivalMs = arrival
+        schedule(.frame(frame), atMs: arrival, phase: 2)
+    }
+
+    private func releaseHeldFrames() {
+        let held = heldFrames
+        heldFrames = []
+        for frame in held where links[linkKey(frame.from, frame.to)]?.generation == frame.generation {
+            if let side = partitionSide, side.contains(frame.from) != side.contains(frame.to) {
+                heldFrames.append(frame)
+            } else {
+                schedule(frame)
+            }
+        }
+    }
+
+    private func deliver(_ frame: Frame, _ event: Event) throws(Violation) {
+        let key = linkKey(frame.from, frame.to)
+        guard links[key]?.generation == frame.generation else { return }  // lost when the link broke
+        guard slots[frame.to].incarnation == frame.toIncarnation, slots[frame.to].isRunning else { return }
+        guard !putOffIfPaused(event, slot: frame.to) else { return }
+        links[key]!.bytesInFlight -= frame.bytes
+        if case .dispatch(let epoch, let ticket) = frame.message, ticket.service == slots[frame.to].membership!.config.service {
+            observe(epoch: epoch, of: ticket.service, at: frame.to)
+        }
+        try carryJobs(slots[frame.to].engine!.received(frame.message, from: slots[frame.from].address, nowMs: nowMs), at: frame.to)
+    }
+
+    /// Frames in flight either way are lost; both ends see the connection break.
+    private func breakLink(_ a: Int, _ b: Int) {
+        guard a != b else { return }
+        closeLink(from: a, to: b)
+        closeLink(from: b, to: a)
+        if slots[a].isRunning {
+            schedule(.linkLost(slot: a, incarnation: slots[a].incarnation, peer: slots[b].address), atMs: nowMs, phase: 2)
+        }
+    }
+
+    /// The link from `from` to `to` is closed: what is in flight on it is lost, and the far end
+    /// sees its connection close a moment later.
+    private func closeLink(from: Int, to: Int) {
+        let key = linkKey(from, to)
+        guard links[key] != nil else { return }
+        links[key]!.generation += 1
+        links[key]!.bytesInFlight = 0
+        links[key]!.lastArrivalMs = nowMs
+        if slots[to].isRunning {
+            schedule(.linkLost(slot: to, incarnation: slots[to].incarnation, peer: slots[from].address),
+                     atMs: nowMs + Int64.random(in: 1...5, using: &network), phase: 2)
+        }
+    }
+
+    // MARK: Clients
+
+    private func submitMore(_ index: Int) {
+        if clients[index].connection == nil {
+            let candidates = slots.indices.filter { slots[$0].isRunning && !slots[$0].isDraining }
+            guard let target = candidates.randomElement(using: &network) else {
+                wake(index, afterMs: 100)
+                return
+            }
+            let connection = SimulatedClient.Connection(slot: target, incarnation: slots[target].incarnation, id: nextClientID)
+            nextClientID += 1
+            clientOfConnection[connection.id] = index
+            clients[index].connection = connection
+        }
+        let connection = clients[index].connection!
+        // New jobs only until a while after the last fault: the liveness phase must see them all answered.
+        if nowMs >= scenario.faultsEndMs + 1_000 { clients[index].plan.jobs = clients[index].submitted }
+        while clients[index].outstanding.count < clients[index].plan.pipeline {
+            let job: Int
+            if !clients[index].again.isEmpty {
+                job = clients[index].again.removeFirst()
+            } else if clients[index].submitted < clients[index].plan.jobs {
+                job = clients[index].submitted
+                clients[index].submitted += 1
+            } else {
+                break
+            }
+            clients[index].outstanding.insert(job)
+            schedule(.request(client: index, connection: connection, job: job),
+                     atMs: nowMs + Int64.random(in: 0...2, using: &network), phase: 2)
+        }
+    }
+
+    private func wake(_ index: Int, afterMs delay: Int64) {
+        guard !clients[index].wakeScheduled else { return }
+        clients[index].wakeScheduled = true
+        schedule(.clientWake(client: index), atMs: nowMs + delay, phase: 2)
+    }
+
+    /// The client's connection is gone (closed by it, or broken): what it waited for goes again
+    /// on its next connection, to a node it picks anew.
+    private func dropConnection(of index: Int, tellEntry: Bool) {
+        guard let connection = clients[index].connection else { return }
+        if tellEntry, slots[connection.slot].isRunning, slots[connection.slot].incarnation == connection.incarnation {
+            slots[connection.slot].engine!.clientGone(connection.id)
+        }
+        clients[index].again += clients[index].outstanding.sorted()
+        clients[index].outstanding = []
+        clients[index].connection = nil
+        clientOfConnection[connection.id] = nil
+        wake(index, afterMs: Int64.random(in: 10...100, using: &network))
+    }
+
+    private func answered(_ index: Int, on connection: SimulatedClient.Connection, _ response: ClientResponse) throws(Violation) {
+        // An answer still on the wire when the connection broke is lost with it.
+        guard clients[index].connection == connection else { return }
+        let key: JobKey
+        switch response {
+        case .ok(let k, _), .fail(let k, _): key = k
+        case .error(let k?, _, _): key = k
+        default: throw violation("client \(index) got \(response) for a SUBMIT")
+        }
+        let prefix = "c\(index)-"
+        guard key.value.hasPrefix(prefix), let job = Int(key.value.dropFirst(prefix.count)), job < clients[index].submitted else {
+            throw violation("client \(index) got an answer for \(key), which it never submitted")
+        }
+        guard clients[index].outstanding.contains(job) else {
+            throw violation("client \(index) got a second answer for \(key) on one connection: \(response)")
+        }
+        clients[index].outstanding.remove(job)
+        if case .error(_, let code, let message) = response {
+            // Not accepted: no primary for too long, a full queue, a draining node, no such
+            // service known yet. The client tries again elsewhere, a little later.
+            guard [.unavailable, .busy, .noService].contains(code) else {
+                throw violation("client \(index) got ERR \(code) for \(key): \(message)")
+            }
+            if verbose { log("client \(index) refused \(key): \(code) \(message)") }
+            clients[index].again.append(job)
+            dropConnection(of: index, tellEntry: true)
+            return
+        }
+        if let earlier = clients[index].results[job] {
+            throw violation("\(key) answered twice: \(earlier), then \(response)")
+        }
+        let expected = SimulatedHandler.expected(for: key)
+        guard response == expected else {
+            throw violation("\(key) answered \(response), expected \(expected)")
+        }
+        clients[index].results[job] = response
+        submitMore(index)
+    }
+
+    // MARK: Job properties
+
+    /// Nothing an engine holds grows past what the clients gave it (a loop that copies jobs or
+    /// frames would), and what it holds stays within its configured bounds.
+    private func checkBounded(_ index: Int) throws(Violation) {
+        guard let engine = slots[index].engine else { return }
+        let holdings = engine.holdings
+        let jobs = max(1, jobsSubmitted)
+        let limit = JobEngine.Config()
+        guard holdings.pending <= min(jobs, limit.entry.maxPending), holdings.routed <= jobs,
+              holdings.queued <= min(jobs, limit.router.maxQueued), holdings.running <= engine.slots,
+              holdings.resend <= 4 * jobs else {
+            throw violation("slot \(index) holds more than its bounds allow: \(holdings) for \(jobs) jobs submitted")
+        }
+    }
+
+    /// The liveness phase: every fault healed `livenessMs` ago; every job submitted has its one
+    /// answer, and every engine has let go of everything.
+    private func checkAtEnd() throws(Violation) {
+        for client in clients {
+            let unanswered = (0..<client.submitted).filter { client.results[$0] == nil }
+            guard unanswered.isEmpty else {
+                throw violation("client \(client.index) has no answer for \(unanswered.count) of \(client.submitted) jobs "
+                    + "(\(unanswered.prefix(5).map { client.key($0).value }), waiting \(client.outstanding.count), to resubmit \(client.again.count)) "
+                    + "\(scenario.endMs - scenario.faultsEndMs) ms after the last fault")
+            }
+        }
+        for index in slots.indices {
+            guard let engine = slots[index].engine else { continue }
+            let holdings = engine.holdings
+            guard holdings == JobEngine.Holdings(pending: 0, routed: 0, queued: 0, running: 0, waiting: 0, resend: 0) else {
+                throw violation("slot \(index) still holds \(holdings) after every job was answered")
+            }
+        }
     }
 
     // MARK: Properties
@@ -267,8 +633,10 @@ final class ClusterSimulation {
 
     private func checkAfterTick() throws(Violation) {
         // A paused process is not part of the group until it runs again.
+        // Nor is a draining one: it is no candidate any more.
         let admitted = slots.indices.filter {
             slots[$0].isRunning && nowMs >= slots[$0].pausedUntilMs && slots[$0].membership!.status != .joining
+                && !slots[$0].isDraining
         }
         let byService = Dictionary(grouping: admitted) { slots[$0].membership!.config.service }
         let settleMs = scenario.suspectAfterMs + 2 * scenario.intervalMs + 2 * scenario.maxDelayMs

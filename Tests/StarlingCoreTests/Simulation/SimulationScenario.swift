@@ -1,7 +1,7 @@
 import StarlingCore
 
-/// What one seed runs: the cluster's shape and the faults it suffers. Drawn from the seed
-/// ("swarm" testing: every run gets its own mix of faults).
+/// What one seed runs: the cluster's shape, its clients and the faults it suffers. Drawn from the
+/// seed ("swarm" testing: every run gets its own mix of faults).
 struct SimulationScenario: CustomStringConvertible {
     enum Kind: String { case chaos, stability }
 
@@ -18,6 +18,19 @@ struct SimulationScenario: CustomStringConvertible {
     var faultsEndMs: Int64
     var endMs: Int64
     var faults: [(atMs: Int64, fault: Fault)]
+    /// Clients, each with its own pipeline depth and number of jobs to submit.
+    var clients: [ClientPlan] = []
+    /// Bytes a peer link holds in flight before the sender's frames are dropped (the shell's
+    /// buffer limit); most scenarios never reach it, some reach it often.
+    var linkBufferBytes = Int.max
+    /// Frames on a link take this long at least; a stalled link much longer.
+    var frameDelayMs: ClosedRange<Int64> = 0...2
+
+    struct ClientPlan {
+        var jobs: Int
+        var pipeline: Int
+        var startMs: Int64
+    }
 
     enum Fault {
         case crash(slot: Int)
@@ -27,13 +40,26 @@ struct SimulationScenario: CustomStringConvertible {
         case heal
         /// Several processes that were not running start at once.
         case joinBurst(slots: [Int])
+        /// Every process that is down starts again.
+        case restartAllDown
+        /// Whoever is the primary of the slot's service then crashes (it may be in mid-dispatch).
+        case crashPrimary(ofSlot: Int)
+        /// The entry node with the most clients then crashes (with jobs waiting for answers).
+        case crashBusiestEntry
+        /// The peer link between two processes breaks: frames in flight either way are lost.
+        case breakLink(Int, Int)
+        /// The link from one process to another delivers nothing for a while, then all of it late.
+        case stallLink(from: Int, to: Int, forMs: Int64)
+        /// A graceful stop: the process drains, then leaves.
+        case drain(slot: Int)
     }
 
     var suspectAfterMs: Int64 { MembershipConfig(service: services[0], address: .ipv4(127, 0, 0, 1, port: 1)).suspectAfterMs }
 
     var description: String {
         "\(kind.rawValue): \(processCount) processes, services \(services.map(\.value)), loss \(Int(lossRate * 100))%, "
-            + "dup \(Int(duplicateRate * 100))%, delay \(minDelayMs)–\(maxDelayMs) ms, \(faults.count) faults until \(faultsEndMs) ms, end \(endMs) ms"
+            + "dup \(Int(duplicateRate * 100))%, delay \(minDelayMs)–\(maxDelayMs) ms, \(faults.count) faults until \(faultsEndMs) ms, end \(endMs) ms, "
+            + "\(clients.count) clients (\(clients.map(\.jobs).reduce(0, +)) jobs), link buffer \(linkBufferBytes == .max ? "unbounded" : "\(linkBufferBytes) B")"
     }
 
     /// Processes crash, restart, pause (shorter and longer than the timeout), partition and heal,
@@ -60,9 +86,22 @@ struct SimulationScenario: CustomStringConvertible {
         for _ in 0..<Int.random(in: 2...8, using: &rng) {
             t += Int64.random(in: 200...2_000, using: &rng)
             let slot = Int.random(in: 0..<count, using: &rng)
-            switch Int.random(in: 0..<6, using: &rng) {
+            switch Int.random(in: 0..<11, using: &rng) {
             case 0 where running.contains(slot):
                 scenario.faults.append((t, .crash(slot: slot)))
+                running.remove(slot)
+            case 6:
+                // Resolved when it happens: the primary may be any slot of that service by then.
+                scenario.faults.append((t, .crashPrimary(ofSlot: slot)))
+            case 7:
+                scenario.faults.append((t, .crashBusiestEntry))
+            case 8:
+                scenario.faults.append((t, .breakLink(slot, Int.random(in: 0..<count, using: &rng))))
+            case 9:
+                scenario.faults.append((t, .stallLink(from: slot, to: Int.random(in: 0..<count, using: &rng),
+                                                      forMs: Int64.random(in: 100...1_500, using: &rng))))
+            case 10 where running.contains(slot):
+                scenario.faults.append((t, .drain(slot: slot)))
                 running.remove(slot)
             case 1 where !running.contains(slot):
                 scenario.faults.append((t, .restart(slot: slot)))
@@ -81,15 +120,31 @@ struct SimulationScenario: CustomStringConvertible {
                 break
             }
         }
-        // Every crashed process comes back, so the liveness phase sees the full cluster.
+        // Every crashed process comes back (a targeted crash may have hit any slot, so all are
+        // restarted that are down then), so the liveness phase sees the full cluster.
         t += 500
         if partitioned { scenario.faults.append((t, .heal)) }
-        for slot in Set(0..<count).subtracting(running).sorted() {
-            scenario.faults.append((t, .restart(slot: slot)))
-        }
+        scenario.faults.append((t, .restartAllDown))
         scenario.faultsEndMs = t
-        scenario.endMs = t + 3_000
+        scenario.endMs = t + livenessMs
+        scenario.drawJobs(&rng)
         return scenario
+    }
+
+    /// How long after the last fault every job must have its answer: the cluster settles
+    /// (suspectAfter + a few intervals), entry nodes forward again, the slowest handler runs.
+    static let livenessMs: Int64 = 6_000
+
+    /// Clients and link limits, for either kind of scenario.
+    mutating func drawJobs(_ rng: inout SeededRandom) {
+        clients = (0..<Int.random(in: 1...4, using: &rng)).map { _ in
+            ClientPlan(jobs: Int.random(in: 20...90, using: &rng), pipeline: [1, 2, 8, 32].randomElement(using: &rng)!,
+                       startMs: Int64.random(in: 300...1_500, using: &rng))
+        }
+        // A third of the runs drop frames at a buffer limit of a few frames: under stalls, bursts
+        // and partitions the senders' shells then drop frames often.
+        if rng.chance(0.33) { linkBufferBytes = Int.random(in: 100...1_200, using: &rng) }
+        frameDelayMs = 0...[1, 3, 10].randomElement(using: &rng)!
     }
 
     /// A settled cluster on a network losing 30 % of datagrams, with pauses shorter than the
@@ -112,8 +167,16 @@ struct SimulationScenario: CustomStringConvertible {
             scenario.faults.append((t, .pause(slot: Int.random(in: 0..<count, using: &rng),
                                               forMs: Int64.random(in: 20...longestSafePause, using: &rng))))
         }
+        // Peer links may break and stall too: the job path recovers, membership does not notice.
+        for _ in 0..<Int.random(in: 0...3, using: &rng) {
+            let at = Int64.random(in: 3_000...max(3_001, t), using: &rng)
+            let a = Int.random(in: 0..<count, using: &rng), b = Int.random(in: 0..<count, using: &rng)
+            scenario.faults.append(rng.chance(0.5) ? (at, .breakLink(a, b)) : (at, .stallLink(from: a, to: b, forMs: 800)))
+        }
+        scenario.faults.sort { $0.atMs < $1.atMs }
         scenario.faultsEndMs = t
-        scenario.endMs = t + 2_000
+        scenario.endMs = t + livenessMs
+        scenario.drawJobs(&rng)
         return scenario
     }
 }

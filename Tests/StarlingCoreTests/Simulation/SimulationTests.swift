@@ -18,29 +18,44 @@ import Testing
         let mine = Array(stride(from: chunk, to: total, by: Self.chunks))
         // Minutes of CPU in all: on threads of their own, not on Swift concurrency's cooperative
         // threads (as many as cores), which every async test of the run needs to make progress.
-        let (failures, messages) = await onOwnThread { () -> ([String], Int) in
-            var failures: [String] = []
-            var messages = 0
+        let run = await onOwnThread { () -> ChunkRun in
+            var run = ChunkRun()
             for seed in mine {
                 let simulation = ClusterSimulation(seed: UInt64(seed), maxProcesses: seed % 50 == 0 ? 50 : 12)
                 do {
                     try simulation.run()
-                    messages += simulation.messagesDelivered
                 } catch {
-                    failures.append("\(error)")
+                    run.failures.append("\(error)")
                 }
+                run.heartbeats += simulation.heartbeatsDelivered
+                run.jobsSubmitted += simulation.jobsSubmitted
+                run.answeredOnce += simulation.jobsAnsweredOnce
+                run.jobsRun += simulation.jobsRun
+                run.framesDropped += simulation.framesDropped
             }
-            return (failures, messages)
+            return run
         }
-        print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(failures.count) failed, \(messages) heartbeats delivered")
-        #expect(failures.isEmpty, "\(failures.count) seeds failed; first:\n\(failures.first ?? "")")
+        print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(run.failures.count) failed, "
+            + "\(run.heartbeats) heartbeats delivered, \(run.jobsSubmitted) jobs submitted, \(run.answeredOnce) answered exactly once")
+        print("simulation chunk \(chunk + 1) of \(Self.chunks): \(run.jobsRun) handler runs, \(run.framesDropped) frames dropped at a link's buffer limit")
+        #expect(run.failures.isEmpty, "\(run.failures.count) seeds failed; first:\n\(run.failures.first ?? "")")
+    }
+
+    private struct ChunkRun: Sendable {
+        var failures: [String] = []
+        var heartbeats = 0
+        var jobsSubmitted = 0
+        var answeredOnce = 0
+        var jobsRun = 0
+        var framesDropped = 0
     }
 
     private func runSeed(_ seed: UInt64, verbose: Bool) throws {
         let simulation = ClusterSimulation(seed: seed, maxProcesses: seed % 50 == 0 ? 50 : 12, verbose: verbose)
         print("replaying seed \(seed): \(simulation.scenario)")
         try simulation.run()
-        print("seed \(seed) passed")
+        print("seed \(seed) passed: \(simulation.jobsSubmitted) jobs submitted, \(simulation.jobsAnsweredOnce) answered exactly once, "
+            + "\(simulation.framesDropped) frames dropped at the buffer limit")
     }
 }
 

@@ -1,0 +1,51 @@
+/// What the job path needs of one process's membership record (docs/HANDBOOK.md, "The job
+/// path"): its own role, the fencing floor, where each service's jobs go and who can run its own.
+/// `JobEngine.follow` takes it after every change of the record.
+public struct JobView: Hashable, Sendable {
+    /// A service's primary as this process sees it.
+    public struct Primary: Hashable, Sendable {
+        public var address: NodeAddress
+        public var epoch: UInt64
+
+        public init(address: NodeAddress, epoch: UInt64) {
+            self.address = address
+            self.epoch = epoch
+        }
+    }
+
+    /// This process's epoch while it is its service's primary; nil otherwise.
+    public var primaryEpoch: UInt64?
+    /// The highest epoch of this process's service seen in the record: the fencing floor.
+    public var highestEpoch: UInt64
+    /// Every service type with members, and its primary where it has one.
+    public var primaries: [ServiceName: Primary?]
+    /// The other members of this process's service that may run its jobs (standbys and
+    /// to-become-primary), with their slots; a draining or leaving one has none.
+    public var executors: [JobRouter.Executor]
+
+    public init(primaryEpoch: UInt64?, highestEpoch: UInt64, primaries: [ServiceName: Primary?], executors: [JobRouter.Executor]) {
+        self.primaryEpoch = primaryEpoch
+        self.highestEpoch = highestEpoch
+        self.primaries = primaries
+        self.executors = executors
+    }
+
+    /// The view of `membership`'s record at `nowMs`.
+    public init(_ membership: Membership, nowMs: Int64) {
+        let service = membership.config.service
+        primaryEpoch = membership.status == .primary ? membership.epoch : nil
+        highestEpoch = max(membership.highestEpoch[service, default: 0], primaryEpoch ?? 0)
+        var primaries: [ServiceName: Primary?] = [service: nil]
+        for member in membership.members.values where primaries[member.service] == nil {
+            primaries[member.service] = .some(nil)
+        }
+        for name in Array(primaries.keys) {
+            primaries[name] = .some(membership.primary(of: name, nowMs: nowMs).map { Primary(address: $0.address, epoch: $0.epoch) })
+        }
+        self.primaries = primaries
+        executors = membership.members.values
+            .filter { $0.service == service && ($0.status == .standby || $0.status == .toBecomePrimary) }
+            .sorted { $0.address < $1.address }
+            .map { JobRouter.Executor(address: $0.address, slots: $0.leaving ? 0 : Int($0.workload.capacity)) }
+    }
+}
