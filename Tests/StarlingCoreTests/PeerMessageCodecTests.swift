@@ -260,7 +260,7 @@ private func text(_ bytes: [UInt8]) -> [UInt8] { u16(UInt16(bytes.count)) + byte
 
         #expect(reason(body: []) == "truncated")
         #expect(reason(body: [0]) == "unknown_type")
-        #expect(reason(body: [10]) == "unknown_type")
+        #expect(reason(body: [11]) == "unknown_type")
         #expect(reason(body: [255]) == "unknown_type")
         #expect(reason(body: versionTwo) == "unsupported_version")
         #expect(reason(body: [1, PeerMessageCodec.version] + id + [5, 1, 2, 3, 4, 0, 1]) == "bad_address")

@@ -491,7 +491,9 @@ final class ClusterSimulation {
     private func submitMore(_ index: Int) {
         if clients[index].connection == nil {
             let candidates = slots.indices.filter { slots[$0].isRunning && !slots[$0].isDraining }
-            guard let target = candidates.randomElement(using: &network) else {
+            let first = clients[index].plan.entry.flatMap { candidates.contains($0) ? $0 : nil }
+            clients[index].plan.entry = nil
+            guard let target = first ?? candidates.randomElement(using: &network) else {
                 wake(index, afterMs: 100)
                 return
             }

@@ -30,6 +30,8 @@ struct SimulationScenario: CustomStringConvertible {
         var jobs: Int
         var pipeline: Int
         var startMs: Int64
+        /// The entry node it connects to first; nil: one drawn at random.
+        var entry: Int? = nil
     }
 
     enum Fault {
@@ -128,6 +130,21 @@ struct SimulationScenario: CustomStringConvertible {
         scenario.faultsEndMs = t
         scenario.endMs = t + livenessMs
         scenario.drawJobs(&rng)
+        return scenario
+    }
+
+    /// The stall of issue 9: an entry node's link to the primary stalls while a pipelined client
+    /// submits through it, so frames pile up to the link's buffer limit and the shell drops them.
+    /// Before the engine took dropped frames as an input, those jobs were never answered.
+    static func frameDropStall() -> SimulationScenario {
+        let echo = try! ServiceName("echo")
+        var scenario = SimulationScenario(
+            kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
+            lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 2,
+            faultsEndMs: 3_000, endMs: 3_000 + livenessMs,
+            faults: [(1_100, .stallLink(from: 1, to: 0, forMs: 800)), (2_000, .stallLink(from: 0, to: 1, forMs: 800))])
+        scenario.clients = [ClientPlan(jobs: 300, pipeline: 64, startMs: 1_000, entry: 1)]
+        scenario.linkBufferBytes = 600
         return scenario
     }
 

@@ -50,6 +50,14 @@ import Testing
         var framesDropped = 0
     }
 
+    /// The frame-drop stall of issue 9 as a scripted scenario: frames are dropped, none is lost.
+    @Test func aStalledLinkThatDropsFramesAtItsBufferLimitLosesNoJob() throws {
+        let simulation = ClusterSimulation(seed: 9, scenario: .frameDropStall())
+        try simulation.run()
+        #expect(simulation.framesDropped > 0, "the stall filled the link's buffer")
+        #expect(simulation.jobsSubmitted == 300 && simulation.jobsAnsweredOnce == 300)
+    }
+
     private func runSeed(_ seed: UInt64, verbose: Bool) throws {
         let simulation = ClusterSimulation(seed: seed, maxProcesses: seed % 50 == 0 ? 50 : 12, verbose: verbose)
         print("replaying seed \(seed): \(simulation.scenario)")
