@@ -141,7 +141,7 @@ struct SimulationScenario: CustomStringConvertible {
         var scenario = SimulationScenario(
             kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
             lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 2,
-            faultsEndMs: 3_000, endMs: 3_000 + livenessMs,
+            faultsEndMs: 6_000, endMs: 6_000 + livenessMs,
             faults: [(1_100, .stallLink(from: 1, to: 0, forMs: 800)), (2_000, .stallLink(from: 0, to: 1, forMs: 800))])
         scenario.clients = [ClientPlan(jobs: 300, pipeline: 64, startMs: 1_000, entry: 1)]
         scenario.linkBufferBytes = 600

@@ -54,6 +54,8 @@ import Testing
     @Test func aStalledLinkThatDropsFramesAtItsBufferLimitLosesNoJob() throws {
         let simulation = ClusterSimulation(seed: 9, scenario: .frameDropStall())
         try simulation.run()
+        print("frame-drop stall: \(simulation.framesDropped) frames dropped, \(simulation.jobsSubmitted) jobs submitted, "
+            + "\(simulation.jobsAnsweredOnce) answered exactly once")
         #expect(simulation.framesDropped > 0, "the stall filled the link's buffer")
         #expect(simulation.jobsSubmitted == 300 && simulation.jobsAnsweredOnce == 300)
     }
