@@ -1,10 +1,10 @@
-/// The datagram every process sends each interval to every member it knows (claims 11–13, 16–17, 23–26).
+/// The datagram every process sends each interval to every member it knows (docs/HANDBOOK.md, "heartbeat").
 public struct Heartbeat: Hashable, Sendable {
     public struct Flags: OptionSet, Hashable, Sendable {
         public let rawValue: UInt8
         public init(rawValue: UInt8) { self.rawValue = rawValue }
 
-        /// "Announce yourselves": the sender is being admitted; every receiver answers at once (claim 22).
+        /// "Announce yourselves": the sender is being admitted; every receiver answers at once.
         public static let join = Flags(rawValue: 1 << 0)
         /// The sender is stopping gracefully: drop it now rather than after the failure timeout.
         public static let leaving = Flags(rawValue: 1 << 1)

@@ -1,4 +1,4 @@
-/// One entry of a process's own record of its peers (claims 9, 14, 22): what it last heard.
+/// One entry of a process's own record of its peers (docs/HANDBOOK.md, "record"): what it last heard.
 public struct Member: Hashable, Sendable {
     public var id: NodeID
     public var service: ServiceName

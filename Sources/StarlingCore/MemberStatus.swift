@@ -1,4 +1,4 @@
-/// A process's status in its service type (claims 3, 7, 15).
+/// A process's status in its service type (docs/HANDBOOK.md, "status").
 public enum MemberStatus: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Being admitted: collecting heartbeats during the discovery window; never elected.
     case joining = 0

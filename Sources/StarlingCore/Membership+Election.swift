@@ -1,4 +1,4 @@
-/// Admission and election per service type (claims 9, 19–21; DESIGN.md §2).
+/// Admission and election per service type (docs/HANDBOOK.md, "Membership").
 extension Membership {
     /// The order used to pick a primary: operator priority, then the older identity.
     struct Rank: Comparable {

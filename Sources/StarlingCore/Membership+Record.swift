@@ -1,4 +1,4 @@
-/// Keeping the record: applying heartbeats, relayed news, failure detection (claims 9, 14, 15).
+/// Keeping the record: applying heartbeats, relayed news, failure detection (docs/HANDBOOK.md, "record").
 extension Membership {
     enum ApplyOutcome {
         case joined(Member)

@@ -1,4 +1,5 @@
-/// One process's membership, admission and election, as a pure state machine (DESIGN.md §2).
+/// One process's membership, admission and election, as a pure state machine
+/// (docs/HANDBOOK.md, "Membership").
 ///
 /// Each input (`start`, `tick`, `receive`, `leave`) takes the monotonic time in milliseconds and
 /// returns directives for the shell; nothing here reads a clock, touches a socket or draws
@@ -49,7 +50,7 @@ public struct Membership: Sendable {
 
     // MARK: Inputs
 
-    /// Begins admission: announce ourselves to the seeds and collect answers (claims 9, 22).
+    /// Begins admission: announce ourselves to the seeds and collect answers.
     public mutating func start(nowMs: Int64) -> [MembershipDirective] {
         startedMs = nowMs
         lastTickMs = nowMs

@@ -10,11 +10,11 @@ public struct MembershipConfig: Sendable, Equatable {
     public var intervalMs: Int64
     /// A member not heard of for this long is removed from the record (its failure is assumed).
     public var suspectAfterMs: Int64
-    /// How long a newcomer collects answers before it may take part in elections (claim 22).
+    /// How long a newcomer collects answers before it may take part in elections.
     public var discoveryWindowMs: Int64
     /// A newcomer is admitted by then even if some learned addresses never answered.
     public var maxDiscoveryMs: Int64
-    /// A newcomer waits for concurrently joining, higher-ranked processes of its service for at most this long (claim 9).
+    /// A newcomer waits for concurrently joining, higher-ranked processes of its service for at most this long.
     public var maxStaggerMs: Int64
     /// After admission, addresses that are not live members (seeds, departed members) are probed every this many intervals, so partitions heal.
     public var probeEveryTicks: Int

@@ -1,5 +1,5 @@
-/// A process's self-assigned identity (claim 6): 128 bits, the admission time in milliseconds
-/// since the Unix epoch in the high 48 bits and random bits below, like a UUIDv7.
+/// A process's self-assigned identity (docs/HANDBOOK.md, "identity"): 128 bits, the admission
+/// time in milliseconds since the Unix epoch in the high 48 bits and random bits below, like a UUIDv7.
 ///
 /// Never derived from PID, host name or MAC. Smaller values are older, and older ranks higher.
 public struct NodeID: Hashable, Comparable, Sendable {

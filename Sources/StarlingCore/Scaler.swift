@@ -1,4 +1,4 @@
-/// The scaler's decisions (DESIGN.md §4; claims 22, 27, 28) as a pure state machine: the agents'
+/// The scaler's decisions (docs/HANDBOOK.md, "Scaling") as a pure state machine: the agents'
 /// primary calls `tick` every interval with its whole record and carries out the directives.
 ///
 /// Rules, per service type that has a definition (never `agent`, never an unknown service):
@@ -10,7 +10,7 @@
 /// - **Scale down** one worker, the least-loaded standby, when for `scale_down_idle_ms` the backlog
 ///   was 0 and the running jobs fit in `scaleDownUtilization` of the slots left after removing it,
 ///   after `scaleDownCooldownMs` since the last scale event, with no spawn or retirement on its way.
-/// - **Stagger** (claim 9): at most `maxSpawnsInFlightPerService` spawns of a service on their way
+/// - **Stagger**: at most `maxSpawnsInFlightPerService` spawns of a service on their way
 ///   (the next waits until the previous one appears in the record or is given up after
 ///   `spawnTimeoutMs`), and at most `maxSpawnsInFlight` in all, replacements first.
 /// - **Placement**: the agent with the most headroom (capacity − running − spawns on their way

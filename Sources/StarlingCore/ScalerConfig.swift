@@ -1,4 +1,4 @@
-/// The scaler's timing and margins (DESIGN.md §4). The per-service bounds and thresholds
+/// The scaler's timing and margins (docs/HANDBOOK.md, "Scaling"). The per-service bounds and thresholds
 /// (`min_workers`, `max_workers`, `scale_up_backlog`, `scale_down_idle_ms`) come from each
 /// `ServiceDefinition`; these settings are cluster-wide.
 ///
@@ -34,7 +34,7 @@ public struct ScalerConfig: Hashable, Sendable {
     /// A retirement counts as done once the worker announces that it is draining (or is gone); if
     /// it still has not after this long, it is given up and may be requested again.
     public var retireTimeoutMs: Int64 = 15_000
-    /// Spawns of one service on their way at once (staggered admission, claim 9): the next waits
+    /// Spawns of one service on their way at once (staggered admission): the next waits
     /// until the previous one has appeared in the record or has been given up.
     public var maxSpawnsInFlightPerService = 1
     /// Spawns of all services on their way at once, so that a cold start of many service types

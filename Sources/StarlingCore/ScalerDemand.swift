@@ -60,8 +60,8 @@ struct ScalerDemand: Sendable {
         members.reduce(0) { $0 + Int($1.workload.capacity) }
     }
 
-    /// Least running first, then the lower operator priority, then the younger identity (claim 27:
-    /// the workers that rank highest for election stay).
+    /// Least running first, then the lower operator priority, then the younger identity (the
+    /// workers that rank highest for election stay).
     static func retiresBefore(_ a: Member, _ b: Member) -> Bool {
         if a.workload.running != b.workload.running { return a.workload.running < b.workload.running }
         if a.priority != b.priority { return a.priority < b.priority }

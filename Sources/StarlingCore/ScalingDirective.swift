@@ -1,4 +1,4 @@
-/// What the scaler (the agents' primary, DESIGN.md §4) asks its shell to do.
+/// What the scaler (the agents' primary; docs/HANDBOOK.md, "Scaling") asks its shell to do.
 public enum ScalingDirective: Hashable, Sendable {
     /// Ask the agent at `agent` to start one worker of `service` on its host.
     case spawn(service: ServiceName, agent: NodeAddress, reason: String)

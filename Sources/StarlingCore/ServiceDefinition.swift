@@ -1,5 +1,6 @@
-/// One service type as an operator defines it in `jobs/<name>.toml` (DESIGN.md §3, §4): which handler
-/// runs its jobs, how many at once, for how long, and the bounds the scaler keeps its workers within.
+/// One service type as an operator defines it in `jobs/<name>.toml`: which handler runs its jobs,
+/// how many at once, for how long, and the bounds the scaler keeps its workers within
+/// (docs/HANDBOOK.md, "Service definitions").
 ///
 /// A plain value: building one checks nothing, `validate()` checks everything and names the setting
 /// at fault by its TOML key, so an operator can find it in the file.

@@ -1,4 +1,4 @@
-/// What a process reports of its load in every heartbeat (claims 13, 17).
+/// What a process reports of its load in every heartbeat (docs/HANDBOOK.md, "workload").
 public struct Workload: Hashable, Sendable {
     /// Jobs running now.
     public var running: UInt32

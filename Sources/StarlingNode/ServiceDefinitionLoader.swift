@@ -59,7 +59,8 @@ public struct ServiceDefinitionError: Error, Hashable, Sendable, CustomStringCon
     }
 }
 
-/// Reads service definitions from `DIR/<name>.toml` files (DESIGN.md §3, §5). See `jobs/echo.toml`.
+/// Reads service definitions from `DIR/<name>.toml` files (docs/HANDBOOK.md, "Service definitions").
+/// See `jobs/echo.toml`.
 ///
 /// Every key is one of `ServiceDefinition.Key`; unknown keys are errors. `service` defaults to the
 /// file name without `.toml`. Exactly one of `handler` (a built-in) and `command` (a program and its
