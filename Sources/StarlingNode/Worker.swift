@@ -7,7 +7,7 @@ import Logging
 import StarlingCore
 import StarlingUV
 
-/// One worker process: the shell around `Membership` and the job plane (DESIGN.md §5).
+/// One worker process: the shell around `Membership` and the job plane (docs/HANDBOOK.md, "Shell").
 ///
 /// It owns one event loop, a UDP socket and a TCP server on the same port, the tick timer and the
 /// signal watchers. The TCP port serves clients and peers alike: a peer's first frame starts with
@@ -23,7 +23,7 @@ public final class Worker {
     private let settings: WorkerSettings
     private let logger: Logger
     private let loop: EventLoop
-    private let udp: UDPSocket
+    private let heartbeats: HeartbeatChannel
     private let server: TCPServer
     private let ticker: Timer
     private var signals: [Signal] = []
@@ -39,11 +39,12 @@ public final class Worker {
     private var drainTimer: Timer?
     private var drainDeadlineMs: Int64 = 0
     private var isDraining = false
-    private var rejections = RejectionLog()
-    /// Send failures are only logged (rate-limited), never reported as rejected input.
-    private var sendFailures = RejectionLog(burst: 5)
+    /// Rejected input of every kind, counted for `STATUS`.
+    private let rejections: RejectionRecorder
+    /// Local failures (send, receive, accept, peer links) are only logged (rate-limited), never
+    /// reported as rejected input.
+    private let ioProblems: RejectionRecorder
     private var isStopping = false
-    private var goodbyesInFlight = 0
     private var didRun = false
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
@@ -52,6 +53,8 @@ public final class Worker {
         self.role = role
         self.logger = logger
         loop = try EventLoop()
+        rejections = RejectionRecorder(loop: loop, logger: logger)
+        ioProblems = RejectionRecorder(loop: loop, logger: logger, burst: 5)
         let sink = ConnectionSink()
         let binding: SharedPortBinding
         let ticker: Timer
@@ -70,10 +73,11 @@ public final class Worker {
             throw error
         }
         self.ticker = ticker
-        udp = binding.udp
+        heartbeats = HeartbeatChannel(udp: binding.udp, rejections: rejections, ioProblems: ioProblems)
         server = binding.server
         address = binding.address
-        // Identity is drawn here, in the shell: wall clock and system randomness (claim 6).
+        // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
+        // which the core never reads.
         var rng = SystemRandomNumberGenerator()
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
@@ -101,7 +105,7 @@ public final class Worker {
             membership.members.values.contains { $0.address == peer }
         }
         links.onProblem = { [unowned self] reason, detail in
-            sendFailures.record(reason, detail: detail, nowMs: nowMs, level: .info, logger: logger)
+            ioProblems.record(reason, detail: detail, level: .info)
         }
         sink.handler = { [unowned self] in accept($0) }
     }
@@ -148,7 +152,10 @@ public final class Worker {
             signals.append(signal)
             try signal.start(signal: number) { [unowned self] number in stop(signal: number) }
         }
-        try udp.startReceiving { [unowned self] event in received(event) }
+        try heartbeats.start { [unowned self] heartbeat in
+            guard !isStopping else { return }
+            perform(membership.receive(heartbeat, nowMs: nowMs))
+        }
         let interval = UInt64(settings.intervalMs)
         try ticker.start(afterMs: interval, repeatMs: interval) { [unowned self] in
             if let parent = settings.parentPID, getppid() != parent {
@@ -203,8 +210,8 @@ public final class Worker {
         }
     }
 
-    /// Closes every handle; the loop then runs dry. Goodbyes already sent keep the UDP socket open
-    /// until they are out.
+    /// Closes every handle; the loop then runs dry. The goodbyes keep the UDP socket open until
+    /// they are out.
     private func finishStopping() {
         isStopping = true
         drainTimer?.close()
@@ -215,8 +222,7 @@ public final class Worker {
         for client in clients.values { client.finish() }
         for peer in peers { peer.close() }
         links.closeAll()
-        if !membership.isLeaving { perform(membership.leave(nowMs: nowMs)) }
-        if goodbyesInFlight == 0 { udp.close() }
+        heartbeats.close { if !membership.isLeaving { perform(membership.leave(nowMs: nowMs)) } }
     }
 
     /// Closes every handle at once (start-up failure).
@@ -225,7 +231,7 @@ public final class Worker {
         ticker.close()
         for signal in signals { signal.close() }
         server.close()
-        udp.close()
+        heartbeats.close()
     }
 
     private var nowMs: Int64 { Int64(clamping: loop.now) }
@@ -248,8 +254,9 @@ public final class Worker {
         switch message {
         case .spawn(let service, let reason):
             guard let agent else {
-                rejections.record("spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
-                                  nowMs: nowMs, level: .notice, logger: logger)
+                rejections.record(
+                    "spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
+                    level: .notice)
                 links.send(.spawnRefused(service: service, reason: "this process is a worker of \(settings.service), not an agent"), to: peer)
                 links.flush()
                 return
@@ -272,28 +279,7 @@ public final class Worker {
         return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
     }
 
-    // MARK: Heartbeats
-
-    private func received(_ event: UDPReceiveEvent) {
-        switch event {
-        case .datagram(let bytes, let from):
-            switch HeartbeatCodec.decode(bytes) {
-            case .success(let heartbeat):
-                guard !isStopping else { return }
-                perform(membership.receive(heartbeat, nowMs: nowMs))
-            case .failure(let error):
-                rejections.record(
-                    error.reason, detail: "\(error) (\(bytes.count) bytes from \(from))", nowMs: nowMs,
-                    level: .notice, logger: logger)
-            }
-        case .truncated(let from):
-            rejections.record(
-                "oversized", detail: "datagram larger than the receive buffer from \(from)", nowMs: nowMs,
-                level: .notice, logger: logger)
-        case .failed(let error):
-            sendFailures.record("receive", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
-        }
-    }
+    // MARK: Membership
 
     /// Carries out the core's directives, then lets the job plane follow the record.
     private func perform(_ directives: [MembershipDirective]) {
@@ -301,8 +287,7 @@ public final class Worker {
         for directive in directives {
             switch directive {
             case .send(let heartbeat, let targets):
-                let bytes = HeartbeatCodec.encode(heartbeat)
-                for target in targets { send(bytes, to: target) }
+                heartbeats.send(heartbeat, to: targets)
             case .statusChanged(let from, let to, let epoch, let reason):
                 logger.notice(
                     "status \(from) -> \(to)",
@@ -319,28 +304,8 @@ public final class Worker {
                     metadata: ["member": "\(member.id)", "service": "\(member.service)",
                                "status": "\(member.status)", "reason": "\(reason.rawValue)"])
             case .ignored(let reason, let from):
-                rejections.record(
-                    reason, detail: "heartbeat from \(from) ignored: \(reason)", nowMs: nowMs, level: .notice,
-                    logger: logger)
+                rejections.record(reason, detail: "heartbeat from \(from) ignored: \(reason)", level: .notice)
             }
-        }
-    }
-
-    private func send(_ bytes: [UInt8], to target: NodeAddress) {
-        do {
-            if isStopping {
-                // Goodbyes: keep the socket open until each one has left.
-                goodbyesInFlight += 1
-                try udp.send(bytes: bytes, to: target.socketAddress) { [unowned self] _ in
-                    goodbyesInFlight -= 1
-                    if goodbyesInFlight == 0 { udp.close() }
-                }
-            } else {
-                try udp.send(bytes: bytes, to: target.socketAddress)
-            }
-        } catch {
-            if isStopping { goodbyesInFlight -= 1 }
-            sendFailures.record("send", detail: "heartbeat to \(target): \(error)", nowMs: nowMs, level: .debug, logger: logger)
         }
     }
 
@@ -351,7 +316,7 @@ public final class Worker {
         switch result {
         case .success(let accepted): stream = accepted
         case .failure(let error):
-            sendFailures.record("accept", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
+            ioProblems.record("accept", detail: "\(error)", level: .warning)
             return
         }
         guard !isStopping else {
@@ -382,7 +347,7 @@ public final class Worker {
             stream: stream,
             onMessage: { [unowned self] message, peer in received(message, from: peer) },
             onRejected: { [unowned self] reason, detail in
-                rejections.record(reason, detail: detail, nowMs: nowMs, level: .notice, logger: logger)
+                rejections.record(reason, detail: detail, level: .notice)
             },
             onClosed: { [unowned self] connection in
                 peers.remove(connection)
@@ -408,9 +373,7 @@ public final class Worker {
         if isDraining {
             connection.refuse(.error(key: nil, code: .unavailable, message: "this worker is draining; connect to another"))
         } else if clients.count > settings.maxClients {
-            rejections.record(
-                "client_limit", detail: "more than \(settings.maxClients) clients", nowMs: nowMs, level: .warning,
-                logger: logger)
+            rejections.record("client_limit", detail: "more than \(settings.maxClients) clients", level: .warning)
             connection.refuse(.error(key: nil, code: .busy, message: "too many clients, try again later"))
         } else {
             connection.start(initialBytes: initialBytes)
@@ -447,7 +410,7 @@ public final class Worker {
         case .lineTooLong: reason = "client_line_too_long"
         case .unterminatedPayload: reason = "client_unterminated_payload"
         }
-        rejections.record(reason, detail: "client: \(error)", nowMs: nowMs, level: .notice, logger: logger)
+        rejections.record(reason, detail: "client: \(error)", level: .notice)
     }
 }
 
