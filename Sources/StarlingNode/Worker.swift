@@ -28,11 +28,11 @@ public final class Worker {
     private let ticker: Timer
     private var signals: [Signal] = []
     private var membership: Membership
-    private var clients: [ClientID: ClientConnection] = [:]
-    private var nextClientID: ClientID = 1
     private var peers: Set<PeerConnection> = []
     private let links: PeerLinks
+    /// Set in `init`, once `self` can be captured: their callbacks come back here.
     private var jobs: JobPlane!
+    private var clients: ClientRequestHandler!
     private let role: WorkerRole
     /// The agent's part, when this process runs `starling up`.
     private var agent: HostAgent?
@@ -95,7 +95,10 @@ public final class Worker {
         }
         jobs = JobPlane(
             loop: loop, address: binding.address, definition: definition, links: links, logger: logger,
-            answerClient: { [unowned self] client, response in clients[client]?.deliver(response) })
+            answerClient: { [unowned self] client, response in clients.deliver(response, to: client) })
+        clients = ClientRequestHandler(
+            selfID: id, loop: loop, settings: settings, jobs: jobs, rejections: rejections, logger: logger,
+            record: { [unowned self] in membership })
         membership.workload = workload
         links.onLinkLost = { [unowned self] peer in
             logger.info("peer link lost", metadata: ["peer": "\(peer)"])
@@ -187,6 +190,7 @@ public final class Worker {
         logger.notice("draining", metadata: ["reason": "\(reason)", "status": "\(membership.status)"])
         isDraining = true
         // The server stays open: peers bring the outcomes of the jobs still held here.
+        clients.drain()
         jobs.drain()
         agent?.stopWorkers()
         membership.workload = workload
@@ -219,7 +223,7 @@ public final class Worker {
         for signal in signals { signal.close() }
         server.close()
         jobs.cancelAll()
-        for client in clients.values { client.finish() }
+        clients.finishAll()
         for peer in peers { peer.close() }
         links.closeAll()
         heartbeats.close { if !membership.isLeaving { perform(membership.leave(nowMs: nowMs)) } }
@@ -334,7 +338,7 @@ public final class Worker {
                 if first == 0 {
                     acceptPeer(stream, initialBytes: bytes)
                 } else {
-                    acceptClient(stream, initialBytes: bytes)
+                    clients.accept(stream, initialBytes: bytes)
                 }
             }
         } catch {
@@ -356,61 +360,6 @@ public final class Worker {
             })
         peers.insert(connection)
         connection.start(initialBytes: initialBytes)
-    }
-
-    private func acceptClient(_ stream: TCPStream, initialBytes: [UInt8]) {
-        let id = nextClientID
-        nextClientID += 1
-        let connection = ClientConnection(
-            id: id, stream: stream, maxBacklogBytes: settings.maxClientBacklogBytes,
-            answer: { [unowned self] in answer($0, client: $1) },
-            reject: { [unowned self] in rejectClientInput($0) },
-            onClosed: { [unowned self] in
-                clients[$0.id] = nil
-                jobs.clientGone($0.id)
-            })
-        clients[id] = connection
-        if isDraining {
-            connection.refuse(.error(key: nil, code: .unavailable, message: "this worker is draining; connect to another"))
-        } else if clients.count > settings.maxClients {
-            rejections.record("client_limit", detail: "more than \(settings.maxClients) clients", level: .warning)
-            connection.refuse(.error(key: nil, code: .busy, message: "too many clients, try again later"))
-        } else {
-            connection.start(initialBytes: initialBytes)
-        }
-    }
-
-    private func answer(_ request: ClientRequest, client: ClientID) -> ClientResponse? {
-        switch request {
-        case .ping:
-            return .pong
-        case .status:
-            let now = nowMs
-            let report = StatusReport(
-                selfID: id, members: Array(membership.members.values) + [membership.selfMember(nowMs: now)],
-                nowMs: now, rejected: rejections.counts,
-                scaler: membership.primary(of: .agent, nowMs: now)?.id)
-            do {
-                return .status(json: try report.jsonBytes())
-            } catch {
-                logger.error("cannot encode STATUS: \(error)")
-                return .error(key: nil, code: .unavailable, message: "status could not be encoded")
-            }
-        case .submit(let service, let key, let payload):
-            jobs.submit(service: service, key: key, payload: payload, client: client, nowMs: nowMs)
-            return nil
-        }
-    }
-
-    private func rejectClientInput(_ error: ClientProtocolError) {
-        let reason: String
-        switch error {
-        case .badRequest: reason = "client_bad_request"
-        case .tooLarge: reason = "client_too_large"
-        case .lineTooLong: reason = "client_line_too_long"
-        case .unterminatedPayload: reason = "client_unterminated_payload"
-        }
-        rejections.record(reason, detail: "client: \(error)", level: .notice)
     }
 }
 
