@@ -9,12 +9,12 @@ import StarlingUV
 
 /// One worker process: the shell around `Membership` and the job plane (docs/HANDBOOK.md, "Shell").
 ///
-/// It owns one event loop, a UDP socket and a TCP server on the same port, the tick timer and the
-/// signal watchers. The TCP port serves clients and peers alike: a peer's first frame starts with
-/// a zero byte, which no client request does. Network and timer events go into the core; the
-/// core's directives come back out as datagrams, frames, answers and log lines. Nothing here
-/// blocks the loop or decides protocol questions. Loop-confined: create it, `run()` it and drop it
-/// on one thread.
+/// It owns the event loop, the tick timer and the signal watchers, and wires the parts that do the
+/// I/O: `HeartbeatChannel` (UDP), `ConnectionAcceptor` (the TCP port, shared by peers and clients),
+/// `ClientRequestHandler`, `InboundPeerConnections`, `PeerLinks` and `JobPlane`. Here stay the
+/// lifecycle (start, drain, stop), the membership directives and the scaling frames. Events go
+/// into the core; the core's directives come back out as datagrams, frames, answers and log lines.
+/// Nothing here blocks the loop. Loop-confined: create it, `run()` it and drop it on one thread.
 public final class Worker {
     public let id: NodeID
     /// The real bound address: UDP heartbeats and TCP clients.
@@ -25,10 +25,11 @@ public final class Worker {
     private let loop: EventLoop
     private let heartbeats: HeartbeatChannel
     private let server: TCPServer
+    private let acceptor: ConnectionAcceptor
     private let ticker: Timer
     private var signals: [Signal] = []
     private var membership: Membership
-    private var peers: Set<PeerConnection> = []
+    private let peers: InboundPeerConnections
     private let links: PeerLinks
     /// Set in `init`, once `self` can be captured: their callbacks come back here.
     private var jobs: JobPlane!
@@ -55,12 +56,12 @@ public final class Worker {
         loop = try EventLoop()
         rejections = RejectionRecorder(loop: loop, logger: logger)
         ioProblems = RejectionRecorder(loop: loop, logger: logger, burst: 5)
-        let sink = ConnectionSink()
+        let acceptor = ConnectionAcceptor(router: .standard, rejections: rejections, ioProblems: ioProblems)
         let binding: SharedPortBinding
         let ticker: Timer
         do throws(UVError) {
             binding = try SharedPortBinding.bind(
-                loop: loop, host: settings.host, port: settings.port, onConnection: { sink.deliver($0) })
+                loop: loop, host: settings.host, port: settings.port, onConnection: { acceptor.accept($0) })
             do throws(UVError) {
                 ticker = try Timer(loop: loop)
             } catch {
@@ -72,6 +73,7 @@ public final class Worker {
             try? loop.close()
             throw error
         }
+        self.acceptor = acceptor
         self.ticker = ticker
         heartbeats = HeartbeatChannel(udp: binding.udp, rejections: rejections, ioProblems: ioProblems)
         server = binding.server
@@ -82,6 +84,7 @@ public final class Worker {
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
         links = PeerLinks(loop: loop, sender: id, address: binding.address)
+        peers = InboundPeerConnections(rejections: rejections)
         let definition: ServiceDefinition
         switch role {
         case .worker(let own):
@@ -107,10 +110,18 @@ public final class Worker {
         links.isWanted = { [unowned self] peer in
             membership.members.values.contains { $0.address == peer }
         }
-        links.onProblem = { [unowned self] reason, detail in
-            ioProblems.record(reason, detail: detail, level: .info)
+        links.onProblem = { [unowned self] reason, detail in ioProblems.record(reason, detail: detail, level: .info) }
+        peers.onMessage = { [unowned self] message, peer in received(message, from: peer) }
+        peers.onClosed = { [unowned self] peer in
+            // Frames from it may have been lost on the way: the core asks again where it must.
+            if !isStopping { jobs.linkLost(to: peer, nowMs: nowMs) }
         }
-        sink.handler = { [unowned self] in accept($0) }
+        acceptor.onRouted = { [unowned self] kind, stream, initialBytes in
+            switch kind {
+            case .peerFrames: peers.accept(stream, initialBytes: initialBytes)
+            case .clientLines: clients.accept(stream, initialBytes: initialBytes)
+            }
+        }
     }
 
     deinit {
@@ -222,9 +233,10 @@ public final class Worker {
         ticker.close()
         for signal in signals { signal.close() }
         server.close()
+        acceptor.close()
         jobs.cancelAll()
         clients.finishAll()
-        for peer in peers { peer.close() }
+        peers.closeAll()
         links.closeAll()
         heartbeats.close { if !membership.isLeaving { perform(membership.leave(nowMs: nowMs)) } }
     }
@@ -235,6 +247,7 @@ public final class Worker {
         ticker.close()
         for signal in signals { signal.close() }
         server.close()
+        acceptor.close()
         heartbeats.close()
     }
 
@@ -243,38 +256,6 @@ public final class Worker {
     /// What the heartbeats carry: a worker's job load, or an agent's hosted workers and headroom.
     private var workload: Workload {
         agent?.workload(draining: isDraining) ?? jobs.workload
-    }
-
-    // MARK: Scaling
-
-    /// The agents' primary is the scaler: each interval it decides from the record.
-    private func scale() {
-        guard let agent, membership.status == .primary, !isDraining, !isStopping else { return }
-        agent.scale(record: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)], draining: isDraining, nowMs: nowMs)
-    }
-
-    /// A frame from a peer: scaling requests are the shell's, the rest is the job plane's.
-    private func received(_ message: PeerMessage, from peer: NodeAddress) {
-        switch message {
-        case .spawn(let service, let reason):
-            guard let agent else {
-                rejections.record(
-                    "spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
-                    level: .notice)
-                links.send(.spawnRefused(service: service, reason: "this process is a worker of \(settings.service), not an agent"), to: peer)
-                links.flush()
-                return
-            }
-            agent.spawnRequested(service, reason: reason, by: peer, draining: isDraining, nowMs: nowMs)
-            membership.workload = workload
-        case .spawnRefused(let service, let reason):
-            agent?.spawnRefused(service, reason: reason, by: peer, nowMs: nowMs)
-        case .retire(let reason):
-            guard case .worker = role else { return }
-            beginDrain(reason: "retired by the scaler at \(peer): \(reason)")
-        default:
-            jobs.received(message, from: peer, nowMs: nowMs)
-        }
     }
 
     private static func wallClockMs() -> UInt64 {
@@ -313,65 +294,35 @@ public final class Worker {
         }
     }
 
-    // MARK: Clients
+    // MARK: Scaling
 
-    private func accept(_ result: Result<TCPStream, UVError>) {
-        let stream: TCPStream
-        switch result {
-        case .success(let accepted): stream = accepted
-        case .failure(let error):
-            ioProblems.record("accept", detail: "\(error)", level: .warning)
-            return
-        }
-        guard !isStopping else {
-            stream.close()
-            return
-        }
-        // The first bytes tell a peer (a frame length, starting with a zero byte) from a client.
-        do {
-            try stream.startReading { [unowned self] event in
-                stream.stopReading()
-                guard case .bytes(let bytes) = event, let first = bytes.first else {
-                    stream.close()
-                    return
-                }
-                if first == 0 {
-                    acceptPeer(stream, initialBytes: bytes)
-                } else {
-                    clients.accept(stream, initialBytes: bytes)
-                }
+    /// The agents' primary is the scaler: each interval it decides from the record.
+    private func scale() {
+        guard let agent, membership.status == .primary, !isDraining, !isStopping else { return }
+        agent.scale(record: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)], draining: isDraining, nowMs: nowMs)
+    }
+
+    /// A frame from a peer: scaling requests are the shell's, the rest is the job plane's.
+    private func received(_ message: PeerMessage, from peer: NodeAddress) {
+        switch message {
+        case .spawn(let service, let reason):
+            guard let agent else {
+                rejections.record(
+                    "spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
+                    level: .notice)
+                links.send(.spawnRefused(service: service, reason: "this process is a worker of \(settings.service), not an agent"), to: peer)
+                links.flush()
+                return
             }
-        } catch {
-            stream.close()
+            agent.spawnRequested(service, reason: reason, by: peer, draining: isDraining, nowMs: nowMs)
+            membership.workload = workload
+        case .spawnRefused(let service, let reason):
+            agent?.spawnRefused(service, reason: reason, by: peer, nowMs: nowMs)
+        case .retire(let reason):
+            guard case .worker = role else { return }
+            beginDrain(reason: "retired by the scaler at \(peer): \(reason)")
+        default:
+            jobs.received(message, from: peer, nowMs: nowMs)
         }
-    }
-
-    private func acceptPeer(_ stream: TCPStream, initialBytes: [UInt8]) {
-        let connection = PeerConnection(
-            stream: stream,
-            onMessage: { [unowned self] message, peer in received(message, from: peer) },
-            onRejected: { [unowned self] reason, detail in
-                rejections.record(reason, detail: detail, level: .notice)
-            },
-            onClosed: { [unowned self] connection in
-                peers.remove(connection)
-                // Frames from it may have been lost on the way: the core asks again where it must.
-                if let peer = connection.peer, !isStopping { jobs.linkLost(to: peer, nowMs: nowMs) }
-            })
-        peers.insert(connection)
-        connection.start(initialBytes: initialBytes)
-    }
-}
-
-/// Forwards accepted connections to the worker once it exists (the server listens during `init`).
-private final class ConnectionSink {
-    var handler: ((Result<TCPStream, UVError>) -> Void)?
-
-    func deliver(_ result: Result<TCPStream, UVError>) {
-        guard let handler else {
-            if case .success(let stream) = result { stream.close() }
-            return
-        }
-        handler(result)
     }
 }
