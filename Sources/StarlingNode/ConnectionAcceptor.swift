@@ -4,8 +4,9 @@ import StarlingUV
 /// `ConnectionRouter` names its protocol, and hands it, with every byte read so far, to `onRouted`.
 ///
 /// While it waits a connection holds at most `ConnectionRouter.maxPrefixBytes` bytes plus one read.
-/// A connection that ends before it is routed, or that no recogniser takes, is closed.
-/// Loop-confined.
+/// A connection that ends before it is routed, or that no recogniser takes, is closed. There is no
+/// time limit, as for a routed connection that sends nothing: one that stalls holds its handle
+/// until it closes or the process stops (`close()`). Loop-confined.
 final class ConnectionAcceptor {
     private let router: ConnectionRouter
     private let rejections: RejectionRecorder
