@@ -7,14 +7,14 @@ import Logging
 import StarlingCore
 import StarlingUV
 
-/// One worker process: the shell around `Membership` and the job plane (DESIGN.md §5).
+/// One worker process: the shell around `Membership` and the job plane (docs/HANDBOOK.md, "Shell").
 ///
-/// It owns one event loop, a UDP socket and a TCP server on the same port, the tick timer and the
-/// signal watchers. The TCP port serves clients and peers alike: a peer's first frame starts with
-/// a zero byte, which no client request does. Network and timer events go into the core; the
-/// core's directives come back out as datagrams, frames, answers and log lines. Nothing here
-/// blocks the loop or decides protocol questions. Loop-confined: create it, `run()` it and drop it
-/// on one thread.
+/// It owns the event loop, the tick timer and the signal watchers, and wires the parts that do the
+/// I/O: `HeartbeatChannel` (UDP), `ConnectionAcceptor` (the TCP port, shared by peers and clients),
+/// `ClientRequestHandler`, `InboundPeerConnections`, `PeerLinks` and `JobPlane`. Here stay the
+/// lifecycle (start, drain, stop), the membership directives and the scaling frames. Events go
+/// into the core; the core's directives come back out as datagrams, frames, answers and log lines.
+/// Nothing here blocks the loop. Loop-confined: create it, `run()` it and drop it on one thread.
 public final class Worker {
     public let id: NodeID
     /// The real bound address: UDP heartbeats and TCP clients.
@@ -23,27 +23,29 @@ public final class Worker {
     private let settings: WorkerSettings
     private let logger: Logger
     private let loop: EventLoop
-    private let udp: UDPSocket
+    private let heartbeats: HeartbeatChannel
     private let server: TCPServer
+    private let acceptor: ConnectionAcceptor
     private let ticker: Timer
     private var signals: [Signal] = []
     private var membership: Membership
-    private var clients: [ClientID: ClientConnection] = [:]
-    private var nextClientID: ClientID = 1
-    private var peers: Set<PeerConnection> = []
+    private let peers: InboundPeerConnections
     private let links: PeerLinks
+    /// Set in `init`, once `self` can be captured: their callbacks come back here.
     private var jobs: JobPlane!
+    private var clients: ClientRequestHandler!
     private let role: WorkerRole
     /// The agent's part, when this process runs `starling up`.
     private var agent: HostAgent?
     private var drainTimer: Timer?
     private var drainDeadlineMs: Int64 = 0
     private var isDraining = false
-    private var rejections = RejectionLog()
-    /// Send failures are only logged (rate-limited), never reported as rejected input.
-    private var sendFailures = RejectionLog(burst: 5)
+    /// Rejected input of every kind, counted for `STATUS`.
+    private let rejections: RejectionRecorder
+    /// Local failures (send, receive, accept, peer links) are only logged (rate-limited), never
+    /// reported as rejected input.
+    private let ioProblems: RejectionRecorder
     private var isStopping = false
-    private var goodbyesInFlight = 0
     private var didRun = false
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
@@ -52,12 +54,14 @@ public final class Worker {
         self.role = role
         self.logger = logger
         loop = try EventLoop()
-        let sink = ConnectionSink()
+        rejections = RejectionRecorder(loop: loop, logger: logger)
+        ioProblems = RejectionRecorder(loop: loop, logger: logger, burst: 5)
+        let acceptor = ConnectionAcceptor(router: .standard, rejections: rejections, ioProblems: ioProblems)
         let binding: SharedPortBinding
         let ticker: Timer
         do throws(UVError) {
             binding = try SharedPortBinding.bind(
-                loop: loop, host: settings.host, port: settings.port, onConnection: { sink.deliver($0) })
+                loop: loop, host: settings.host, port: settings.port, onConnection: { acceptor.accept($0) })
             do throws(UVError) {
                 ticker = try Timer(loop: loop)
             } catch {
@@ -69,15 +73,18 @@ public final class Worker {
             try? loop.close()
             throw error
         }
+        self.acceptor = acceptor
         self.ticker = ticker
-        udp = binding.udp
+        heartbeats = HeartbeatChannel(udp: binding.udp, rejections: rejections, ioProblems: ioProblems)
         server = binding.server
         address = binding.address
-        // Identity is drawn here, in the shell: wall clock and system randomness (claim 6).
+        // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
+        // which the core never reads.
         var rng = SystemRandomNumberGenerator()
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
         links = PeerLinks(loop: loop, sender: id, address: binding.address)
+        peers = InboundPeerConnections(rejections: rejections)
         let definition: ServiceDefinition
         switch role {
         case .worker(let own):
@@ -91,7 +98,10 @@ public final class Worker {
         }
         jobs = JobPlane(
             loop: loop, address: binding.address, definition: definition, links: links, logger: logger,
-            answerClient: { [unowned self] client, response in clients[client]?.deliver(response) })
+            answerClient: { [unowned self] client, response in clients.deliver(response, to: client) })
+        clients = ClientRequestHandler(
+            selfID: id, loop: loop, settings: settings, jobs: jobs, rejections: rejections, logger: logger,
+            record: { [unowned self] in membership })
         membership.workload = workload
         links.onLinkLost = { [unowned self] peer in
             logger.info("peer link lost", metadata: ["peer": "\(peer)"])
@@ -100,10 +110,18 @@ public final class Worker {
         links.isWanted = { [unowned self] peer in
             membership.members.values.contains { $0.address == peer }
         }
-        links.onProblem = { [unowned self] reason, detail in
-            sendFailures.record(reason, detail: detail, nowMs: nowMs, level: .info, logger: logger)
+        links.onProblem = { [unowned self] reason, detail in ioProblems.record(reason, detail: detail, level: .info) }
+        peers.onMessage = { [unowned self] message, peer in received(message, from: peer) }
+        peers.onClosed = { [unowned self] peer in
+            // Frames from it may have been lost on the way: the core asks again where it must.
+            if !isStopping { jobs.linkLost(to: peer, nowMs: nowMs) }
         }
-        sink.handler = { [unowned self] in accept($0) }
+        acceptor.onRouted = { [unowned self] kind, stream, initialBytes in
+            switch kind {
+            case .peerFrames: peers.accept(stream, initialBytes: initialBytes)
+            case .clientLines: clients.accept(stream, initialBytes: initialBytes)
+            }
+        }
     }
 
     deinit {
@@ -148,7 +166,10 @@ public final class Worker {
             signals.append(signal)
             try signal.start(signal: number) { [unowned self] number in stop(signal: number) }
         }
-        try udp.startReceiving { [unowned self] event in received(event) }
+        try heartbeats.start { [unowned self] heartbeat in
+            guard !isStopping else { return }
+            perform(membership.receive(heartbeat, nowMs: nowMs))
+        }
         let interval = UInt64(settings.intervalMs)
         try ticker.start(afterMs: interval, repeatMs: interval) { [unowned self] in
             if let parent = settings.parentPID, getppid() != parent {
@@ -180,6 +201,7 @@ public final class Worker {
         logger.notice("draining", metadata: ["reason": "\(reason)", "status": "\(membership.status)"])
         isDraining = true
         // The server stays open: peers bring the outcomes of the jobs still held here.
+        clients.drain()
         jobs.drain()
         agent?.stopWorkers()
         membership.workload = workload
@@ -203,20 +225,20 @@ public final class Worker {
         }
     }
 
-    /// Closes every handle; the loop then runs dry. Goodbyes already sent keep the UDP socket open
-    /// until they are out.
+    /// Closes every handle; the loop then runs dry. The goodbyes keep the UDP socket open until
+    /// they are out.
     private func finishStopping() {
         isStopping = true
         drainTimer?.close()
         ticker.close()
         for signal in signals { signal.close() }
         server.close()
+        acceptor.close()
         jobs.cancelAll()
-        for client in clients.values { client.finish() }
-        for peer in peers { peer.close() }
+        clients.finishAll()
+        peers.closeAll()
         links.closeAll()
-        if !membership.isLeaving { perform(membership.leave(nowMs: nowMs)) }
-        if goodbyesInFlight == 0 { udp.close() }
+        heartbeats.close { if !membership.isLeaving { perform(membership.leave(nowMs: nowMs)) } }
     }
 
     /// Closes every handle at once (start-up failure).
@@ -225,7 +247,8 @@ public final class Worker {
         ticker.close()
         for signal in signals { signal.close() }
         server.close()
-        udp.close()
+        acceptor.close()
+        heartbeats.close()
     }
 
     private var nowMs: Int64 { Int64(clamping: loop.now) }
@@ -235,65 +258,13 @@ public final class Worker {
         agent?.workload(draining: isDraining) ?? jobs.workload
     }
 
-    // MARK: Scaling
-
-    /// The agents' primary is the scaler: each interval it decides from the record.
-    private func scale() {
-        guard let agent, membership.status == .primary, !isDraining, !isStopping else { return }
-        agent.scale(record: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)], draining: isDraining, nowMs: nowMs)
-    }
-
-    /// A frame from a peer: scaling requests are the shell's, the rest is the job plane's.
-    private func received(_ message: PeerMessage, from peer: NodeAddress) {
-        switch message {
-        case .spawn(let service, let reason):
-            guard let agent else {
-                rejections.record("spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
-                                  nowMs: nowMs, level: .notice, logger: logger)
-                links.send(.spawnRefused(service: service, reason: "this process is a worker of \(settings.service), not an agent"), to: peer)
-                links.flush()
-                return
-            }
-            agent.spawnRequested(service, reason: reason, by: peer, draining: isDraining, nowMs: nowMs)
-            membership.workload = workload
-        case .spawnRefused(let service, let reason):
-            agent?.spawnRefused(service, reason: reason, by: peer, nowMs: nowMs)
-        case .retire(let reason):
-            guard case .worker = role else { return }
-            beginDrain(reason: "retired by the scaler at \(peer): \(reason)")
-        default:
-            jobs.received(message, from: peer, nowMs: nowMs)
-        }
-    }
-
     private static func wallClockMs() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
     }
 
-    // MARK: Heartbeats
-
-    private func received(_ event: UDPReceiveEvent) {
-        switch event {
-        case .datagram(let bytes, let from):
-            switch HeartbeatCodec.decode(bytes) {
-            case .success(let heartbeat):
-                guard !isStopping else { return }
-                perform(membership.receive(heartbeat, nowMs: nowMs))
-            case .failure(let error):
-                rejections.record(
-                    error.reason, detail: "\(error) (\(bytes.count) bytes from \(from))", nowMs: nowMs,
-                    level: .notice, logger: logger)
-            }
-        case .truncated(let from):
-            rejections.record(
-                "oversized", detail: "datagram larger than the receive buffer from \(from)", nowMs: nowMs,
-                level: .notice, logger: logger)
-        case .failed(let error):
-            sendFailures.record("receive", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
-        }
-    }
+    // MARK: Membership
 
     /// Carries out the core's directives, then lets the job plane follow the record.
     private func perform(_ directives: [MembershipDirective]) {
@@ -301,8 +272,7 @@ public final class Worker {
         for directive in directives {
             switch directive {
             case .send(let heartbeat, let targets):
-                let bytes = HeartbeatCodec.encode(heartbeat)
-                for target in targets { send(bytes, to: target) }
+                heartbeats.send(heartbeat, to: targets)
             case .statusChanged(let from, let to, let epoch, let reason):
                 logger.notice(
                     "status \(from) -> \(to)",
@@ -319,147 +289,40 @@ public final class Worker {
                     metadata: ["member": "\(member.id)", "service": "\(member.service)",
                                "status": "\(member.status)", "reason": "\(reason.rawValue)"])
             case .ignored(let reason, let from):
+                rejections.record(reason, detail: "heartbeat from \(from) ignored: \(reason)", level: .notice)
+            }
+        }
+    }
+
+    // MARK: Scaling
+
+    /// The agents' primary is the scaler: each interval it decides from the record.
+    private func scale() {
+        guard let agent, membership.status == .primary, !isDraining, !isStopping else { return }
+        agent.scale(record: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)], draining: isDraining, nowMs: nowMs)
+    }
+
+    /// A frame from a peer: scaling requests are the shell's, the rest is the job plane's.
+    private func received(_ message: PeerMessage, from peer: NodeAddress) {
+        switch message {
+        case .spawn(let service, let reason):
+            guard let agent else {
                 rejections.record(
-                    reason, detail: "heartbeat from \(from) ignored: \(reason)", nowMs: nowMs, level: .notice,
-                    logger: logger)
+                    "spawn_refused", detail: "\(peer) asked a worker of \(settings.service) for a \(service) worker",
+                    level: .notice)
+                links.send(.spawnRefused(service: service, reason: "this process is a worker of \(settings.service), not an agent"), to: peer)
+                links.flush()
+                return
             }
+            agent.spawnRequested(service, reason: reason, by: peer, draining: isDraining, nowMs: nowMs)
+            membership.workload = workload
+        case .spawnRefused(let service, let reason):
+            agent?.spawnRefused(service, reason: reason, by: peer, nowMs: nowMs)
+        case .retire(let reason):
+            guard case .worker = role else { return }
+            beginDrain(reason: "retired by the scaler at \(peer): \(reason)")
+        default:
+            jobs.received(message, from: peer, nowMs: nowMs)
         }
-    }
-
-    private func send(_ bytes: [UInt8], to target: NodeAddress) {
-        do {
-            if isStopping {
-                // Goodbyes: keep the socket open until each one has left.
-                goodbyesInFlight += 1
-                try udp.send(bytes: bytes, to: target.socketAddress) { [unowned self] _ in
-                    goodbyesInFlight -= 1
-                    if goodbyesInFlight == 0 { udp.close() }
-                }
-            } else {
-                try udp.send(bytes: bytes, to: target.socketAddress)
-            }
-        } catch {
-            if isStopping { goodbyesInFlight -= 1 }
-            sendFailures.record("send", detail: "heartbeat to \(target): \(error)", nowMs: nowMs, level: .debug, logger: logger)
-        }
-    }
-
-    // MARK: Clients
-
-    private func accept(_ result: Result<TCPStream, UVError>) {
-        let stream: TCPStream
-        switch result {
-        case .success(let accepted): stream = accepted
-        case .failure(let error):
-            sendFailures.record("accept", detail: "\(error)", nowMs: nowMs, level: .warning, logger: logger)
-            return
-        }
-        guard !isStopping else {
-            stream.close()
-            return
-        }
-        // The first bytes tell a peer (a frame length, starting with a zero byte) from a client.
-        do {
-            try stream.startReading { [unowned self] event in
-                stream.stopReading()
-                guard case .bytes(let bytes) = event, let first = bytes.first else {
-                    stream.close()
-                    return
-                }
-                if first == 0 {
-                    acceptPeer(stream, initialBytes: bytes)
-                } else {
-                    acceptClient(stream, initialBytes: bytes)
-                }
-            }
-        } catch {
-            stream.close()
-        }
-    }
-
-    private func acceptPeer(_ stream: TCPStream, initialBytes: [UInt8]) {
-        let connection = PeerConnection(
-            stream: stream,
-            onMessage: { [unowned self] message, peer in received(message, from: peer) },
-            onRejected: { [unowned self] reason, detail in
-                rejections.record(reason, detail: detail, nowMs: nowMs, level: .notice, logger: logger)
-            },
-            onClosed: { [unowned self] connection in
-                peers.remove(connection)
-                // Frames from it may have been lost on the way: the core asks again where it must.
-                if let peer = connection.peer, !isStopping { jobs.linkLost(to: peer, nowMs: nowMs) }
-            })
-        peers.insert(connection)
-        connection.start(initialBytes: initialBytes)
-    }
-
-    private func acceptClient(_ stream: TCPStream, initialBytes: [UInt8]) {
-        let id = nextClientID
-        nextClientID += 1
-        let connection = ClientConnection(
-            id: id, stream: stream, maxBacklogBytes: settings.maxClientBacklogBytes,
-            answer: { [unowned self] in answer($0, client: $1) },
-            reject: { [unowned self] in rejectClientInput($0) },
-            onClosed: { [unowned self] in
-                clients[$0.id] = nil
-                jobs.clientGone($0.id)
-            })
-        clients[id] = connection
-        if isDraining {
-            connection.refuse(.error(key: nil, code: .unavailable, message: "this worker is draining; connect to another"))
-        } else if clients.count > settings.maxClients {
-            rejections.record(
-                "client_limit", detail: "more than \(settings.maxClients) clients", nowMs: nowMs, level: .warning,
-                logger: logger)
-            connection.refuse(.error(key: nil, code: .busy, message: "too many clients, try again later"))
-        } else {
-            connection.start(initialBytes: initialBytes)
-        }
-    }
-
-    private func answer(_ request: ClientRequest, client: ClientID) -> ClientResponse? {
-        switch request {
-        case .ping:
-            return .pong
-        case .status:
-            let now = nowMs
-            let report = StatusReport(
-                selfID: id, members: Array(membership.members.values) + [membership.selfMember(nowMs: now)],
-                nowMs: now, rejected: rejections.counts,
-                scaler: membership.primary(of: .agent, nowMs: now)?.id)
-            do {
-                return .status(json: try report.jsonBytes())
-            } catch {
-                logger.error("cannot encode STATUS: \(error)")
-                return .error(key: nil, code: .unavailable, message: "status could not be encoded")
-            }
-        case .submit(let service, let key, let payload):
-            jobs.submit(service: service, key: key, payload: payload, client: client, nowMs: nowMs)
-            return nil
-        }
-    }
-
-    private func rejectClientInput(_ error: ClientProtocolError) {
-        let reason: String
-        switch error {
-        case .badRequest: reason = "client_bad_request"
-        case .tooLarge: reason = "client_too_large"
-        case .lineTooLong: reason = "client_line_too_long"
-        case .unterminatedPayload: reason = "client_unterminated_payload"
-        }
-        rejections.record(reason, detail: "client: \(error)", nowMs: nowMs, level: .notice, logger: logger)
-    }
-}
-
-/// Forwards accepted connections to the worker once it exists (the server listens during `init`).
-private final class ConnectionSink {
-    var handler: ((Result<TCPStream, UVError>) -> Void)?
-
-    func deliver(_ result: Result<TCPStream, UVError>) {
-        guard let handler else {
-            if case .success(let stream) = result { stream.close() }
-            return
-        }
-        handler(result)
     }
 }

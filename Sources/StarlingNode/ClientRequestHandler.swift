@@ -1,0 +1,107 @@
+import Logging
+import StarlingCore
+import StarlingUV
+
+/// The clients of one process (docs/PROTOCOL.md): admits their connections within the limits,
+/// answers `PING` and `STATUS` at once, and hands each `SUBMIT` to the job plane, whose answers
+/// come back through `deliver`. Loop-confined.
+final class ClientRequestHandler {
+    private let selfID: NodeID
+    private let loop: EventLoop
+    private let maxClients: Int
+    private let maxBacklogBytes: Int
+    private let jobs: JobPlane
+    /// The process's record, read for `STATUS`.
+    private let record: () -> Membership
+    private let rejections: RejectionRecorder
+    private let logger: Logger
+    private var clients: [ClientID: ClientConnection] = [:]
+    private var nextClientID: ClientID = 1
+    private var isDraining = false
+
+    init(
+        selfID: NodeID, loop: EventLoop, settings: WorkerSettings, jobs: JobPlane, rejections: RejectionRecorder,
+        logger: Logger, record: @escaping () -> Membership
+    ) {
+        self.selfID = selfID
+        self.loop = loop
+        maxClients = settings.maxClients
+        maxBacklogBytes = settings.maxClientBacklogBytes
+        self.jobs = jobs
+        self.rejections = rejections
+        self.logger = logger
+        self.record = record
+    }
+
+    /// A new client connection, with the bytes already read while routing it.
+    func accept(_ stream: TCPStream, initialBytes: [UInt8]) {
+        let id = nextClientID
+        nextClientID += 1
+        let connection = ClientConnection(
+            id: id, stream: stream, maxBacklogBytes: maxBacklogBytes,
+            answer: { [unowned self] in answer($0, client: $1) },
+            reject: { [unowned self] in rejectInput($0) },
+            onClosed: { [unowned self] in
+                clients[$0.id] = nil
+                jobs.clientGone($0.id)
+            })
+        clients[id] = connection
+        if isDraining {
+            connection.refuse(.error(key: nil, code: .unavailable, message: "this worker is draining; connect to another"))
+        } else if clients.count > maxClients {
+            rejections.record("client_limit", detail: "more than \(maxClients) clients", level: .warning)
+            connection.refuse(.error(key: nil, code: .busy, message: "too many clients, try again later"))
+        } else {
+            connection.start(initialBytes: initialBytes)
+        }
+    }
+
+    /// A job's answer, for the client that submitted it (if still connected).
+    func deliver(_ response: ClientResponse, to client: ClientID) {
+        clients[client]?.deliver(response)
+    }
+
+    /// New clients are told `UNAVAILABLE`; connected ones keep their connections.
+    func drain() {
+        isDraining = true
+    }
+
+    /// Sends every client what is queued for it, then closes (stopping).
+    func finishAll() {
+        for client in clients.values { client.finish() }
+    }
+
+    private func answer(_ request: ClientRequest, client: ClientID) -> ClientResponse? {
+        switch request {
+        case .ping:
+            return .pong
+        case .status:
+            let nowMs = Int64(clamping: loop.now)
+            let membership = record()
+            let report = StatusReport(
+                selfID: selfID, members: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)],
+                nowMs: nowMs, rejected: rejections.counts,
+                scaler: membership.primary(of: .agent, nowMs: nowMs)?.id)
+            do {
+                return .status(json: try report.jsonBytes())
+            } catch {
+                logger.error("cannot encode STATUS: \(error)")
+                return .error(key: nil, code: .unavailable, message: "status could not be encoded")
+            }
+        case .submit(let service, let key, let payload):
+            jobs.submit(service: service, key: key, payload: payload, client: client, nowMs: Int64(clamping: loop.now))
+            return nil
+        }
+    }
+
+    private func rejectInput(_ error: ClientProtocolError) {
+        let reason: String
+        switch error {
+        case .badRequest: reason = "client_bad_request"
+        case .tooLarge: reason = "client_too_large"
+        case .lineTooLong: reason = "client_line_too_long"
+        case .unterminatedPayload: reason = "client_unterminated_payload"
+        }
+        rejections.record(reason, detail: "client: \(error)", level: .notice)
+    }
+}
