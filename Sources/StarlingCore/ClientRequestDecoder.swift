@@ -35,20 +35,15 @@ public struct ClientRequestDecoder: Sendable {
     /// The longest header line accepted, line end not counted.
     public var maxLineBytes: Int { framer.maxLineBytes }
     /// The largest `SUBMIT` payload accepted; larger ones get `tooLarge` and are skipped.
-    public let maxPayloadBytes: Int
+    public var maxPayloadBytes: Int { grammar.maxPayloadBytes }
 
     private var framer: LineFramer
-    /// The `SUBMIT` whose payload the framer reads or skips: what the payload, or its missing
-    /// line end, is reported with.
-    private var pendingSubmit: (service: ServiceName, key: JobKey)?
-    private var skippedKey: JobKey?
-    /// The last service name accepted: a connection's requests mostly repeat it.
-    private var lastService: ServiceName?
+    private var grammar: Grammar
 
     public init(maxLineBytes: Int = defaultMaxLineBytes, maxPayloadBytes: Int = defaultMaxPayloadBytes) {
         precondition(maxLineBytes > 0 && maxPayloadBytes >= 0, "limits must be positive")
         framer = LineFramer(maxLineBytes: maxLineBytes)
-        self.maxPayloadBytes = maxPayloadBytes
+        grammar = Grammar(maxPayloadBytes: maxPayloadBytes)
     }
 
     /// Bytes received and not yet decoded or skipped.
@@ -64,104 +59,96 @@ public struct ClientRequestDecoder: Sendable {
 
     /// The next decoded item, or nil when more bytes are needed (or after a fatal error).
     public mutating func next() -> Decoded? {
-        while let frame = framer.next() {
-            // Moved out, not copied: the line stays the framer's only reference to its buffer.
-            switch consume frame {
-            case .line(let line):
-                switch parse(line: line) {
-                case .blank:
-                    continue
-                case .item(let item):
-                    return item
-                case .payload(let service, let key, let length):
-                    pendingSubmit = (service, key)
-                    framer.expectBody(length: length)
-                case .skip(let item, let key, let length):
-                    pendingSubmit = nil
-                    skippedKey = key
-                    framer.skipBody(length: length)
-                    return item
+        framer.next(using: &grammar)
+    }
+
+    /// What request lines mean.
+    private struct Grammar: LineGrammar, Sendable {
+        let maxPayloadBytes: Int
+        /// The `SUBMIT` whose payload the framer reads: what the payload, or its missing line
+        /// end, is reported with.
+        private var pendingSubmit: (service: ServiceName, key: JobKey)?
+        /// The key of the `SUBMIT` whose payload the framer skips, for a missing line end.
+        private var skippedKey: JobKey?
+        /// The last service name accepted: a connection's requests mostly repeat it.
+        private var lastService: ServiceName?
+
+        init(maxPayloadBytes: Int) { self.maxPayloadBytes = maxPayloadBytes }
+
+        mutating func item(body: ArraySlice<UInt8>) -> Decoded {
+            guard let submit = pendingSubmit else { preconditionFailure("a payload without its SUBMIT") }
+            pendingSubmit = nil
+            return .request(.submit(service: submit.service, key: submit.key, payload: Array(body)))
+        }
+
+        func lineTooLong(limit: Int) -> Decoded { .error(.lineTooLong(limit: limit)) }
+
+        func unterminatedBody() -> Decoded { .error(.unterminatedPayload(key: pendingSubmit?.key ?? skippedKey)) }
+
+        private static let submitWord = Array("SUBMIT".utf8)
+
+        mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
+            let fields = LineFields(line)
+            guard fields.count > 0 else { return .blank }
+            let command = line[fields[0]]
+            if command.elementsEqual(Self.submitWord) { return readSubmit(line, fields) }
+            guard let text = String(validating: line, as: UTF8.self) else {
+                return .item(.error(.badRequest(key: nil, message: "request line is not valid UTF-8")))
+            }
+            if command.elementsEqual("PING".utf8) || command.elementsEqual("STATUS".utf8) {
+                guard fields.count == 1 else {
+                    return .item(.error(.badRequest(key: nil, message: "\(text.split(separator: " ")[0]) takes no arguments")))
                 }
-            case .body(let payload):
-                guard let submit = pendingSubmit else { preconditionFailure("a payload without its SUBMIT") }
-                pendingSubmit = nil
-                return .request(.submit(service: submit.service, key: submit.key, payload: Array(payload)))
-            case .lineTooLong:
-                return .error(.lineTooLong(limit: maxLineBytes))
-            case .unterminatedBody:
-                return .error(.unterminatedPayload(key: pendingSubmit?.key ?? skippedKey))
+                return .item(.request(command.count == 4 ? .ping : .status))
             }
+            return .item(.error(.badRequest(key: nil, message: "unknown command \(LineFields.quoted(command))")))
         }
-        return nil
-    }
 
-    // MARK: - Parsing
-
-    private enum LineOutcome {
-        case blank
-        case item(Decoded)
-        /// A valid `SUBMIT` header: read the payload next.
-        case payload(service: ServiceName, key: JobKey, length: Int)
-        /// A rejected `SUBMIT` with a readable length: report, then skip the payload.
-        case skip(Decoded, key: JobKey?, length: UInt64)
-    }
-
-    private static let submitWord = Array("SUBMIT".utf8)
-
-    private mutating func parse(line: ArraySlice<UInt8>) -> LineOutcome {
-        let fields = LineFields(line)
-        guard fields.count > 0 else { return .blank }
-        let command = line[fields[0]]
-        if command.elementsEqual(Self.submitWord) { return parseSubmit(line, fields) }
-        guard let text = String(validating: line, as: UTF8.self) else {
-            return .item(.error(.badRequest(key: nil, message: "request line is not valid UTF-8")))
-        }
-        if command.elementsEqual("PING".utf8) || command.elementsEqual("STATUS".utf8) {
-            guard fields.count == 1 else {
-                return .item(.error(.badRequest(key: nil, message: "\(text.split(separator: " ")[0]) takes no arguments")))
+        private mutating func readSubmit(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineReading<Decoded> {
+            func bad(_ key: JobKey?, _ message: String) -> Decoded { .error(.badRequest(key: key, message: message)) }
+            guard fields.count == 4 else {
+                return .item(bad(nil, "usage: SUBMIT <service> <key> <length>"))
             }
-            return .item(.request(command.count == 4 ? .ping : .status))
-        }
-        return .item(.error(.badRequest(key: nil, message: "unknown command \(LineFields.quoted(command))")))
-    }
-
-    private mutating func parseSubmit(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineOutcome {
-        func bad(_ key: JobKey?, _ message: String) -> Decoded { .error(.badRequest(key: key, message: message)) }
-        guard fields.count == 4 else {
-            return .item(bad(nil, "usage: SUBMIT <service> <key> <length>"))
-        }
-        let serviceField = line[fields[1]]
-        let keyResult = Result { () throws(JobKey.Invalid) in try JobKey(bytes: line[fields[2]]) }
-        let key = try? keyResult.get()
-        let length: UInt64
-        do throws(LineFields.BadLength) {
-            length = try LineFields.length(line[fields[3]])
-        } catch {
-            return .item(bad(key, error.message))
-        }
-
-        // The length is readable, so whatever else is wrong, the payload can be skipped and the
-        // connection stays in step.
-        let service: ServiceName
-        if let cached = lastService, cached.hasBytes(serviceField) {
-            service = cached
-        } else {
-            do throws(ServiceName.Invalid) {
-                guard let text = String(validating: serviceField, as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
-                service = try ServiceName(text)
+            let serviceField = line[fields[1]]
+            let keyResult = Result { () throws(JobKey.Invalid) in try JobKey(bytes: line[fields[2]]) }
+            let key = try? keyResult.get()
+            let length: UInt64
+            do throws(LineFields.BadLength) {
+                length = try LineFields.length(line[fields[3]])
             } catch {
-                return .skip(bad(key, error.description), key: key, length: length)
+                return .item(bad(key, error.message))
             }
-            lastService = service
+
+            // The length is readable, so whatever else is wrong, the payload can be skipped and the
+            // connection stays in step.
+            let service: ServiceName
+            if let cached = lastService, cached.hasBytes(serviceField) {
+                service = cached
+            } else {
+                do throws(ServiceName.Invalid) {
+                    guard let text = String(validating: serviceField, as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
+                    service = try ServiceName(text)
+                } catch {
+                    return skip(bad(key, error.description), key: key, length: length)
+                }
+                lastService = service
+            }
+            switch keyResult {
+            case .failure(let error):
+                return skip(bad(nil, error.description), key: nil, length: length)
+            case .success(let key):
+                guard length <= UInt64(maxPayloadBytes) else {
+                    return skip(.error(.tooLarge(key: key, length: length, limit: maxPayloadBytes)), key: key, length: length)
+                }
+                pendingSubmit = (service, key)
+                return .body(length: Int(length))
+            }
         }
-        switch keyResult {
-        case .failure(let error):
-            return .skip(bad(nil, error.description), key: nil, length: length)
-        case .success(let key):
-            guard length <= UInt64(maxPayloadBytes) else {
-                return .skip(.error(.tooLarge(key: key, length: length, limit: maxPayloadBytes)), key: key, length: length)
-            }
-            return .payload(service: service, key: key, length: Int(length))
+
+        private mutating func skip(_ item: Decoded, key: JobKey?, length: UInt64) -> LineReading<Decoded> {
+            pendingSubmit = nil
+            skippedKey = key
+            return .skip(item, length: length)
         }
     }
 }

@@ -87,31 +87,15 @@ public struct ClientResponseDecoder: Sendable {
     /// The longest answer line accepted, line end not counted.
     public var maxLineBytes: Int { framer.maxLineBytes }
     /// The largest body (`OK` result, `FAIL` text, `STATUS` JSON) accepted; larger ones are skipped.
-    public let maxBodyBytes: Int
-
-    private enum Framed: Sendable {
-        case status
-        case ok(JobKey)
-        case fail(JobKey)
-
-        var key: JobKey? {
-            switch self {
-            case .status: nil
-            case .ok(let key), .fail(let key): key
-            }
-        }
-    }
+    public var maxBodyBytes: Int { grammar.maxBodyBytes }
 
     private var framer: LineFramer
-    /// The answer whose body the framer reads; what the body is delivered as.
-    private var pendingBody: Framed?
-    /// The key of the answer whose body the framer skips, for a missing line end.
-    private var skippedKey: JobKey?
+    private var grammar: Grammar
 
     public init(maxLineBytes: Int = defaultMaxLineBytes, maxBodyBytes: Int = defaultMaxBodyBytes) {
         precondition(maxLineBytes > 0 && maxBodyBytes >= 0, "limits must be positive")
         framer = LineFramer(maxLineBytes: maxLineBytes)
-        self.maxBodyBytes = maxBodyBytes
+        grammar = Grammar(maxBodyBytes: maxBodyBytes)
     }
 
     /// Bytes received and not yet decoded or skipped.
@@ -127,129 +111,158 @@ public struct ClientResponseDecoder: Sendable {
 
     /// The next decoded item, or nil when more bytes are needed (or after a fatal error).
     public mutating func next() -> Decoded? {
-        while let frame = framer.next() {
-            // Moved out, not copied: the line stays the framer's only reference to its buffer.
-            switch consume frame {
-            case .line(let line):
-                switch parse(line: line) {
-                case .blank:
-                    continue
-                case .item(let item):
-                    if item.isFatal { framer.close() }
-                    return item
-                case .body(let framed, let length):
-                    pendingBody = framed
-                    framer.expectBody(length: length)
-                case .skip(let failure, let length):
-                    pendingBody = nil
-                    skippedKey = failure.key
-                    framer.skipBody(length: length)
-                    return .error(failure)
+        framer.next(using: &grammar)
+    }
+}
+
+extension ClientResponseDecoder {
+    /// What answer lines mean.
+    fileprivate struct Grammar: LineGrammar, Sendable {
+        private enum Framed: Sendable {
+            case status
+            case ok(JobKey)
+            case fail(JobKey)
+
+            var key: JobKey? {
+                switch self {
+                case .status: nil
+                case .ok(let key), .fail(let key): key
                 }
-            case .body(let bytes):
-                guard let framed = pendingBody else { preconditionFailure("a body without its header") }
-                pendingBody = nil
-                let body = Array(bytes)
-                switch framed {
-                case .status: return .response(.status(json: body))
-                case .ok(let key): return .response(.ok(key: key, result: body))
-                case .fail(let key): return .response(.fail(key: key, text: body))
-                }
-            case .lineTooLong:
-                return .error(.lineTooLong(limit: maxLineBytes))
-            case .unterminatedBody:
-                let key = if let pendingBody { pendingBody.key } else { skippedKey }
-                return .error(.unterminatedBody(key: key))
             }
         }
-        return nil
-    }
 
-    // MARK: - Parsing
+        let maxBodyBytes: Int
+        /// The answer whose body the framer reads; what the body is delivered as.
+        private var pendingBody: Framed?
+        /// The key of the answer whose body the framer skips, for a missing line end.
+        private var skippedKey: JobKey?
 
-    private enum LineOutcome {
-        case blank
-        /// A complete answer or an error; a fatal error closes the decoder.
-        case item(Decoded)
-        /// A valid framed header: read the body next.
-        case body(Framed, length: Int)
-        /// A rejected framed header with a readable length: report, then skip the body.
-        case skip(Failure, length: UInt64)
-    }
+        init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
 
-    private func parse(line: ArraySlice<UInt8>) -> LineOutcome {
-        let fields = LineFields(line)
-        guard fields.count > 0 else { return .blank }
-        let word = line[fields[0]]
-        if word.elementsEqual("OK".utf8) { return parseFramed(line, fields, ok: true) }
-        if word.elementsEqual("FAIL".utf8) { return parseFramed(line, fields, ok: false) }
-        if word.elementsEqual("ERR".utf8) { return parseError(line, fields) }
-        if word.elementsEqual("STATUS".utf8) {
-            guard fields.count == 2 else {
-                return .item(.error(.unframed(key: nil, message: "usage: STATUS <length>")))
+        mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
+            switch parse(line: line) {
+            case .blank:
+                return .blank
+            case .item(let item):
+                return item.isFatal ? .fatal(item) : .item(item)
+            case .body(let framed, let length):
+                pendingBody = framed
+                return .body(length: length)
+            case .skip(let failure, let length):
+                pendingBody = nil
+                skippedKey = failure.key
+                return .skip(.error(failure), length: length)
             }
+        }
+
+        mutating func item(body bytes: ArraySlice<UInt8>) -> Decoded {
+            guard let framed = pendingBody else { preconditionFailure("a body without its header") }
+            pendingBody = nil
+            let body = Array(bytes)
+            switch framed {
+            case .status: return .response(.status(json: body))
+            case .ok(let key): return .response(.ok(key: key, result: body))
+            case .fail(let key): return .response(.fail(key: key, text: body))
+            }
+        }
+
+        func lineTooLong(limit: Int) -> Decoded { .error(.lineTooLong(limit: limit)) }
+
+        func unterminatedBody() -> Decoded {
+            let key = if let pendingBody { pendingBody.key } else { skippedKey }
+            return .error(.unterminatedBody(key: key))
+        }
+
+        // MARK: - Parsing
+
+        private enum LineOutcome {
+            case blank
+            /// A complete answer or an error; a fatal error closes the decoder.
+            case item(Decoded)
+            /// A valid framed header: read the body next.
+            case body(Framed, length: Int)
+            /// A rejected framed header with a readable length: report, then skip the body.
+            case skip(Failure, length: UInt64)
+        }
+
+        private func parse(line: ArraySlice<UInt8>) -> LineOutcome {
+            let fields = LineFields(line)
+            guard fields.count > 0 else { return .blank }
+            let word = line[fields[0]]
+            if word.elementsEqual("OK".utf8) { return parseFramed(line, fields, ok: true) }
+            if word.elementsEqual("FAIL".utf8) { return parseFramed(line, fields, ok: false) }
+            if word.elementsEqual("ERR".utf8) { return parseError(line, fields) }
+            if word.elementsEqual("STATUS".utf8) {
+                guard fields.count == 2 else {
+                    return .item(.error(.unframed(key: nil, message: "usage: STATUS <length>")))
+                }
+                return framedBody(.success(.status), key: nil, length: line[fields[1]])
+            }
+            if word.elementsEqual("PONG".utf8) {
+                guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
+                return .item(.response(.pong))
+            }
+            return .item(.error(.malformed(key: nil, message: "unknown answer \(LineFields.quoted(word))")))
+        }
+
+        /// `OK <key> <n>` or `FAIL <key> <n>`.
+        private func parseFramed(_ line: ArraySlice<UInt8>, _ fields: LineFields, ok: Bool) -> LineOutcome {
+            let word = ok ? "OK" : "FAIL"
+            let key = fields.count > 1 ? try? JobKey(bytes: line[fields[1]]) : nil
+            guard fields.count == 3 else {
+                return .item(.error(.unframed(key: key, message: "usage: \(word) <key> <length>")))
+            }
+            let header: Result<Framed, Failure> = if let key {
+                .success(ok ? .ok(key) : .fail(key))
+            } else {
+                .failure(.malformed(key: nil, message: "\(word) with invalid key \(LineFields.quoted(line[fields[1]]))"))
+            }
+            return framedBody(header, key: key, length: line[fields[2]])
+        }
+
+        /// The body of a framed answer: the answer is unframed when its length cannot be read; else
+        /// the body is read, or skipped when the header is bad or the body over the limit.
+        private func framedBody(_ header: Result<Framed, Failure>, key: JobKey?, length field: ArraySlice<UInt8>) -> LineOutcome {
             let length: UInt64
             do throws(LineFields.BadLength) {
-                length = try LineFields.length(line[fields[1]])
+                length = try LineFields.length(field)
             } catch {
-                return .item(.error(.unframed(key: nil, message: error.message)))
+                return .item(.error(.unframed(key: key, message: error.message)))
+            }
+            // The length is readable, so whatever else is wrong the body can be skipped.
+            let framed: Framed
+            switch header {
+            case .failure(let failure): return .skip(failure, length: length)
+            case .success(let value): framed = value
             }
             guard length <= UInt64(maxBodyBytes) else {
-                return .skip(.bodyTooLarge(key: nil, length: length, limit: maxBodyBytes), length: length)
+                return .skip(.bodyTooLarge(key: key, length: length, limit: maxBodyBytes), length: length)
             }
-            return .body(.status, length: Int(length))
+            return .body(framed, length: Int(length))
         }
-        if word.elementsEqual("PONG".utf8) {
-            guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
-            return .item(.response(.pong))
-        }
-        return .item(.error(.malformed(key: nil, message: "unknown answer \(LineFields.quoted(word))")))
-    }
 
-    /// `OK <key> <n>` or `FAIL <key> <n>`.
-    private func parseFramed(_ line: ArraySlice<UInt8>, _ fields: LineFields, ok: Bool) -> LineOutcome {
-        let word = ok ? "OK" : "FAIL"
-        let key = fields.count > 1 ? try? JobKey(bytes: line[fields[1]]) : nil
-        guard fields.count == 3 else {
-            return .item(.error(.unframed(key: key, message: "usage: \(word) <key> <length>")))
-        }
-        let length: UInt64
-        do throws(LineFields.BadLength) {
-            length = try LineFields.length(line[fields[2]])
-        } catch {
-            return .item(.error(.unframed(key: key, message: error.message)))
-        }
-        // The length is readable, so whatever else is wrong the body can be skipped.
-        guard let key else {
-            return .skip(.malformed(key: nil, message: "\(word) with invalid key \(LineFields.quoted(line[fields[1]]))"), length: length)
-        }
-        guard length <= UInt64(maxBodyBytes) else {
-            return .skip(.bodyTooLarge(key: key, length: length, limit: maxBodyBytes), length: length)
-        }
-        return .body(ok ? .ok(key) : .fail(key), length: Int(length))
-    }
-
-    /// `ERR <key|-> <CODE> <message>`; the message is the rest of the line, inner spaces kept.
-    private func parseError(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineOutcome {
-        guard fields.count > 1 else {
-            return .item(.error(.malformed(key: nil, message: "usage: ERR <key> <CODE> <message>")))
-        }
-        let keyField = line[fields[1]]
-        var key: JobKey?
-        if !keyField.elementsEqual("-".utf8) {
-            guard let valid = try? JobKey(bytes: keyField) else {
-                return .item(.error(.malformed(key: nil, message: "ERR with invalid key \(LineFields.quoted(keyField))")))
+        /// `ERR <key|-> <CODE> <message>`; the message is the rest of the line, inner spaces kept.
+        private func parseError(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineOutcome {
+            guard fields.count > 1 else {
+                return .item(.error(.malformed(key: nil, message: "usage: ERR <key> <CODE> <message>")))
             }
-            key = valid
+            let keyField = line[fields[1]]
+            var key: JobKey?
+            if !keyField.elementsEqual("-".utf8) {
+                guard let valid = try? JobKey(bytes: keyField) else {
+                    return .item(.error(.malformed(key: nil, message: "ERR with invalid key \(LineFields.quoted(keyField))")))
+                }
+                key = valid
+            }
+            guard fields.count > 2 else {
+                return .item(.error(.malformed(key: key, message: "ERR without an error code")))
+            }
+            let codeField = line[fields[2]]
+            guard let text = String(validating: codeField, as: UTF8.self), let code = ClientErrorCode(rawValue: text) else {
+                return .item(.error(.malformed(key: key, message: "unknown error code \(LineFields.quoted(codeField))")))
+            }
+            let message = fields.count > 3 ? String(decoding: line[fields.rest(from: 3)], as: UTF8.self) : ""
+            return .item(.response(.error(key: key, code: code, message: message.isEmpty ? code.defaultMessage : message)))
         }
-        guard fields.count > 2 else {
-            return .item(.error(.malformed(key: key, message: "ERR without an error code")))
-        }
-        let codeField = line[fields[2]]
-        guard let text = String(validating: codeField, as: UTF8.self), let code = ClientErrorCode(rawValue: text) else {
-            return .item(.error(.malformed(key: key, message: "unknown error code \(LineFields.quoted(codeField))")))
-        }
-        let message = fields.count > 3 ? String(decoding: line[fields.rest(from: 3)], as: UTF8.self) : ""
-        return .item(.response(.error(key: key, code: code, message: message.isEmpty ? code.defaultMessage : message)))
     }
 }

@@ -91,6 +91,24 @@ public struct LineFramer: Sendable {
 
     /// The next line or body, or nil when more bytes are needed (or once closed).
     public mutating func next() -> Frame? {
+        switch nextPlace() {
+        case nil: nil
+        case .line(let range): .line(buffer[range])
+        case .body(let range): .body(buffer[range])
+        case .lineTooLong: .lineTooLong
+        case .unterminatedBody: .unterminatedBody
+        }
+    }
+
+    /// A frame by where it is in the buffer: no reference to the buffer to count.
+    private enum Place {
+        case line(Range<Int>)
+        case body(Range<Int>)
+        case lineTooLong
+        case unterminatedBody
+    }
+
+    private mutating func nextPlace() -> Place? {
         settle()
         while true {
             switch mode {
@@ -107,7 +125,7 @@ public struct LineFramer: Sendable {
                 case .found(let lineEndBytes):
                     mode = .line
                     returned = length + lineEndBytes
-                    return .body(buffer[head..<(head + length)])
+                    return .body(head..<(head + length))
                 }
             case .skippedLineEnd:
                 switch lineEnd(at: head) {
@@ -153,7 +171,7 @@ public struct LineFramer: Sendable {
     // MARK: - Scanning
 
     /// Finds the next complete line, looking no further than a line of the maximum length could reach.
-    private mutating func nextLine() -> Frame? {
+    private mutating func nextLine() -> Place? {
         let available = buffer.count - head
         let window = min(available, maxLineBytes + 2)
         guard let newline = buffer[(head + scanned)..<(head + window)].firstIndex(of: Self.lf) else {
@@ -165,7 +183,7 @@ public struct LineFramer: Sendable {
         let end = newline > head && buffer[newline - 1] == Self.cr ? newline - 1 : newline
         guard end - head <= maxLineBytes else { return fail(.lineTooLong) }
         returned = newline + 1 - head
-        return .line(buffer[head..<end])
+        return .line(head..<end)
     }
 
     private enum LineEnd {
@@ -213,8 +231,67 @@ public struct LineFramer: Sendable {
         }
     }
 
-    private mutating func fail(_ frame: Frame) -> Frame {
+    private mutating func fail(_ place: Place) -> Place {
         close()
-        return frame
+        return place
+    }
+}
+
+/// What one side of the client protocol makes of its header lines: the only part in which
+/// `ClientRequestDecoder` and `ClientResponseDecoder` differ. `LineFramer.next(using:)` asks it
+/// about each line and turns the framer's faults into its items.
+protocol LineGrammar {
+    associatedtype Item
+    /// What a header line (line end excluded; it may be blank) is.
+    mutating func read(line: ArraySlice<UInt8>) -> LineReading<Item>
+    /// The item made of the body that the last `.body` reading announced.
+    mutating func item(body: ArraySlice<UInt8>) -> Item
+    /// The fatal error for a header line longer than `limit` bytes.
+    func lineTooLong(limit: Int) -> Item
+    /// The fatal error for a body, read or skipped, not followed by a line end.
+    func unterminatedBody() -> Item
+}
+
+/// What a `LineGrammar` made of a header line.
+enum LineReading<Item> {
+    case blank
+    case item(Item)
+    /// An error after which nothing can be read: the framer closes.
+    case fatal(Item)
+    /// A header announcing a body of `length` bytes to read next.
+    case body(length: Int)
+    /// A rejected header whose body is skipped by its length; `item` reports it.
+    case skip(Item, length: UInt64)
+}
+
+extension LineFramer {
+    /// The next item of a line protocol, or nil when more bytes are needed (or once closed).
+    mutating func next<Grammar: LineGrammar>(using grammar: inout Grammar) -> Grammar.Item? {
+        while let place = nextPlace() {
+            switch place {
+            case .line(let range):
+                switch grammar.read(line: buffer[range]) {
+                case .blank:
+                    continue
+                case .item(let item):
+                    return item
+                case .fatal(let item):
+                    close()
+                    return item
+                case .body(let length):
+                    expectBody(length: length)
+                case .skip(let item, let length):
+                    skipBody(length: length)
+                    return item
+                }
+            case .body(let range):
+                return grammar.item(body: buffer[range])
+            case .lineTooLong:
+                return grammar.lineTooLong(limit: maxLineBytes)
+            case .unterminatedBody:
+                return grammar.unterminatedBody()
+            }
+        }
+        return nil
     }
 }
