@@ -85,335 +85,184 @@ public struct ClientResponseDecoder: Sendable {
     public static let defaultMaxBodyBytes = 16 << 20
 
     /// The longest answer line accepted, line end not counted.
-    public let maxLineBytes: Int
+    public var maxLineBytes: Int { framer.maxLineBytes }
     /// The largest body (`OK` result, `FAIL` text, `STATUS` JSON) accepted; larger ones are skipped.
-    public let maxBodyBytes: Int
+    public var maxBodyBytes: Int { grammar.maxBodyBytes }
 
-    private enum Framed: Sendable {
-        case status
-        case ok(JobKey)
-        case fail(JobKey)
-    }
-
-    private enum State: Sendable {
-        /// Expecting an answer line.
-        case line
-        /// A valid framed header was read; expecting `length` bytes and a line end.
-        case body(Framed, length: Int)
-        /// Dropping a rejected body; the buffer is empty while in this state.
-        case skipping(key: JobKey?, remaining: UInt64)
-        /// Expecting the line end after a skipped body.
-        case terminator(key: JobKey?)
-        /// A fatal error was returned: nothing more.
-        case closed
-    }
-
-    private var state: State = .line
-    private var buffer: [UInt8] = []
-    /// Start of the unconsumed bytes in `buffer`.
-    private var head = 0
-    /// How many bytes from `head` are known to hold no `\n` (line state only).
-    private var scanned = 0
+    private var framer: LineFramer
+    private var grammar: Grammar
 
     public init(maxLineBytes: Int = defaultMaxLineBytes, maxBodyBytes: Int = defaultMaxBodyBytes) {
         precondition(maxLineBytes > 0 && maxBodyBytes >= 0, "limits must be positive")
-        self.maxLineBytes = maxLineBytes
-        self.maxBodyBytes = maxBodyBytes
+        framer = LineFramer(maxLineBytes: maxLineBytes)
+        grammar = Grammar(maxBodyBytes: maxBodyBytes)
     }
 
     /// Bytes received and not yet decoded or skipped.
-    public var bufferedByteCount: Int { buffer.count - head }
+    public var bufferedByteCount: Int { framer.bufferedByteCount }
 
     /// Whether a fatal error has been returned: all further input is ignored.
-    public var isClosed: Bool {
-        if case .closed = state { true } else { false }
-    }
+    public var isClosed: Bool { framer.isClosed }
 
     /// Feeds bytes as they arrive. Bytes of a body being skipped are counted, not kept.
     public mutating func append(_ bytes: some Collection<UInt8>) {
-        switch state {
-        case .closed:
-            return
-        case .skipping(let key, let remaining):
-            let count = UInt64(bytes.count)
-            if count < remaining {
-                state = .skipping(key: key, remaining: remaining - count)
-            } else {
-                state = .terminator(key: key)
-                buffer.append(contentsOf: bytes.dropFirst(Int(remaining)))
-            }
-        case .line, .body, .terminator:
-            buffer.append(contentsOf: bytes)
-        }
+        framer.append(bytes)
     }
 
     /// The next decoded item, or nil when more bytes are needed (or after a fatal error).
     public mutating func next() -> Decoded? {
-        while true {
-            switch state {
-            case .closed, .skipping:
-                return nil
+        framer.next(using: &grammar)
+    }
+}
 
-            case .line:
-                switch scanLine() {
-                case .needMore:
-                    return nil
-                case .tooLong:
-                    return fail(.lineTooLong(limit: maxLineBytes))
-                case .line(let content, let consumed):
-                    let outcome = parse(line: buffer[content])
-                    consume(consumed)
-                    switch outcome {
-                    case .blank:
-                        continue
-                    case .item(let item):
-                        if item.isFatal, case .error(let failure) = item { return fail(failure) }
-                        return item
-                    case .body(let framed, let length):
-                        state = .body(framed, length: length)
-                        continue
-                    case .skip(let failure, let length):
-                        skip(length, key: failure.key)
-                        return .error(failure)
-                    }
+extension ClientResponseDecoder {
+    /// What answer lines mean.
+    fileprivate struct Grammar: LineGrammar, Sendable {
+        private enum Framed: Sendable {
+            case status
+            case ok(JobKey)
+            case fail(JobKey)
+
+            var key: JobKey? {
+                switch self {
+                case .status: nil
+                case .ok(let key), .fail(let key): key
                 }
+            }
+        }
 
+        let maxBodyBytes: Int
+        /// The answer whose body the framer reads; what the body is delivered as.
+        private var pendingBody: Framed?
+        /// The key of the answer whose body the framer skips, for a missing line end.
+        private var skippedKey: JobKey?
+
+        init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
+
+        mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
+            switch parse(line: line) {
+            case .blank:
+                return .blank
+            case .item(let item):
+                return item.isFatal ? .fatal(item) : .item(item)
             case .body(let framed, let length):
-                let available = bufferedByteCount
-                guard available > length else { return nil }
-                let key = Self.key(of: framed)
-                var terminatorLength = 1
-                switch buffer[head + length] {
-                case Self.lf:
-                    break
-                case Self.cr:
-                    guard available > length + 1 else { return nil }
-                    guard buffer[head + length + 1] == Self.lf else { return fail(.unterminatedBody(key: key)) }
-                    terminatorLength = 2
-                default:
-                    return fail(.unterminatedBody(key: key))
-                }
-                let body = Array(buffer[head..<(head + length)])
-                consume(length + terminatorLength)
-                state = .line
-                switch framed {
-                case .status: return .response(.status(json: body))
-                case .ok(let key): return .response(.ok(key: key, result: body))
-                case .fail(let key): return .response(.fail(key: key, text: body))
-                }
-
-            case .terminator(let key):
-                let available = bufferedByteCount
-                guard available > 0 else { return nil }
-                switch buffer[head] {
-                case Self.lf:
-                    consume(1)
-                case Self.cr:
-                    guard available > 1 else { return nil }
-                    guard buffer[head + 1] == Self.lf else { return fail(.unterminatedBody(key: key)) }
-                    consume(2)
-                default:
-                    return fail(.unterminatedBody(key: key))
-                }
-                state = .line
+                pendingBody = framed
+                return .body(length: length)
+            case .skip(let failure, let length):
+                pendingBody = nil
+                skippedKey = failure.key
+                return .skip(.error(failure), length: length)
             }
         }
-    }
 
-    // MARK: - Framing
-
-    private static let lf = UInt8(ascii: "\n")
-    private static let cr = UInt8(ascii: "\r")
-    private static let space = UInt8(ascii: " ")
-
-    private enum Scan {
-        case needMore
-        case tooLong
-        /// The line's content (line end excluded) and how many bytes it takes with its line end.
-        case line(content: Range<Int>, consumed: Int)
-    }
-
-    /// Finds the next complete line, looking no further than a line of the maximum length could reach.
-    private mutating func scanLine() -> Scan {
-        let available = bufferedByteCount
-        let window = min(available, maxLineBytes + 2)
-        let found = buffer[(head + scanned)..<(head + window)].firstIndex(of: Self.lf)
-        guard let newline = found else {
-            scanned = window
-            // A trailing CR may still be the start of the line end.
-            let content = available - (available > 0 && buffer[buffer.count - 1] == Self.cr ? 1 : 0)
-            return content > maxLineBytes ? .tooLong : .needMore
+        mutating func item(body bytes: ArraySlice<UInt8>) -> Decoded {
+            guard let framed = pendingBody else { preconditionFailure("a body without its header") }
+            pendingBody = nil
+            let body = Array(bytes)
+            switch framed {
+            case .status: return .response(.status(json: body))
+            case .ok(let key): return .response(.ok(key: key, result: body))
+            case .fail(let key): return .response(.fail(key: key, text: body))
+            }
         }
-        let end = newline > head && buffer[newline - 1] == Self.cr ? newline - 1 : newline
-        guard end - head <= maxLineBytes else { return .tooLong }
-        return .line(content: head..<end, consumed: newline + 1 - head)
-    }
 
-    private mutating func consume(_ count: Int) {
-        head += count
-        scanned = 0
-        if head == buffer.count {
-            if buffer.capacity > 64 * 1024 {
-                buffer = []
+        func lineTooLong(limit: Int) -> Decoded { .error(.lineTooLong(limit: limit)) }
+
+        func unterminatedBody() -> Decoded {
+            let key = if let pendingBody { pendingBody.key } else { skippedKey }
+            return .error(.unterminatedBody(key: key))
+        }
+
+        // MARK: - Parsing
+
+        private enum LineOutcome {
+            case blank
+            /// A complete answer or an error; a fatal error closes the decoder.
+            case item(Decoded)
+            /// A valid framed header: read the body next.
+            case body(Framed, length: Int)
+            /// A rejected framed header with a readable length: report, then skip the body.
+            case skip(Failure, length: UInt64)
+        }
+
+        private func parse(line: ArraySlice<UInt8>) -> LineOutcome {
+            let fields = LineFields(line)
+            guard fields.count > 0 else { return .blank }
+            let word = line[fields[0]]
+            if word.elementsEqual("OK".utf8) { return parseFramed(line, fields, ok: true) }
+            if word.elementsEqual("FAIL".utf8) { return parseFramed(line, fields, ok: false) }
+            if word.elementsEqual("ERR".utf8) { return parseError(line, fields) }
+            if word.elementsEqual("STATUS".utf8) {
+                guard fields.count == 2 else {
+                    return .item(.error(.unframed(key: nil, message: "usage: STATUS <length>")))
+                }
+                return framedBody(.success(.status), key: nil, length: line[fields[1]])
+            }
+            if word.elementsEqual("PONG".utf8) {
+                guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
+                return .item(.response(.pong))
+            }
+            return .item(.error(.malformed(key: nil, message: "unknown answer \(LineFields.quoted(word))")))
+        }
+
+        /// `OK <key> <n>` or `FAIL <key> <n>`.
+        private func parseFramed(_ line: ArraySlice<UInt8>, _ fields: LineFields, ok: Bool) -> LineOutcome {
+            let word = ok ? "OK" : "FAIL"
+            let key = fields.count > 1 ? try? JobKey(bytes: line[fields[1]]) : nil
+            guard fields.count == 3 else {
+                return .item(.error(.unframed(key: key, message: "usage: \(word) <key> <length>")))
+            }
+            let header: Result<Framed, Failure> = if let key {
+                .success(ok ? .ok(key) : .fail(key))
             } else {
-                buffer.removeAll(keepingCapacity: true)
+                .failure(.malformed(key: nil, message: "\(word) with invalid key \(LineFields.quoted(line[fields[1]]))"))
             }
-            head = 0
-        } else if head >= 16 * 1024 && head >= buffer.count / 2 {
-            buffer.removeSubrange(0..<head)
-            head = 0
+            return framedBody(header, key: key, length: line[fields[2]])
         }
-    }
 
-    /// Starts skipping `count` body bytes and their line end, dropping what is already buffered.
-    private mutating func skip(_ count: UInt64, key: JobKey?) {
-        let dropped = min(UInt64(bufferedByteCount), count)
-        consume(Int(dropped))
-        state = dropped == count ? .terminator(key: key) : .skipping(key: key, remaining: count - dropped)
-    }
-
-    private mutating func fail(_ failure: Failure) -> Decoded {
-        state = .closed
-        buffer = []
-        head = 0
-        scanned = 0
-        return .error(failure)
-    }
-
-    private static func key(of framed: Framed) -> JobKey? {
-        switch framed {
-        case .status: nil
-        case .ok(let key), .fail(let key): key
-        }
-    }
-
-    // MARK: - Parsing
-
-    private enum LineOutcome {
-        case blank
-        /// A complete answer or an error; a fatal error closes the decoder.
-        case item(Decoded)
-        /// A valid framed header: read the body next.
-        case body(Framed, length: Int)
-        /// A rejected framed header with a readable length: report, then skip the body.
-        case skip(Failure, length: UInt64)
-    }
-
-    private func parse(line: ArraySlice<UInt8>) -> LineOutcome {
-        let fields = line.split(separator: Self.space)
-        guard let word = fields.first else { return .blank }
-        if word.elementsEqual("OK".utf8) { return parseFramed(fields, ok: true) }
-        if word.elementsEqual("FAIL".utf8) { return parseFramed(fields, ok: false) }
-        if word.elementsEqual("ERR".utf8) { return parseError(line) }
-        if word.elementsEqual("STATUS".utf8) {
-            guard fields.count == 2 else {
-                return .item(.error(.unframed(key: nil, message: "usage: STATUS <length>")))
+        /// The body of a framed answer: the answer is unframed when its length cannot be read; else
+        /// the body is read, or skipped when the header is bad or the body over the limit.
+        private func framedBody(_ header: Result<Framed, Failure>, key: JobKey?, length field: ArraySlice<UInt8>) -> LineOutcome {
+            let length: UInt64
+            do throws(LineFields.BadLength) {
+                length = try LineFields.length(field)
+            } catch {
+                return .item(.error(.unframed(key: key, message: error.message)))
             }
-            switch Self.length(fields[1]) {
-            case .failure(let failure):
-                return .item(.error(.unframed(key: nil, message: failure.message)))
-            case .success(let length):
-                guard length <= UInt64(maxBodyBytes) else {
-                    return .skip(.bodyTooLarge(key: nil, length: length, limit: maxBodyBytes), length: length)
+            // The length is readable, so whatever else is wrong the body can be skipped.
+            let framed: Framed
+            switch header {
+            case .failure(let failure): return .skip(failure, length: length)
+            case .success(let value): framed = value
+            }
+            guard length <= UInt64(maxBodyBytes) else {
+                return .skip(.bodyTooLarge(key: key, length: length, limit: maxBodyBytes), length: length)
+            }
+            return .body(framed, length: Int(length))
+        }
+
+        /// `ERR <key|-> <CODE> <message>`; the message is the rest of the line, inner spaces kept.
+        private func parseError(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineOutcome {
+            guard fields.count > 1 else {
+                return .item(.error(.malformed(key: nil, message: "usage: ERR <key> <CODE> <message>")))
+            }
+            let keyField = line[fields[1]]
+            var key: JobKey?
+            if !keyField.elementsEqual("-".utf8) {
+                guard let valid = try? JobKey(bytes: keyField) else {
+                    return .item(.error(.malformed(key: nil, message: "ERR with invalid key \(LineFields.quoted(keyField))")))
                 }
-                return .body(.status, length: Int(length))
+                key = valid
             }
-        }
-        if word.elementsEqual("PONG".utf8) {
-            guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
-            return .item(.response(.pong))
-        }
-        return .item(.error(.malformed(key: nil, message: "unknown answer \(Self.quoted(word))")))
-    }
-
-    /// `OK <key> <n>` or `FAIL <key> <n>`.
-    private func parseFramed(_ fields: [ArraySlice<UInt8>], ok: Bool) -> LineOutcome {
-        let word = ok ? "OK" : "FAIL"
-        let key = fields.count > 1 ? Self.jobKey(fields[1]) : nil
-        guard fields.count == 3 else {
-            return .item(.error(.unframed(key: key, message: "usage: \(word) <key> <length>")))
-        }
-        let length: UInt64
-        switch Self.length(fields[2]) {
-        case .failure(let failure): return .item(.error(.unframed(key: key, message: failure.message)))
-        case .success(let value): length = value
-        }
-        // The length is readable, so whatever else is wrong the body can be skipped.
-        guard let key else {
-            return .skip(.malformed(key: nil, message: "\(word) with invalid key \(Self.quoted(fields[1]))"), length: length)
-        }
-        guard length <= UInt64(maxBodyBytes) else {
-            return .skip(.bodyTooLarge(key: key, length: length, limit: maxBodyBytes), length: length)
-        }
-        return .body(ok ? .ok(key) : .fail(key), length: Int(length))
-    }
-
-    /// `ERR <key|-> <CODE> <message>`; the message is the rest of the line.
-    private func parseError(_ line: ArraySlice<UInt8>) -> LineOutcome {
-        // Tokens are separated by runs of spaces; the message keeps its inner spaces.
-        var rest = line.dropFirst(3)
-        func token() -> ArraySlice<UInt8>? {
-            rest = rest.drop { $0 == Self.space }
-            guard !rest.isEmpty else { return nil }
-            let end = rest.firstIndex(of: Self.space) ?? rest.endIndex
-            defer { rest = rest[end...] }
-            return rest[rest.startIndex..<end]
-        }
-        guard let keyField = token() else {
-            return .item(.error(.malformed(key: nil, message: "usage: ERR <key> <CODE> <message>")))
-        }
-        var key: JobKey?
-        if !keyField.elementsEqual("-".utf8) {
-            guard let valid = Self.jobKey(keyField) else {
-                return .item(.error(.malformed(key: nil, message: "ERR with invalid key \(Self.quoted(keyField))")))
+            guard fields.count > 2 else {
+                return .item(.error(.malformed(key: key, message: "ERR without an error code")))
             }
-            key = valid
+            let codeField = line[fields[2]]
+            guard let text = String(validating: codeField, as: UTF8.self), let code = ClientErrorCode(rawValue: text) else {
+                return .item(.error(.malformed(key: key, message: "unknown error code \(LineFields.quoted(codeField))")))
+            }
+            let message = fields.count > 3 ? String(decoding: line[fields.rest(from: 3)], as: UTF8.self) : ""
+            return .item(.response(.error(key: key, code: code, message: message.isEmpty ? code.defaultMessage : message)))
         }
-        guard let codeField = token() else {
-            return .item(.error(.malformed(key: key, message: "ERR without an error code")))
-        }
-        guard let text = String(validating: codeField, as: UTF8.self), let code = ClientErrorCode(rawValue: text) else {
-            return .item(.error(.malformed(key: key, message: "unknown error code \(Self.quoted(codeField))")))
-        }
-        var message = String(decoding: rest.drop { $0 == Self.space }, as: UTF8.self)
-        while message.last == " " { message.removeLast() }
-        if message.isEmpty { message = code.defaultMessage }
-        return .item(.response(.error(key: key, code: code, message: message)))
-    }
-
-    private struct BadLength: Error {
-        let message: String
-    }
-
-    /// A decimal length: digits only, no sign, no overflow.
-    private static func length(_ field: ArraySlice<UInt8>) -> Result<UInt64, BadLength> {
-        guard field.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else {
-            return .failure(BadLength(message: "length \(quoted(field)) is not a decimal number of bytes"))
-        }
-        var length: UInt64 = 0
-        for digit in field {
-            let (times10, o1) = length.multipliedReportingOverflow(by: 10)
-            let (sum, o2) = times10.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
-            guard !o1, !o2 else { return .failure(BadLength(message: "length \(quoted(field)) is out of range")) }
-            length = sum
-        }
-        return .success(length)
-    }
-
-    private static func jobKey(_ field: ArraySlice<UInt8>) -> JobKey? {
-        try? JobKey(bytes: field)
-    }
-
-    /// `'text'` for a message: at most 32 characters, control and non-ASCII characters escaped.
-    private static func quoted(_ bytes: ArraySlice<UInt8>) -> String {
-        let text = String(decoding: bytes, as: UTF8.self)
-        var out = ""
-        var count = 0
-        for scalar in text.unicodeScalars {
-            if count == 32 { out += "..."; break }
-            out += (0x20..<0x7F).contains(scalar.value) ? String(scalar) : scalar.escaped(asASCII: true)
-            count += 1
-        }
-        return "'\(out)'"
     }
 }

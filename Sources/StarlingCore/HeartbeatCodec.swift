@@ -24,23 +24,21 @@ public enum HeartbeatCodec {
         out.append(heartbeat.flags.rawValue)
         out.append(heartbeat.status.rawValue)
         out.append(0)
-        out.appendInteger(UInt32(bitPattern: heartbeat.priority))
-        out.appendID(heartbeat.sender)
-        out.appendInteger(heartbeat.sequence)
-        out.appendInteger(heartbeat.epoch)
-        out.appendInteger(heartbeat.workload.running)
-        out.appendInteger(heartbeat.workload.capacity)
-        out.appendInteger(heartbeat.workload.backlog)
-        out.appendAddress(heartbeat.address)
-        let service = Array(heartbeat.service.value.utf8)
-        out.append(UInt8(service.count))
-        out += service
+        out.appendBigEndian(UInt32(bitPattern: heartbeat.priority))
+        out.appendNodeID(heartbeat.sender)
+        out.appendBigEndian(heartbeat.sequence)
+        out.appendBigEndian(heartbeat.epoch)
+        out.appendBigEndian(heartbeat.workload.running)
+        out.appendBigEndian(heartbeat.workload.capacity)
+        out.appendBigEndian(heartbeat.workload.backlog)
+        out.appendNodeAddress(heartbeat.address)
+        out.appendName(heartbeat.service.value)
         precondition(heartbeat.gossip.count <= maxGossipEntries, "too many gossip entries")
         out.append(UInt8(heartbeat.gossip.count))
         for entry in heartbeat.gossip {
-            out.appendID(entry.id)
-            out.appendInteger(entry.sequence)
-            out.appendAddress(entry.address)
+            out.appendNodeID(entry.id)
+            out.appendBigEndian(entry.sequence)
+            out.appendNodeAddress(entry.address)
         }
         precondition(heartbeat.authTag.count <= maxAuthTagBytes, "authentication tag too long")
         out.append(UInt8(heartbeat.authTag.count))
@@ -50,7 +48,7 @@ public enum HeartbeatCodec {
 
     public static func decode(_ bytes: some Collection<UInt8>) -> Result<Heartbeat, HeartbeatDecodingError> {
         guard bytes.count <= maxDatagramBytes else { return .failure(.oversized(bytes.count)) }
-        var reader = ByteReader(Array(bytes))
+        var reader = BinaryReader<HeartbeatDecodingError>(Array(bytes)[...])
         do {
             return .success(try decode(from: &reader))
         } catch {
@@ -58,8 +56,8 @@ public enum HeartbeatCodec {
         }
     }
 
-    private static func decode(from reader: inout ByteReader) throws(HeartbeatDecodingError) -> Heartbeat {
-        guard try reader.bytes(2, "magic") == magic else { throw .badMagic }
+    private static func decode(from reader: inout BinaryReader<HeartbeatDecodingError>) throws(HeartbeatDecodingError) -> Heartbeat {
+        guard try reader.bytes(2, "magic").elementsEqual(magic) else { throw .badMagic }
         let version = try reader.byte("version")
         guard version == Self.version else { throw .unsupportedVersion(version) }
         let flags = Heartbeat.Flags(rawValue: try reader.byte("flags")).intersection(.known)
@@ -67,7 +65,7 @@ public enum HeartbeatCodec {
         guard let status = MemberStatus(rawValue: statusByte) else { throw .badStatus(statusByte) }
         _ = try reader.byte("reserved")
         let priority = Int32(bitPattern: try reader.integer(UInt32.self, "priority"))
-        let sender = try reader.id("sender")
+        let sender = try reader.nodeID("sender")
         let sequence = try reader.integer(UInt64.self, "sequence")
         let epoch = try reader.integer(UInt64.self, "epoch")
         let workload = Workload(
@@ -75,25 +73,21 @@ public enum HeartbeatCodec {
             capacity: try reader.integer(UInt32.self, "capacity"),
             backlog: try reader.integer(UInt32.self, "backlog"))
         let address = try reader.address("address")
-        let serviceLength = Int(try reader.byte("service length"))
-        guard let serviceText = String(validating: try reader.bytes(serviceLength, "service"), as: UTF8.self) else {
-            throw .badService("not UTF-8")
-        }
-        let service: ServiceName
-        do { service = try ServiceName(serviceText) } catch { throw .badService(error.description) }
+        var noCache: ServiceName?
+        let service = try reader.service(cache: &noCache)
         let gossipCount = Int(try reader.byte("gossip count"))
         guard gossipCount <= maxGossipEntries else { throw .tooManyGossipEntries(gossipCount) }
         var gossip: [Heartbeat.Gossip] = []
         gossip.reserveCapacity(gossipCount)
         for _ in 0..<gossipCount {
             gossip.append(Heartbeat.Gossip(
-                id: try reader.id("gossip id"),
+                id: try reader.nodeID("gossip id"),
                 sequence: try reader.integer(UInt64.self, "gossip sequence"),
                 address: try reader.address("gossip address")))
         }
         let tagLength = Int(try reader.byte("auth tag length"))
         guard tagLength <= maxAuthTagBytes else { throw .authTagTooLong(tagLength) }
-        let authTag = try reader.bytes(tagLength, "auth tag")
+        let authTag = Array(try reader.bytes(tagLength, "auth tag"))
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
         return Heartbeat(
             sender: sender, service: service, status: status, priority: priority, epoch: epoch,
@@ -146,70 +140,4 @@ public enum HeartbeatDecodingError: Error, Equatable, Sendable, CustomStringConv
     }
 }
 
-/// Reads big-endian fields, throwing `truncated` instead of reading past the end.
-private struct ByteReader {
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    var remaining: Int { bytes.count - offset }
-
-    mutating func bytes(_ count: Int, _ field: String) throws(HeartbeatDecodingError) -> [UInt8] {
-        guard count <= remaining else { throw .truncated(field: field) }
-        defer { offset += count }
-        return Array(bytes[offset..<offset + count])
-    }
-
-    mutating func byte(_ field: String) throws(HeartbeatDecodingError) -> UInt8 {
-        guard remaining >= 1 else { throw .truncated(field: field) }
-        defer { offset += 1 }
-        return bytes[offset]
-    }
-
-    mutating func integer<T: FixedWidthInteger & UnsignedInteger>(_: T.Type, _ field: String) throws(HeartbeatDecodingError) -> T {
-        let size = MemoryLayout<T>.size
-        guard size <= remaining else { throw .truncated(field: field) }
-        defer { offset += size }
-        return bytes[offset..<offset + size].reduce(T.zero) { $0 << 8 | T($1) }
-    }
-
-    mutating func id(_ field: String) throws(HeartbeatDecodingError) -> NodeID {
-        NodeID(high: try integer(UInt64.self, field), low: try integer(UInt64.self, field))
-    }
-
-    mutating func address(_ field: String) throws(HeartbeatDecodingError) -> NodeAddress {
-        let family = try byte(field)
-        let length: Int
-        switch family {
-        case 4: length = 4
-        case 6: length = 16
-        default: throw .badAddressFamily(family)
-        }
-        let host = try bytes(length, field)
-        let port = try integer(UInt16.self, field)
-        guard let address = NodeAddress(hostBytes: host, port: port) else { throw .badAddressFamily(family) }
-        return address
-    }
-}
-
-extension Array where Element == UInt8 {
-    fileprivate mutating func appendInteger<T: FixedWidthInteger>(_ value: T) {
-        let size = MemoryLayout<T>.size
-        for shift in stride(from: (size - 1) * 8, through: 0, by: -8) {
-            append(UInt8(truncatingIfNeeded: value >> shift))
-        }
-    }
-
-    fileprivate mutating func appendID(_ id: NodeID) {
-        appendInteger(id.high)
-        appendInteger(id.low)
-    }
-
-    fileprivate mutating func appendAddress(_ address: NodeAddress) {
-        let host = address.hostBytes
-        append(host.count == 4 ? 4 : 6)
-        self += host
-        appendInteger(address.port)
-    }
-}
+extension HeartbeatDecodingError: BinaryDecodingError {}

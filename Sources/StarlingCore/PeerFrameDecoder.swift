@@ -54,10 +54,8 @@ public struct PeerFrameDecoder: Sendable {
         if let failure { throw failure }
         let available = buffer.count - head
         guard available >= PeerMessageCodec.headerBytes else { return nil }
-        var announced = 0
-        for index in head..<(head + PeerMessageCodec.headerBytes) {
-            announced = announced << 8 | Int(buffer[index])
-        }
+        var prefix = BinaryReader<PeerDecodingError>(buffer[head..<(head + PeerMessageCodec.headerBytes)])
+        let announced = Int(try prefix.integer(UInt32.self, "frame length"))
         guard announced <= maxFrameBytes else {
             throw fail(.frameTooLarge(length: announced, limit: maxFrameBytes))
         }

@@ -42,7 +42,7 @@ public enum PeerMessageCodec {
     /// payloads must stay within the job payload limit.
     public static func encode(_ message: PeerMessage, into buffer: inout [UInt8]) {
         let start = buffer.count
-        appendInteger(UInt32(0), to: &buffer)
+        buffer.appendBigEndian(UInt32(0))
         appendBody(message, to: &buffer)
         let length = buffer.count - start - headerBytes
         precondition(length <= Int(UInt32.max), "peer frame body over 4 GiB")
@@ -96,59 +96,58 @@ public enum PeerMessageCodec {
         case .hello(let sender, let address):
             buffer.append(MessageType.hello.rawValue)
             buffer.append(version)
-            appendInteger(sender.high, to: &buffer)
-            appendInteger(sender.low, to: &buffer)
-            appendAddress(address, to: &buffer)
+            buffer.appendNodeID(sender)
+            buffer.appendNodeAddress(address)
         case .forward(let ticket):
             buffer.append(MessageType.forward.rawValue)
             appendTicket(ticket, to: &buffer)
         case .dispatch(let epoch, let ticket):
             buffer.append(MessageType.dispatch.rawValue)
-            appendInteger(epoch, to: &buffer)
+            buffer.appendBigEndian(epoch)
             appendTicket(ticket, to: &buffer)
         case .result(let epoch, let service, let key, let outcome):
             buffer.append(MessageType.result.rawValue)
-            appendInteger(epoch, to: &buffer)
-            appendName(service.value, to: &buffer)
-            appendName(key.value, to: &buffer)
+            buffer.appendBigEndian(epoch)
+            buffer.appendName(service.value)
+            buffer.appendName(key.value)
             switch outcome {
             case .succeeded(let result):
                 buffer.append(succeeded)
-                appendBlob(result, to: &buffer)
+                buffer.appendBlob(result)
             case .failed(let reason):
                 buffer.append(failed)
-                appendText(reason, to: &buffer)
+                buffer.appendText(reason, maxBytes: maxTextBytes)
             }
         case .refused(let service, let key, let code, let message):
             buffer.append(MessageType.refused.rawValue)
-            appendName(service.value, to: &buffer)
-            appendName(key.value, to: &buffer)
+            buffer.appendName(service.value)
+            buffer.appendName(key.value)
             buffer.append(wireCode(code))
-            appendText(message, to: &buffer)
+            buffer.appendText(message, maxBytes: maxTextBytes)
         case .declined(let epoch, let service, let key, let reason):
             buffer.append(MessageType.declined.rawValue)
-            appendInteger(epoch, to: &buffer)
-            appendName(service.value, to: &buffer)
-            appendName(key.value, to: &buffer)
-            appendText(reason, to: &buffer)
+            buffer.appendBigEndian(epoch)
+            buffer.appendName(service.value)
+            buffer.appendName(key.value)
+            buffer.appendText(reason, maxBytes: maxTextBytes)
         case .running(let epoch, let service, let keys):
             precondition(keys.count <= maxRunningKeys, "over \(maxRunningKeys) keys in one running frame")
             buffer.append(MessageType.running.rawValue)
-            appendInteger(epoch, to: &buffer)
-            appendName(service.value, to: &buffer)
-            appendInteger(UInt16(keys.count), to: &buffer)
-            for key in keys { appendName(key.value, to: &buffer) }
+            buffer.appendBigEndian(epoch)
+            buffer.appendName(service.value)
+            buffer.appendBigEndian(UInt16(keys.count))
+            for key in keys { buffer.appendName(key.value) }
         case .spawn(let service, let reason):
             buffer.append(MessageType.spawn.rawValue)
-            appendName(service.value, to: &buffer)
-            appendText(reason, to: &buffer)
+            buffer.appendName(service.value)
+            buffer.appendText(reason, maxBytes: maxTextBytes)
         case .retire(let reason):
             buffer.append(MessageType.retire.rawValue)
-            appendText(reason, to: &buffer)
+            buffer.appendText(reason, maxBytes: maxTextBytes)
         case .spawnRefused(let service, let reason):
             buffer.append(MessageType.spawnRefused.rawValue)
-            appendName(service.value, to: &buffer)
-            appendText(reason, to: &buffer)
+            buffer.appendName(service.value)
+            buffer.appendText(reason, maxBytes: maxTextBytes)
         }
     }
 
@@ -166,53 +165,10 @@ public enum PeerMessageCodec {
     }
 
     private static func appendTicket(_ ticket: JobTicket, to buffer: inout [UInt8]) {
-        appendName(ticket.service.value, to: &buffer)
-        appendName(ticket.key.value, to: &buffer)
-        appendAddress(ticket.entry, to: &buffer)
-        appendBlob(ticket.payload, to: &buffer)
-    }
-
-    private static func appendInteger<T: FixedWidthInteger>(_ value: T, to buffer: inout [UInt8]) {
-        withUnsafeBytes(of: value.bigEndian) { buffer.append(contentsOf: $0) }
-    }
-
-    private static func appendAddress(_ address: NodeAddress, to buffer: inout [UInt8]) {
-        switch address.host {
-        case .ipv4(let host):
-            buffer.append(4)
-            appendInteger(host, to: &buffer)
-        case .ipv6(let high, let low):
-            buffer.append(6)
-            appendInteger(high, to: &buffer)
-            appendInteger(low, to: &buffer)
-        }
-        appendInteger(address.port, to: &buffer)
-    }
-
-    /// A service name or job key: at most 64 bytes by construction.
-    private static func appendName(_ name: String, to buffer: inout [UInt8]) {
-        let utf8 = name.utf8
-        buffer.append(UInt8(truncatingIfNeeded: utf8.count))
-        buffer.append(contentsOf: utf8)
-    }
-
-    private static func appendBlob(_ bytes: [UInt8], to buffer: inout [UInt8]) {
-        precondition(bytes.count <= Int(UInt32.max), "blob over 4 GiB")
-        appendInteger(UInt32(truncatingIfNeeded: bytes.count), to: &buffer)
-        buffer.append(contentsOf: bytes)
-    }
-
-    /// At most `maxTextBytes` of `text`, cut before a UTF-8 continuation byte so the cut text is valid.
-    private static func appendText(_ text: String, to buffer: inout [UInt8]) {
-        let utf8 = text.utf8
-        var end = utf8.endIndex
-        if utf8.count > maxTextBytes {
-            end = utf8.index(utf8.startIndex, offsetBy: maxTextBytes)
-            while end > utf8.startIndex, utf8[end] & 0xC0 == 0x80 { end = utf8.index(before: end) }
-        }
-        let kept = utf8[..<end]
-        appendInteger(UInt16(truncatingIfNeeded: kept.count), to: &buffer)
-        buffer.append(contentsOf: kept)
+        buffer.appendName(ticket.service.value)
+        buffer.appendName(ticket.key.value)
+        buffer.appendNodeAddress(ticket.entry)
+        buffer.appendBlob(ticket.payload)
     }
 
     // MARK: - Decoding
@@ -222,7 +178,7 @@ public enum PeerMessageCodec {
     static func decodeBody(
         _ body: ArraySlice<UInt8>, serviceCache: inout ServiceName?
     ) throws(PeerDecodingError) -> PeerMessage {
-        var reader = PeerBodyReader(body)
+        var reader = BinaryReader<PeerDecodingError>(body)
         let typeByte = try reader.byte("message type")
         guard let type = MessageType(rawValue: typeByte) else { throw .unknownType(typeByte) }
         let message: PeerMessage
@@ -230,13 +186,13 @@ public enum PeerMessageCodec {
         case .hello:
             let version = try reader.byte("version")
             guard version == Self.version else { throw .unsupportedVersion(version) }
-            let sender = NodeID(high: try reader.integer(UInt64.self, "sender"), low: try reader.integer(UInt64.self, "sender"))
+            let sender = try reader.nodeID("sender")
             message = .hello(sender: sender, address: try reader.address("address"))
         case .forward:
-            message = .forward(try reader.ticket(serviceCache: &serviceCache))
+            message = .forward(try ticket(from: &reader, serviceCache: &serviceCache))
         case .dispatch:
             let epoch = try reader.integer(UInt64.self, "epoch")
-            message = .dispatch(epoch: epoch, ticket: try reader.ticket(serviceCache: &serviceCache))
+            message = .dispatch(epoch: epoch, ticket: try ticket(from: &reader, serviceCache: &serviceCache))
         case .result:
             let epoch = try reader.integer(UInt64.self, "epoch")
             let service = try reader.service(cache: &serviceCache)
@@ -245,7 +201,7 @@ public enum PeerMessageCodec {
             let outcome: JobOutcome
             switch tag {
             case succeeded: outcome = .succeeded(try reader.blob("result"))
-            case failed: outcome = .failed(try reader.text("failure reason"))
+            case failed: outcome = .failed(try reader.text("failure reason", maxBytes: maxTextBytes))
             default: throw .badOutcome(tag)
             }
             message = .result(epoch: epoch, service: service, key: key, outcome: outcome)
@@ -254,12 +210,12 @@ public enum PeerMessageCodec {
             let key = try reader.key()
             let wire = try reader.byte("error code")
             guard let code = errorCode(wire: wire) else { throw .badErrorCode(wire) }
-            message = .refused(service: service, key: key, code: code, message: try reader.text("message"))
+            message = .refused(service: service, key: key, code: code, message: try reader.text("message", maxBytes: maxTextBytes))
         case .declined:
             let epoch = try reader.integer(UInt64.self, "epoch")
             let service = try reader.service(cache: &serviceCache)
             let key = try reader.key()
-            message = .declined(epoch: epoch, service: service, key: key, reason: try reader.text("reason"))
+            message = .declined(epoch: epoch, service: service, key: key, reason: try reader.text("reason", maxBytes: maxTextBytes))
         case .running:
             let epoch = try reader.integer(UInt64.self, "epoch")
             let service = try reader.service(cache: &serviceCache)
@@ -272,15 +228,24 @@ public enum PeerMessageCodec {
             message = .running(epoch: epoch, service: service, keys: keys)
         case .spawn:
             let service = try reader.service(cache: &serviceCache)
-            message = .spawn(service: service, reason: try reader.text("reason"))
+            message = .spawn(service: service, reason: try reader.text("reason", maxBytes: maxTextBytes))
         case .retire:
-            message = .retire(reason: try reader.text("reason"))
+            message = .retire(reason: try reader.text("reason", maxBytes: maxTextBytes))
         case .spawnRefused:
             let service = try reader.service(cache: &serviceCache)
-            message = .spawnRefused(service: service, reason: try reader.text("reason"))
+            message = .spawnRefused(service: service, reason: try reader.text("reason", maxBytes: maxTextBytes))
         }
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
         return message
+    }
+
+    private static func ticket(
+        from reader: inout BinaryReader<PeerDecodingError>, serviceCache: inout ServiceName?
+    ) throws(PeerDecodingError) -> JobTicket {
+        let service = try reader.service(cache: &serviceCache)
+        let key = try reader.key()
+        let entry = try reader.address("entry")
+        return JobTicket(service: service, key: key, entry: entry, payload: try reader.blob("payload"))
     }
 }
 
@@ -345,98 +310,4 @@ public enum PeerDecodingError: Error, Hashable, Sendable, CustomStringConvertibl
     }
 }
 
-/// Reads big-endian fields of one frame body, throwing `truncated` instead of reading past its end.
-/// Works on a slice of the decoder's buffer, so nothing is copied but the fields themselves.
-private struct PeerBodyReader {
-    private let bytes: ArraySlice<UInt8>
-    private var offset: Int
-
-    init(_ bytes: ArraySlice<UInt8>) {
-        self.bytes = bytes
-        self.offset = bytes.startIndex
-    }
-
-    var remaining: Int { bytes.endIndex - offset }
-
-    mutating func byte(_ field: String) throws(PeerDecodingError) -> UInt8 {
-        guard remaining >= 1 else { throw .truncated(field: field) }
-        defer { offset += 1 }
-        return bytes[offset]
-    }
-
-    mutating func integer<T: FixedWidthInteger & UnsignedInteger>(_: T.Type, _ field: String) throws(PeerDecodingError) -> T {
-        let size = MemoryLayout<T>.size
-        guard size <= remaining else { throw .truncated(field: field) }
-        var value = T.zero
-        for index in offset..<(offset + size) { value = value << 8 | T(bytes[index]) }
-        offset += size
-        return value
-    }
-
-    /// The next `count` bytes, sharing the buffer's storage.
-    mutating func slice(_ count: Int, _ field: String) throws(PeerDecodingError) -> ArraySlice<UInt8> {
-        guard count <= remaining else { throw .truncated(field: field) }
-        defer { offset += count }
-        return bytes[offset..<(offset + count)]
-    }
-
-    mutating func blob(_ field: String) throws(PeerDecodingError) -> [UInt8] {
-        let count = Int(try integer(UInt32.self, field))
-        return Array(try slice(count, field))
-    }
-
-    mutating func text(_ field: String) throws(PeerDecodingError) -> String {
-        let count = Int(try integer(UInt16.self, field))
-        guard count <= PeerMessageCodec.maxTextBytes else { throw .textTooLong(field: field, length: count) }
-        guard let text = String(validating: try slice(count, field), as: UTF8.self) else { throw .badText(field: field) }
-        return text
-    }
-
-    mutating func service(cache: inout ServiceName?) throws(PeerDecodingError) -> ServiceName {
-        let bytes = try slice(Int(try byte("service length")), "service")
-        if let cached = cache, cached.value.utf8.withContiguousStorageIfAvailable({ utf8 in
-            bytes.withUnsafeBufferPointer { utf8.elementsEqual($0) }
-        }) ?? cached.value.utf8.elementsEqual(bytes) {
-            return cached
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw .badService("not UTF-8") }
-        do {
-            let service = try ServiceName(text)
-            cache = service
-            return service
-        } catch {
-            throw .badService(error.description)
-        }
-    }
-
-    mutating func key() throws(PeerDecodingError) -> JobKey {
-        let bytes = try slice(Int(try byte("key length")), "key")
-        // Keys are ASCII: a byte outside the alphabet fails here without building a string.
-        guard bytes.allSatisfy(JobKey.isAllowed) else {
-            throw .badKey(bytes.isEmpty ? "job key is empty" : "job key has a byte outside A-Z, a-z, 0-9, '.', '_', ':', '-'")
-        }
-        do {
-            return try JobKey(bytes: bytes)
-        } catch {
-            throw .badKey(error.description)
-        }
-    }
-
-    mutating func address(_ field: String) throws(PeerDecodingError) -> NodeAddress {
-        let family = try byte(field)
-        let host: NodeAddress.Host
-        switch family {
-        case 4: host = .ipv4(try integer(UInt32.self, field))
-        case 6: host = .ipv6(high: try integer(UInt64.self, field), low: try integer(UInt64.self, field))
-        default: throw .badAddressFamily(family)
-        }
-        return NodeAddress(host: host, port: try integer(UInt16.self, field))
-    }
-
-    mutating func ticket(serviceCache: inout ServiceName?) throws(PeerDecodingError) -> JobTicket {
-        let service = try service(cache: &serviceCache)
-        let key = try key()
-        let entry = try address("entry")
-        return JobTicket(service: service, key: key, entry: entry, payload: try blob("payload"))
-    }
-}
+extension PeerDecodingError: JobFieldDecodingError {}

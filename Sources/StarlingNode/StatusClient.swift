@@ -56,7 +56,7 @@ public enum StatusClient {
                 if let error { return exchange.fail(error) }
                 do throws(UVError) {
                     try stream.startReading { exchange.read($0) }
-                    try stream.write(bytes: ClientRequestLine.status) { error in
+                    try stream.write(bytes: ClientRequest.status.encode()) { error in
                         if let error { exchange.fail(error) }
                     }
                 } catch {
@@ -80,14 +80,10 @@ public enum StatusClient {
     }
 }
 
-private enum ClientRequestLine {
-    static let status = Array("STATUS\r\n".utf8)
-}
-
 /// The state of one STATUS exchange, filled in by loop callbacks.
 private final class Exchange {
     let address: NodeAddress
-    var buffer: [UInt8] = []
+    var decoder = ClientResponseDecoder(maxBodyBytes: StatusClient.maxBodyBytes)
     var outcome: Result<[UInt8], StatusClient.Failure>?
 
     init(address: NodeAddress) { self.address = address }
@@ -101,42 +97,41 @@ private final class Exchange {
         guard outcome == nil else { return }
         switch event {
         case .bytes(let bytes):
-            buffer += bytes
-            parse()
+            decoder.append(bytes)
+            take()
         case .endOfFile:
-            parse()
+            take()
             if outcome == nil { outcome = .failure(.closedEarly(address)) }
         case .failed(let error):
             fail(error)
         }
     }
 
-    /// `STATUS <n>\r\n<n bytes>\r\n`, or an `ERR ...` line.
-    private func parse() {
-        guard let newline = buffer.firstIndex(of: 0x0A) else {
-            if buffer.count > 1024 { outcome = .failure(.malformedReply("header line too long")) }
-            return
+    /// The first answer decides: `STATUS <n>` and its JSON, or an `ERR`.
+    private func take() {
+        guard let item = decoder.next() else { return }
+        switch item {
+        case .response(.status(let json)):
+            outcome = .success(json)
+        case .response(.error(let key, let code, let message)):
+            outcome = .failure(.errorReply("ERR \(key?.value ?? "-") \(code.rawValue) \(message)"))
+        case .response(let other):
+            outcome = .failure(.malformedReply("a \(other.word) answer to STATUS"))
+        case .error(let failure):
+            outcome = .failure(.malformedReply(failure.description))
         }
-        var header = String(decoding: buffer[..<newline], as: UTF8.self)
-        if header.hasSuffix("\r") { header.removeLast() }
-        if header.hasPrefix("ERR ") {
-            outcome = .failure(.errorReply(String(header.prefix(600))))
-            return
+    }
+}
+
+extension ClientResponse {
+    /// The answer's first word, for a message.
+    fileprivate var word: String {
+        switch self {
+        case .pong: "PONG"
+        case .status: "STATUS"
+        case .ok: "OK"
+        case .fail: "FAIL"
+        case .error: "ERR"
         }
-        let parts = header.split(separator: " ")
-        guard parts.count == 2, parts[0] == "STATUS", let length = Int(parts[1]), length >= 0,
-              length <= StatusClient.maxBodyBytes
-        else {
-            outcome = .failure(.malformedReply("unexpected header '\(header.prefix(80))'"))
-            return
-        }
-        let start = newline + 1
-        guard buffer.count >= start + length + 2 else { return }
-        let trailer = buffer[(start + length)..<(start + length + 2)]
-        guard trailer.elementsEqual([0x0D, 0x0A]) else {
-            outcome = .failure(.malformedReply("body not followed by CRLF"))
-            return
-        }
-        outcome = .success(Array(buffer[start..<(start + length)]))
     }
 }

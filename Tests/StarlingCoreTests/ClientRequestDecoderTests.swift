@@ -219,6 +219,17 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
         #expect(ClientErrorCode.allCases.map(\.rawValue) == ["NO_SERVICE", "TOO_LARGE", "BAD_REQUEST", "BUSY", "UNAVAILABLE"])
     }
 
+    @Test func requestsEncodeAndDecodeBack() {
+        let payload: [UInt8] = [0x00, 0x0D, 0x0A, 0xFF]
+        #expect(ClientRequest.ping.encode() == bytes("PING\r\n"))
+        #expect(ClientRequest.status.encode() == bytes("STATUS\r\n"))
+        let submit = ClientRequest.submit(service: service("echo"), key: key("k-1"), payload: payload)
+        #expect(submit.encode() == bytes("SUBMIT echo k-1 4\r\n") + payload + bytes("\r\n"))
+        var batch: [UInt8] = []
+        for request in [ClientRequest.ping, submit, .status, submit] { request.encode(into: &batch) }
+        #expect(decodeAllWays(batch) == [.request(.ping), .request(submit), .request(.status), .request(submit)])
+    }
+
     @Test func jobKeyValidation() {
         #expect((try? JobKey("A-Za-z0-9._:-")) != nil)
         #expect(throws: JobKey.Invalid.empty) { try JobKey("") }

@@ -19,6 +19,23 @@ import Testing
         #expect(try HeartbeatCodec.decode(bytes).get() == Self.sample)
     }
 
+    /// The documented layout, byte for byte: the wire format does not change with the code.
+    @Test func encodesTheDocumentedLayout() {
+        func be<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+            (0..<MemoryLayout<T>.size).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+        }
+        var expected: [UInt8] = [0x53, 0x48, 1, Heartbeat.Flags.join.rawValue, MemberStatus.toBecomePrimary.rawValue, 0]
+        expected += be(UInt32(bitPattern: -7)) + be(UInt64(0x0192_F3A4_5B6C_7D8E)) + be(UInt64(0x9F00_1122_3344_5566))
+        expected += be(UInt64(9_001)) + be(UInt64(42)) + be(UInt32(3)) + be(UInt32(8)) + be(UInt32(11))
+        expected += [4, 127, 0, 0, 1] + be(UInt16(7946))
+        expected += [6] + Array("resize".utf8)
+        expected += [2]
+        expected += be(UInt64(1)) + be(UInt64(2)) + be(UInt64(5)) + [4, 127, 0, 0, 2] + be(UInt16(1))
+        expected += be(UInt64(3)) + be(UInt64(4)) + be(UInt64(6)) + [6] + be(UInt64(0)) + be(UInt64(1)) + be(UInt16(65_535))
+        expected += [3, 1, 2, 3]
+        #expect(HeartbeatCodec.encode(Self.sample) == expected)
+    }
+
     @Test func largestHeartbeatFitsTheDatagramLimit() throws {
         var heartbeat = Self.sample
         heartbeat.service = try ServiceName(String(repeating: "s", count: ServiceName.maxLength))

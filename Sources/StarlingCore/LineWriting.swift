@@ -1,3 +1,5 @@
+/// Writes the numbers and bodies of the client protocol's lines (docs/PROTOCOL.md): the
+/// counterpart of `LineFields` and `LineFramer`, used by `ClientRequest` and `ClientResponse`.
 extension Array where Element == UInt8 {
     /// Appends the decimal digits of a non-negative `value` (a length on the wire) without
     /// building a String.

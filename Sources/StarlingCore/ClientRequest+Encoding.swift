@@ -1,9 +1,14 @@
-import StarlingCore
-
 extension ClientRequest {
-    /// Appends the request as it goes on the wire (lines ending in `\r\n`) to `buffer`, so that
-    /// a burst of requests goes out in one write.
-    func encode(into buffer: inout [UInt8]) {
+    /// The request as it goes on the wire (docs/PROTOCOL.md); lines end in `\r\n`.
+    public func encode() -> [UInt8] {
+        var bytes: [UInt8] = []
+        if case .submit(_, _, let payload) = self { bytes.reserveCapacity(payload.count + 160) }
+        encode(into: &bytes)
+        return bytes
+    }
+
+    /// Appends the request to `buffer`, so that a burst of requests goes out in one write.
+    public func encode(into buffer: inout [UInt8]) {
         switch self {
         case .ping:
             buffer.append(contentsOf: "PING\r\n".utf8)
