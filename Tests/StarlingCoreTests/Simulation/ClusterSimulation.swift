@@ -17,13 +17,14 @@ final class ClusterSimulation {
         let atMs: Int64
         let message: String
         let scenario: String
+        let replay: String
         let trace: [String]
 
         var description: String {
             """
             seed \(seed) violated a property at \(atMs) ms: \(message)
               scenario: \(scenario)
-              replay: STARLING_SIM_SEED=\(seed) scripts/test --filter SimulationTests
+              replay: \(replay)
               last events:
             \(trace.suffix(40).map { "    " + $0 }.joined(separator: "\n"))
             """
@@ -109,7 +110,15 @@ final class ClusterSimulation {
     private(set) var framesDropped = 0
     private(set) var jobsRun = 0
 
-    init(seed: UInt64, maxProcesses: Int = 12, verbose: Bool = false, scenario scripted: SimulationScenario? = nil) {
+    /// The command that replays this run, printed with a violation.
+    let replayCommand: String
+
+    /// A run drawn from `seed`; or, with `scripted`, that scenario, replayed by its own test
+    /// (`replayTest`).
+    init(seed: UInt64, maxProcesses: Int = 12, verbose: Bool = false, scenario scripted: SimulationScenario? = nil,
+         replayTest: String? = nil) {
+        replayCommand = replayTest.map { "scripts/test --filter \($0)" }
+            ?? "STARLING_SIM_SEED=\(seed) scripts/test --filter SimulationTests"
         var root = SeededRandom(seed: seed)
         var shape = root.fork()
         self.seed = seed
@@ -702,7 +711,7 @@ final class ClusterSimulation {
     private var lossRate: Double { nowMs >= scenario.faultsEndMs ? 0 : scenario.lossRate }
 
     private func violation(_ message: String) -> Violation {
-        Violation(seed: seed, atMs: nowMs, message: message, scenario: scenario.description, trace: trace)
+        Violation(seed: seed, atMs: nowMs, message: message, scenario: scenario.description, replay: replayCommand, trace: trace)
     }
 
     private func log(_ line: String) {

@@ -52,7 +52,7 @@ import Testing
 
     /// The frame-drop stall of issue 9 as a scripted scenario: frames are dropped, none is lost.
     @Test func aStalledLinkThatDropsFramesAtItsBufferLimitLosesNoJob() throws {
-        let simulation = ClusterSimulation(seed: 9, scenario: .frameDropStall())
+        let simulation = ClusterSimulation(seed: 9, scenario: .frameDropStall(), replayTest: "aStalledLinkThatDropsFramesAtItsBufferLimitLosesNoJob")
         try simulation.run()
         print("frame-drop stall: \(simulation.framesDropped) frames dropped, \(simulation.jobsSubmitted) jobs submitted, "
             + "\(simulation.jobsAnsweredOnce) answered exactly once")
