@@ -46,6 +46,10 @@ let package = Package(
             name: "StarlingClient",
             dependencies: ["StarlingCore", "StarlingUV"]
         ),
+        .target(
+            name: "StarlingTestSupport",
+            dependencies: ["StarlingCore", "StarlingUV"]
+        ),
         .executableTarget(
             name: "starling",
             dependencies: [
@@ -78,6 +82,7 @@ let package = Package(
         .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV"]),
         .testTarget(name: "StarlingNodeTests", dependencies: ["StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient"]),
         .testTarget(name: "StarlingClientTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingUV"]),
+        .testTarget(name: "StarlingTestSupportTests", dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingUV"]),
     ],
     swiftLanguageModes: [.v6]
 )
