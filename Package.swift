@@ -67,6 +67,7 @@ let package = Package(
                 "StarlingClient",
                 "StarlingCore",
                 "StarlingUV",
+                "StarlingTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -80,8 +81,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV"]),
-        .testTarget(name: "StarlingNodeTests", dependencies: ["StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient"]),
-        .testTarget(name: "StarlingClientTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingUV"]),
+        .testTarget(
+            name: "StarlingNodeTests",
+            dependencies: ["StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient", "StarlingTestSupport"]
+        ),
+        .testTarget(
+            name: "StarlingClientTests",
+            dependencies: ["StarlingClient", "StarlingCore", "StarlingUV", "StarlingTestSupport"]
+        ),
         .testTarget(name: "StarlingTestSupportTests", dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingUV"]),
     ],
     swiftLanguageModes: [.v6]
