@@ -14,12 +14,6 @@ public struct ListeningLine: Hashable, Sendable {
     public let id: NodeID
     public let address: NodeAddress
 
-    public init(kind: Kind, id: NodeID, address: NodeAddress) {
-        self.kind = kind
-        self.id = id
-        self.address = address
-    }
-
     /// Parses one stdout line (without its newline); nil for any other line.
     public init?(_ line: String) {
         let words = line.split(separator: " ", omittingEmptySubsequences: false)
@@ -27,7 +21,7 @@ public struct ListeningLine: Hashable, Sendable {
               let id = NodeID(words[2]), words[3] == "listening", words[4] == "on",
               let address = Self.address(words[5])
         else { return nil }
-        self.init(kind: kind, id: id, address: address)
+        (self.kind, self.id, self.address) = (kind, id, address)
     }
 
     /// `HOST:PORT` as a process writes its own address: numeric IPv4, or IPv6 in brackets.
