@@ -50,6 +50,10 @@ let package = Package(
             name: "StarlingTestSupport",
             dependencies: ["StarlingCore", "StarlingUV"]
         ),
+        .target(
+            name: "StarlingDemo",
+            dependencies: ["StarlingCore", "StarlingNode", "StarlingClient", "StarlingTestSupport"]
+        ),
         .executableTarget(
             name: "starling",
             dependencies: [
@@ -57,6 +61,8 @@ let package = Package(
                 "StarlingNode",
                 "StarlingUV",
                 "StarlingClient",
+                "StarlingDemo",
+                "StarlingTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,6 +96,17 @@ let package = Package(
             dependencies: ["StarlingClient", "StarlingCore", "StarlingUV", "StarlingTestSupport"]
         ),
         .testTarget(name: "StarlingTestSupportTests", dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingUV"]),
+        .testTarget(
+            name: "StarlingDemoTests",
+            dependencies: [
+                "StarlingDemo",
+                "StarlingClient",
+                "StarlingCore",
+                "StarlingTestSupport",
+                "StarlingUV",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
