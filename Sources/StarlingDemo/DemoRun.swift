@@ -6,7 +6,6 @@ import StarlingClient
 import StarlingCore
 import StarlingNode
 import StarlingTestSupport
-import Synchronization
 
 /// One run of `starling demo`, on the main thread: start the cluster, wait for it, run the
 /// workload with the kills, summarise, stop everything. The workload's lanes run as tasks.
@@ -327,10 +326,22 @@ public final class DemoRun {
         text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
     }
 
+    /// A new directory `/tmp/starling-demo-XXXXXX` of this user's alone, as mkdtemp(3) makes.
     private static func makeWorkDirectory() throws -> String {
-        var template = Array("/tmp/starling-demo-XXXXXX".utf8CString)
-        guard let path = mkdtemp(&template) else { throw DemoError("cannot create a directory in /tmp: \(String(cString: strerror(errno)))") }
-        return String(cString: path)
+        let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var lastError: any Error = DemoError("no name was free")
+        for _ in 0..<16 {
+            let path = "/tmp/starling-demo-" + String((0..<6).map { _ in letters.randomElement()! })
+            do {
+                // Not withIntermediateDirectories: it fails when the name is taken, so the directory is new.
+                try FileManager.default.createDirectory(
+                    atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+                return path
+            } catch {
+                lastError = error
+            }
+        }
+        throw DemoError("cannot create a directory in /tmp: \(lastError)")
     }
 }
 
