@@ -46,6 +46,14 @@ let package = Package(
             name: "StarlingClient",
             dependencies: ["StarlingCore", "StarlingUV"]
         ),
+        .target(
+            name: "StarlingTestSupport",
+            dependencies: ["StarlingCore", "StarlingUV"]
+        ),
+        .target(
+            name: "StarlingDemo",
+            dependencies: ["StarlingCore", "StarlingNode", "StarlingClient", "StarlingTestSupport"]
+        ),
         .executableTarget(
             name: "starling",
             dependencies: [
@@ -53,6 +61,8 @@ let package = Package(
                 "StarlingNode",
                 "StarlingUV",
                 "StarlingClient",
+                "StarlingDemo",
+                "StarlingTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -63,6 +73,7 @@ let package = Package(
                 "StarlingClient",
                 "StarlingCore",
                 "StarlingUV",
+                "StarlingTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -76,8 +87,26 @@ let package = Package(
             ]
         ),
         .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV"]),
-        .testTarget(name: "StarlingNodeTests", dependencies: ["StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient"]),
-        .testTarget(name: "StarlingClientTests", dependencies: ["StarlingClient", "StarlingCore", "StarlingUV"]),
+        .testTarget(
+            name: "StarlingNodeTests",
+            dependencies: ["StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient", "StarlingTestSupport"]
+        ),
+        .testTarget(
+            name: "StarlingClientTests",
+            dependencies: ["StarlingClient", "StarlingCore", "StarlingUV", "StarlingTestSupport"]
+        ),
+        .testTarget(name: "StarlingTestSupportTests", dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingUV"]),
+        .testTarget(
+            name: "StarlingDemoTests",
+            dependencies: [
+                "StarlingDemo",
+                "StarlingClient",
+                "StarlingCore",
+                "StarlingTestSupport",
+                "StarlingUV",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

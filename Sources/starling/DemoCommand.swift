@@ -1,13 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ArgumentParser
-import Foundation
-import StarlingCore
-import StarlingNode
-import Synchronization
+import StarlingDemo
 
-/// `starling demo`: a local cluster, a mixed workload, two kill -9s, and a summary.
+/// `starling demo`: a local cluster, a mixed workload, two kill -9s, and a summary. The demo itself
+/// is the StarlingDemo module; this is its command line.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -36,14 +31,7 @@ struct DemoCommand: ParsableCommand {
     }
 
     func run() throws {
-        signal(SIGPIPE, SIG_IGN)
-        for number in [SIGINT, SIGTERM] {
-            signal(number) { _ in demoSignals.add(1, ordering: .relaxed) }
-        }
         let passed = DemoRun(jobs: jobs, duration: .seconds(duration), keepLogs: keepLogs).run()
         if !passed { throw ExitCode.failure }
     }
 }
-
-/// SIGINT/SIGTERM received by the demo: the first stops it in order, a second hurries the stop.
-let demoSignals = Atomic<Int>(0)

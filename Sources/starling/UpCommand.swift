@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 
 /// `starling up`: runs a host agent, which scales every service type of a jobs directory.
 struct UpCommand: ParsableCommand {
@@ -52,7 +53,7 @@ struct UpCommand: ParsableCommand {
         guard !definitions.isEmpty else { throw ValidationError("\(directory) holds no service definitions (*.toml)") }
         let executable: String
         do {
-            executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            executable = try StarlingBinary.selfExecutable()
         } catch {
             throw ValidationError("cannot find this program's path to start workers: \(error)")
         }

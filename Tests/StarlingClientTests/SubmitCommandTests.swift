@@ -1,4 +1,5 @@
 import Foundation
+import StarlingTestSupport
 import StarlingUV
 import Testing
 
@@ -75,26 +76,8 @@ private func starling(_ arguments: [String], stdin: [UInt8] = []) throws
     -> (status: Int32, stdout: [UInt8], stderr: [UInt8])
 {
     let process = try SpawnedProcess(
-        executable: try starlingBinary().path, arguments: arguments, stdin: stdin, stdout: .pipe, stderr: .pipe)
+        executable: try StarlingBinary.locate(searchBuildFolders: true), arguments: arguments, stdin: stdin,
+        stdout: .pipe, stderr: .pipe)
     let run = process.collect(timeout: .seconds(60))
     return (run.status.signal == 0 ? Int32(run.status.code) : 128 + run.status.signal, run.stdout, run.stderr)
-}
-
-/// The `starling` binary next to the test runner (or `STARLING_BINARY`).
-private func starlingBinary() throws -> URL {
-    if let override = ProcessInfo.processInfo.environment["STARLING_BINARY"] { return URL(fileURLWithPath: override) }
-    let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    var candidates = [runner.deletingLastPathComponent().appendingPathComponent("starling")]
-    if let bundle = Bundle.main.executableURL {
-        candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("starling"))
-    }
-    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-        throw BinaryNotFound(paths: candidates.map(\.path))
-    }
-    return found
-}
-
-private struct BinaryNotFound: Error, CustomStringConvertible {
-    let paths: [String]
-    var description: String { "starling binary not found; tried \(paths) (set STARLING_BINARY)" }
 }

@@ -2,6 +2,7 @@ import Foundation
 import StarlingClient
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 import StarlingUV
 import Testing
 
@@ -28,7 +29,7 @@ import Glibc
 
     /// Waits (10 s at most) until `agent` sees exactly one `slow` worker, and not `gone`.
     private func replacement(of gone: NodeID, seenBy agent: AgentProcess) async -> Bool {
-        await waitFor(within: 10, every: 50) { () -> Bool? in
+        await pollAsync(within: .seconds(10), every: .milliseconds(50)) { () -> Bool? in
             guard let now = workers("slow", seenBy: agent) else { return nil }
             return now.count == 1 && now[0].id != gone ? true : nil
         } == true
@@ -40,7 +41,7 @@ import Glibc
         let agent = try AgentProcess(jobs: jobs)
         defer { agent.stopAndReap() }
 
-        let one = await waitFor(within: 10) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
+        let one = await pollAsync(within: .seconds(10)) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
         #expect(one == true, "exactly one worker at start")
         // It stays one: nothing calls for more.
         try await Task.sleep(for: .seconds(1))
@@ -72,7 +73,7 @@ import Glibc
         #expect(peak.value.load(ordering: .relaxed) == 4, "the burst raised it to max_workers")
 
         let idleFrom = ContinuousClock.now
-        let backToOne = await waitFor(within: 30, every: 100) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
+        let backToOne = await pollAsync(within: .seconds(30), every: .milliseconds(100)) { () -> Bool? in workers("slow", seenBy: agent)?.count == 1 ? true : nil }
         #expect(backToOne == true, "back to min_workers within 30 s of idling")
         print("back to 1 worker after \(ContinuousClock.now - idleFrom) of idling")
 
@@ -90,14 +91,14 @@ import Glibc
         let jobs = try WorkerProcess.jobsDirectory(service: "slow", definition: Self.slow)
         let agent = try AgentProcess(jobs: jobs)
         defer { agent.stopAndReap() }
-        let started = await waitFor(within: 10, every: 50) { () -> [Int32]? in
+        let started = await pollAsync(within: .seconds(10), every: .milliseconds(50)) { () -> [Int32]? in
             let pids = agent.workerPIDs()
             return workers("slow", seenBy: agent)?.count == 1 && pids.count == 1 ? pids : nil
         }
         let orphans = try #require(started, "the agent started its worker")
         agent.kill()
         let killedAt = ContinuousClock.now
-        let gone = await waitFor(within: 10, every: 20) { () -> Bool? in agent.workerPIDs().isEmpty ? true : nil }
+        let gone = await pollAsync(within: .seconds(10), every: .milliseconds(20)) { () -> Bool? in agent.workerPIDs().isEmpty ? true : nil }
         #expect(gone == true, "worker \(orphans) still runs after its agent was killed")
         print("agent killed with -9: its worker stopped after \(ContinuousClock.now - killedAt)")
     }
@@ -109,7 +110,7 @@ import Glibc
         defer { first.stopAndReap() }
         let second = try AgentProcess(jobs: jobs, join: [first.address])
         defer { second.stopAndReap() }
-        let ready = await waitFor(within: 10) { () -> StatusReport? in
+        let ready = await pollAsync(within: .seconds(10)) { () -> StatusReport? in
             guard let report = second.status(), report.scaler != nil,
                   report.members.filter({ $0.service.value == "agent" }).count == 2,
                   report.members.filter({ $0.service.value == "slow" }).count == 1 else { return nil }
@@ -122,13 +123,13 @@ import Glibc
         doomed.kill()
 
         // The killed agent's workers drain and stop on their own: nothing outlives its agent.
-        let orphansGone = await waitFor(within: 10, every: 50) { () -> Bool? in doomed.workerPIDs().isEmpty ? true : nil }
+        let orphansGone = await pollAsync(within: .seconds(10), every: .milliseconds(50)) { () -> Bool? in doomed.workerPIDs().isEmpty ? true : nil }
         #expect(orphansGone == true, "workers \(orphans) of the killed agent still run: \(doomed.workerPIDs())")
 
         // The survivor becomes the scaler and keeps one worker, on its own host.
-        let takeover = await waitFor(within: 5) { () -> Bool? in survivor.status()?.scaler == survivor.id ? true : nil }
+        let takeover = await pollAsync(within: .seconds(5)) { () -> Bool? in survivor.status()?.scaler == survivor.id ? true : nil }
         #expect(takeover == true)
-        let kept = await waitFor(within: 10, every: 50) { () -> (member: StatusReport.Entry, pid: Int32)? in
+        let kept = await pollAsync(within: .seconds(10), every: .milliseconds(50)) { () -> (member: StatusReport.Entry, pid: Int32)? in
             guard let now = workers("slow", seenBy: survivor), now.count == 1,
                   let port = (try? NodeAddress(parsing: now[0].address))?.port,
                   let pid = survivor.workerPIDs().first(where: { survivor.listeningPort(of: $0) == port }) else { return nil }
@@ -157,20 +158,16 @@ final class AgentProcess {
         var arguments = ["up", jobs, "--port", "0", "--worker-log-level", "info"]
         for seed in join { arguments += ["--join", seed.description] }
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("starling-agent-\(UUID().uuidString.prefix(8)).log")
-        let process = try SpawnedProcess(
-            executable: try WorkerProcess.binary().path, arguments: arguments,
-            stdout: .pipe, stderr: .file(logURL.path), ownProcessGroup: true)
-        self.process = process
-        let line = process.readLine(timeout: .seconds(10)) ?? ""
-        let words = line.split(separator: " ")
-        guard words.count == 6, words[1] == "agent", let id = NodeID(words[2]),
-              let address = try? NodeAddress(parsing: String(words[5])) else {
+        let starling = try StarlingProcess(
+            executable: try WorkerProcess.binary(), arguments: arguments, logPath: logURL.path, ownProcessGroup: true)
+        self.process = starling.spawned
+        guard let listening = starling.waitUntilListening(as: .agent, timeout: .seconds(10)) else {
             _ = Glibc.kill(-process.pid, SIGKILL)
             process.kill()
-            throw WorkerProcessError.noListeningLine(line: line, log: (try? String(contentsOf: logURL, encoding: .utf8)) ?? "")
+            throw WorkerProcessError.noListeningLine(line: starling.lastOtherLine, log: starling.log)
         }
-        self.id = id
-        self.address = address
+        self.id = listening.id
+        self.address = listening.address
     }
 
     func status() -> StatusReport? {
@@ -179,12 +176,12 @@ final class AgentProcess {
 
     /// The workers it started that run now, even those orphaned by its death (its process group).
     func workerPIDs() -> [Int32] {
-        processGroupMembers(process.pid).filter { $0 != process.pid }
+        RunningProcess.members(ofGroup: process.pid).map(\.pid).filter { $0 != process.pid }
     }
 
     /// The TCP port a process listens on, from /proc.
     func listeningPort(of pid: Int32) -> UInt16? {
-        listeningPorts(of: pid).first
+        RunningProcess.read(pid)?.listeningPorts.first
     }
 
     /// SIGKILL of the agent alone: its workers live on, orphaned.
@@ -198,33 +195,5 @@ final class AgentProcess {
         process.wait(timeout: .seconds(15))
         _ = Glibc.kill(-process.pid, SIGKILL)
         process.kill()
-    }
-}
-
-/// The TCP ports `pid` listens on: its socket inodes matched against /proc/net/tcp.
-func listeningPorts(of pid: Int32) -> [UInt16] {
-    let fdDirectory = "/proc/\(pid)/fd"
-    let links = (try? FileManager.default.contentsOfDirectory(atPath: fdDirectory)) ?? []
-    let inodes = Set(links.compactMap { fd -> String? in
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(fdDirectory)/\(fd)"),
-              target.hasPrefix("socket:[") else { return nil }
-        return String(target.dropFirst(8).dropLast())
-    })
-    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return [] }
-    return table.split(separator: "\n").dropFirst().compactMap { line -> UInt16? in
-        let fields = line.split(separator: " ")
-        // local_address is field 1 ("0100007F:1F4A"), state field 3 ("0A" = LISTEN), inode field 9.
-        guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])),
-              let port = fields[1].split(separator: ":").last.flatMap({ UInt16($0, radix: 16) }) else { return nil }
-        return port
-    }
-}
-
-extension FileHandle {
-    /// Reads up to a newline (exclusive) or the end.
-    func readLine() -> [UInt8] {
-        var bytes: [UInt8] = []
-        while let byte = try? read(upToCount: 1), let first = byte.first, first != 0x0A { bytes.append(first) }
-        return bytes
     }
 }

@@ -20,8 +20,8 @@ private func withJobLoop(_ body: (EventLoop) throws -> Void) throws {
     try loop.close()
 }
 
-/// Drives `loop` until `condition` holds, re-checking it every few milliseconds; false at the deadline.
-private func poll(_ loop: EventLoop, timeoutMs: UInt64 = 5000, until condition: () -> Bool) throws -> Bool {
+/// Runs `loop` until `condition` holds (a 5 ms ticker wakes it to re-check); false at the deadline.
+private func runLoop(_ loop: EventLoop, timeoutMs: UInt64 = 5000, until condition: () -> Bool) throws -> Bool {
     let ticker = try Timer(loop: loop)
     defer { ticker.close() }
     try ticker.start(afterMs: 5, repeatMs: 5) {}
@@ -216,7 +216,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
     /// Drives the loop until `file` holds a PID; returns it.
     private func waitForPID(in file: String, loop: EventLoop) throws -> pid_t? {
         var pid: pid_t?
-        _ = try poll(loop) {
+        _ = try runLoop(loop) {
             pid = (try? String(contentsOfFile: file, encoding: .utf8))
                 .flatMap { $0.hasSuffix("\n") ? pid_t($0.dropLast()) : nil }
             return pid != nil
@@ -309,7 +309,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 5000))
             #expect(completions.outcomes == [.failed("timed out after 300 ms; killed")])
             if let pid {
-                let gone = try poll(loop) { isGone(pid) }
+                let gone = try runLoop(loop) { isGone(pid) }
                 #expect(gone, "process \(pid) still exists after the job completed")
             }
         }
@@ -329,7 +329,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 5000))
             #expect(completions.outcomes == [.failed("cancelled")])
             if let pid {
-                let gone = try poll(loop) { isGone(pid) }
+                let gone = try runLoop(loop) { isGone(pid) }
                 #expect(gone, "process \(pid) still exists after the job completed")
             }
         }

@@ -2,6 +2,7 @@ import Foundation
 import StarlingClient
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 import StarlingUV
 import Synchronization
 import Testing
@@ -110,7 +111,7 @@ import Glibc
         let notOK = results.filter { if case .ok = $0.value { false } else { true } }
         #expect(notOK.isEmpty, "\(notOK)")
         for worker in [entry, standbys[1], primary] {
-            let exited = await waitFor(within: 10) { () -> Bool? in worker.process.isRunning ? nil : true }
+            let exited = await pollAsync(within: .seconds(10)) { () -> Bool? in worker.process.isRunning ? nil : true }
             #expect(exited == true, "a drained worker exits")
             if exited == true {
                 #expect(worker.process.exitStatus == ChildProcess.ExitStatus(code: 0, signal: 0))
@@ -155,8 +156,8 @@ import Glibc
         #expect(timedOut.hasPrefix("FAIL h1 "))
         #expect(timedOut.contains("timed out"))
         // The hung process is gone: no /bin/sleep 60 is left as a child of the hang worker.
-        let orphan = poll(within: 5) { () -> Bool? in
-            childProcesses(of: hang.pid).isEmpty ? true : nil
+        let orphan = poll(within: .seconds(5)) { () -> Bool? in
+            RunningProcess.children(of: hang.pid).isEmpty ? true : nil
         }
         #expect(orphan == true)
     }
@@ -195,29 +196,5 @@ func submitConcurrently(
         var answers: [Int: JobAnswer] = [:]
         for try await (n, answer) in group { answers[n] = answer }
         return answers
-    }
-}
-
-/// PIDs whose parent is `pid`, from /proc.
-func childProcesses(of pid: Int32) -> [Int32] {
-    livingProcesses().filter { $0.parent == pid }.map(\.pid)
-}
-
-/// PIDs in process group `group` (exited ones excluded), from /proc.
-func processGroupMembers(_ group: Int32) -> [Int32] {
-    livingProcesses().filter { $0.group == group }.map(\.pid)
-}
-
-/// Every process not yet exited, with its parent and process group (from /proc/PID/stat).
-private func livingProcesses() -> [(pid: Int32, parent: Int32, group: Int32)] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap(Int32.init).compactMap { pid in
-        // "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after its ')'.
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 2, fields[0] != "Z", let parent = Int32(fields[1]), let group = Int32(fields[2])
-        else { return nil }
-        return (pid, parent, group)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 import StarlingUV
 import Testing
 
@@ -45,12 +46,12 @@ struct StatusCommandTests {
         let flood = Array(String(repeating: "STATUS\r\n", count: 2_000_000).utf8)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         var sent = 0
-        _ = poll(within: 1, every: 5) { () -> Bool? in
+        _ = poll(within: .seconds(1), every: .milliseconds(5)) { () -> Bool? in
             let n = flood[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n > 0 { sent += n }
             return sent == flood.count ? true : nil
         }
-        let rssKB = residentKB(of: worker.pid)
+        let rssKB = RunningProcess.read(worker.pid)?.residentKB ?? 0
         print("flooding client: \(sent) of \(flood.count) request bytes accepted; worker RSS \(rssKB) KB")
         #expect(sent < flood.count, "the worker kept reading a client that does not read its answers")
         #expect(rssKB < 200_000)
@@ -86,15 +87,9 @@ struct StatusCommandTests {
         #expect(ContinuousClock.now - started < .seconds(2))
     }
 
-    private func residentKB(of pid: Int32) -> Int {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-
     private func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = try SpawnedProcess(
-            executable: try WorkerProcess.binary().path, arguments: arguments, stdout: .pipe, stderr: .pipe)
+            executable: try WorkerProcess.binary(), arguments: arguments, stdout: .pipe, stderr: .pipe)
         let run = process.collect(timeout: .seconds(60))
         let status = run.status.signal == 0 ? Int32(run.status.code) : 128 + run.status.signal
         return (status, String(decoding: run.stdout, as: UTF8.self), String(decoding: run.stderr, as: UTF8.self))

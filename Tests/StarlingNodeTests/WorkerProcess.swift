@@ -1,6 +1,7 @@
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 import StarlingUV
 import Testing
 
@@ -41,23 +42,16 @@ final class WorkerProcess {
         arguments += extra
         let logURL = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-\(service)-\(UUID().uuidString.prefix(8)).log")
-        let process = try SpawnedProcess(
-            executable: try Self.binary().path, arguments: arguments, stdout: .pipe, stderr: .file(logURL.path))
-        self.process = process
+        let starling = try StarlingProcess(executable: try Self.binary(), arguments: arguments, logPath: logURL.path)
+        self.process = starling.spawned
         self.service = service
         self.logURL = logURL
-        let line = process.readLine(timeout: .milliseconds(startTimeoutMs)) ?? ""
-        // "starling worker <id> listening on HOST:PORT"
-        let words = line.split(separator: " ")
-        guard words.count == 6, words[0] == "starling", words[1] == "worker", words[3] == "listening",
-              words[4] == "on", let id = NodeID(words[2]), let address = try? NodeAddress(parsing: String(words[5]))
-        else {
+        guard let listening = starling.waitUntilListening(as: .worker, timeout: .milliseconds(startTimeoutMs)) else {
             process.kill()
-            let log = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
-            throw WorkerProcessError.noListeningLine(line: line, log: String(log.suffix(2000)))
+            throw WorkerProcessError.noListeningLine(line: starling.lastOtherLine, log: String(starling.log.suffix(2000)))
         }
-        self.id = id
-        self.address = address
+        self.id = listening.id
+        self.address = listening.address
     }
 
     deinit {
@@ -81,58 +75,21 @@ final class WorkerProcess {
         try? StatusClient.fetch(from: address, timeoutMs: timeoutMs)
     }
 
-    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+    var log: String { ProcFile.read(logURL.path) ?? "" }
 
     /// The path of the `starling` binary built with the tests.
-    static func binary() throws -> URL {
-        let fm = FileManager.default
-        if let override = ProcessInfo.processInfo.environment["STARLING_BINARY"] { return URL(fileURLWithPath: override) }
-        // The test runner lives in the build products directory, next to `starling`.
-        let runner = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        var candidates = [runner.deletingLastPathComponent().appendingPathComponent("starling")]
-        if let bundle = Bundle.main.executableURL {
-            candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("starling"))
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        candidates += ["debug", "release"].map { root.appendingPathComponent(".build/\($0)/starling") }
-        guard let found = candidates.first(where: { fm.isExecutableFile(atPath: $0.path) }) else {
-            throw WorkerProcessError.binaryNotFound(candidates.map(\.path))
-        }
-        return found
+    static func binary() throws -> String {
+        try StarlingBinary.locate(searchBuildFolders: true)
     }
 }
 
 enum WorkerProcessError: Error, CustomStringConvertible {
-    case binaryNotFound([String])
     case noListeningLine(line: String, log: String)
 
     var description: String {
         switch self {
-        case .binaryNotFound(let paths): "starling binary not found; tried \(paths) (set STARLING_BINARY)"
-        case .noListeningLine(let line, let log): "worker did not report its address (got '\(line)'); log:\n\(log)"
+        case .noListeningLine(let line, let log): "no 'listening on' line (last line: '\(line)'); log:\n\(log)"
         }
-    }
-}
-
-/// Polls `probe` until it returns a value or `seconds` pass; a poll interval, not a synchronisation.
-func poll<T>(within seconds: Double, every milliseconds: Int = 10, _ probe: () -> T?) -> T? {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while true {
-        if let value = probe() { return value }
-        if ContinuousClock.now >= deadline { return nil }
-        usleep(UInt32(milliseconds * 1000))
-    }
-}
-
-/// `poll` for async tests: sleeps between probes with `Task.sleep`, so a long wait does not hold
-/// one of the few cooperative threads that the run's other async tests need.
-func waitFor<T>(within seconds: Double, every milliseconds: Int = 10, _ probe: () -> T?) async -> T? {
-    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-    while true {
-        if let value = probe() { return value }
-        if ContinuousClock.now >= deadline { return nil }
-        try? await Task.sleep(for: .milliseconds(milliseconds))
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 import StarlingUV
 import Testing
 
@@ -32,12 +33,12 @@ struct WorkerProcessTests {
         let leaver = try #require(all.first { $0.id == primaries!["alpha"]!.id })
         let stoppedAt = ContinuousClock.now
         leaver.signal(SIGTERM)
-        let exited = poll(within: 3) { leaver.process.isRunning ? nil : true }
+        let exited = poll(within: .seconds(3)) { leaver.process.isRunning ? nil : true }
         try #require(exited == true, "still running after SIGTERM; log:\n\(leaver.log)")
         #expect(leaver.process.exitStatus == ChildProcess.ExitStatus(code: 0, signal: 0))
         #expect(leaver.log.contains("primary -> standby"))
         let rest = all.filter { $0 !== leaver }
-        let successor = poll(within: 3) { () -> StatusReport.Entry? in
+        let successor = poll(within: .seconds(3)) { () -> StatusReport.Entry? in
             let views = rest.compactMap { $0.status() }
             guard views.count == rest.count,
                   views.allSatisfy({ !$0.members.contains { $0.id == leaver.id } && $0.primaries(of: "alpha").count == 1 })
@@ -61,7 +62,7 @@ struct WorkerProcessTests {
 
         let killedAt = ContinuousClock.now
         victim.signal(SIGKILL)
-        let successor = poll(within: 5, every: 2) { () -> StatusReport.Entry? in
+        let successor = poll(within: .seconds(5), every: .milliseconds(2)) { () -> StatusReport.Entry? in
             for worker in survivors {
                 if let entry = worker.status(timeoutMs: 500)?.primaries(of: "kappa").first(where: {
                     $0.id != old.id && $0.epoch > old.epoch
@@ -91,7 +92,7 @@ struct WorkerProcessTests {
         var polls = 0
         var doubles: [String] = []
         let startedAt = ContinuousClock.now
-        let done = poll(within: 5, every: 1) { () -> Bool? in
+        let done = poll(within: .seconds(5), every: .milliseconds(1)) { () -> Bool? in
             var settled = true
             for worker in all {
                 guard let report = worker.status(timeoutMs: 500) else {
@@ -130,7 +131,7 @@ struct WorkerProcessTests {
         paused.signal(SIGSTOP)
         defer { paused.signal(SIGCONT) }
         // Past the failure timeout: every survivor has dropped it and agrees on a successor.
-        let successor = poll(within: 5) { () -> StatusReport.Entry? in
+        let successor = poll(within: .seconds(5)) { () -> StatusReport.Entry? in
             let views = survivors.compactMap { $0.status() }
             guard views.count == survivors.count,
                   views.allSatisfy({ !$0.members.contains { $0.id == old.id } }),
@@ -145,7 +146,7 @@ struct WorkerProcessTests {
         let resumedAt = ContinuousClock.now
         paused.signal(SIGCONT)
         var doubles: [String] = []
-        let steppedDown = poll(within: 3, every: 2) { () -> StatusReport? in
+        let steppedDown = poll(within: .seconds(3), every: .milliseconds(2)) { () -> StatusReport? in
             for survivor in survivors {
                 if let view = survivor.status(timeoutMs: 500), view.primaries(of: "mu").count > 1 {
                     doubles.append(describe(view))
@@ -199,7 +200,7 @@ struct WorkerProcessTests {
         let answers = String(decoding: try RawSocket.exchangeTCP(garbage, with: target.address.port), as: UTF8.self)
         #expect(answers.contains("ERR - BAD_REQUEST"))
 
-        let udpRejected = poll(within: 3) { () -> StatusReport? in
+        let udpRejected = poll(within: .seconds(3)) { () -> StatusReport? in
             guard let report = target.status() else { return nil }
             let udp = report.rejected.filter { !$0.key.hasPrefix("client_") }.values.reduce(0, +)
             return udp >= UInt64(datagrams.count) ? report : nil
@@ -225,7 +226,7 @@ struct WorkerProcessTests {
 func awaitAgreement(_ workers: [WorkerProcess], within seconds: Double) -> [String: StatusReport.Entry]? {
     let services = Set(workers.map(\.service))
     let ids = Set(workers.map(\.id))
-    return poll(within: seconds) { () -> [String: StatusReport.Entry]? in
+    return poll(within: .milliseconds(Int(seconds * 1000))) { () -> [String: StatusReport.Entry]? in
         var agreed: [String: StatusReport.Entry]?
         for worker in workers {
             guard let report = worker.status(), Set(report.members.map(\.id)) == ids,

@@ -1,4 +1,5 @@
 import Foundation
+import StarlingTestSupport
 import Synchronization
 
 #if canImport(Glibc)
@@ -52,10 +53,9 @@ final class Children: Sendable {
     static func stop(_ pids: [pid_t], graceMs: Int) {
         var running = pids.filter { !reaped($0) }
         for pid in running { _ = kill(pid, SIGTERM) }
-        let deadline = monotonicNs() + UInt64(graceMs) * 1_000_000
-        while !running.isEmpty && monotonicNs() < deadline {
-            usleep(10_000)
+        _ = poll(within: .milliseconds(graceMs), every: .milliseconds(10)) { () -> Bool? in
             running.removeAll { reaped($0) }
+            return running.isEmpty ? true : nil
         }
         for pid in running {
             _ = kill(pid, SIGKILL)

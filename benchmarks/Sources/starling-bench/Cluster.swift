@@ -1,6 +1,7 @@
 import Foundation
 import StarlingClient
 import StarlingCore
+import StarlingTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -30,19 +31,13 @@ struct Cluster: Sendable {
     /// The temporary folder with the jobs definition and the workers' logs.
     let directory: String
 
-    /// The `starling` binary next to this executable (the same build folder).
+    /// The `starling` binary next to this executable (the same build folder), or `STARLING_BINARY`.
     static func findBinary() throws -> String {
-        if let override = ProcessInfo.processInfo.environment["STARLING_BINARY"] { return override }
-        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let candidate = me.deletingLastPathComponent().appendingPathComponent("starling").path
-        guard FileManager.default.isExecutableFile(atPath: candidate) else {
-            throw BenchError("""
-                no starling binary at \(candidate).
-                Build it first, in the same configuration: swift build -c release
-                (or set STARLING_BINARY to its path)
-                """)
+        do {
+            return try StarlingBinary.locate()
+        } catch {
+            throw BenchError(error.description)
         }
-        return candidate
     }
 
     /// Writes `<service>.toml` and starts `count` workers; returns once each has printed its
@@ -67,22 +62,27 @@ struct Cluster: Sendable {
         return Cluster(service: service, workers: workers, directory: directory)
     }
 
-    /// Starts one worker with stdout on a pipe (for its first line) and stderr in `logPath`.
+    /// Starts one worker (or, with `kind` "agent", an agent) in a process group of its own, with
+    /// stdout on a pipe (for its `listening on` line) and stderr in `logPath`; it is registered with
+    /// `Children.shared` before anything else can fail.
     static func spawnWorker(binary: String, arguments: [String], logPath: String,
                             startTimeoutMs: Int, kind: String = "worker") throws -> StartedWorker {
-        let started = try Spawn.start(binary: binary, arguments: arguments, logPath: logPath, pipeStdout: true)
-        let readFD = started.stdoutFD!
-        defer { close(readFD) }
-        let line = Spawn.readLine(readFD, timeoutMs: startTimeoutMs)
-        // "starling worker <id> listening on HOST:PORT" (or "starling agent ...")
-        let words = line.split(separator: " ")
-        guard words.count == 6, words[0] == "starling", words[1] == kind, words[3] == "listening",
-              words[4] == "on", let id = NodeID(words[2])
-        else {
-            throw BenchError("\(kind) \(started.pid) did not report its address within \(startTimeoutMs) ms "
-                + "(got '\(line)'); its log:\n\(Spawn.logTail(logPath))")
+        guard let lineKind = ListeningLine.Kind(rawValue: kind) else { throw BenchError("no such process kind: \(kind)") }
+        let started: StarlingProcess
+        do {
+            started = try StarlingProcess(executable: binary, arguments: arguments, logPath: logPath, ownProcessGroup: true)
+        } catch {
+            throw BenchError(error.description)
         }
-        return StartedWorker(pid: started.pid, id: id, address: String(words[5]), logPath: logPath)
+        guard Children.shared.add(started.pid) else {
+            Children.stop([started.pid], graceMs: 0)
+            throw BenchError("stopping: \(binary) not started")
+        }
+        guard let line = started.waitUntilListening(as: lineKind, timeout: .milliseconds(startTimeoutMs)) else {
+            throw BenchError("\(kind) \(started.pid) did not report its address within \(startTimeoutMs) ms "
+                + "(last line: '\(started.lastOtherLine)'); its log:\n\(Spawn.logTail(logPath))")
+        }
+        return StartedWorker(pid: started.pid, id: line.id, address: line.address.description, logPath: logPath)
     }
 
     // MARK: - Agreement
@@ -104,7 +104,7 @@ struct Cluster: Sendable {
         let clients = try workers.map { try StarlingClient(nodes: [$0.address], configuration: configuration) }
         let result: Result<Agreement, any Error>
         do {
-            result = .success(try await poll(clients, timeoutMs: timeoutMs))
+            result = .success(try await awaitAgreement(clients, timeoutMs: timeoutMs))
         } catch {
             result = .failure(error)
         }
@@ -112,22 +112,19 @@ struct Cluster: Sendable {
         return try result.get()
     }
 
-    private func poll(_ clients: [StarlingClient], timeoutMs: UInt64) async throws -> Agreement {
-        let started = monotonicNs()
-        let deadline = started + timeoutMs * 1_000_000
+    private func awaitAgreement(_ clients: [StarlingClient], timeoutMs: UInt64) async throws -> Agreement {
+        let started = ContinuousClock.now
         var last = "no answer yet"
-        while monotonicNs() < deadline {
+        let agreement = await pollAsync(within: .milliseconds(timeoutMs), every: .milliseconds(50)) { () async -> Agreement? in
             var primaries: Set<NodeID> = []
             var epochs: Set<UInt64> = []
-            var settled = true
             for (worker, client) in zip(workers, clients) {
                 let report: StatusReport
                 do {
                     report = try StatusReport(json: try await client.status())
                 } catch {
                     last = "worker \(worker.address): \(error)"
-                    settled = false
-                    break
+                    return nil
                 }
                 let mine = report.members.filter { $0.service.value == service }
                 let admitted = mine.filter { $0.status == .primary || $0.status == .standby }
@@ -135,19 +132,22 @@ struct Cluster: Sendable {
                 guard mine.count == workers.count, admitted.count == workers.count, claimed.count == 1 else {
                     last = "worker \(worker.address) sees \(mine.count) members: "
                         + mine.map { "\($0.id.short)=\($0.status)" }.joined(separator: " ")
-                    settled = false
-                    break
+                    return nil
                 }
                 primaries.insert(claimed[0].id)
                 epochs.insert(claimed[0].epoch)
             }
-            if settled, primaries.count == 1, epochs.count == 1,
-               let primary = workers.first(where: { $0.id == primaries.first }) {
-                return Agreement(primary: primary, epoch: epochs.first!, waitedMs: (monotonicNs() - started) / 1_000_000)
+            guard primaries.count == 1, epochs.count == 1, let primary = workers.first(where: { $0.id == primaries.first })
+            else {
+                last = "workers disagree: primaries \(primaries.map(\.short)), epochs \(epochs)"
+                return nil
             }
-            if settled { last = "workers disagree: primaries \(primaries.map(\.short)), epochs \(epochs)" }
-            try await Task.sleep(for: .milliseconds(50))
+            let waited = ContinuousClock.now - started
+            return Agreement(primary: primary, epoch: epochs.first!, waitedMs: UInt64(waited / .milliseconds(1)))
         }
-        throw BenchError("the \(workers.count) workers did not agree on one primary within \(timeoutMs) ms: \(last)")
+        guard let agreement else {
+            throw BenchError("the \(workers.count) workers did not agree on one primary within \(timeoutMs) ms: \(last)")
+        }
+        return agreement
     }
 }

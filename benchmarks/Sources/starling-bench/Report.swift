@@ -1,4 +1,5 @@
 import Foundation
+import StarlingTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -14,15 +15,14 @@ struct Machine: Codable, Sendable {
     var loadAverage1m: Double
 
     static func current() -> Machine {
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let cpuinfo = ProcFile.read("/proc/cpuinfo") ?? ""
         let model = cpuinfo.split(separator: "\n")
             .first { $0.hasPrefix("model name") }
             .flatMap { $0.split(separator: ":", maxSplits: 1).last }
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
-        var names = utsname()
-        uname(&names)
-        let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let loadavg = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)) ?? ""
+        // The release uname(2) reports.
+        let release = ProcFile.read("/proc/sys/kernel/osrelease")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        let loadavg = ProcFile.read("/proc/loadavg") ?? ""
         let load = loadavg.split(separator: " ").first.flatMap { Double($0) } ?? -1
         return Machine(nproc: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), cpuModel: model, kernel: release,
                        loadAverage1m: load)

@@ -1,4 +1,5 @@
 import Foundation
+import StarlingTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -100,6 +101,6 @@ enum Spawn {
 
     /// This executable's path.
     static func selfExecutable() -> String {
-        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        (try? StarlingBinary.selfExecutable()) ?? "/proc/self/exe"
     }
 }

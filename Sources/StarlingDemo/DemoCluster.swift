@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 
 /// The demo's local cluster: two agents on loopback and every worker they start, which the demo
 /// tracks so that it can kill one on purpose and prove at the end that none is left.
@@ -13,7 +14,7 @@ final class DemoCluster {
     let workDirectory: String
     private(set) var agents: [DemoAgent] = []
     /// Every worker process ever seen in an agent's process group (pid → process).
-    private(set) var workersSeen: [Int32: DemoProcess] = [:]
+    private(set) var workersSeen: [Int32: RunningProcess] = [:]
 
     init(executable: String, jobsDirectory: String, workDirectory: String) {
         self.executable = executable
@@ -52,10 +53,10 @@ final class DemoCluster {
     }
 
     /// Processes in the agents' process groups other than the agents: their workers.
-    func scanWorkers() -> [DemoProcess] {
+    func scanWorkers() -> [RunningProcess] {
         let groups = Set(agents.map(\.pid))
         let agentPIDs = groups
-        let found = DemoProcess.all().filter { groups.contains($0.group) && !agentPIDs.contains($0.pid) }
+        let found = RunningProcess.all().filter { groups.contains($0.group) && !agentPIDs.contains($0.pid) }
         for process in found where workersSeen[process.pid]?.startTicks != process.startTicks {
             workersSeen[process.pid] = process
         }
@@ -64,9 +65,9 @@ final class DemoCluster {
 
     /// The worker that listens on `address` (from `STATUS`), if it is a child of one of our agents
     /// and runs this same program: the only kind of process the demo ever kills.
-    func worker(listeningOn address: String) -> DemoProcess? {
+    func worker(listeningOn address: String) -> RunningProcess? {
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]),
-              let inode = listeningSocketInode(port: port)
+              let inode = ListeningSocket.onLoopback(port: port)?.inode
         else { return nil }
         let parents = Set(agents.filter { !$0.hasExited }.map(\.pid))
         return scanWorkers().first { process in
@@ -91,11 +92,10 @@ final class DemoCluster {
         var report = StopReport()
         _ = scanWorkers()
         for agent in agents { agent.send(SIGTERM) }
-        let deadline = ContinuousClock.now + grace
-        while ContinuousClock.now < deadline, !hurry() {
+        _ = poll(within: grace, every: .milliseconds(50)) { () -> Bool? in
+            if hurry() { return true }
             _ = scanWorkers()
-            if agents.allSatisfy(\.hasExited), ours().isEmpty { break }
-            usleep(50_000)
+            return agents.allSatisfy(\.hasExited) && ours().isEmpty ? true : nil
         }
         for agent in agents where !agent.hasExited {
             agent.send(SIGKILL)
@@ -104,9 +104,8 @@ final class DemoCluster {
         let leftovers = ours()
         for process in leftovers { process.send(SIGKILL) }
         report.leftoverKilled = leftovers.map(\.pid)
-        let killDeadline = ContinuousClock.now + .seconds(3)
-        while ContinuousClock.now < killDeadline, !(agents.allSatisfy(\.hasExited) && ours().isEmpty) {
-            usleep(20_000)
+        _ = poll(within: .seconds(3), every: .milliseconds(20)) { () -> Bool? in
+            agents.allSatisfy(\.hasExited) && ours().isEmpty ? true : nil
         }
         report.agentEnds = agents.map { "agent \($0.number) (pid \($0.pid)): \($0.reap() ?? "still running")" }
         report.workersStopped = workersSeen.count
@@ -116,10 +115,10 @@ final class DemoCluster {
 
     /// Live processes the demo caused, agents aside: in an agent's group and running this program,
     /// or a worker seen earlier (same pid and start time) that is still running.
-    private func ours() -> [DemoProcess] {
+    private func ours() -> [RunningProcess] {
         let groups = Set(agents.map(\.pid))
-        var found: [Int32: DemoProcess] = [:]
-        for process in DemoProcess.all() where groups.contains(process.group) && !groups.contains(process.pid) {
+        var found: [Int32: RunningProcess] = [:]
+        for process in RunningProcess.all() where groups.contains(process.group) && !groups.contains(process.pid) {
             if process.executable == executable || workersSeen[process.pid]?.startTicks == process.startTicks {
                 found[process.pid] = process
             }
@@ -147,7 +146,7 @@ extension DemoCluster {
         var echoFile: String?
         for name in try files.contentsOfDirectory(atPath: directory) where name.hasSuffix(".toml") {
             let source = "\(directory)/\(name)"
-            guard var text = readProcFile(source) else { throw DemoError("cannot read \(source)") }
+            guard var text = try? String(contentsOfFile: source, encoding: .utf8) else { throw DemoError("cannot read \(source)") }
             if let loaded = try? ServiceDefinitionLoader.load(file: source), loaded.service == echo {
                 text = Self.setting(text, key: "min_workers", to: wanted)
                 echoFile = name

@@ -2,48 +2,69 @@ import StarlingCore
 
 /// Watches the cluster through `STATUS` polls: reports members joining and leaving, primaries and
 /// the scaler changing, and measures how long a failover and a replacement take.
-final class DemoMonitor {
+public final class DemoMonitor {
     /// A kill -9 the demo did, and what it is waiting to see.
-    struct Kill {
-        var what: String
-        var id: NodeID
-        var service: ServiceName
-        var pid: Int32
-        var address: String
-        var epoch: UInt64
-        var at: ContinuousClock.Instant
-        var elapsedLabel: String
+    public struct Kill: Sendable {
+        public var what: String
+        public var id: NodeID
+        public var service: ServiceName
+        public var pid: Int32
+        public var address: String
+        public var epoch: UInt64
+        public var at: ContinuousClock.Instant
+        public var elapsedLabel: String
         /// Members of the service just before the kill; the kill is repaired when as many are back.
-        var workersBefore: Int
+        public var workersBefore: Int
         /// Ids present before the kill: a replacement is an id not among them.
-        var idsBefore: Set<NodeID>
+        public var idsBefore: Set<NodeID>
         /// From the kill until a new primary with a higher epoch was seen (primary kills only).
-        var failover: Duration?
+        public var failover: Duration?
         /// From the kill until the dead member left the record.
-        var detected: Duration?
+        public var detected: Duration?
         /// From the kill until the service had as many admitted workers as before.
-        var replaced: Duration?
-        var waitsForFailover: Bool
+        public var replaced: Duration?
+        public var waitsForFailover: Bool
 
-        var isSettled: Bool { (!waitsForFailover || failover != nil) && replaced != nil }
+        public init(
+            what: String, id: NodeID, service: ServiceName, pid: Int32, address: String, epoch: UInt64,
+            at: ContinuousClock.Instant, elapsedLabel: String, workersBefore: Int, idsBefore: Set<NodeID>,
+            failover: Duration? = nil, detected: Duration? = nil, replaced: Duration? = nil, waitsForFailover: Bool
+        ) {
+            self.what = what
+            self.id = id
+            self.service = service
+            self.pid = pid
+            self.address = address
+            self.epoch = epoch
+            self.at = at
+            self.elapsedLabel = elapsedLabel
+            self.workersBefore = workersBefore
+            self.idsBefore = idsBefore
+            self.failover = failover
+            self.detected = detected
+            self.replaced = replaced
+            self.waitsForFailover = waitsForFailover
+        }
+
+        public var isSettled: Bool { (!waitsForFailover || failover != nil) && replaced != nil }
     }
 
     private let say: (String) -> Void
-    private(set) var report: StatusReport?
-    private(set) var members: [NodeID: StatusReport.Entry] = [:]
-    private(set) var scaler: NodeID?
+    public private(set) var report: StatusReport?
+    public private(set) var members: [NodeID: StatusReport.Entry] = [:]
+    public private(set) var scaler: NodeID?
     private var primaries: [ServiceName: (id: NodeID, epoch: UInt64)] = [:]
     /// Whether primary changes are told (after start-up, where every service gets its first).
-    var tellsPrimaries = false
-    private(set) var kills: [Kill] = []
+    public var tellsPrimaries = false
+    public private(set) var kills: [Kill] = []
     /// Highest worker count seen per service.
-    private(set) var peak: [ServiceName: Int] = [:]
-    private(set) var failedPolls = 0
+    public private(set) var peak: [ServiceName: Int] = [:]
+    public private(set) var failedPolls = 0
 
     /// Each service's min_workers, to tell why a worker was started.
     private let minWorkers: [ServiceName: Int]
 
-    init(minWorkers: [ServiceName: Int], say: @escaping (String) -> Void) {
+    public init(minWorkers: [ServiceName: Int], say: @escaping (String) -> Void) {
         self.minWorkers = minWorkers
         self.say = say
     }
@@ -62,29 +83,29 @@ final class DemoMonitor {
     }
 
     /// Members per service type, agents included.
-    var counts: [ServiceName: Int] {
+    public var counts: [ServiceName: Int] {
         members.values.reduce(into: [:]) { $0[$1.service, default: 0] += 1 }
     }
 
     /// Admitted members (not joining) per service type.
-    var admittedCounts: [ServiceName: Int] {
+    public var admittedCounts: [ServiceName: Int] {
         members.values.filter { $0.status != .joining }.reduce(into: [:]) { $0[$1.service, default: 0] += 1 }
     }
 
     /// The current primary of `service` as this record shows it: the one with the highest epoch
     /// (a dead primary stays in the record, still `primary`, until it is presumed dead).
-    func primary(of service: ServiceName) -> StatusReport.Entry? {
+    public func primary(of service: ServiceName) -> StatusReport.Entry? {
         members.values.filter { $0.service == service && $0.status == .primary }.max { $0.epoch < $1.epoch }
     }
 
-    func kill(_ kill: Kill) {
+    public func kill(_ kill: Kill) {
         kills.append(kill)
     }
 
-    var pendingKills: Bool { kills.contains { !$0.isSettled } }
+    public var pendingKills: Bool { kills.contains { !$0.isSettled } }
 
     /// Takes in one poll's answer (nil: no agent answered).
-    func update(_ newReport: StatusReport?, now: ContinuousClock.Instant = .now) {
+    public func update(_ newReport: StatusReport?, now: ContinuousClock.Instant = .now) {
         guard let newReport else {
             failedPolls += 1
             return
@@ -143,7 +164,7 @@ final class DemoMonitor {
         }
     }
 
-    static func ms(_ duration: Duration) -> String {
+    public static func ms(_ duration: Duration) -> String {
         let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
         return ms < 10_000 ? "\(ms) ms" : "\(ms / 1000).\(ms % 1000 / 100) s"
     }

@@ -4,18 +4,18 @@ import StarlingCore
 /// The demo's closing report: jobs by kind, the kills and how fast the cluster recovered, and the
 /// worker counts over time. `passed` says whether every job was answered OK and both kills were
 /// survived.
-struct DemoSummary {
-    let counts: [String: DemoJobCounts]
-    let total: DemoJobCounts
+public struct DemoSummary {
+    public let counts: [String: DemoJobCounts]
+    public let total: DemoJobCounts
     /// Sorted submit-to-answer times per service, and of all jobs under "total".
-    let latenciesMs: [String: [Double]]
-    let kills: [DemoMonitor.Kill]
-    let snapshots: [(label: String, counts: [ServiceName: Int])]
-    let peak: [ServiceName: Int]
-    let services: [ServiceName]
-    let problems: [String]
+    public let latenciesMs: [String: [Double]]
+    public let kills: [DemoMonitor.Kill]
+    public let snapshots: [(label: String, counts: [ServiceName: Int])]
+    public let peak: [ServiceName: Int]
+    public let services: [ServiceName]
+    public let problems: [String]
 
-    init(
+    public init(
         tally: DemoTally, kills: [DemoMonitor.Kill], snapshots: [(label: String, counts: [ServiceName: Int])],
         peak: [ServiceName: Int], services: [ServiceName], problems: [String]
     ) {
@@ -31,13 +31,13 @@ struct DemoSummary {
         self.problems = problems
     }
 
-    var passed: Bool {
+    public var passed: Bool {
         total.submitted > 0 && total.lost == 0 && total.failed == 0 && total.errors == 0 && total.wrong == 0
             && kills.count == 2 && kills.allSatisfy(\.isSettled) && problems.isEmpty
     }
 
     /// One sentence for the last line.
-    var verdict: String {
+    public var verdict: String {
         var parts = ["\(total.submitted) jobs submitted, \(total.ok) answered OK, lost \(total.lost)"]
         if total.failed + total.errors + total.wrong > 0 {
             parts.append("\(total.failed) FAIL, \(total.errors) ERR, \(total.wrong) wrong results")
@@ -51,7 +51,7 @@ struct DemoSummary {
         return parts.joined(separator: "; ")
     }
 
-    func render() -> String {
+    public func render() -> String {
         var lines: [String] = []
         let header = ["jobs", "submitted", "answered", "OK", "FAIL", "ERR", "wrong", "lost", "retried", "median", "p99", "max"]
         var rows = counts.keys.sorted().map { row($0, counts[$0]!) }

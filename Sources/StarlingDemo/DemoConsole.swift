@@ -7,9 +7,11 @@ import Synchronization
 /// The demo's output: the story on stdout (sections, events, the summary), and a progress line on
 /// stderr, redrawn in place with `\r` when stderr is a terminal, or written once a second when not.
 /// Every write is one `write(2)`, from any thread; the lock keeps lines whole and in order.
-final class DemoConsole: Sendable {
-    let start: ContinuousClock.Instant
-    private let stderrIsTerminal = isatty(2) == 1
+public final class DemoConsole: Sendable {
+    public let start: ContinuousClock.Instant
+    private let stderrIsTerminal: Bool
+    /// Writes text to a file descriptor (1 or 2).
+    private let output: @Sendable (_ fd: Int32, _ text: String) -> Void
     private struct State {
         /// The progress line, while there is one.
         var line: String?
@@ -19,20 +21,29 @@ final class DemoConsole: Sendable {
     }
     private let state = Mutex(State())
 
-    init(start: ContinuousClock.Instant = .now) {
+    /// `stderrIsTerminal` and `output` are there for tests; by default the console writes to the
+    /// real stdout and stderr, and draws the progress line in place when stderr is a terminal.
+    public init(
+        start: ContinuousClock.Instant = .now, stderrIsTerminal: Bool = isatty(2) == 1,
+        output: @escaping @Sendable (_ fd: Int32, _ text: String) -> Void = DemoConsole.writeAll
+    ) {
         self.start = start
+        self.stderrIsTerminal = stderrIsTerminal
+        self.output = output
     }
 
     /// Seconds since the demo started, as `12.3s`, right-aligned.
-    var clock: String {
-        let elapsed = ContinuousClock.now - start
+    public var clock: String { Self.clock(elapsed: ContinuousClock.now - start) }
+
+    /// `elapsed` as the event lines show it: `12.3s`, right-aligned in six columns.
+    public static func clock(elapsed: Duration) -> String {
         let tenths = elapsed.components.seconds * 10 + elapsed.components.attoseconds / 100_000_000_000_000_000
         let text = "\(tenths / 10).\(tenths % 10)s"
         return String(repeating: " ", count: max(0, 6 - text.count)) + text
     }
 
     /// A line of the story, as is.
-    func say(_ line: String = "") {
+    public func say(_ line: String = "") {
         state.withLock { state in
             clearProgress(&state)
             write(1, line + "\n")
@@ -41,12 +52,12 @@ final class DemoConsole: Sendable {
     }
 
     /// Something that happened now: `  12.3s  <text>`, above the progress line.
-    func event(_ text: String) {
+    public func event(_ text: String) {
         say("\(clock)  \(text)")
     }
 
     /// Replaces the progress line (terminal), or writes it if a second has passed (otherwise).
-    func progress(_ line: String) {
+    public func progress(_ line: String) {
         state.withLock { state in
             if stderrIsTerminal {
                 // At most 10 redraws a second: enough to look live, little to scroll back through.
@@ -68,7 +79,7 @@ final class DemoConsole: Sendable {
     }
 
     /// Removes the progress line for good (the terminal's line is cleared).
-    func endProgress() {
+    public func endProgress() {
         state.withLock { state in
             clearProgress(&state)
             state.line = nil
@@ -89,13 +100,11 @@ final class DemoConsole: Sendable {
     }
 
     private func write(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { return }
-            offset += count
-        }
+        output(fd, text)
+    }
+
+    /// Writes all of `text` to `fd` (partial writes are continued; a failed write is dropped).
+    public static func writeAll(_ fd: Int32, _ text: String) {
+        try? FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(contentsOf: Data(text.utf8))
     }
 }

@@ -5,11 +5,11 @@ import Foundation
 import StarlingClient
 import StarlingCore
 import StarlingNode
-import Synchronization
+import StarlingTestSupport
 
 /// One run of `starling demo`, on the main thread: start the cluster, wait for it, run the
 /// workload with the kills, summarise, stop everything. The workload's lanes run as tasks.
-final class DemoRun {
+public final class DemoRun {
     private let jobsArgument: String
     private let duration: Duration
     private let keepLogs: Bool
@@ -27,16 +27,18 @@ final class DemoRun {
     private static let echoWorkers = 3
     private static let echo = ServiceName.literal("echo")
 
-    init(jobs: String, duration: Duration, keepLogs: Bool) {
+    public init(jobs: String, duration: Duration, keepLogs: Bool) {
         self.jobsArgument = jobs
         self.duration = duration
         self.keepLogs = keepLogs
     }
 
-    private var interrupted: Bool { demoSignals.load(ordering: .relaxed) > 0 }
+    private var interrupted: Bool { DemoSignals.received > 0 }
 
-    /// True when the demo passed.
-    func run() -> Bool {
+    /// True when the demo passed. From here on SIGINT and SIGTERM stop the demo in order (see
+    /// `DemoSignals`) instead of ending this process.
+    public func run() -> Bool {
+        DemoSignals.install()
         let directory = URL(fileURLWithPath: jobsArgument).standardizedFileURL.path
         let original: [ServiceName: ServiceDefinition]
         let workDirectory: String
@@ -96,7 +98,7 @@ final class DemoRun {
             directory: directory, definitions: original, echoWorkers: Self.echoWorkers, workDirectory: workDirectory)
         definitions = try ServiceDefinitionLoader.loadAll(directory: jobsPath)
         monitor = DemoMonitor(minWorkers: definitions.mapValues(\.minWorkers)) { [console] in console.event($0) }
-        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let executable = try StarlingBinary.selfExecutable()
         let cluster = DemoCluster(executable: executable, jobsDirectory: jobsPath, workDirectory: workDirectory)
         self.cluster = cluster
 
@@ -181,11 +183,11 @@ final class DemoRun {
         snapshot("end of load")
         workload.stop()
         console.event("no more new jobs; waiting for the answers of those in flight")
-        let answersDeadline = ContinuousClock.now + .seconds(40)
-        while workload.lanesRunning > 0, ContinuousClock.now < answersDeadline, !interrupted {
+        _ = poll(within: .seconds(40), every: .milliseconds(100)) { () -> Bool? in
+            guard workload.lanesRunning > 0, !interrupted else { return true }
             monitor.update(cluster?.status())
             showProgress(workload)
-            usleep(100_000)
+            return nil
         }
         if workload.lanesRunning > 0 { problems.append("\(workload.lanesRunning) lanes still had no answer after 40 s") }
         showProgress(workload)
@@ -229,20 +231,22 @@ final class DemoRun {
     /// scaler, and no kill is still waiting for its repair.
     private func waitUntilReady(deadline: ContinuousClock.Instant, phase: String) throws {
         let started = ContinuousClock.now
-        while !interrupted {
+        var missing: [String] = []
+        let ready = poll(within: deadline - started, every: .milliseconds(100)) { () -> Bool? in
+            if interrupted { return false }
             monitor.update(cluster?.status())
-            let missing = whatIsMissing()
-            if missing.isEmpty {
-                console.event("\(phase == "start-up" ? "ready" : "back at full strength") after \(DemoMonitor.ms(.now - started)): "
-                    + "every service has its min_workers and a primary")
-                return
-            }
-            if ContinuousClock.now >= deadline {
-                throw DemoError("\(phase): after \(DemoMonitor.ms(.now - started)) still \(missing.joined(separator: "; "))")
-            }
-            usleep(100_000)
+            missing = whatIsMissing()
+            return missing.isEmpty ? true : nil
         }
-        throw DemoError("interrupted")
+        switch ready {
+        case true?:
+            console.event("\(phase == "start-up" ? "ready" : "back at full strength") after \(DemoMonitor.ms(.now - started)): "
+                + "every service has its min_workers and a primary")
+        case false?:
+            throw DemoError("interrupted")
+        case nil:
+            throw DemoError("\(phase): after \(DemoMonitor.ms(.now - started)) still \(missing.joined(separator: "; "))")
+        }
     }
 
     private func whatIsMissing() -> [String] {
@@ -265,7 +269,7 @@ final class DemoRun {
         console.endProgress()
         console.say("")
         console.say("== stopping: SIGTERM to each agent, which drains its workers and exits")
-        let report = cluster.stop(grace: .seconds(20)) { demoSignals.load(ordering: .relaxed) > 1 }
+        let report = cluster.stop(grace: .seconds(20)) { DemoSignals.received > 1 }
         for line in report.agentEnds { console.say("  \(line)") }
         if !report.leftoverKilled.isEmpty {
             console.say("  killed with SIGKILL after the agents stopped: pids \(report.leftoverKilled.map(String.init).joined(separator: ", "))")
@@ -322,21 +326,23 @@ final class DemoRun {
         text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "  " + $0 }.joined(separator: "\n")
     }
 
+    /// A new directory `/tmp/starling-demo-XXXXXX` of this user's alone, as mkdtemp(3) makes.
     private static func makeWorkDirectory() throws -> String {
-        var template = Array("/tmp/starling-demo-XXXXXX".utf8CString)
-        guard let path = mkdtemp(&template) else { throw DemoError("cannot create a directory in /tmp: \(String(cString: strerror(errno)))") }
-        return String(cString: path)
+        let letters = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var lastError: any Error = DemoError("no name was free")
+        for _ in 0..<16 {
+            let path = "/tmp/starling-demo-" + String((0..<6).map { _ in letters.randomElement()! })
+            do {
+                // Not withIntermediateDirectories: it fails when the name is taken, so the directory is new.
+                try FileManager.default.createDirectory(
+                    atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+                return path
+            } catch {
+                lastError = error
+            }
+        }
+        throw DemoError("cannot create a directory in /tmp: \(lastError)")
     }
-}
-
-/// Runs `body` on the cooperative pool and blocks this thread until it is done.
-func blockOn(_ body: @escaping @Sendable () async -> Void) {
-    let done = DispatchSemaphore(value: 0)
-    Task.detached {
-        await body()
-        done.signal()
-    }
-    done.wait()
 }
 
 extension ServiceName {

@@ -1,0 +1,52 @@
+import StarlingTestSupport
+import Synchronization
+import Testing
+
+@Suite struct PollTests {
+    @Test func returnsTheFirstValueWithoutWaiting() {
+        let started = ContinuousClock.now
+        #expect(poll(within: .seconds(10)) { 7 } == 7)
+        #expect(ContinuousClock.now - started < .seconds(1))
+    }
+
+    @Test func asksUntilTheProbeAnswers() {
+        var asked = 0
+        let value = poll(within: .seconds(10), every: .milliseconds(1)) { () -> Int? in
+            asked += 1
+            return asked == 5 ? asked : nil
+        }
+        #expect(value == 5)
+    }
+
+    @Test func givesUpAtTheDeadlineAfterAskingOnceMoreThere() {
+        var asked = 0
+        let started = ContinuousClock.now
+        let value = poll(within: .milliseconds(100), every: .milliseconds(30)) { () -> Int? in
+            asked += 1
+            return nil
+        }
+        let waited = ContinuousClock.now - started
+        #expect(value == nil)
+        #expect(waited >= .milliseconds(100))
+        #expect(waited < .seconds(5))
+        // At 0, 30, 60, 90 and at the deadline (100).
+        #expect(asked >= 3)
+    }
+
+    @Test func asyncProbesMayAwait() async {
+        let asked = Atomic<Int>(0)
+        let value = await pollAsync(within: .seconds(10), every: .milliseconds(1)) { () async -> Int? in
+            await Task.yield()
+            let count = asked.add(1, ordering: .relaxed).newValue
+            return count == 3 ? count : nil
+        }
+        #expect(value == 3)
+    }
+
+    @Test func asyncGivesUpAtTheDeadline() async {
+        let started = ContinuousClock.now
+        let value: Int? = await pollAsync(within: .milliseconds(50)) { nil }
+        #expect(value == nil)
+        #expect(ContinuousClock.now - started >= .milliseconds(50))
+    }
+}
