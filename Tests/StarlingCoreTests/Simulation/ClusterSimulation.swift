@@ -109,6 +109,8 @@ final class ClusterSimulation {
     private(set) var heartbeatsDelivered = 0
     private(set) var framesDropped = 0
     private(set) var jobsRun = 0
+    /// Dispatches an executor declined because it had seen a newer epoch: the fence at work.
+    private(set) var staleDispatchesDeclined = 0
 
     /// The command that replays this run, printed with a violation.
     let replayCommand: String
@@ -392,6 +394,9 @@ final class ClusterSimulation {
                 schedule(.answer(client: client, connection: connection, response: response),
                          atMs: nowMs + Int64.random(in: 0...2, using: &network), phase: 2)
             case .send(let message, let peer):
+                if case .declined(let epoch, let service, _, _) = message, epoch < slots[index].epochsObserved[service, default: 0] {
+                    staleDispatchesDeclined += 1
+                }
                 send(message, from: index, to: peer)
             case .run(let ticket, let epoch):
                 // Property 3: no execution under an epoch older than one the executor has seen.

@@ -148,6 +148,24 @@ struct SimulationScenario: CustomStringConvertible {
         return scenario
     }
 
+    /// The fence under pressure: the primary (slot 0, which is also an entry node with a
+    /// pipelined client) pauses past the failure timeout, the others elect a primary at a newer
+    /// epoch, and when it wakes it may still dispatch under its old epoch before it hears of the
+    /// new one. Its standbys have seen the new epoch and must decline those dispatches.
+    static func stalePrimaryWakesUp() -> SimulationScenario {
+        let echo = try! ServiceName("echo")
+        var scenario = SimulationScenario(
+            kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
+            lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5,
+            faultsEndMs: 4_000, endMs: 4_000 + livenessMs,
+            faults: [(2_000, .pause(slot: 0, forMs: 1_200))])
+        scenario.clients = [
+            ClientPlan(jobs: 400, pipeline: 32, startMs: 1_000, entry: 0),
+            ClientPlan(jobs: 400, pipeline: 32, startMs: 1_000, entry: 1),
+        ]
+        return scenario
+    }
+
     /// How long after the last fault every job must have its answer: the cluster settles
     /// (suspectAfter + a few intervals), entry nodes forward again, the slowest handler runs.
     static let livenessMs: Int64 = 6_000

@@ -60,6 +60,22 @@ import Testing
         #expect(simulation.jobsSubmitted == 300 && simulation.jobsAnsweredOnce == 300)
     }
 
+    /// A primary that wakes from a long pause never gets a job run under its stale epoch by an
+    /// executor that has seen the newer one; every job is still answered once. Many seeds, since
+    /// the race between its old dispatches and the news of the new epoch is decided by timing.
+    @Test func aPrimaryThatWakesUpStaleIsFencedOff() throws {
+        var dispatchesDeclined = 0
+        for seed in UInt64(0)..<200 {
+            let simulation = ClusterSimulation(
+                seed: seed, scenario: .stalePrimaryWakesUp(), replayTest: "aPrimaryThatWakesUpStaleIsFencedOff")
+            try simulation.run()
+            #expect(simulation.jobsAnsweredOnce == simulation.jobsSubmitted, "seed \(seed)")
+            dispatchesDeclined += simulation.staleDispatchesDeclined
+        }
+        print("stale primary wakes up: \(dispatchesDeclined) dispatches under a stale epoch declined over 200 seeds")
+        #expect(dispatchesDeclined > 0, "the scenario reached the fence")
+    }
+
     private func runSeed(_ seed: UInt64, verbose: Bool) throws {
         let simulation = ClusterSimulation(seed: seed, maxProcesses: seed % 50 == 0 ? 50 : 12, verbose: verbose)
         print("replaying seed \(seed): \(simulation.scenario)")
