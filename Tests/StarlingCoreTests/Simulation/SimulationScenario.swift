@@ -166,6 +166,25 @@ struct SimulationScenario: CustomStringConvertible {
         return scenario
     }
 
+    /// Links that break with frames in flight, while a pipelined client keeps an entry node busy:
+    /// forwards (entry to primary), dispatches (primary to standby) and results are lost with the
+    /// connection, and each end must ask again for what it waited on.
+    static func linksBreakMidDispatch() -> SimulationScenario {
+        let echo = try! ServiceName("echo")
+        var faults: [(atMs: Int64, fault: Fault)] = []
+        for at in stride(from: Int64(1_200), to: 3_000, by: 300) {
+            faults.append((at, .breakLink(1, 0)))
+            faults.append((at + 150, .breakLink(0, 2)))
+        }
+        var scenario = SimulationScenario(
+            kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
+            lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5,
+            faultsEndMs: 3_000, endMs: 3_000 + livenessMs, faults: faults)
+        scenario.clients = [ClientPlan(jobs: 600, pipeline: 64, startMs: 1_000, entry: 1)]
+        scenario.frameDelayMs = 1...20
+        return scenario
+    }
+
     /// How long after the last fault every job must have its answer: the cluster settles
     /// (suspectAfter + a few intervals), entry nodes forward again, the slowest handler runs.
     static let livenessMs: Int64 = 6_000

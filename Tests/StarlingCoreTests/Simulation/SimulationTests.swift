@@ -76,6 +76,16 @@ import Testing
         #expect(dispatchesDeclined > 0, "the scenario reached the fence")
     }
 
+    /// Peer links that break with forwards, dispatches and results in flight lose no job.
+    @Test func linksThatBreakMidDispatchLoseNoJob() throws {
+        for seed in UInt64(0)..<50 {
+            let simulation = ClusterSimulation(
+                seed: seed, scenario: .linksBreakMidDispatch(), replayTest: "linksThatBreakMidDispatchLoseNoJob")
+            try simulation.run()
+            #expect(simulation.jobsSubmitted > 0 && simulation.jobsAnsweredOnce == simulation.jobsSubmitted, "seed \(seed)")
+        }
+    }
+
     private func runSeed(_ seed: UInt64, verbose: Bool) throws {
         let simulation = ClusterSimulation(seed: seed, maxProcesses: seed % 50 == 0 ? 50 : 12, verbose: verbose)
         print("replaying seed \(seed): \(simulation.scenario)")
