@@ -18,7 +18,24 @@
 ///
 /// Memory is bounded: once `next()` has returned nil, `bufferedByteCount` is at most
 /// `max(maxLineBytes, maxPayloadBytes) + 1`.
-public struct ClientRequestDecoder: Sendable {
+///
+/// The framing is `LineDecoder`'s; the request side's own part is its grammar, below. Its bodies
+/// are `SUBMIT` payloads: `maxPayloadBytes` is its `maxBodyBytes`.
+public typealias ClientRequestDecoder = LineDecoder<ClientRequestGrammar>
+
+extension LineDecoder where Grammar == ClientRequestGrammar {
+    public static var defaultMaxPayloadBytes: Int { defaultMaxBodyBytes }
+
+    /// The largest `SUBMIT` payload accepted; larger ones get `tooLarge` and are skipped.
+    public var maxPayloadBytes: Int { maxBodyBytes }
+
+    public init(maxLineBytes: Int = defaultMaxLineBytes, maxPayloadBytes: Int = defaultMaxPayloadBytes) {
+        self.init(maxLineBytes: maxLineBytes, maxBodyBytes: maxPayloadBytes)
+    }
+}
+
+/// What request lines mean: the grammar of `ClientRequestDecoder`.
+public struct ClientRequestGrammar: LineGrammar {
     public enum Decoded: Hashable, Sendable {
         case request(ClientRequest)
         case error(ClientProtocolError)
@@ -29,126 +46,95 @@ public struct ClientRequestDecoder: Sendable {
         }
     }
 
-    public static let defaultMaxLineBytes = 1024
-    public static let defaultMaxPayloadBytes = 1 << 20
+    public static var defaultMaxBodyBytes: Int { 1 << 20 }
 
-    /// The longest header line accepted, line end not counted.
-    public var maxLineBytes: Int { framer.maxLineBytes }
-    /// The largest `SUBMIT` payload accepted; larger ones get `tooLarge` and are skipped.
-    public var maxPayloadBytes: Int { grammar.maxPayloadBytes }
+    public let maxBodyBytes: Int
+    /// The `SUBMIT` whose payload the framer reads: what the payload, or its missing line
+    /// end, is reported with.
+    private var pendingSubmit: (service: ServiceName, key: JobKey)?
+    /// The key of the `SUBMIT` whose payload the framer skips, for a missing line end.
+    private var skippedKey: JobKey?
+    /// The last service name accepted: a connection's requests mostly repeat it.
+    private var lastService: ServiceName?
 
-    private var framer: LineFramer
-    private var grammar: Grammar
+    public init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
 
-    public init(maxLineBytes: Int = defaultMaxLineBytes, maxPayloadBytes: Int = defaultMaxPayloadBytes) {
-        precondition(maxLineBytes > 0 && maxPayloadBytes >= 0, "limits must be positive")
-        framer = LineFramer(maxLineBytes: maxLineBytes)
-        grammar = Grammar(maxPayloadBytes: maxPayloadBytes)
+    /// The decoding loop, compiled here specialised for this grammar (see `LineGrammar.next(in:)`).
+    public static func next(in decoder: inout LineDecoder<Self>) -> Decoded? { decoder.decodeNext() }
+
+    public mutating func item(body: ArraySlice<UInt8>) -> Decoded {
+        guard let submit = pendingSubmit else { preconditionFailure("a payload without its SUBMIT") }
+        pendingSubmit = nil
+        return .request(.submit(service: submit.service, key: submit.key, payload: Array(body)))
     }
 
-    /// Bytes received and not yet decoded or skipped.
-    public var bufferedByteCount: Int { framer.bufferedByteCount }
+    public func lineTooLong(limit: Int) -> Decoded { .error(.lineTooLong(limit: limit)) }
 
-    /// Whether a fatal error has been returned: all further input is ignored.
-    public var isClosed: Bool { framer.isClosed }
+    public func unterminatedBody() -> Decoded { .error(.unterminatedPayload(key: pendingSubmit?.key ?? skippedKey)) }
 
-    /// Feeds bytes as they arrive. Bytes of a payload being skipped are counted, not kept.
-    public mutating func append(_ bytes: some Collection<UInt8>) {
-        framer.append(bytes)
+    private static let submitWord = Array("SUBMIT".utf8)
+
+    public mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
+        let fields = LineFields(line)
+        guard fields.count > 0 else { return .blank }
+        let command = line[fields[0]]
+        if command.elementsEqual(Self.submitWord) { return readSubmit(line, fields) }
+        guard let text = String(validating: line, as: UTF8.self) else {
+            return .item(.error(.badRequest(key: nil, message: "request line is not valid UTF-8")))
+        }
+        if command.elementsEqual("PING".utf8) || command.elementsEqual("STATUS".utf8) {
+            guard fields.count == 1 else {
+                return .item(.error(.badRequest(key: nil, message: "\(text.split(separator: " ")[0]) takes no arguments")))
+            }
+            return .item(.request(command.count == 4 ? .ping : .status))
+        }
+        return .item(.error(.badRequest(key: nil, message: "unknown command \(LineFields.quoted(command))")))
     }
 
-    /// The next decoded item, or nil when more bytes are needed (or after a fatal error).
-    public mutating func next() -> Decoded? {
-        framer.next(using: &grammar)
-    }
-
-    /// What request lines mean.
-    private struct Grammar: LineGrammar, Sendable {
-        let maxPayloadBytes: Int
-        /// The `SUBMIT` whose payload the framer reads: what the payload, or its missing line
-        /// end, is reported with.
-        private var pendingSubmit: (service: ServiceName, key: JobKey)?
-        /// The key of the `SUBMIT` whose payload the framer skips, for a missing line end.
-        private var skippedKey: JobKey?
-        /// The last service name accepted: a connection's requests mostly repeat it.
-        private var lastService: ServiceName?
-
-        init(maxPayloadBytes: Int) { self.maxPayloadBytes = maxPayloadBytes }
-
-        mutating func item(body: ArraySlice<UInt8>) -> Decoded {
-            guard let submit = pendingSubmit else { preconditionFailure("a payload without its SUBMIT") }
-            pendingSubmit = nil
-            return .request(.submit(service: submit.service, key: submit.key, payload: Array(body)))
+    private mutating func readSubmit(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineReading<Decoded> {
+        func bad(_ key: JobKey?, _ message: String) -> Decoded { .error(.badRequest(key: key, message: message)) }
+        guard fields.count == 4 else {
+            return .item(bad(nil, "usage: SUBMIT <service> <key> <length>"))
+        }
+        let serviceField = line[fields[1]]
+        let keyResult = Result { () throws(JobKey.Invalid) in try JobKey(bytes: line[fields[2]]) }
+        let key = try? keyResult.get()
+        let length: UInt64
+        do throws(LineFields.BadLength) {
+            length = try LineFields.length(line[fields[3]])
+        } catch {
+            return .item(bad(key, error.message))
         }
 
-        func lineTooLong(limit: Int) -> Decoded { .error(.lineTooLong(limit: limit)) }
-
-        func unterminatedBody() -> Decoded { .error(.unterminatedPayload(key: pendingSubmit?.key ?? skippedKey)) }
-
-        private static let submitWord = Array("SUBMIT".utf8)
-
-        mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
-            let fields = LineFields(line)
-            guard fields.count > 0 else { return .blank }
-            let command = line[fields[0]]
-            if command.elementsEqual(Self.submitWord) { return readSubmit(line, fields) }
-            guard let text = String(validating: line, as: UTF8.self) else {
-                return .item(.error(.badRequest(key: nil, message: "request line is not valid UTF-8")))
-            }
-            if command.elementsEqual("PING".utf8) || command.elementsEqual("STATUS".utf8) {
-                guard fields.count == 1 else {
-                    return .item(.error(.badRequest(key: nil, message: "\(text.split(separator: " ")[0]) takes no arguments")))
-                }
-                return .item(.request(command.count == 4 ? .ping : .status))
-            }
-            return .item(.error(.badRequest(key: nil, message: "unknown command \(LineFields.quoted(command))")))
-        }
-
-        private mutating func readSubmit(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineReading<Decoded> {
-            func bad(_ key: JobKey?, _ message: String) -> Decoded { .error(.badRequest(key: key, message: message)) }
-            guard fields.count == 4 else {
-                return .item(bad(nil, "usage: SUBMIT <service> <key> <length>"))
-            }
-            let serviceField = line[fields[1]]
-            let keyResult = Result { () throws(JobKey.Invalid) in try JobKey(bytes: line[fields[2]]) }
-            let key = try? keyResult.get()
-            let length: UInt64
-            do throws(LineFields.BadLength) {
-                length = try LineFields.length(line[fields[3]])
+        // The length is readable, so whatever else is wrong, the payload can be skipped and the
+        // connection stays in step.
+        let service: ServiceName
+        if let cached = lastService, cached.hasBytes(serviceField) {
+            service = cached
+        } else {
+            do throws(ServiceName.Invalid) {
+                guard let text = String(validating: serviceField, as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
+                service = try ServiceName(text)
             } catch {
-                return .item(bad(key, error.message))
+                return skip(bad(key, error.description), key: key, length: length)
             }
-
-            // The length is readable, so whatever else is wrong, the payload can be skipped and the
-            // connection stays in step.
-            let service: ServiceName
-            if let cached = lastService, cached.hasBytes(serviceField) {
-                service = cached
-            } else {
-                do throws(ServiceName.Invalid) {
-                    guard let text = String(validating: serviceField, as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
-                    service = try ServiceName(text)
-                } catch {
-                    return skip(bad(key, error.description), key: key, length: length)
-                }
-                lastService = service
-            }
-            switch keyResult {
-            case .failure(let error):
-                return skip(bad(nil, error.description), key: nil, length: length)
-            case .success(let key):
-                guard length <= UInt64(maxPayloadBytes) else {
-                    return skip(.error(.tooLarge(key: key, length: length, limit: maxPayloadBytes)), key: key, length: length)
-                }
-                pendingSubmit = (service, key)
-                return .body(length: Int(length))
-            }
+            lastService = service
         }
-
-        private mutating func skip(_ item: Decoded, key: JobKey?, length: UInt64) -> LineReading<Decoded> {
-            pendingSubmit = nil
-            skippedKey = key
-            return .skip(item, length: length)
+        switch keyResult {
+        case .failure(let error):
+            return skip(bad(nil, error.description), key: nil, length: length)
+        case .success(let key):
+            guard length <= UInt64(maxBodyBytes) else {
+                return skip(.error(.tooLarge(key: key, length: length, limit: maxBodyBytes)), key: key, length: length)
+            }
+            pendingSubmit = (service, key)
+            return .body(length: Int(length))
         }
+    }
+
+    private mutating func skip(_ item: Decoded, key: JobKey?, length: UInt64) -> LineReading<Decoded> {
+        pendingSubmit = nil
+        skippedKey = key
+        return .skip(item, length: length)
     }
 }

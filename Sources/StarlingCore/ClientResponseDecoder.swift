@@ -21,17 +21,18 @@
 ///
 /// Memory is bounded: once `next()` has returned nil, `bufferedByteCount` is at most
 /// `max(maxLineBytes, maxBodyBytes) + 1`.
-public struct ClientResponseDecoder: Sendable {
-    public enum Decoded: Hashable, Sendable {
-        case response(ClientResponse)
-        case error(Failure)
+///
+/// The framing is `LineDecoder`'s; the answer side's own part is its grammar, below. Its bodies
+/// are `OK` results, `FAIL` texts and `STATUS` JSON.
+public typealias ClientResponseDecoder = LineDecoder<ClientResponseGrammar>
 
-        /// Whether this is an error after which the connection must close.
-        public var isFatal: Bool {
-            if case .error(let failure) = self { failure.isFatal } else { false }
-        }
-    }
+extension LineDecoder where Grammar == ClientResponseGrammar {
+    /// Why some input was not an answer.
+    public typealias Failure = ClientResponseGrammar.Failure
+}
 
+/// What answer lines mean: the grammar of `ClientResponseDecoder`.
+public struct ClientResponseGrammar: LineGrammar {
     /// Why some input was not an answer.
     public enum Failure: Error, Hashable, Sendable, CustomStringConvertible {
         /// A complete line that is not an answer (unknown word, bad key, unknown error code), or a
@@ -81,188 +82,165 @@ public struct ClientResponseDecoder: Sendable {
         }
     }
 
-    public static let defaultMaxLineBytes = 1024
-    public static let defaultMaxBodyBytes = 16 << 20
+    public enum Decoded: Hashable, Sendable {
+        case response(ClientResponse)
+        case error(Failure)
 
-    /// The longest answer line accepted, line end not counted.
-    public var maxLineBytes: Int { framer.maxLineBytes }
-    /// The largest body (`OK` result, `FAIL` text, `STATUS` JSON) accepted; larger ones are skipped.
-    public var maxBodyBytes: Int { grammar.maxBodyBytes }
-
-    private var framer: LineFramer
-    private var grammar: Grammar
-
-    public init(maxLineBytes: Int = defaultMaxLineBytes, maxBodyBytes: Int = defaultMaxBodyBytes) {
-        precondition(maxLineBytes > 0 && maxBodyBytes >= 0, "limits must be positive")
-        framer = LineFramer(maxLineBytes: maxLineBytes)
-        grammar = Grammar(maxBodyBytes: maxBodyBytes)
+        /// Whether this is an error after which the connection must close.
+        public var isFatal: Bool {
+            if case .error(let failure) = self { failure.isFatal } else { false }
+        }
     }
 
-    /// Bytes received and not yet decoded or skipped.
-    public var bufferedByteCount: Int { framer.bufferedByteCount }
+    private enum Framed: Sendable {
+        case status
+        case ok(JobKey)
+        case fail(JobKey)
 
-    /// Whether a fatal error has been returned: all further input is ignored.
-    public var isClosed: Bool { framer.isClosed }
-
-    /// Feeds bytes as they arrive. Bytes of a body being skipped are counted, not kept.
-    public mutating func append(_ bytes: some Collection<UInt8>) {
-        framer.append(bytes)
-    }
-
-    /// The next decoded item, or nil when more bytes are needed (or after a fatal error).
-    public mutating func next() -> Decoded? {
-        framer.next(using: &grammar)
-    }
-}
-
-extension ClientResponseDecoder {
-    /// What answer lines mean.
-    fileprivate struct Grammar: LineGrammar, Sendable {
-        private enum Framed: Sendable {
-            case status
-            case ok(JobKey)
-            case fail(JobKey)
-
-            var key: JobKey? {
-                switch self {
-                case .status: nil
-                case .ok(let key), .fail(let key): key
-                }
+        var key: JobKey? {
+            switch self {
+            case .status: nil
+            case .ok(let key), .fail(let key): key
             }
         }
+    }
 
-        let maxBodyBytes: Int
-        /// The answer whose body the framer reads; what the body is delivered as.
-        private var pendingBody: Framed?
-        /// The key of the answer whose body the framer skips, for a missing line end.
-        private var skippedKey: JobKey?
+    public static var defaultMaxBodyBytes: Int { 16 << 20 }
 
-        init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
+    public let maxBodyBytes: Int
+    /// The answer whose body the framer reads; what the body is delivered as.
+    private var pendingBody: Framed?
+    /// The key of the answer whose body the framer skips, for a missing line end.
+    private var skippedKey: JobKey?
 
-        mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
-            switch parse(line: line) {
-            case .blank:
-                return .blank
-            case .item(let item):
-                return item.isFatal ? .fatal(item) : .item(item)
-            case .body(let framed, let length):
-                pendingBody = framed
-                return .body(length: length)
-            case .skip(let failure, let length):
-                pendingBody = nil
-                skippedKey = failure.key
-                return .skip(.error(failure), length: length)
-            }
-        }
+    public init(maxBodyBytes: Int) { self.maxBodyBytes = maxBodyBytes }
 
-        mutating func item(body bytes: ArraySlice<UInt8>) -> Decoded {
-            guard let framed = pendingBody else { preconditionFailure("a body without its header") }
+    /// The decoding loop, compiled here specialised for this grammar (see `LineGrammar.next(in:)`).
+    public static func next(in decoder: inout LineDecoder<Self>) -> Decoded? { decoder.decodeNext() }
+
+    public mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
+        switch parse(line: line) {
+        case .blank:
+            return .blank
+        case .item(let item):
+            return item.isFatal ? .fatal(item) : .item(item)
+        case .body(let framed, let length):
+            pendingBody = framed
+            return .body(length: length)
+        case .skip(let failure, let length):
             pendingBody = nil
-            let body = Array(bytes)
-            switch framed {
-            case .status: return .response(.status(json: body))
-            case .ok(let key): return .response(.ok(key: key, result: body))
-            case .fail(let key): return .response(.fail(key: key, text: body))
-            }
+            skippedKey = failure.key
+            return .skip(.error(failure), length: length)
         }
+    }
 
-        func lineTooLong(limit: Int) -> Decoded { .error(.lineTooLong(limit: limit)) }
-
-        func unterminatedBody() -> Decoded {
-            let key = if let pendingBody { pendingBody.key } else { skippedKey }
-            return .error(.unterminatedBody(key: key))
+    public mutating func item(body bytes: ArraySlice<UInt8>) -> Decoded {
+        guard let framed = pendingBody else { preconditionFailure("a body without its header") }
+        pendingBody = nil
+        let body = Array(bytes)
+        switch framed {
+        case .status: return .response(.status(json: body))
+        case .ok(let key): return .response(.ok(key: key, result: body))
+        case .fail(let key): return .response(.fail(key: key, text: body))
         }
+    }
 
-        // MARK: - Parsing
+    public func lineTooLong(limit: Int) -> Decoded { .error(.lineTooLong(limit: limit)) }
 
-        private enum LineOutcome {
-            case blank
-            /// A complete answer or an error; a fatal error closes the decoder.
-            case item(Decoded)
-            /// A valid framed header: read the body next.
-            case body(Framed, length: Int)
-            /// A rejected framed header with a readable length: report, then skip the body.
-            case skip(Failure, length: UInt64)
+    public func unterminatedBody() -> Decoded {
+        let key = if let pendingBody { pendingBody.key } else { skippedKey }
+        return .error(.unterminatedBody(key: key))
+    }
+
+    // MARK: - Parsing
+
+    private enum LineOutcome {
+        case blank
+        /// A complete answer or an error; a fatal error closes the decoder.
+        case item(Decoded)
+        /// A valid framed header: read the body next.
+        case body(Framed, length: Int)
+        /// A rejected framed header with a readable length: report, then skip the body.
+        case skip(Failure, length: UInt64)
+    }
+
+    private func parse(line: ArraySlice<UInt8>) -> LineOutcome {
+        let fields = LineFields(line)
+        guard fields.count > 0 else { return .blank }
+        let word = line[fields[0]]
+        if word.elementsEqual("OK".utf8) { return parseFramed(line, fields, ok: true) }
+        if word.elementsEqual("FAIL".utf8) { return parseFramed(line, fields, ok: false) }
+        if word.elementsEqual("ERR".utf8) { return parseError(line, fields) }
+        if word.elementsEqual("STATUS".utf8) {
+            guard fields.count == 2 else {
+                return .item(.error(.unframed(key: nil, message: "usage: STATUS <length>")))
+            }
+            return framedBody(.success(.status), key: nil, length: line[fields[1]])
         }
-
-        private func parse(line: ArraySlice<UInt8>) -> LineOutcome {
-            let fields = LineFields(line)
-            guard fields.count > 0 else { return .blank }
-            let word = line[fields[0]]
-            if word.elementsEqual("OK".utf8) { return parseFramed(line, fields, ok: true) }
-            if word.elementsEqual("FAIL".utf8) { return parseFramed(line, fields, ok: false) }
-            if word.elementsEqual("ERR".utf8) { return parseError(line, fields) }
-            if word.elementsEqual("STATUS".utf8) {
-                guard fields.count == 2 else {
-                    return .item(.error(.unframed(key: nil, message: "usage: STATUS <length>")))
-                }
-                return framedBody(.success(.status), key: nil, length: line[fields[1]])
-            }
-            if word.elementsEqual("PONG".utf8) {
-                guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
-                return .item(.response(.pong))
-            }
-            return .item(.error(.malformed(key: nil, message: "unknown answer \(LineFields.quoted(word))")))
+        if word.elementsEqual("PONG".utf8) {
+            guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
+            return .item(.response(.pong))
         }
+        return .item(.error(.malformed(key: nil, message: "unknown answer \(LineFields.quoted(word))")))
+    }
 
-        /// `OK <key> <n>` or `FAIL <key> <n>`.
-        private func parseFramed(_ line: ArraySlice<UInt8>, _ fields: LineFields, ok: Bool) -> LineOutcome {
-            let word = ok ? "OK" : "FAIL"
-            let key = fields.count > 1 ? try? JobKey(bytes: line[fields[1]]) : nil
-            guard fields.count == 3 else {
-                return .item(.error(.unframed(key: key, message: "usage: \(word) <key> <length>")))
-            }
-            let header: Result<Framed, Failure> = if let key {
-                .success(ok ? .ok(key) : .fail(key))
-            } else {
-                .failure(.malformed(key: nil, message: "\(word) with invalid key \(LineFields.quoted(line[fields[1]]))"))
-            }
-            return framedBody(header, key: key, length: line[fields[2]])
+    /// `OK <key> <n>` or `FAIL <key> <n>`.
+    private func parseFramed(_ line: ArraySlice<UInt8>, _ fields: LineFields, ok: Bool) -> LineOutcome {
+        let word = ok ? "OK" : "FAIL"
+        let key = fields.count > 1 ? try? JobKey(bytes: line[fields[1]]) : nil
+        guard fields.count == 3 else {
+            return .item(.error(.unframed(key: key, message: "usage: \(word) <key> <length>")))
         }
+        let header: Result<Framed, Failure> = if let key {
+            .success(ok ? .ok(key) : .fail(key))
+        } else {
+            .failure(.malformed(key: nil, message: "\(word) with invalid key \(LineFields.quoted(line[fields[1]]))"))
+        }
+        return framedBody(header, key: key, length: line[fields[2]])
+    }
 
-        /// The body of a framed answer: the answer is unframed when its length cannot be read; else
-        /// the body is read, or skipped when the header is bad or the body over the limit.
-        private func framedBody(_ header: Result<Framed, Failure>, key: JobKey?, length field: ArraySlice<UInt8>) -> LineOutcome {
-            let length: UInt64
-            do throws(LineFields.BadLength) {
-                length = try LineFields.length(field)
-            } catch {
-                return .item(.error(.unframed(key: key, message: error.message)))
-            }
-            // The length is readable, so whatever else is wrong the body can be skipped.
-            let framed: Framed
-            switch header {
-            case .failure(let failure): return .skip(failure, length: length)
-            case .success(let value): framed = value
-            }
-            guard length <= UInt64(maxBodyBytes) else {
-                return .skip(.bodyTooLarge(key: key, length: length, limit: maxBodyBytes), length: length)
-            }
-            return .body(framed, length: Int(length))
+    /// The body of a framed answer: the answer is unframed when its length cannot be read; else
+    /// the body is read, or skipped when the header is bad or the body over the limit.
+    private func framedBody(_ header: Result<Framed, Failure>, key: JobKey?, length field: ArraySlice<UInt8>) -> LineOutcome {
+        let length: UInt64
+        do throws(LineFields.BadLength) {
+            length = try LineFields.length(field)
+        } catch {
+            return .item(.error(.unframed(key: key, message: error.message)))
         }
+        // The length is readable, so whatever else is wrong the body can be skipped.
+        let framed: Framed
+        switch header {
+        case .failure(let failure): return .skip(failure, length: length)
+        case .success(let value): framed = value
+        }
+        guard length <= UInt64(maxBodyBytes) else {
+            return .skip(.bodyTooLarge(key: key, length: length, limit: maxBodyBytes), length: length)
+        }
+        return .body(framed, length: Int(length))
+    }
 
-        /// `ERR <key|-> <CODE> <message>`; the message is the rest of the line, inner spaces kept.
-        private func parseError(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineOutcome {
-            guard fields.count > 1 else {
-                return .item(.error(.malformed(key: nil, message: "usage: ERR <key> <CODE> <message>")))
-            }
-            let keyField = line[fields[1]]
-            var key: JobKey?
-            if !keyField.elementsEqual("-".utf8) {
-                guard let valid = try? JobKey(bytes: keyField) else {
-                    return .item(.error(.malformed(key: nil, message: "ERR with invalid key \(LineFields.quoted(keyField))")))
-                }
-                key = valid
-            }
-            guard fields.count > 2 else {
-                return .item(.error(.malformed(key: key, message: "ERR without an error code")))
-            }
-            let codeField = line[fields[2]]
-            guard let text = String(validating: codeField, as: UTF8.self), let code = ClientErrorCode(rawValue: text) else {
-                return .item(.error(.malformed(key: key, message: "unknown error code \(LineFields.quoted(codeField))")))
-            }
-            let message = fields.count > 3 ? String(decoding: line[fields.rest(from: 3)], as: UTF8.self) : ""
-            return .item(.response(.error(key: key, code: code, message: message.isEmpty ? code.defaultMessage : message)))
+    /// `ERR <key|-> <CODE> <message>`; the message is the rest of the line, inner spaces kept.
+    private func parseError(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineOutcome {
+        guard fields.count > 1 else {
+            return .item(.error(.malformed(key: nil, message: "usage: ERR <key> <CODE> <message>")))
         }
+        let keyField = line[fields[1]]
+        var key: JobKey?
+        if !keyField.elementsEqual("-".utf8) {
+            guard let valid = try? JobKey(bytes: keyField) else {
+                return .item(.error(.malformed(key: nil, message: "ERR with invalid key \(LineFields.quoted(keyField))")))
+            }
+            key = valid
+        }
+        guard fields.count > 2 else {
+            return .item(.error(.malformed(key: key, message: "ERR without an error code")))
+        }
+        let codeField = line[fields[2]]
+        guard let text = String(validating: codeField, as: UTF8.self), let code = ClientErrorCode(rawValue: text) else {
+            return .item(.error(.malformed(key: key, message: "unknown error code \(LineFields.quoted(codeField))")))
+        }
+        let message = fields.count > 3 ? String(decoding: line[fields.rest(from: 3)], as: UTF8.self) : ""
+        return .item(.response(.error(key: key, code: code, message: message.isEmpty ? code.defaultMessage : message)))
     }
 }

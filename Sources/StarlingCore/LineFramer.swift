@@ -1,7 +1,8 @@
 /// The framing of the client protocol (docs/PROTOCOL.md, "Framing"), for both of its sides: header
 /// lines that end in `\r\n` or `\n`, each at most `maxLineBytes` long, line end not counted, and
-/// bodies whose length a header announced, each followed by a line end. `ClientRequestDecoder`
-/// and `ClientResponseDecoder` are this framer plus the parsing of their header lines.
+/// bodies whose length a header announced, each followed by a line end. A `LineDecoder` is this
+/// framer plus a `LineGrammar`, the parsing of one side's header lines: `ClientRequestDecoder` and
+/// `ClientResponseDecoder` are two of them.
 ///
 /// Feed bytes as they arrive with `append(_:)` and take frames with `next()` until it returns nil
 /// (more bytes needed). After reading a header that announces a body, call `expectBody(length:)`
@@ -237,23 +238,35 @@ public struct LineFramer: Sendable {
     }
 }
 
-/// What one side of the client protocol makes of its header lines: the only part in which
+/// What one side of a line protocol makes of its header lines: the only part in which
 /// `ClientRequestDecoder` and `ClientResponseDecoder` differ. `LineFramer.next(using:)` asks it
 /// about each line and turns the framer's faults into its items.
-protocol LineGrammar {
-    associatedtype Item
+public protocol LineGrammar: Sendable {
+    /// What the decoder yields: a request or an answer, or an error.
+    associatedtype Decoded
+    /// The largest body accepted when the decoder is not told otherwise.
+    static var defaultMaxBodyBytes: Int { get }
+    /// A grammar that rejects (and has the framer skip) bodies over `maxBodyBytes`.
+    init(maxBodyBytes: Int)
+    /// The largest body accepted.
+    var maxBodyBytes: Int { get }
     /// What a header line (line end excluded; it may be blank) is.
-    mutating func read(line: ArraySlice<UInt8>) -> LineReading<Item>
+    mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded>
     /// The item made of the body that the last `.body` reading announced.
-    mutating func item(body: ArraySlice<UInt8>) -> Item
+    mutating func item(body: ArraySlice<UInt8>) -> Decoded
     /// The fatal error for a header line longer than `limit` bytes.
-    func lineTooLong(limit: Int) -> Item
+    func lineTooLong(limit: Int) -> Decoded
     /// The fatal error for a body, read or skipped, not followed by a line end.
-    func unterminatedBody() -> Item
+    func unterminatedBody() -> Decoded
+    /// `decoder.decodeNext()`, written out by each grammar so that the decoding loop is compiled
+    /// specialised for it where the grammar is declared. `LineDecoder.next()` calls this: a caller
+    /// in another module then runs that specialised loop, not a generic one (a generic is not
+    /// specialised across modules unless inlinable, and the loop is not).
+    static func next(in decoder: inout LineDecoder<Self>) -> Decoded?
 }
 
 /// What a `LineGrammar` made of a header line.
-enum LineReading<Item> {
+public enum LineReading<Item> {
     case blank
     case item(Item)
     /// An error after which nothing can be read: the framer closes.
@@ -266,7 +279,7 @@ enum LineReading<Item> {
 
 extension LineFramer {
     /// The next item of a line protocol, or nil when more bytes are needed (or once closed).
-    mutating func next<Grammar: LineGrammar>(using grammar: inout Grammar) -> Grammar.Item? {
+    mutating func next<Grammar: LineGrammar>(using grammar: inout Grammar) -> Grammar.Decoded? {
         while let place = nextPlace() {
             switch place {
             case .line(let range):

@@ -1,52 +1,27 @@
 import Testing
 import StarlingCore
 
-/// A small seeded generator (SplitMix64) so the fuzz-ish tests replay exactly.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private typealias Decoded = ClientRequestDecoder.Decoded
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 private func key(_ text: String) -> JobKey { try! JobKey(text) }
 private func service(_ text: String) -> ServiceName { try! ServiceName(text) }
 
-/// Feeds `input` in chunks of the given sizes (cycled), draining after each chunk.
+/// Feeds `input` in chunks of the given sizes (cycled), draining after each chunk and checking the
+/// memory bound.
 private func decode(
     _ input: [UInt8], chunks: [Int] = [Int.max], maxLine: Int = 1024, maxPayload: Int = 1 << 20,
-    checkBound: Bool = true
+    sourceLocation: SourceLocation = #_sourceLocation
 ) -> [Decoded] {
-    var decoder = ClientRequestDecoder(maxLineBytes: maxLine, maxPayloadBytes: maxPayload)
-    var out: [Decoded] = []
-    var offset = 0
-    var index = 0
-    while offset < input.count {
-        let size = min(chunks[index % chunks.count], input.count - offset)
-        decoder.append(input[offset..<(offset + size)])
-        offset += size
-        index += 1
-        while let item = decoder.next() { out.append(item) }
-        if checkBound {
-            #expect(decoder.bufferedByteCount <= max(maxLine, maxPayload) + 1)
-        }
-    }
-    return out
+    feed(input, to: ClientRequestDecoder(maxLineBytes: maxLine, maxPayloadBytes: maxPayload), chunks: chunks,
+         bound: max(maxLine, maxPayload) + 1, sourceLocation: sourceLocation)
 }
 
-private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: Int = 1 << 20) -> [Decoded] {
-    let whole = decode(input, maxLine: maxLine, maxPayload: maxPayload)
-    #expect(decode(input, chunks: [1], maxLine: maxLine, maxPayload: maxPayload) == whole, "byte at a time")
-    #expect(decode(input, chunks: [2, 3, 7], maxLine: maxLine, maxPayload: maxPayload) == whole, "odd chunks")
-    return whole
+/// Decodes whole, a byte at a time and in odd chunks; all must agree.
+private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: Int = 1 << 20,
+                           sourceLocation: SourceLocation = #_sourceLocation) -> [Decoded] {
+    feedAllWays(input, to: ClientRequestDecoder(maxLineBytes: maxLine, maxPayloadBytes: maxPayload),
+                bound: max(maxLine, maxPayload) + 1, everySplit: false, sourceLocation: sourceLocation)
 }
 
 @Suite struct ClientRequestDecoderTests {
@@ -253,7 +228,7 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
         var fatal = 0
         var requests = 0
         for seed in 0..<seeds {
-            var rng = SplitMix64(seed: seed)
+            var rng = SeededRandom(seed: seed)
             var input: [UInt8] = []
             let parts = Int.random(in: 1...60, using: &rng)
             for _ in 0..<parts {

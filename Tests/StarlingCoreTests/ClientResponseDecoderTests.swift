@@ -9,53 +9,19 @@ private func key(_ text: String) -> JobKey { try! JobKey(text) }
 /// Feeds `input` in chunks of the given sizes (cycled), draining after each chunk and checking the
 /// memory bound.
 private func decode(
-    _ input: [UInt8], chunks: [Int] = [Int.max], maxLine: Int = 1024, maxBody: Int = 1 << 20
+    _ input: [UInt8], chunks: [Int] = [Int.max], maxLine: Int = 1024, maxBody: Int = 1 << 20,
+    sourceLocation: SourceLocation = #_sourceLocation
 ) -> [Decoded] {
-    var decoder = ClientResponseDecoder(maxLineBytes: maxLine, maxBodyBytes: maxBody)
-    var out: [Decoded] = []
-    var offset = 0
-    var index = 0
-    while offset < input.count {
-        let size = min(chunks[index % chunks.count], input.count - offset)
-        decoder.append(input[offset..<(offset + size)])
-        offset += size
-        index += 1
-        while let item = decoder.next() { out.append(item) }
-        #expect(decoder.bufferedByteCount <= max(maxLine, maxBody) + 1)
-    }
-    return out
+    feed(input, to: ClientResponseDecoder(maxLineBytes: maxLine, maxBodyBytes: maxBody), chunks: chunks,
+         bound: max(maxLine, maxBody) + 1, sourceLocation: sourceLocation)
 }
 
 /// Decodes whole, a byte at a time, in odd chunks, and split in two at every byte boundary; all
 /// must agree.
 private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxBody: Int = 1 << 20,
                            sourceLocation: SourceLocation = #_sourceLocation) -> [Decoded] {
-    let whole = decode(input, maxLine: maxLine, maxBody: maxBody)
-    #expect(decode(input, chunks: [1], maxLine: maxLine, maxBody: maxBody) == whole, "byte at a time",
-            sourceLocation: sourceLocation)
-    #expect(decode(input, chunks: [2, 3, 7], maxLine: maxLine, maxBody: maxBody) == whole, "odd chunks",
-            sourceLocation: sourceLocation)
-    for split in 0...input.count {
-        let parts = decode(input, chunks: [max(split, 1), Int.max], maxLine: maxLine, maxBody: maxBody)
-        if parts != whole {
-            Issue.record("split at \(split) of \(input.count) differs", sourceLocation: sourceLocation)
-            break
-        }
-    }
-    return whole
-}
-
-/// A small seeded generator (SplitMix64) so the random tests replay exactly.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    feedAllWays(input, to: ClientResponseDecoder(maxLineBytes: maxLine, maxBodyBytes: maxBody),
+                bound: max(maxLine, maxBody) + 1, everySplit: true, sourceLocation: sourceLocation)
 }
 
 @Suite struct ClientResponseDecoderTests {
@@ -104,7 +70,7 @@ private struct SplitMix64: RandomNumberGenerator {
     }
 
     @Test func randomBinaryBodiesRoundTrip() {
-        var random = SplitMix64(seed: 42)
+        var random = SeededRandom(seed: 42)
         var responses: [ClientResponse] = []
         for index in 0..<40 {
             let body = (0..<Int.random(in: 0..<300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
@@ -190,7 +156,7 @@ private struct SplitMix64: RandomNumberGenerator {
     /// Random bytes, and random mutations of valid answers: only items or typed errors, never a
     /// trap, and the buffer stays bounded (checked inside `decode`).
     @Test func arbitraryBytesNeverTrap() {
-        var random = SplitMix64(seed: 7)
+        var random = SeededRandom(seed: 7)
         let valid = Self.sample.flatMap { $0.encode() }
         for round in 0..<300 {
             var input: [UInt8]
