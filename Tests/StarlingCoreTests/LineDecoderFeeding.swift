@@ -13,13 +13,8 @@ func feed<Grammar>(
 ) -> [Grammar.Decoded] {
     var decoder = decoder
     var out: [Grammar.Decoded] = []
-    var offset = 0
-    var index = 0
-    while offset < input.count {
-        let size = min(chunks[index % chunks.count], input.count - offset)
-        decoder.append(input[offset..<(offset + size)])
-        offset += size
-        index += 1
+    for piece in cut(input, into: chunks) {
+        decoder.append(piece)
         while let item = decoder.next() { out.append(item) }
         #expect(decoder.bufferedByteCount <= bound, sourceLocation: sourceLocation)
     }

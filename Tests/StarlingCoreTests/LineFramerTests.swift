@@ -16,13 +16,8 @@ private enum Got: Equatable {
 private func frames(_ input: [UInt8], chunks: [Int] = [Int.max], maxLine: Int = 32) -> [Got] {
     var framer = LineFramer(maxLineBytes: maxLine)
     var out: [Got] = []
-    var offset = 0
-    var index = 0
-    while offset < input.count {
-        let size = min(chunks[index % chunks.count], input.count - offset)
-        framer.append(input[offset..<(offset + size)])
-        offset += size
-        index += 1
+    for piece in cut(input, into: chunks) {
+        framer.append(piece)
         while let frame = framer.next() {
             switch frame {
             case .line(let line):

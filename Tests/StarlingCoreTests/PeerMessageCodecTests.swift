@@ -39,13 +39,8 @@ private struct Decoded: Equatable {
 private func decode(_ input: [UInt8], chunks: [Int] = [Int.max], maxFrameBytes: Int = PeerFrameDecoder.defaultMaxFrameBytes) -> Decoded {
     var decoder = PeerFrameDecoder(maxFrameBytes: maxFrameBytes)
     var out = Decoded()
-    var offset = 0
-    var index = 0
-    while offset < input.count {
-        let size = min(chunks[index % chunks.count], input.count - offset)
-        decoder.append(input[offset..<(offset + size)])
-        offset += size
-        index += 1
+    for piece in cut(input, into: chunks) {
+        decoder.append(piece)
         do {
             while let message = try decoder.next() { out.messages.append(message) }
             #expect(decoder.bufferedByteCount < PeerMessageCodec.headerBytes + maxFrameBytes)

@@ -10,7 +10,9 @@ import StarlingCore
 /// timing out. The properties of docs/HANDBOOK.md, "The simulation" are checked after every step
 /// and at the end.
 ///
-/// Everything random comes from the root seed, so `STARLING_SIM_SEED=<seed>` replays a run exactly.
+/// Everything random comes from the root seed, so `STARLING_SIM_SEED=<seed>` replays a run exactly
+/// (under `scripts/test`, which fixes the seed of Swift's hashing: the order dictionaries are
+/// walked in reaches the order of directives).
 final class ClusterSimulation {
     struct Violation: Error, CustomStringConvertible {
         let seed: UInt64

@@ -133,15 +133,22 @@ struct SimulationScenario: CustomStringConvertible {
         return scenario
     }
 
+    /// The shape of the scripted scenarios: three `echo` processes on a clean network, slot 0 the
+    /// primary (the highest priority), every job answered within `livenessMs` of the last fault.
+    private static func threeEchoes(faultsEndMs: Int64, maxDelayMs: Int64, faults: [(atMs: Int64, fault: Fault)]) -> SimulationScenario {
+        let echo = try! ServiceName("echo")
+        return SimulationScenario(
+            kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
+            lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: maxDelayMs,
+            faultsEndMs: faultsEndMs, endMs: faultsEndMs + livenessMs, faults: faults)
+    }
+
     /// The stall of issue 9: an entry node's link to the primary stalls while a pipelined client
     /// submits through it, so frames pile up to the link's buffer limit and the shell drops them.
     /// Before the engine took dropped frames as an input, those jobs were never answered.
     static func frameDropStall() -> SimulationScenario {
-        let echo = try! ServiceName("echo")
-        var scenario = SimulationScenario(
-            kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
-            lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 2,
-            faultsEndMs: 6_000, endMs: 6_000 + livenessMs,
+        var scenario = threeEchoes(
+            faultsEndMs: 6_000, maxDelayMs: 2,
             faults: [(1_100, .stallLink(from: 1, to: 0, forMs: 800)), (2_000, .stallLink(from: 0, to: 1, forMs: 800))])
         scenario.clients = [ClientPlan(jobs: 300, pipeline: 64, startMs: 1_000, entry: 1)]
         scenario.linkBufferBytes = 600
@@ -153,12 +160,7 @@ struct SimulationScenario: CustomStringConvertible {
     /// epoch, and when it wakes it may still dispatch under its old epoch before it hears of the
     /// new one. Its standbys have seen the new epoch and must decline those dispatches.
     static func stalePrimaryWakesUp() -> SimulationScenario {
-        let echo = try! ServiceName("echo")
-        var scenario = SimulationScenario(
-            kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
-            lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5,
-            faultsEndMs: 4_000, endMs: 4_000 + livenessMs,
-            faults: [(2_000, .pause(slot: 0, forMs: 1_200))])
+        var scenario = threeEchoes(faultsEndMs: 4_000, maxDelayMs: 5, faults: [(2_000, .pause(slot: 0, forMs: 1_200))])
         scenario.clients = [
             ClientPlan(jobs: 400, pipeline: 32, startMs: 1_000, entry: 0),
             ClientPlan(jobs: 400, pipeline: 32, startMs: 1_000, entry: 1),
@@ -170,16 +172,12 @@ struct SimulationScenario: CustomStringConvertible {
     /// forwards (entry to primary), dispatches (primary to standby) and results are lost with the
     /// connection, and each end must ask again for what it waited on.
     static func linksBreakMidDispatch() -> SimulationScenario {
-        let echo = try! ServiceName("echo")
         var faults: [(atMs: Int64, fault: Fault)] = []
         for at in stride(from: Int64(1_200), to: 3_000, by: 300) {
             faults.append((at, .breakLink(1, 0)))
             faults.append((at + 150, .breakLink(0, 2)))
         }
-        var scenario = SimulationScenario(
-            kind: .chaos, processCount: 3, services: [echo, echo, echo], priorities: [3, 0, 0],
-            lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5,
-            faultsEndMs: 3_000, endMs: 3_000 + livenessMs, faults: faults)
+        var scenario = threeEchoes(faultsEndMs: 3_000, maxDelayMs: 5, faults: faults)
         scenario.clients = [ClientPlan(jobs: 600, pipeline: 64, startMs: 1_000, entry: 1)]
         scenario.frameDelayMs = 1...20
         return scenario

@@ -14,6 +14,9 @@ import Testing
             try runSeed(replay, verbose: true)
             return
         }
+        if chunk == 0 && Self.environment["SWIFT_DETERMINISTIC_HASHING"] == nil {
+            print("simulation: SWIFT_DETERMINISTIC_HASHING is not set, so a seed may not replay exactly (scripts/test sets it)")
+        }
         let total = Self.environment["STARLING_SIM_SEEDS"].flatMap(Int.init) ?? 2_000
         let mine = Array(stride(from: chunk, to: total, by: Self.chunks))
         // Minutes of CPU in all: on threads of their own, not on Swift concurrency's cooperative
