@@ -39,8 +39,8 @@ import Testing
             return run
         }
         print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(run.failures.count) failed, "
-            + "\(run.heartbeats) heartbeats delivered, \(run.jobsSubmitted) jobs submitted, \(run.answeredOnce) answered exactly once")
-        print("simulation chunk \(chunk + 1) of \(Self.chunks): \(run.jobsRun) handler runs, \(run.framesDropped) frames dropped at a link's buffer limit")
+            + "\(run.heartbeats) heartbeats delivered, \(run.jobsSubmitted) jobs submitted, \(run.answeredOnce) answered exactly once "
+            + "(\(run.jobsRun) handler runs, \(run.framesDropped) frames dropped at a link's buffer limit)")
         #expect(run.failures.isEmpty, "\(run.failures.count) seeds failed; first:\n\(run.failures.first ?? "")")
     }
 
