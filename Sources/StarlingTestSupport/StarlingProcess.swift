@@ -32,14 +32,16 @@ public final class StarlingProcess {
         as kind: ListeningLine.Kind, timeout: Duration, interrupted: () -> Bool = { false }
     ) -> ListeningLine? {
         let deadline = ContinuousClock.now + timeout
-        while listening == nil, !interrupted(), spawned.reap() == nil {
+        // Lines it wrote before it exited are still read: the end of stdout ends the wait, or its
+        // exit once nothing more comes (a child of its may hold stdout open).
+        while listening == nil, !interrupted() {
             let left = deadline - ContinuousClock.now
             guard left > .zero else { break }
             let asked = ContinuousClock.now
             let slice = min(left, .milliseconds(50))
             guard let line = spawned.readLine(timeout: slice) else {
                 // Back before its time: the end of stdout (or an over-long line); no line will come.
-                if ContinuousClock.now - asked < slice { break }
+                if ContinuousClock.now - asked < slice || spawned.reap() != nil { break }
                 continue
             }
             if let parsed = ListeningLine(line), parsed.kind == kind {
