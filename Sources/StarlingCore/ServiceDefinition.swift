@@ -75,7 +75,8 @@ public struct ServiceDefinition: Hashable, Sendable {
     public var concurrency: Int
     /// A job still running after this long fails ("timed out after N ms").
     public var timeoutMs: Int64
-    /// The scaler keeps at least this many workers of the service (0: none while idle).
+    /// The scaler keeps at least this many workers of the service; at least 1, since demand is
+    /// seen at the service's primary (no scale to zero).
     public var minWorkers: Int
     /// The scaler never runs more workers of the service than this.
     public var maxWorkers: Int
