@@ -32,6 +32,17 @@ public enum ClientProtocolError: Error, Hashable, Sendable {
         }
     }
 
+    /// The counter it is rejected under (in `STATUS`'s `rejected`), as the heartbeat and peer
+    /// codecs' errors have theirs.
+    public var reason: String {
+        switch self {
+        case .badRequest: "client_bad_request"
+        case .tooLarge: "client_too_large"
+        case .lineTooLong: "client_line_too_long"
+        case .unterminatedPayload: "client_unterminated_payload"
+        }
+    }
+
     public var code: ClientErrorCode {
         switch self {
         case .tooLarge: .tooLarge

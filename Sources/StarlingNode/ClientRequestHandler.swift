@@ -95,13 +95,6 @@ final class ClientRequestHandler {
     }
 
     private func rejectInput(_ error: ClientProtocolError) {
-        let reason: String
-        switch error {
-        case .badRequest: reason = "client_bad_request"
-        case .tooLarge: reason = "client_too_large"
-        case .lineTooLong: reason = "client_line_too_long"
-        case .unterminatedPayload: reason = "client_unterminated_payload"
-        }
-        rejections.record(reason, detail: "client: \(error)", level: .notice)
+        rejections.record(error.reason, detail: "client: \(error)", level: .notice)
     }
 }
