@@ -14,13 +14,15 @@ final class ClientRequestHandler {
     /// The process's record, read for `STATUS`.
     private let record: () -> Membership
     private let rejections: RejectionRecorder
+    private let secrets: NodeSecrets
     private let logger: Logger
     private var clients: [ClientID: ClientConnection] = [:]
     private var nextClientID: ClientID = 1
     private var isDraining = false
 
     init(
-        selfID: NodeID, loop: EventLoop, settings: WorkerSettings, jobs: JobPlane, rejections: RejectionRecorder,
+        selfID: NodeID, loop: EventLoop, settings: WorkerSettings, secrets: NodeSecrets, jobs: JobPlane,
+        rejections: RejectionRecorder,
         logger: Logger, record: @escaping () -> Membership
     ) {
         self.selfID = selfID
@@ -29,6 +31,7 @@ final class ClientRequestHandler {
         maxBacklogBytes = settings.maxClientBacklogBytes
         self.jobs = jobs
         self.rejections = rejections
+        self.secrets = secrets
         self.logger = logger
         self.record = record
     }

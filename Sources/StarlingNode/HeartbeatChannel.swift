@@ -8,6 +8,7 @@ import StarlingUV
 /// heartbeat means and whom to send one is `Membership`'s. Loop-confined.
 final class HeartbeatChannel {
     private let udp: UDPSocket
+    private let secrets: NodeSecrets
     private let rejections: RejectionRecorder
     /// Local failures (send, receive): logged, never counted as rejected input.
     private let ioProblems: RejectionRecorder
@@ -15,8 +16,9 @@ final class HeartbeatChannel {
     private var isSayingGoodbye = false
     private var goodbyesInFlight = 0
 
-    init(udp: UDPSocket, rejections: RejectionRecorder, ioProblems: RejectionRecorder) {
+    init(udp: UDPSocket, secrets: NodeSecrets, rejections: RejectionRecorder, ioProblems: RejectionRecorder) {
         self.udp = udp
+        self.secrets = secrets
         self.rejections = rejections
         self.ioProblems = ioProblems
     }

@@ -15,19 +15,25 @@ final class HostAgent {
     private let logger: Logger
     private var refusals = RejectionLog(burst: 5)
 
-    init(settings: AgentSettings, loop: EventLoop, host: NodeAddress.Host, intervalMs: Int64,
+    init(settings: AgentSettings, loop: EventLoop, member: WorkerSettings,
          address: NodeAddress, links: PeerLinks, logger: Logger) {
         self.settings = settings
         supervisor = WorkerSupervisor(
             loop: loop,
             launch: .init(
-                executable: settings.executable, jobsDirectory: settings.jobsDirectory, host: host,
-                intervalMs: intervalMs, logLevel: settings.workerLogLevel),
+                executable: settings.executable, jobsDirectory: settings.jobsDirectory, host: member.host,
+                intervalMs: member.intervalMs, logLevel: settings.workerLogLevel,
+                clusterKeyFile: member.clusterKeyFile, clientTokenFile: member.clientTokenFile),
             seed: address, logger: logger)
         scaler = Scaler(definitions: settings.definitions)
         self.links = links
         self.address = address
         self.logger = logger
+    }
+
+    /// SIGHUP reached the agent: its workers re-read their secrets too.
+    func forwardHangUp() {
+        supervisor.hangUpAll()
     }
 
     /// Workers it runs now.

@@ -6,12 +6,14 @@ import StarlingUV
 /// since frames from it may have been lost on the way. Loop-confined.
 final class InboundPeerConnections {
     private let rejections: RejectionRecorder
+    private let secrets: NodeSecrets
     private var connections: Set<PeerConnection> = []
     var onMessage: (PeerMessage, NodeAddress) -> Void = { _, _ in }
     /// Called with the sender, once known (its hello arrived), when its connection closes.
     var onClosed: (NodeAddress) -> Void = { _ in }
 
-    init(rejections: RejectionRecorder) {
+    init(secrets: NodeSecrets, rejections: RejectionRecorder) {
+        self.secrets = secrets
         self.rejections = rejections
     }
 

@@ -18,6 +18,7 @@ final class PeerLinks {
 
     private let loop: EventLoop
     private let hello: [UInt8]
+    private let secrets: NodeSecrets
     private var links: [NodeAddress: OutboundLink] = [:]
     /// Links with frames to write (each once: `OutboundLink.isDirty`), without hashing per frame.
     private var dirty: [OutboundLink] = []
@@ -34,8 +35,9 @@ final class PeerLinks {
     /// Called for conditions worth a log line (connect failures, dropped frames).
     var onProblem: (String, String) -> Void = { _, _ in }
 
-    init(loop: EventLoop, sender: NodeID, address: NodeAddress) {
+    init(loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets) {
         self.loop = loop
+        self.secrets = secrets
         hello = PeerMessageCodec.encode(.hello(sender: sender, address: address))
     }
 

@@ -21,6 +21,8 @@ public final class Worker {
     public let address: NodeAddress
 
     private let settings: WorkerSettings
+    /// Cluster keys and client tokens, re-read on SIGHUP.
+    private let secrets: NodeSecrets
     private let logger: Logger
     private let loop: EventLoop
     private let heartbeats: HeartbeatChannel
@@ -49,8 +51,9 @@ public final class Worker {
     private var didRun = false
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
-    public init(settings: WorkerSettings, role: WorkerRole, logger: Logger) throws(UVError) {
+    public init(settings: WorkerSettings, role: WorkerRole, secrets: NodeSecrets, logger: Logger) throws(UVError) {
         self.settings = settings
+        self.secrets = secrets
         self.role = role
         self.logger = logger
         loop = try EventLoop()
@@ -75,7 +78,7 @@ public final class Worker {
         }
         self.acceptor = acceptor
         self.ticker = ticker
-        heartbeats = HeartbeatChannel(udp: binding.udp, rejections: rejections, ioProblems: ioProblems)
+        heartbeats = HeartbeatChannel(udp: binding.udp, secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         server = binding.server
         address = binding.address
         // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
@@ -83,8 +86,8 @@ public final class Worker {
         var rng = SystemRandomNumberGenerator()
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
-        links = PeerLinks(loop: loop, sender: id, address: binding.address)
-        peers = InboundPeerConnections(rejections: rejections)
+        links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets)
+        peers = InboundPeerConnections(secrets: secrets, rejections: rejections)
         let definition: ServiceDefinition
         switch role {
         case .worker(let own):
@@ -93,14 +96,14 @@ public final class Worker {
             // An agent runs no jobs of its own service type: clients cannot submit to `agent`.
             definition = ServiceDefinition(service: .agent, handler: .builtin(.echo), concurrency: 1)
             agent = HostAgent(
-                settings: agentSettings, loop: loop, host: settings.host, intervalMs: settings.intervalMs,
+                settings: agentSettings, loop: loop, member: settings,
                 address: binding.address, links: links, logger: logger)
         }
         jobs = JobPlane(
             loop: loop, address: binding.address, definition: definition, links: links, logger: logger,
             answerClient: { [unowned self] client, response in clients.deliver(response, to: client) })
         clients = ClientRequestHandler(
-            selfID: id, loop: loop, settings: settings, jobs: jobs, rejections: rejections, logger: logger,
+            selfID: id, loop: loop, settings: settings, secrets: secrets, jobs: jobs, rejections: rejections, logger: logger,
             record: { [unowned self] in membership })
         membership.workload = workload
         links.onLinkLost = { [unowned self] peer in
@@ -166,6 +169,9 @@ public final class Worker {
             signals.append(signal)
             try signal.start(signal: number) { [unowned self] number in stop(signal: number) }
         }
+        let hangUp = try Signal(loop: loop)
+        signals.append(hangUp)
+        try hangUp.start(signal: SIGHUP) { [unowned self] _ in reloadSecrets() }
         try heartbeats.start { [unowned self] heartbeat in
             guard !isStopping else { return }
             perform(membership.receive(heartbeat, nowMs: nowMs))
@@ -262,6 +268,20 @@ public final class Worker {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
+    }
+
+    /// SIGHUP: re-reads the key and token files (an agent passes the signal on to its workers).
+    /// A file that fails keeps what it held; a process without such files has nothing to reload.
+    private func reloadSecrets() {
+        guard !isStopping else { return }
+        let problems = secrets.reload()
+        for problem in problems { logger.error("SIGHUP: kept the previous secrets: \(problem)") }
+        if problems.isEmpty {
+            logger.notice("SIGHUP: reloaded", metadata: [
+                "cluster_keys": "\(secrets.clusterKeys?.all.count ?? 0)",
+                "client_tokens": "\(secrets.clientTokenFile == nil ? "off" : "on")"])
+        }
+        agent?.forwardHangUp()
     }
 
     // MARK: Membership

@@ -22,6 +22,10 @@ public struct WorkerSettings: Sendable, Equatable {
     /// is no longer its child (the parent died, even by SIGKILL), it drains and stops, so that no
     /// worker outlives its agent unmanaged. nil: it lives on its own.
     public var parentPID: Int32?
+    /// `--cluster-key-file`, an absolute path: nil leaves the cluster open (docs/SECURITY.md).
+    public var clusterKeyFile: String?
+    /// `--client-token-file`, an absolute path: nil lets any client submit (docs/PROTOCOL.md).
+    public var clientTokenFile: String?
 
     public init(
         service: ServiceName, host: NodeAddress.Host = .ipv4(0x7F00_0001), port: UInt16 = 0,

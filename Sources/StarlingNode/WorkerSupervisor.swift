@@ -16,6 +16,9 @@ final class WorkerSupervisor {
         var host: NodeAddress.Host
         var intervalMs: Int64
         var logLevel: String
+        /// Handed on by path (never the secrets themselves on a command line).
+        var clusterKeyFile: String?
+        var clientTokenFile: String?
     }
 
     private let loop: EventLoop
@@ -49,11 +52,13 @@ final class WorkerSupervisor {
 
     /// Starts a worker; throws when the process could not be started (logged here).
     func spawn(_ service: ServiceName, reason: String) throws {
-        let arguments = [
+        var arguments = [
             "worker", "--service", service.value, "--port", "0", "--host", hostText,
             "--join", seed.description, "--jobs", launch.jobsDirectory, "--interval", "\(launch.intervalMs)",
             "--log-level", launch.logLevel, "--parent-pid", "\(getpid())",
         ]
+        if let path = launch.clusterKeyFile { arguments += ["--cluster-key-file", path] }
+        if let path = launch.clientTokenFile { arguments += ["--client-token-file", path] }
         do {
             var pid: Int32 = 0
             let process = try ChildProcess(
@@ -85,6 +90,11 @@ final class WorkerSupervisor {
     /// Asks every worker to drain and stop (SIGTERM).
     func stopAll() {
         signalAll(SIGTERM)
+    }
+
+    /// Passes SIGHUP on: each worker re-reads its key and token files.
+    func hangUpAll() {
+        signalAll(SIGHUP)
     }
 
     /// Stops every worker at once (SIGKILL), when draining took too long.

@@ -27,6 +27,16 @@ struct MemberOptions: ParsableArguments {
     @Option(name: .customLong("drain-timeout"), help: "Milliseconds a SIGTERM drain waits for held jobs (0–3600000).")
     var drainTimeout: Int64 = 30_000
 
+    @Option(name: .customLong("cluster-key-file"), help: ArgumentHelp(
+        "Keys that seal heartbeats and peer links (`starling keygen`; mode 600); SIGHUP re-reads it.",
+        valueName: "PATH"))
+    var clusterKeyFile: String?
+
+    @Option(name: .customLong("client-token-file"), help: ArgumentHelp(
+        "Tokens a client must present with AUTH before anything else (mode 600); SIGHUP re-reads it.",
+        valueName: "PATH"))
+    var clientTokenFile: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = LogLevelOption(argument: "info")!
 
@@ -51,6 +61,9 @@ struct MemberOptions: ParsableArguments {
             service: service, host: bindHost, port: UInt16(port), seeds: joins, intervalMs: interval,
             suspectAfterMs: suspectAfter, priority: priority)
         settings.drainTimeoutMs = drainTimeout
+        // Absolute: an agent hands the paths to the workers it starts.
+        settings.clusterKeyFile = clusterKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        settings.clientTokenFile = clientTokenFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         do {
             try settings.validate()
         } catch {
@@ -71,9 +84,20 @@ func runMember(kind: String, settings: WorkerSettings, role: WorkerRole, logLeve
         return handler
     }
     let logger = Logger(label: "starling.\(kind)")
+    let secrets: NodeSecrets
+    do {
+        secrets = try NodeSecrets(clusterKeyFile: settings.clusterKeyFile, clientTokenFile: settings.clientTokenFile)
+    } catch {
+        logger.critical("cannot start: \(error)")
+        throw ExitCode.failure
+    }
+    if secrets.clusterKeys == nil {
+        logger.warning(
+            "no --cluster-key-file: the cluster is open; anyone who can reach this port can join it, forge heartbeats and peer frames (see docs/SECURITY.md)")
+    }
     let worker: Worker
     do {
-        worker = try Worker(settings: settings, role: role, logger: logger)
+        worker = try Worker(settings: settings, role: role, secrets: secrets, logger: logger)
     } catch {
         logger.critical("cannot start: \(error)")
         throw ExitCode.failure

@@ -7,7 +7,10 @@ struct Starling: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "A masterless, workload-aware job dispatcher.",
-        subcommands: [WorkerCommand.self, UpCommand.self, StatusCommand.self, SubmitCommand.self, DemoCommand.self])
+        subcommands: [
+            WorkerCommand.self, UpCommand.self, StatusCommand.self, SubmitCommand.self, KeygenCommand.self,
+            DemoCommand.self,
+        ])
 }
 
 /// Writes one line to stderr, for errors a command reports before exiting.
