@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import StarlingNode
 
@@ -17,8 +20,8 @@ enum SecretFiles {
         let created = FileManager.default.createFile(
             atPath: path + ".new", contents: data, attributes: [.posixPermissions: 0o600])
         guard created else { throw CocoaError(.fileWriteUnknown) }
-        _ = try FileManager.default.replaceItemAt(
-            URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: path + ".new"))
+        // rename(2) replaces at once: a reader sees the old file or the new one, never a half.
+        guard rename(path + ".new", path) == 0 else { throw CocoaError(.fileWriteUnknown) }
     }
 
     /// A new cluster key file holding one fresh key; returns its path and the key.
