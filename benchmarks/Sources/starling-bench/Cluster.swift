@@ -43,17 +43,36 @@ struct Cluster: Sendable {
     /// Writes `<service>.toml` and starts `count` workers; returns once each has printed its
     /// `listening on` line.
     static func start(binary: String, service: String, definition: String, count: Int, intervalMs: Int,
-                      startTimeoutMs: Int = 10_000) throws -> Cluster {
+                      clusterKey: Bool = false, startTimeoutMs: Int = 10_000) throws -> Cluster {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data(definition.utf8).write(to: URL(fileURLWithPath: directory + "/\(service).toml"))
+        var keyArguments: [String] = []
+        if clusterKey {
+            // A fresh key from `starling keygen`, in a file only the bench's user may read, as the
+            // workers demand.
+            let path = directory + "/cluster.key"
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+                  let file = FileHandle(forWritingAtPath: path)
+            else { throw BenchError("cannot create the cluster key file \(path)") }
+            let keygen = Process()
+            keygen.executableURL = URL(fileURLWithPath: binary)
+            keygen.arguments = ["keygen"]
+            keygen.standardOutput = file
+            try keygen.run()
+            keygen.waitUntilExit()
+            try file.close()
+            guard keygen.terminationStatus == 0 else { throw BenchError("`starling keygen` failed (\(keygen.terminationStatus))") }
+            keyArguments = ["--cluster-key-file", path]
+        }
 
         var workers: [StartedWorker] = []
         for index in 0..<count {
             // --parent-pid: should the bench die without stopping them (kill -9), the workers drain and go.
             var arguments = ["worker", "--service", service, "--port", "0", "--host", "127.0.0.1",
                              "--interval", "\(intervalMs)", "--jobs", directory, "--parent-pid", "\(getpid())"]
+                + keyArguments
             if let seed = workers.first { arguments += ["--join", seed.address] }
             let logPath = directory + "/worker-\(index).log"
             workers.append(try spawnWorker(binary: binary, arguments: arguments, logPath: logPath,

@@ -47,6 +47,7 @@ extension ResultsSummary {
             for row in missed { text += "- \(row.figure): \(row.miss)\n" }
             text += "\n" + whyMissed(missed.map(\.figure)) + "\n\n"
         }
+        text += clusterKeySection()
         text += failureSection()
         text += scaleSection()
         text += runsSection()
@@ -163,6 +164,30 @@ extension ResultsSummary {
             rows.append(carried)
         }
         return rows
+    }
+
+    /// Starling with a cluster key against Starling without, from the same run (issue 10's target:
+    /// keyed jobs/s at least 90 % of open).
+    private func clusterKeySection() -> String {
+        guard !runs("echo", "starling-keyed").isEmpty else { return "" }
+        let open = median("echo", "starling") { $0.jobsPerSecond }
+        let keyed = median("echo", "starling-keyed") { $0.jobsPerSecond }
+        let openP99 = median("echo", "starling") { Double($0.latency.p99Us) }
+        let keyedP99 = median("echo", "starling-keyed") { Double($0.latency.p99Us) }
+        var text = "## A closed cluster: keys on ÷ keys off\n\n"
+        text += "The same `echo` run (W = 4, C = 64, `StarlingClient`) with `--cluster-key-file` on every worker: "
+            + "heartbeats sealed and every peer link authenticated and sealed (docs/SECURITY.md).\n\n"
+        text += "| figure | keys on | keys off | on ÷ off | target (issue 10) | |\n| --- | ---: | ---: | ---: | --- | --- |\n"
+        if let open, let keyed, open > 0 {
+            let met = keyed >= 0.9 * open
+            text += "| jobs/s | \(Self.rate(keyed)) | \(Self.rate(open)) | " + String(format: "%.2f×", keyed / open)
+                + " | ≥ 0.90 × keys off | \(met ? "met" : "**missed**") |\n"
+        }
+        if let openP99, let keyedP99, openP99 > 0 {
+            text += "| p99 | \(Self.micros(keyedP99)) | \(Self.micros(openP99)) | " + String(format: "%.2f×", keyedP99 / openP99)
+                + " |  |  |\n"
+        }
+        return text + "\n"
     }
 
     private func whyMissed(_ figures: [String]) -> String {

@@ -62,12 +62,17 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Also write the report as JSON to this path.")
     var json: String?
 
+    @Flag(name: .customLong("cluster-key"), help: "starling only: close the cluster with a fresh key (sealed heartbeats and peer links).")
+    var clusterKey = false
+
     @Flag(name: .customLong("keep-logs"), help: "Keep the processes' logs (and jobs folder) and print where.")
     var keepLogs = false
 
-    /// The system's name in reports: `starling`, `starling-raw` or `gearmand`.
+    /// The system's name in reports: `starling`, `starling-raw` or `gearmand`, with `-keyed` for a
+    /// closed cluster.
     var systemName: String {
-        system == .starling && client == .raw ? "starling-raw" : system.rawValue
+        guard system == .starling else { return system.rawValue }
+        return "starling" + (client == .raw ? "-raw" : "") + (clusterKey ? "-keyed" : "")
     }
 
     func validate(concurrency: Int, rawAllowed: Bool = false) throws {
@@ -75,6 +80,7 @@ struct CommonOptions: ParsableArguments {
             guard system == .starling else { throw ValidationError("--client applies to --system starling only") }
             guard rawAllowed else { throw ValidationError("--client raw is for echo and latency only (it has no failover)") }
         }
+        if clusterKey, system != .starling { throw ValidationError("--cluster-key applies to --system starling only") }
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64") }
         guard (1...100_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...100000") }
         guard duration > 0, duration <= 86_400 else { throw ValidationError("--duration must be > 0 s (at most a day)") }

@@ -24,7 +24,8 @@ enum StarlingSystem {
 
             """
         let cluster = try Cluster.start(binary: binary, service: "echo", definition: definition,
-                                        count: options.workers, intervalMs: options.interval)
+                                        count: options.workers, intervalMs: options.interval,
+                                        clusterKey: options.clusterKey)
         started(cluster.directory)
         let agreement = try await cluster.waitForAgreement()
         let entries = cluster.workers.count == 1 ? cluster.workers
