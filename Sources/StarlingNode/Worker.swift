@@ -78,13 +78,15 @@ public final class Worker {
         }
         self.acceptor = acceptor
         self.ticker = ticker
-        heartbeats = HeartbeatChannel(udp: binding.udp, secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         server = binding.server
         address = binding.address
         // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
         // which the core never reads.
         var rng = SystemRandomNumberGenerator()
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
+        heartbeats = HeartbeatChannel(
+            udp: binding.udp, loop: loop, selfID: id, selfAddress: binding.address, intervalMs: settings.intervalMs,
+            secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
         links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets)
         peers = InboundPeerConnections(secrets: secrets, rejections: rejections)
