@@ -86,7 +86,7 @@ public final class Worker {
         var rng = SystemRandomNumberGenerator()
         id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
-        links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets)
+        links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections)
         peers = InboundPeerConnections(secrets: secrets, rejections: rejections)
         let definition: ServiceDefinition
         switch role {
@@ -121,6 +121,7 @@ public final class Worker {
         }
         acceptor.onRouted = { [unowned self] kind, stream, initialBytes in
             switch kind {
+            case .sealedPeerFrames: peers.acceptSealed(stream, initialBytes: initialBytes)
             case .peerFrames: peers.accept(stream, initialBytes: initialBytes)
             case .clientLines: clients.accept(stream, initialBytes: initialBytes)
             }
