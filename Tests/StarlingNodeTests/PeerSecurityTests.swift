@@ -276,6 +276,41 @@ import Glibc
         #expect(gamma.log.contains("no cluster key") || !(gamma.status()?.members.contains { $0.id == alpha.id } ?? false))
     }
 
+    @Test("key rotation A → \"B, A\" → \"B\" with SIGHUP: links proved with A are closed at the last step; every job answered")
+    func rotationClosesLinksProvedWithARemovedKey() async throws {
+        let (file, old) = try SecretFiles.newClusterKey()
+        let new = ClusterKeys.generateLine()
+        let workers = try keyedCluster("echo", count: 2, definition: "handler = \"echo\"\nconcurrency = 4\n", key: file)
+        defer { workers.forEach { $0.kill() } }
+        let before = try #require(awaitAgreement(workers, within: 5))
+        // Jobs entering at both workers open links both ways, proved with A.
+        let client = try StarlingClient(nodes: workers.map(\.address.description), configuration: .init())
+        func submitAll(_ round: String) async throws {
+            let results = try await submitConcurrently(100) { n in
+                try await client.submit(service: "echo", payload: Array("\(round)-\(n)".utf8), key: "\(round)-\(n)")
+            }
+            let wrong = results.filter { n, answer in answer != .ok(Array("\(round)-\(n)".utf8)) }
+            #expect(results.count == 100 && wrong.isEmpty, "\(round): \(wrong.prefix(3))")
+        }
+        try await submitAll("before")
+        for (step, lines) in [[old, new], [new, old], [new]].enumerated() {
+            try SecretFiles.rewrite(file, lines)
+            for worker in workers { worker.signal(SIGHUP) }
+            let reloaded = poll(within: .seconds(5)) { () -> Bool? in
+                workers.allSatisfy { $0.log.components(separatedBy: "SIGHUP: reloaded").count - 1 == step + 1 } ? true : nil
+            }
+            #expect(reloaded == true)
+            try await submitAll("step\(step + 1)")
+        }
+        let retired = poll(within: .seconds(3)) { () -> Bool? in
+            workers.contains { ($0.status()?.rejected["peer_key_retired"] ?? 0) > 0 } ? true : nil
+        }
+        #expect(retired == true, "a link proved with the removed key was closed: \(workers.map { $0.status()?.rejected ?? [:] })")
+        await client.close()
+        let after = try #require(awaitAgreement(workers, within: 5))
+        #expect(after.mapValues(\.id) == before.mapValues(\.id), "no primary change")
+    }
+
     private func submit(_ service: String, key: String, at worker: WorkerProcess, timeoutMs: Int) throws -> String {
         String(decoding: try RawSocket.exchangeTCP(
             Array("SUBMIT \(service) \(key) 1\r\nx\r\n".utf8), with: worker.address.port, timeoutMs: timeoutMs), as: UTF8.self)
