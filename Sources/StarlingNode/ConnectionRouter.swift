@@ -3,6 +3,9 @@ import StarlingCore
 /// What an accepted TCP connection speaks. Clients and peers share one port, so a connection says
 /// what it is only through its first bytes (docs/HANDBOOK.md, "Connections").
 public enum ConnectionProtocol: Sendable, Equatable, CaseIterable {
+    /// Job-plane frames from another Starling process of a closed cluster: the handshake of
+    /// `PeerHandshake`, starting with its magic `\0STL`, then the frames in sealed records.
+    case sealedPeerFrames
     /// Job-plane frames from another Starling process (`PeerMessageCodec`): each frame starts with
     /// its 4-byte length, and frames are far below 16 MiB, so the first byte is 0.
     case peerFrames
@@ -74,8 +77,11 @@ public struct ConnectionRouter: Sendable {
         self.recognisers = recognisers
     }
 
-    /// What a Starling process serves on its port today: peer frames, then client lines.
+    /// What a Starling process serves on its port today: sealed peer links, plain peer frames, then
+    /// client lines. A connection starting with 0 waits for its first four bytes: the sealed
+    /// magic's length prefix would announce a frame over the limit, so no plain link starts so.
     public static let standard = ConnectionRouter(recognisers: [
+        ProtocolRecogniser(.sealedPeerFrames, magic: PeerHandshake.magic),
         ProtocolRecogniser(.peerFrames, magic: [0]),
         ProtocolRecogniser(.clientLines) { prefix in prefix.first != 0 ? .matches : .doesNotMatch },
     ])

@@ -1,8 +1,13 @@
+import Crypto
 import StarlingCore
 import StarlingUV
 
 /// An inbound job-plane connection from another Starling process. Its first frame must be a
 /// `hello` naming the sender; a connection that breaks the framing is closed and counted.
+///
+/// A sealed connection (`sealedAcceptor`) first runs the acceptor's side of `PeerHandshake`,
+/// within `PeerHandshake.timeoutMs`, then opens each record and decodes the frames of its
+/// plaintext; a connection whose handshake or any record fails is closed and counted by reason.
 /// Loop-confined.
 final class PeerConnection {
     private let stream: TCPStream
@@ -13,16 +18,32 @@ final class PeerConnection {
     private let onRejected: (String, String) -> Void
     private let onClosed: (PeerConnection) -> Void
     private var isClosed = false
+    /// Where a sealed connection's keys come from (read at each step, so a reload counts at once).
+    private let secrets: NodeSecrets?
+    /// A sealed connection until its handshake is done.
+    private var handshake: PeerAcceptorHandshake?
+    private var handshakeTimer: Timer?
+    /// A sealed connection once its handshake is done.
+    private var records: PeerRecordOpener?
+    /// Plaintext opened from records, reused between reads.
+    private var opened: [UInt8] = []
 
     init(
-        stream: TCPStream, onMessage: @escaping (PeerMessage, NodeAddress) -> Void,
+        stream: TCPStream, sealedWith secrets: NodeSecrets? = nil, onMessage: @escaping (PeerMessage, NodeAddress) -> Void,
         onRejected: @escaping (String, String) -> Void, onClosed: @escaping (PeerConnection) -> Void
     ) {
         self.stream = stream
+        self.secrets = secrets
         self.onMessage = onMessage
         self.onRejected = onRejected
         self.onClosed = onClosed
+        if secrets != nil { handshake = PeerAcceptorHandshake() }
     }
+
+    /// The cluster key this sealed connection was proved with (set once this side answered the
+    /// hello); nil for a plain one.
+    var clusterKey: SymmetricKey? { handshake?.clusterKey ?? provenKey }
+    private var provenKey: SymmetricKey?
 
     /// Starts reading, with the bytes already read while telling peers from clients.
     func start(initialBytes: [UInt8]) {
@@ -30,7 +51,22 @@ final class PeerConnection {
             try stream.startReading { [self] event in
                 switch event {
                 case .bytes(let bytes): consume(bytes)
-                case .endOfFile, .failed: close()
+                case .endOfFile, .failed:
+                    if handshake != nil {
+                        onRejected("peer_handshake_incomplete", "\(remote): a sealed peer connection closed during its handshake")
+                    }
+                    close()
+                }
+            }
+            if handshake != nil {
+                let timer = try Timer(loop: stream.loop)
+                handshakeTimer = timer
+                try timer.start(afterMs: PeerHandshake.timeoutMs) { [unowned self] in
+                    guard handshake != nil else { return }
+                    onRejected(
+                        "peer_handshake_timeout",
+                        "\(remote): no sealed-link handshake within \(PeerHandshake.timeoutMs) ms")
+                    close()
                 }
             }
         } catch {
@@ -43,12 +79,66 @@ final class PeerConnection {
     func close() {
         guard !isClosed else { return }
         isClosed = true
+        handshakeTimer?.close()
+        handshakeTimer = nil
         stream.close()
         onClosed(self)
     }
 
+    private var remote: String {
+        peer?.description ?? (try? stream.peerAddress).map { "\($0)" } ?? "unknown peer"
+    }
+
     private func consume(_ bytes: [UInt8]) {
         guard !isClosed else { return }
+        guard secrets != nil else {
+            decode(bytes)
+            return
+        }
+        do throws(PeerSealError) {
+            if handshake != nil {
+                try shake(bytes)
+            } else {
+                try consumeRecords(bytes)
+            }
+        } catch {
+            onRejected(error.reason, "\(remote): \(error)")
+            close()
+        }
+    }
+
+    /// The acceptor's side of the handshake; the bytes after the opener's proof are records.
+    private func shake(_ bytes: [UInt8]) throws(PeerSealError) {
+        guard let keys = secrets?.clusterKeys else {
+            throw PeerSealError(.handshakeFailed, "this process has no cluster key")
+        }
+        let step = try handshake!.receive(bytes, keys: keys)
+        if !step.reply.isEmpty {
+            do {
+                try stream.write(bytes: step.reply)
+            } catch {
+                close()
+                return
+            }
+        }
+        guard let session = step.session else { return }
+        handshake = nil
+        handshakeTimer?.close()
+        handshakeTimer = nil
+        provenKey = session.clusterKey
+        records = session.opener
+        if !step.rest.isEmpty { try consumeRecords(step.rest) }
+    }
+
+    private func consumeRecords(_ bytes: [UInt8]) throws(PeerSealError) {
+        opened.removeAll(keepingCapacity: true)
+        try records!.open(bytes, into: &opened)
+        decode(opened)
+        if opened.capacity > 256 * 1024 { opened = [] }
+    }
+
+    private func decode(_ bytes: [UInt8]) {
+        guard !isClosed, !bytes.isEmpty else { return }
         decoder.append(bytes)
         do {
             while !isClosed, let message = try decoder.next() {

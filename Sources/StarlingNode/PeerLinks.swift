@@ -1,3 +1,4 @@
+import Crypto
 import StarlingCore
 import StarlingUV
 
@@ -8,7 +9,12 @@ import StarlingUV
 /// (`EventLoop.soon`), so every frame of a burst of events goes in one syscall per peer.
 /// A connection that cannot be made keeps its frames and retries with backoff; only a connection
 /// that was open and broke reports `onLinkLost`, because only then may frames have been lost.
-/// Loop-confined.
+///
+/// With cluster keys a link is sealed: once connected it runs the opener's side of
+/// `PeerHandshake` (within `PeerHandshake.timeoutMs`) while its frames wait, then each write is
+/// sealed as records (`PeerRecordSealer`). A handshake that fails is a failed connect: logged,
+/// counted when the peer's proof was wrong, retried with backoff while the peer is wanted. A key
+/// reload breaks the links proved with a key no longer accepted. Loop-confined.
 final class PeerLinks {
     /// Bytes buffered for one peer before its frames are dropped; each dropped frame is handed to
     /// `onFrameDropped`, so the core sends it again or places its job again.
@@ -19,6 +25,9 @@ final class PeerLinks {
     private let loop: EventLoop
     private let hello: [UInt8]
     private let secrets: NodeSecrets
+    private let rejections: RejectionRecorder
+    /// Reused for the records of each sealed write.
+    private var sealed: [UInt8] = []
     private var links: [NodeAddress: OutboundLink] = [:]
     /// Links with frames to write (each once: `OutboundLink.isDirty`), without hashing per frame.
     private var dirty: [OutboundLink] = []
@@ -35,10 +44,12 @@ final class PeerLinks {
     /// Called for conditions worth a log line (connect failures, dropped frames).
     var onProblem: (String, String) -> Void = { _, _ in }
 
-    init(loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets) {
+    init(loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets, rejections: RejectionRecorder) {
         self.loop = loop
         self.secrets = secrets
+        self.rejections = rejections
         hello = PeerMessageCodec.encode(.hello(sender: sender, address: address))
+        secrets.onClusterKeysChanged.append { [weak self] in self?.clusterKeysChanged() }
     }
 
     func send(_ message: PeerMessage, to peer: NodeAddress) {
@@ -79,7 +90,7 @@ final class PeerLinks {
             switch link.state {
             case .idle: connect(link)
             case .open: write(link)
-            case .connecting, .waitingToRetry: break
+            case .connecting, .handshaking, .waitingToRetry: break
             }
         }
         writing.removeAll(keepingCapacity: true)
@@ -111,6 +122,8 @@ final class PeerLinks {
                 guard let self, let link, link.stream === stream else { return }
                 if let error {
                     connectFailed(link, "\(error)")
+                } else if secrets.clusterKeys != nil {
+                    startHandshake(link, on: stream)
                 } else {
                     link.state = .open
                     link.retryMs = Self.firstRetryMs
@@ -130,7 +143,76 @@ final class PeerLinks {
         }
     }
 
+    /// Sends the opener's hello and waits for the peer's proof; frames wait in the buffer.
+    private func startHandshake(_ link: OutboundLink, on stream: TCPStream) {
+        link.state = .handshaking
+        var handshake = PeerOpenerHandshake()
+        do {
+            try stream.startReading { [weak self, weak link] event in
+                guard let self, let link, link.stream === stream else { return }
+                switch event {
+                case .bytes(let bytes):
+                    // Once open, nothing comes this way (answers go on the peer's own link).
+                    guard link.state == .handshaking, let keys = secrets.clusterKeys else { return }
+                    do throws(PeerSealError) {
+                        guard let done = try handshake.receive(bytes, keys: keys) else { return }
+                        handshakeSucceeded(link, proof: done.proof, session: done.session)
+                    } catch {
+                        rejections.record(error.reason, detail: "peer \(link.peer): \(error)", level: .warning)
+                        connectFailed(link, "sealed-link handshake failed: \(error)")
+                    }
+                case .endOfFile, .failed:
+                    if link.state == .handshaking {
+                        connectFailed(
+                            link, "the peer closed the connection during the sealed-link handshake "
+                                + "(it has no cluster key, or does not accept ours)")
+                    } else {
+                        broke(link)
+                    }
+                }
+            }
+            try stream.write(bytes: handshake.hello)
+            let timer = try link.handshakeTimer ?? Timer(loop: loop)
+            link.handshakeTimer = timer
+            try timer.start(afterMs: PeerHandshake.timeoutMs) { [weak self, weak link] in
+                guard let self, let link, link.state == .handshaking, link.stream === stream else { return }
+                rejections.record(
+                    "peer_handshake_timeout", detail: "peer \(link.peer): no sealed-link proof within \(PeerHandshake.timeoutMs) ms",
+                    level: .warning)
+                connectFailed(link, "no sealed-link proof within \(PeerHandshake.timeoutMs) ms")
+            }
+        } catch {
+            connectFailed(link, "\(error)")
+        }
+    }
+
+    /// The peer proved the key: the hello and the waiting frames go out sealed, after our proof.
+    private func handshakeSucceeded(_ link: OutboundLink, proof: [UInt8], session: PeerSession) {
+        link.handshakeTimer?.stop()
+        link.state = .open
+        link.retryMs = Self.firstRetryMs
+        link.clusterKey = session.clusterKey
+        link.sealer = session.sealer
+        link.buffer.insert(contentsOf: hello, at: 0)
+        write(link, after: proof)
+    }
+
+    /// After a key reload: links proved with a key no longer accepted break (the core sends again
+    /// what may have been lost) and reconnect with the keys now loaded.
+    private func clusterKeysChanged() {
+        guard let keys = secrets.clusterKeys else { return }
+        let stale = links.values.filter { link in
+            guard link.state == .open, let key = link.clusterKey else { return false }
+            return !keys.all.contains(key)
+        }
+        for link in stale {
+            onProblem("peer_key_retired", "closing the peer link to \(link.peer): it was proved with a cluster key no longer accepted")
+            broke(link)
+        }
+    }
+
     private func connectFailed(_ link: OutboundLink, _ why: String) {
+        link.resetSession()
         link.stream?.close()
         link.stream = nil
         guard isWanted(link.peer) else {
@@ -160,11 +242,21 @@ final class PeerLinks {
         }
     }
 
-    private func write(_ link: OutboundLink) {
-        guard !link.buffer.isEmpty, let stream = link.stream else { return }
+    /// Writes the buffer: as it is, or sealed as records after `prefix` (the handshake's proof).
+    private func write(_ link: OutboundLink, after prefix: [UInt8] = []) {
+        guard !link.buffer.isEmpty || !prefix.isEmpty, let stream = link.stream else { return }
         var failed = false
         do {
-            try stream.write(bytes: link.buffer) { [weak self, weak link] error in
+            let bytes: [UInt8]
+            if link.sealer != nil {
+                sealed.removeAll(keepingCapacity: true)
+                sealed.append(contentsOf: prefix)
+                link.sealer!.seal(link.buffer, into: &sealed)
+                bytes = sealed
+            } else {
+                bytes = link.buffer
+            }
+            try stream.write(bytes: bytes) { [weak self, weak link] error in
                 if error != nil, let self, let link, link.stream === stream { broke(link) }
             }
         } catch {
@@ -176,6 +268,7 @@ final class PeerLinks {
         } else {
             link.buffer.removeAll(keepingCapacity: true)
         }
+        if sealed.capacity > 256 * 1024 { sealed = [] }
         // After emptying: the core may queue frames again in answer to the loss.
         if failed { broke(link) }
     }
@@ -189,6 +282,7 @@ final class PeerLinks {
     /// An open link failed: start over on the next frame, and tell the core frames may be lost.
     private func broke(_ link: OutboundLink) {
         guard link.state == .open else { return }
+        link.resetSession()
         link.stream?.close()
         link.stream = nil
         link.state = .idle
@@ -201,7 +295,7 @@ final class PeerLinks {
 
 /// One peer's outbound connection and the frames waiting for it.
 private final class OutboundLink {
-    enum State { case idle, connecting, open, waitingToRetry }
+    enum State { case idle, connecting, handshaking, open, waitingToRetry }
 
     let peer: NodeAddress
     var state = State.idle
@@ -211,16 +305,31 @@ private final class OutboundLink {
     var isDirty = false
     var retryTimer: Timer?
     var retryMs = PeerLinks.firstRetryMs
+    /// A sealed link's handshake deadline.
+    var handshakeTimer: Timer?
+    /// A sealed link, once open: the cluster key it was proved with, and its records' sealer.
+    var clusterKey: SymmetricKey?
+    var sealer: PeerRecordSealer?
 
     init(peer: NodeAddress) {
         self.peer = peer
     }
 
+    /// Forgets the sealed session (the connection is going).
+    func resetSession() {
+        handshakeTimer?.stop()
+        clusterKey = nil
+        sealer = nil
+    }
+
     func close() {
+        resetSession()
         stream?.close()
         stream = nil
         retryTimer?.close()
         retryTimer = nil
+        handshakeTimer?.close()
+        handshakeTimer = nil
         state = .idle
     }
 }

@@ -88,7 +88,7 @@ public final class Worker {
             udp: binding.udp, loop: loop, selfID: id, selfAddress: binding.address, intervalMs: settings.intervalMs,
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
-        links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets)
+        links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections)
         peers = InboundPeerConnections(secrets: secrets, rejections: rejections)
         let definition: ServiceDefinition
         switch role {
@@ -123,6 +123,7 @@ public final class Worker {
         }
         acceptor.onRouted = { [unowned self] kind, stream, initialBytes in
             switch kind {
+            case .sealedPeerFrames: peers.acceptSealed(stream, initialBytes: initialBytes)
             case .peerFrames: peers.accept(stream, initialBytes: initialBytes)
             case .clientLines: clients.accept(stream, initialBytes: initialBytes)
             }

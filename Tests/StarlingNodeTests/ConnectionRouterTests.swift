@@ -9,9 +9,23 @@ struct ConnectionRouterTests {
     @Test func peerFramesStartWithAZeroByte() {
         let hello = PeerMessageCodec.encode(.hello(sender: NodeID(high: 1, low: 2), address: .ipv4(127, 0, 0, 1, port: 7946)))
         #expect(router.classify(hello) == .route(.peerFrames))
-        // One zero byte is enough: no frame is long enough to start otherwise.
-        #expect(router.classify([0]) == .route(.peerFrames))
+        // A second byte that leaves the sealed magic is enough.
+        #expect(router.classify([0, 0]) == .route(.peerFrames))
         #expect(router.classify([0, 0xFF, 0xFF, 0xFF]) == .route(.peerFrames))
+        #expect(router.classify([0, 0x53, 0x54, 0x4D]) == .route(.peerFrames))
+    }
+
+    /// A sealed link starts with `\0STL`: a connection starting with 0 waits until that can be
+    /// told, and a plain frame never starts so (it would announce over 5 MB, beyond the limit).
+    @Test func sealedPeerLinksStartWithTheirMagic() {
+        #expect(PeerHandshake.magic == [0] + Array("STL".utf8))
+        let announced = PeerHandshake.magic.reduce(0) { $0 << 8 | Int($1) }
+        #expect(announced > PeerFrameDecoder.defaultMaxFrameBytes)
+        #expect(router.classify([0]) == .waitForMoreBytes)
+        #expect(router.classify([0, 0x53]) == .waitForMoreBytes)
+        #expect(router.classify([0, 0x53, 0x54]) == .waitForMoreBytes)
+        #expect(router.classify(PeerHandshake.magic) == .route(.sealedPeerFrames))
+        #expect(router.classify(PeerOpenerHandshake().hello) == .route(.sealedPeerFrames))
     }
 
     @Test func everyOtherFirstByteIsAClient() {

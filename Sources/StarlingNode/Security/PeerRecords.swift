@@ -1,0 +1,145 @@
+import Crypto
+import Foundation
+
+/// The records of a sealed peer link, after `PeerHandshake` (docs/SECURITY.md, "Authenticated
+/// peer links"): every byte of the plain frame stream travels in them.
+///
+/// ```
+/// record = length u32 (plaintext bytes, ≤ maxPlaintextBytes) | ciphertext (length bytes) | tag (16 bytes)
+/// ```
+///
+/// ChaCha20-Poly1305 with the direction's session key; the nonce is the record's number on this
+/// connection in this direction (4 zero bytes, then the u64 counter big-endian, from 0), never sent,
+/// so a record dropped, reordered or replayed does not open; the length is authenticated as
+/// associated data. A writer seals what one write carries as one record, split at
+/// `maxPlaintextBytes`: records follow writes, not frames.
+public struct PeerRecordSealer {
+    /// Larger writes are split; the opener refuses a longer record before buffering it.
+    public static let maxPlaintextBytes = 1 << 20
+    public static let headerBytes = 4
+    public static let tagBytes = 16
+
+    private let key: SymmetricKey
+    private var counter: UInt64 = 0
+
+    init(key: SymmetricKey) {
+        self.key = key
+    }
+
+    /// Appends `plaintext` to `out` as records (none for no bytes).
+    public mutating func seal(_ plaintext: [UInt8], into out: inout [UInt8]) {
+        var start = 0
+        while start < plaintext.count {
+            let end = min(start + Self.maxPlaintextBytes, plaintext.count)
+            sealRecord(plaintext[start..<end], into: &out)
+            start = end
+        }
+    }
+
+    private mutating func sealRecord(_ chunk: ArraySlice<UInt8>, into out: inout [UInt8]) {
+        let headerStart = out.count
+        out.appendBigEndian32(UInt32(chunk.count))
+        let nonce = PeerRecordOpener.nonce(counter)
+        // 2⁶⁴ records is out of reach; a wrapped counter would reuse a nonce, so it stops here.
+        precondition(counter < .max, "peer record counter exhausted")
+        counter += 1
+        // ChaChaPoly only fails for a malformed nonce, which `nonce(_:)` never makes.
+        let box = try! ChaChaPoly.seal(chunk, using: key, nonce: nonce, authenticating: out[headerStart...])
+        out.appendBytes(of: box.ciphertext)
+        out.appendBytes(of: box.tag)
+    }
+}
+
+/// Opens the records of one direction of a sealed peer link, as they arrive in any cuts, and
+/// hands on their plaintext. Every error is fatal: the caller closes the connection.
+public struct PeerRecordOpener {
+    private static let retainedCapacity = 64 * 1024
+
+    private let key: SymmetricKey
+    private var counter: UInt64 = 0
+    private var buffer: [UInt8] = []
+    /// Start of the unconsumed bytes in `buffer`.
+    private var head = 0
+    private var failure: PeerSealError?
+
+    init(key: SymmetricKey) {
+        self.key = key
+    }
+
+    static func nonce(_ counter: UInt64) -> ChaChaPoly.Nonce {
+        var bytes = [UInt8](repeating: 0, count: 12)
+        for index in 0..<8 { bytes[4 + index] = UInt8(truncatingIfNeeded: counter >> (56 - 8 * index)) }
+        return try! ChaChaPoly.Nonce(data: bytes)
+    }
+
+    /// Bytes received and not yet opened (at most one record's).
+    public var bufferedByteCount: Int { buffer.count - head }
+
+    /// Feeds bytes as they arrive; appends the plaintext of every record they complete.
+    public mutating func open(_ bytes: some Collection<UInt8>, into plaintext: inout [UInt8]) throws(PeerSealError) {
+        if let failure { throw failure }
+        if head > 0, head * 2 > buffer.count {
+            buffer.removeSubrange(0..<head)
+            head = 0
+        }
+        buffer.append(contentsOf: bytes)
+        while buffer.count - head >= PeerRecordSealer.headerBytes {
+            var length = 0
+            for index in 0..<PeerRecordSealer.headerBytes { length = length << 8 | Int(buffer[head + index]) }
+            guard length <= PeerRecordSealer.maxPlaintextBytes else {
+                throw fail(.recordOversized, "a record announces \(length) bytes, over \(PeerRecordSealer.maxPlaintextBytes)")
+            }
+            let bodyStart = head + PeerRecordSealer.headerBytes
+            let end = bodyStart + length + PeerRecordSealer.tagBytes
+            guard buffer.count >= end else {
+                // Room for the whole record at once, rather than doubling towards it.
+                let needed = end - head
+                if buffer.capacity - head < needed {
+                    if head > 0 {
+                        buffer.removeSubrange(0..<head)
+                        head = 0
+                    }
+                    buffer.reserveCapacity(needed)
+                }
+                return
+            }
+            do {
+                let box = try ChaChaPoly.SealedBox(
+                    nonce: Self.nonce(counter), ciphertext: buffer[bodyStart..<(bodyStart + length)],
+                    tag: buffer[(bodyStart + length)..<end])
+                let opened = try ChaChaPoly.open(box, using: key, authenticating: buffer[head..<bodyStart])
+                plaintext.appendBytes(of: opened)
+            } catch {
+                throw fail(.recordUnopened, "record \(counter) does not open with this session's key")
+            }
+            counter += 1
+            head = end
+        }
+        if head == buffer.count {
+            if buffer.capacity > Self.retainedCapacity { buffer = [] } else { buffer.removeAll(keepingCapacity: true) }
+            head = 0
+        }
+    }
+
+    private mutating func fail(_ kind: PeerSealError.Kind, _ description: String) -> PeerSealError {
+        let error = PeerSealError(kind, description)
+        failure = error
+        buffer = []
+        head = 0
+        return error
+    }
+}
+
+extension [UInt8] {
+    fileprivate mutating func appendBigEndian32(_ value: UInt32) {
+        append(UInt8(truncatingIfNeeded: value >> 24))
+        append(UInt8(truncatingIfNeeded: value >> 16))
+        append(UInt8(truncatingIfNeeded: value >> 8))
+        append(UInt8(truncatingIfNeeded: value))
+    }
+
+    /// Appends a `Data` (or any contiguous bytes) with one copy.
+    fileprivate mutating func appendBytes(of data: some ContiguousBytes) {
+        data.withUnsafeBytes { raw in append(contentsOf: raw) }
+    }
+}
