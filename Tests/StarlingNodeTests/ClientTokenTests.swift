@@ -118,6 +118,13 @@ struct ClientTokenTests {
         #expect(worker.log.contains("client_unauthorized"))
     }
 
+    @Test("the wire's token bound is the token file's")
+    func boundsAgree() throws {
+        #expect(ClientToken.maxBytes == ClientTokens.maxTokenBytes)
+        let file = try SecretFiles.write(["# first", String(repeating: "z", count: ClientToken.maxBytes), "second"])
+        #expect(try ClientTokenFile.firstToken(path: file).value == String(repeating: "z", count: ClientToken.maxBytes))
+    }
+
     @Test("without --client-token-file: AUTH with any token is welcome, and no AUTH is needed")
     func openWorkerWelcomesAnyToken() throws {
         let worker = try WorkerProcess(service: "echo")
