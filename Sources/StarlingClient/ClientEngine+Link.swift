@@ -6,6 +6,12 @@ import StarlingUV
 /// unanswered call with the same key; give up, failing every pending call with `.unreachable`,
 /// after `maxConnectAttempts` failures or `failoverTimeoutMs` of failing, whichever comes first.
 /// A streak ends when an answer arrives.
+///
+/// With a token, each connection starts with `AUTH` alone; the unanswered calls go out once the
+/// node answers `WELCOME` (waiting one round trip means a refused token is answered before any
+/// job is sent, so the node never closes on unread requests). `ERR - UNAUTHORIZED`, with or
+/// without a token, fails every pending call with `.unauthorized` and is not failed over: the
+/// nodes share the cluster's tokens (docs/PROTOCOL.md, "Authentication").
 extension ClientEngine {
     /// Starts connecting if there is work and no connection or attempt under way.
     func ensureLink() {
@@ -93,7 +99,7 @@ extension ClientEngine {
     private func connected(_ stream: TCPStream) {
         linkTimer.stop()
         link = .connected(stream)
-        decoder = ClientResponseDecoder(maxBodyBytes: configuration.maxAnswerBytes)
+        decoder = ClientSessionDecoder(maxBodyBytes: configuration.maxAnswerBytes)
         let attempt = generation
         do {
             try? stream.setNoDelay(true)  // latency only; the connection works without it
@@ -106,8 +112,17 @@ extension ClientEngine {
             connectionFailed("read from \(currentNode): \(error)")
             return
         }
-        // Everything unanswered goes out again, same keys, in the callers' order.
         outbox = []
+        if let token = configuration.token {
+            ClientRequest.auth(token: token).encode(into: &outbox)
+            awaitingWelcome = true
+        } else {
+            resendUnanswered()
+        }
+    }
+
+    /// Everything unanswered goes out again, same keys, in the callers' order.
+    private func resendUnanswered() {
         for request in table.requestsToResend() { request.encode(into: &outbox) }
     }
 
@@ -120,6 +135,14 @@ extension ClientEngine {
             let attempt = generation
             while attempt == generation, let item = decoder.next() {
                 switch item {
+                case .auth(.welcome):
+                    welcomed()
+                case .auth(.unauthorized(let message)):
+                    refused(message)
+                case .response(let response) where awaitingWelcome:
+                    // Refused before AUTH was read (draining, too many clients) or AUTH not
+                    // understood: not this node.
+                    connectionFailed("\(currentNode) answered AUTH with \(response.summary)")
                 case .response(let response):
                     answered(response)
                 case .error(let failure):
@@ -138,6 +161,24 @@ extension ClientEngine {
         case .failed(let error):
             connectionFailed("read from \(currentNode): \(error.name) (\(error.message))")
         }
+    }
+
+    private func welcomed() {
+        guard awaitingWelcome else { return }  // a WELCOME nobody asked for is ignored
+        awaitingWelcome = false
+        failures = 0
+        failingSince = nil
+        resendUnanswered()
+    }
+
+    /// `ERR - UNAUTHORIZED`: every pending call fails; the node closes this connection.
+    private func refused(_ message: String) {
+        let error = StarlingClientError.unauthorized(node: currentNode.description, message: message)
+        dropLink()
+        nodeIndex = (nodeIndex + 1) % nodes.count
+        failures = 0
+        failingSince = nil
+        resume(table.removeAll(with: error))
     }
 
     private func answered(_ response: ClientResponse) {
@@ -201,6 +242,7 @@ extension ClientEngine {
         generation += 1
         linkTimer.stop()
         outbox = []
+        awaitingWelcome = false
         switch link {
         case .connecting(let stream), .connected(let stream):
             stream.close()
@@ -208,5 +250,18 @@ extension ClientEngine {
             break
         }
         link = .idle
+    }
+}
+
+extension ClientResponse {
+    /// The answer's line without its body, for a failure's reason.
+    fileprivate var summary: String {
+        switch self {
+        case .pong: "PONG"
+        case .status: "STATUS"
+        case .ok(let key, _): "OK \(key)"
+        case .fail(let key, _): "FAIL \(key)"
+        case .error(let key, let code, let message): "ERR \(key?.value ?? "-") \(code.rawValue) \(message)"
+        }
     }
 }

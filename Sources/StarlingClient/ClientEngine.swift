@@ -26,7 +26,10 @@ final class ClientEngine {
     var link: Link = .idle
     /// Bumped for every connection attempt and every teardown; callbacks of older ones are ignored.
     var generation: UInt64 = 0
-    var decoder: ClientResponseDecoder
+    var decoder: ClientSessionDecoder
+    /// `AUTH` is sent on the current connection and its `WELCOME` has not come: requests wait
+    /// in the table until it does.
+    var awaitingWelcome = false
     var nodeIndex = 0
     var failures = 0
     var failingSince: UInt64?
@@ -79,7 +82,7 @@ final class ClientEngine {
         self.configuration = configuration
         table = PendingTable(maxInFlight: configuration.maxInFlight, maxWaiting: configuration.maxWaiting,
                              timeoutMs: configuration.requestTimeoutMs)
-        decoder = ClientResponseDecoder(maxBodyBytes: configuration.maxAnswerBytes)
+        decoder = ClientSessionDecoder(maxBodyBytes: configuration.maxAnswerBytes)
         linkTimer = try Timer(loop: loop)
         do {
             deadlineTimer = try Timer(loop: loop)
@@ -136,10 +139,12 @@ final class ClientEngine {
         }
     }
 
-    /// Sends requests now if connected; otherwise they go out (from the table) once connected.
+    /// Sends requests now if connected (and welcomed, with a token); otherwise they go out (from
+    /// the table) once connected.
     func send(_ requests: [ClientRequest]) {
         guard !requests.isEmpty else { return }
         if case .connected = link {
+            guard !awaitingWelcome else { return }
             for request in requests { request.encode(into: &outbox) }
         } else {
             ensureLink()

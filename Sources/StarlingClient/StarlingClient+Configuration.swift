@@ -1,3 +1,5 @@
+import StarlingCore
+
 extension StarlingClient {
     /// Limits and timings of a client. Every limit is finite except the request timeout, which
     /// can be turned off with nil.
@@ -27,6 +29,12 @@ extension StarlingClient {
         public var maxPayloadBytes = 1 << 20
         /// The largest answer body (result, failure text, STATUS JSON) accepted.
         public var maxAnswerBytes = 16 << 20
+        /// The token for nodes started with `--client-token-file` (docs/PROTOCOL.md,
+        /// "Authentication"): sent as `AUTH <token>` first on every connection, and nothing else
+        /// until the node answers `WELCOME`. nil sends no `AUTH`, as for an open cluster (a node
+        /// without tokens also welcomes any token). A node that refuses it fails every pending call
+        /// with `.unauthorized`. Never printed: `ClientToken`'s description hides it.
+        public var token: ClientToken?
 
         public init() {}
 

@@ -27,6 +27,10 @@ import Synchronization
 ///   exactly one answer; an answer for a key already answered is dropped. After
 ///   `maxConnectAttempts` failures in a row or `failoverTimeoutMs`, every pending call throws
 ///   `.unreachable`; the next call starts over.
+/// - Tokens: with `Configuration.token` every connection starts with `AUTH` and calls go out once
+///   the node answers `WELCOME`. An `ERR - UNAUTHORIZED` (a wrong token, or none where the nodes
+///   want one) fails every pending call with `.unauthorized` at once, without failover: the nodes
+///   share the cluster's tokens (docs/PROTOCOL.md, "Authentication").
 /// - Threads: the client runs its own libuv loop on a dedicated thread; calls may come from any
 ///   thread or task. Cancelling a calling task ends that call with `.cancelled`.
 /// - `close()` ends every pending call with `.closed`, closes the connection and stops the thread.

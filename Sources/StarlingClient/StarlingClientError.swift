@@ -20,6 +20,12 @@ public enum StarlingClientError: Error, Hashable, Sendable, CustomStringConverti
     case badAnswer(String)
     /// The client's event loop could not be started.
     case startFailed(String)
+    /// A node answered `ERR - UNAUTHORIZED`: `Configuration.token` is missing, wrong or no longer
+    /// accepted (docs/PROTOCOL.md, "Authentication"). Every call pending on the connection fails
+    /// with it at once, without trying other nodes: they share the cluster's tokens, so they would
+    /// refuse it too (and count each try). No job was sent to that node, so none ran there. The
+    /// next call connects afresh (to the next node).
+    case unauthorized(node: String, message: String)
 
     public var description: String {
         switch self {
@@ -33,6 +39,7 @@ public enum StarlingClientError: Error, Hashable, Sendable, CustomStringConverti
         case .invalidArgument(let why): why
         case .badAnswer(let why): "unusable answer: \(why)"
         case .startFailed(let why): "cannot start the client's event loop: \(why)"
+        case .unauthorized(let node, let message): "\(node) refused the client: UNAUTHORIZED \(message)"
         }
     }
 }

@@ -6,6 +6,10 @@ public enum ClientProtocolError: Error, Hashable, Sendable {
     /// whose length was readable but whose service or key was not; its payload has been skipped.
     /// Recoverable.
     case badRequest(key: JobKey?, message: String)
+    /// An `AUTH` line without exactly one well-formed token (docs/PROTOCOL.md, "Authentication").
+    /// The message never holds the token. Recoverable where no token is required (answered
+    /// `BAD_REQUEST`); before `WELCOME` where one is, `ClientAuthentication` refuses it.
+    case malformedAuth(message: String)
     /// A `SUBMIT` announcing more than the payload limit. The decoder skips the payload and its
     /// line end by counting them down, without keeping them. Recoverable.
     case tooLarge(key: JobKey, length: UInt64, limit: Int)
@@ -18,7 +22,7 @@ public enum ClientProtocolError: Error, Hashable, Sendable {
     /// Whether the connection must be closed (after sending `response`).
     public var isFatal: Bool {
         switch self {
-        case .badRequest, .tooLarge: false
+        case .badRequest, .malformedAuth, .tooLarge: false
         case .lineTooLong, .unterminatedPayload: true
         }
     }
@@ -28,7 +32,7 @@ public enum ClientProtocolError: Error, Hashable, Sendable {
         switch self {
         case .badRequest(let key, _), .unterminatedPayload(let key): key
         case .tooLarge(let key, _, _): key
-        case .lineTooLong: nil
+        case .lineTooLong, .malformedAuth: nil
         }
     }
 
@@ -36,7 +40,7 @@ public enum ClientProtocolError: Error, Hashable, Sendable {
     /// codecs' errors have theirs.
     public var reason: String {
         switch self {
-        case .badRequest: "client_bad_request"
+        case .badRequest, .malformedAuth: "client_bad_request"
         case .tooLarge: "client_too_large"
         case .lineTooLong: "client_line_too_long"
         case .unterminatedPayload: "client_unterminated_payload"
@@ -46,13 +50,13 @@ public enum ClientProtocolError: Error, Hashable, Sendable {
     public var code: ClientErrorCode {
         switch self {
         case .tooLarge: .tooLarge
-        case .badRequest, .lineTooLong, .unterminatedPayload: .badRequest
+        case .badRequest, .malformedAuth, .lineTooLong, .unterminatedPayload: .badRequest
         }
     }
 
     public var message: String {
         switch self {
-        case .badRequest(_, let message): message
+        case .badRequest(_, let message), .malformedAuth(let message): message
         case .tooLarge(_, let length, let limit): "payload of \(length) bytes is over the limit of \(limit) bytes"
         case .lineTooLong(let limit): "request line longer than \(limit) bytes"
         case .unterminatedPayload: "payload not followed by a line end: length does not match, closing"

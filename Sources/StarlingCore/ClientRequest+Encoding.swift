@@ -10,6 +10,10 @@ extension ClientRequest {
     /// Appends the request to `buffer`, so that a burst of requests goes out in one write.
     public func encode(into buffer: inout [UInt8]) {
         switch self {
+        case .auth(let token):
+            buffer.append(contentsOf: "AUTH ".utf8)
+            buffer.append(contentsOf: token.value.utf8)
+            buffer.append(contentsOf: "\r\n".utf8)
         case .ping:
             buffer.append(contentsOf: "PING\r\n".utf8)
         case .status:

@@ -1,5 +1,8 @@
 /// One request of the TCP client protocol (docs/PROTOCOL.md), as decoded by `ClientRequestDecoder`.
 public enum ClientRequest: Hashable, Sendable {
+    /// `AUTH <token>` → `WELCOME`, or `ERR - UNAUTHORIZED` and the connection closes
+    /// (docs/PROTOCOL.md, "Authentication"; the rule is `ClientAuthentication`'s).
+    case auth(token: ClientToken)
     /// `PING` → `PONG`.
     case ping
     /// `STATUS` → `STATUS <n>` and the record as JSON (`StatusReport`).

@@ -5,6 +5,7 @@
 /// into chunks. Input lines end in `\r\n` or `\n`; blank lines are ignored.
 ///
 /// ```
+/// AUTH <token>                           -> .request(.auth(token:))
 /// PING                                   -> .request(.ping)
 /// STATUS                                 -> .request(.status)
 /// SUBMIT <service> <key> <length>\r\n<length bytes>\r\n
@@ -82,6 +83,7 @@ public struct ClientRequestGrammar: LineGrammar {
         guard let text = String(validating: line, as: UTF8.self) else {
             return .item(.error(.badRequest(key: nil, message: "request line is not valid UTF-8")))
         }
+        if command.elementsEqual("AUTH".utf8) { return readAuth(line, fields) }
         if command.elementsEqual("PING".utf8) || command.elementsEqual("STATUS".utf8) {
             guard fields.count == 1 else {
                 return .item(.error(.badRequest(key: nil, message: "\(text.split(separator: " ")[0]) takes no arguments")))
@@ -89,6 +91,19 @@ public struct ClientRequestGrammar: LineGrammar {
             return .item(.request(command.count == 4 ? .ping : .status))
         }
         return .item(.error(.badRequest(key: nil, message: "unknown command \(LineFields.quoted(command))")))
+    }
+
+    /// `AUTH <token>`. A malformed one is its own error, so that a connection that must
+    /// authenticate can say what was wrong with it; its message never holds the token.
+    private func readAuth(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineReading<Decoded> {
+        guard fields.count == 2 else {
+            return .item(.error(.malformedAuth(message: "usage: AUTH <token> (one token, no spaces)")))
+        }
+        do throws(ClientToken.Invalid) {
+            return .item(.request(.auth(token: try ClientToken(bytes: line[fields[1]]))))
+        } catch {
+            return .item(.error(.malformedAuth(message: "AUTH: \(error)")))
+        }
     }
 
     private mutating func readSubmit(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> LineReading<Decoded> {

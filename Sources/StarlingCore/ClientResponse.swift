@@ -104,3 +104,37 @@ extension String {
         return String(s)
     }
 }
+
+/// The answers to `AUTH` (docs/PROTOCOL.md, "Authentication"): the connection's, not a job's, so
+/// not `ClientResponse`s. A client that authenticates reads them with `ClientSessionDecoder`; one
+/// that never sends `AUTH` to a node without tokens never gets one.
+public enum ClientAuthAnswer: Hashable, Sendable {
+    /// `WELCOME\r\n`: the token was accepted (or the node has none); requests may follow.
+    case welcome
+    /// `ERR - UNAUTHORIZED <message>\r\n`: no `AUTH` first, or a wrong or malformed token. The node
+    /// closes the connection once this line is written. The message is sanitised on encoding, as
+    /// an `ERR`'s is, and never holds a token.
+    case unauthorized(message: String)
+
+    /// The code word of `ERR - UNAUTHORIZED`. Not a `ClientErrorCode`: those are about jobs and go
+    /// between nodes in `refused` frames; this one is about the connection only.
+    public static let unauthorizedCode = "UNAUTHORIZED"
+    public static let defaultUnauthorizedMessage = "authentication required"
+
+    public func encode() -> [UInt8] {
+        var bytes: [UInt8] = []
+        encode(into: &bytes)
+        return bytes
+    }
+
+    public func encode(into buffer: inout [UInt8]) {
+        switch self {
+        case .welcome:
+            buffer.append(contentsOf: "WELCOME\r\n".utf8)
+        case .unauthorized(let message):
+            var text = ClientResponse.sanitised(message)
+            if text.isEmpty { text = Self.defaultUnauthorizedMessage }
+            buffer.append(contentsOf: "ERR - \(Self.unauthorizedCode) \(text)\r\n".utf8)
+        }
+    }
+}

@@ -9,6 +9,11 @@ import StarlingUV
 /// ended in it. Requests are read only while the client's unsent answers stay under
 /// `maxBacklogBytes`, so a client that sends without reading holds at most that much memory plus
 /// the decoder's bound.
+///
+/// Every decoded item first goes through the connection's `ClientAuthentication`: where the
+/// process has client tokens, nothing but an accepted `AUTH` is handled until `WELCOME`, and a
+/// refusal is answered `ERR - UNAUTHORIZED` and the connection closed once it is written
+/// (docs/PROTOCOL.md, "Authentication").
 final class ClientConnection {
     let id: ClientID
     private let stream: TCPStream
@@ -20,6 +25,11 @@ final class ClientConnection {
     /// The answer to a request, or nil when it will come later through `deliver`.
     private let answer: (ClientRequest, ClientID) -> ClientResponse?
     private let reject: (ClientProtocolError) -> Void
+    private var authentication: ClientAuthentication
+    /// Whether the process's current tokens take a token (true for every token without tokens).
+    private let accepts: (ClientToken) -> Bool
+    /// Counts and logs a refusal; the detail never holds a token.
+    private let refuseAuthentication: (String) -> Void
     private let onClosed: (ClientConnection) -> Void
     private var isReading = false
     /// Jobs submitted here whose answers have not come yet.
@@ -32,9 +42,16 @@ final class ClientConnection {
     init(
         id: ClientID, stream: TCPStream, maxBacklogBytes: Int,
         answer: @escaping (ClientRequest, ClientID) -> ClientResponse?,
-        reject: @escaping (ClientProtocolError) -> Void, onClosed: @escaping (ClientConnection) -> Void
+        reject: @escaping (ClientProtocolError) -> Void,
+        authentication: ClientAuthentication = ClientAuthentication(required: false),
+        accepts: @escaping (ClientToken) -> Bool = { _ in true },
+        refuseAuthentication: @escaping (String) -> Void = { _ in },
+        onClosed: @escaping (ClientConnection) -> Void
     ) {
         self.id = id
+        self.authentication = authentication
+        self.accepts = accepts
+        self.refuseAuthentication = refuseAuthentication
         self.stream = stream
         self.maxBacklogBytes = maxBacklogBytes
         self.answer = answer
@@ -119,7 +136,20 @@ final class ClientConnection {
 
     /// Answers every complete request, unless the client is not reading its answers.
     private func drain() {
-        while !isFinishing, !isClosed, unsentBytes < maxBacklogBytes, let item = decoder.next() {
+        while !isFinishing, !isClosed, unsentBytes < maxBacklogBytes, let decoded = decoder.next() {
+            let item: ClientRequestDecoder.Decoded
+            switch authentication.step(decoded, accepts: accepts) {
+            case .handle(let passed):
+                item = passed
+            case .welcome:
+                send(ClientAuthAnswer.welcome)
+                continue
+            case .refuse(let answer, let detail):
+                refuseAuthentication(detail)
+                send(answer)
+                finish()
+                return
+            }
             switch item {
             case .request(let request):
                 // Before asking: the answer may come through `deliver` while we ask.
@@ -147,6 +177,17 @@ final class ClientConnection {
     private func send(_ response: ClientResponse) {
         guard !isClosed else { return }
         response.encode(into: &outbox)
+        scheduleFlush()
+    }
+
+    /// Queues an answer to `AUTH`, as `send(_:)` does an answer to a request.
+    private func send(_ answer: ClientAuthAnswer) {
+        guard !isClosed else { return }
+        answer.encode(into: &outbox)
+        scheduleFlush()
+    }
+
+    private func scheduleFlush() {
         guard !isFlushScheduled else { return }
         isFlushScheduled = true
         stream.loop.soon { [self] in flush() }

@@ -3,7 +3,7 @@ import StarlingCore
 import StarlingUV
 
 /// The clients of one process (docs/PROTOCOL.md): admits their connections within the limits,
-/// answers `PING` and `STATUS` at once, and hands each `SUBMIT` to the job plane, whose answers
+/// has them authenticate where the process has client tokens (`ClientAuthentication`), answers `PING` and `STATUS` at once, and hands each `SUBMIT` to the job plane, whose answers
 /// come back through `deliver`. Loop-confined.
 final class ClientRequestHandler {
     private let selfID: NodeID
@@ -44,6 +44,14 @@ final class ClientRequestHandler {
             id: id, stream: stream, maxBacklogBytes: maxBacklogBytes,
             answer: { [unowned self] in answer($0, client: $1) },
             reject: { [unowned self] in rejectInput($0) },
+            // Whether this connection must authenticate is decided now; the token of its `AUTH`
+            // is checked against the tokens loaded when it comes (SIGHUP reloads them), and a
+            // connection authenticated before a reload stays so.
+            authentication: ClientAuthentication(required: secrets.clientTokens != nil),
+            accepts: { [unowned self] token in secrets.clientTokens?.accepts(token.value.utf8) ?? true },
+            refuseAuthentication: { [unowned self] detail in
+                rejections.record(ClientAuthentication.reason, detail: "client: \(detail)", level: .notice)
+            },
             onClosed: { [unowned self] in
                 clients[$0.id] = nil
                 jobs.clientGone($0.id)
@@ -76,6 +84,9 @@ final class ClientRequestHandler {
 
     private func answer(_ request: ClientRequest, client: ClientID) -> ClientResponse? {
         switch request {
+        case .auth:
+            // `ClientAuthentication` answers every AUTH before a request reaches here.
+            preconditionFailure("AUTH is the connection's, not a request to answer")
         case .ping:
             return .pong
         case .status:

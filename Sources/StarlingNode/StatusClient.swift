@@ -3,6 +3,10 @@ import StarlingUV
 
 /// Asks a worker for its `STATUS` over TCP: a small blocking client for the CLI and tests.
 ///
+/// With a `token` it sends `AUTH <token>` first and `STATUS` right after it (docs/PROTOCOL.md,
+/// "Authentication"); a node that refuses the token answers `ERR - UNAUTHORIZED`, reported as
+/// `.errorReply`.
+///
 /// It runs its own event loop for the one exchange, so it must not be called from a worker's loop.
 public enum StatusClient {
     /// Why no status came back; the description is meant for an operator.
@@ -30,8 +34,10 @@ public enum StatusClient {
     public static let maxBodyBytes = 16 << 20
 
     /// Fetches and decodes the worker's report.
-    public static func fetch(from address: NodeAddress, timeoutMs: UInt64 = 3_000) throws(Failure) -> StatusReport {
-        let body = try fetchJSON(from: address, timeoutMs: timeoutMs)
+    public static func fetch(
+        from address: NodeAddress, timeoutMs: UInt64 = 3_000, token: ClientToken? = nil
+    ) throws(Failure) -> StatusReport {
+        let body = try fetchJSON(from: address, timeoutMs: timeoutMs, token: token)
         do {
             return try StatusReport(json: body)
         } catch {
@@ -40,10 +46,15 @@ public enum StatusClient {
     }
 
     /// Fetches the raw JSON body of the worker's `STATUS` answer.
-    public static func fetchJSON(from address: NodeAddress, timeoutMs: UInt64 = 3_000) throws(Failure) -> [UInt8] {
+    public static func fetchJSON(
+        from address: NodeAddress, timeoutMs: UInt64 = 3_000, token: ClientToken? = nil
+    ) throws(Failure) -> [UInt8] {
         let loop: EventLoop
         do { loop = try EventLoop() } catch { throw .io(error) }
         let exchange = Exchange(address: address)
+        var request: [UInt8] = []
+        if let token { ClientRequest.auth(token: token).encode(into: &request) }
+        ClientRequest.status.encode(into: &request)
         let stream: TCPStream
         do {
             stream = try TCPStream(loop: loop)
@@ -56,7 +67,7 @@ public enum StatusClient {
                 if let error { return exchange.fail(error) }
                 do throws(UVError) {
                     try stream.startReading { exchange.read($0) }
-                    try stream.write(bytes: ClientRequest.status.encode()) { error in
+                    try stream.write(bytes: request) { error in
                         if let error { exchange.fail(error) }
                     }
                 } catch {
@@ -83,7 +94,7 @@ public enum StatusClient {
 /// The state of one STATUS exchange, filled in by loop callbacks.
 private final class Exchange {
     let address: NodeAddress
-    var decoder = ClientResponseDecoder(maxBodyBytes: StatusClient.maxBodyBytes)
+    var decoder = ClientSessionDecoder(maxBodyBytes: StatusClient.maxBodyBytes)
     var outcome: Result<[UInt8], StatusClient.Failure>?
 
     init(address: NodeAddress) { self.address = address }
@@ -107,10 +118,16 @@ private final class Exchange {
         }
     }
 
-    /// The first answer decides: `STATUS <n>` and its JSON, or an `ERR`.
+    /// The first answer after `WELCOME` decides: `STATUS <n>` and its JSON, or an `ERR`.
     private func take() {
-        guard let item = decoder.next() else { return }
+        var next = decoder.next()
+        if case .auth(.welcome) = next { next = decoder.next() }
+        guard let item = next else { return }
         switch item {
+        case .auth(.welcome):
+            outcome = .failure(.malformedReply("WELCOME twice"))
+        case .auth(.unauthorized(let message)):
+            outcome = .failure(.errorReply("ERR - \(ClientAuthAnswer.unauthorizedCode) \(message)"))
         case .response(.status(let json)):
             outcome = .success(json)
         case .response(.error(let key, let code, let message)):

@@ -6,7 +6,11 @@ import StarlingNode
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a worker's record of every member (or its JSON with --json).")
+        abstract: "Show a worker's record of every member (or its JSON with --json).",
+        discussion: """
+            A worker started with --client-token-file needs --token-file: a mode-600 file whose \
+            first token is sent as AUTH (the worker's own token file will do).
+            """)
 
     @Option(help: "HOST:PORT of the worker to ask.")
     var node: String
@@ -17,9 +21,13 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Give up after this many milliseconds.")
     var timeout: UInt64 = 3_000
 
-    private var address: NodeAddress?
+    @Option(help: "A mode-600 file of client tokens (one a line, '#' comments); the first is sent as AUTH.")
+    var tokenFile: String?
 
-    private enum CodingKeys: String, CodingKey { case node, json, timeout }
+    private var address: NodeAddress?
+    private var token: ClientToken?
+
+    private enum CodingKeys: String, CodingKey { case node, json, timeout, tokenFile }
 
     mutating func validate() throws {
         do {
@@ -30,12 +38,17 @@ struct StatusCommand: ParsableCommand {
             throw ValidationError("--node: \(error)")
         }
         guard (1...600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–600000 ms") }
+        if let tokenFile {
+            do { token = try ClientTokenFile.firstToken(path: tokenFile) } catch {
+                throw ValidationError("--token-file \(error)")
+            }
+        }
     }
 
     func run() throws {
         let body: [UInt8]
         do {
-            body = try StatusClient.fetchJSON(from: address!, timeoutMs: timeout)
+            body = try StatusClient.fetchJSON(from: address!, timeoutMs: timeout, token: token)
         } catch {
             printError("starling status: \(node): \(error)")
             throw ExitCode.failure

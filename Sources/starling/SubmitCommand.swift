@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import StarlingClient
 import StarlingCore
+import StarlingNode
 import StarlingUV
 import Synchronization
 
@@ -13,15 +14,17 @@ struct SubmitCommand: ParsableCommand {
         discussion: """
             The payload is the PAYLOAD argument's UTF-8 bytes, or stdin when PAYLOAD is '-' or \
             absent. The result bytes go to stdout as they are (no newline added). With several \
-            --node flags the job fails over to the next node (same key) if one is down or dies.
+            --node flags the job fails over to the next node (same key) if one is down or dies. \
+            Nodes started with --client-token-file need --token-file: a mode-600 file whose first \
+            token is sent as AUTH (the node's own token file will do).
 
             Exit status:
               0  OK: the handler succeeded; its result is on stdout
               1  FAIL: the handler ran and failed; the node's text is on stderr
               2  ERR: the job was not run; 'CODE: message' is on stderr
-                 (NO_SERVICE, TOO_LARGE, BAD_REQUEST, BUSY, UNAVAILABLE)
+                 (NO_SERVICE, TOO_LARGE, BAD_REQUEST, BUSY, UNAVAILABLE, UNAUTHORIZED)
               3  no answer: no node reachable, timed out (the job may still have run)
-              64 bad arguments
+              64 bad arguments (an unusable --token-file included)
             """)
 
     /// Exit statuses, as documented above.
@@ -40,6 +43,9 @@ struct SubmitCommand: ParsableCommand {
     @Option(help: "Give up after this many milliseconds (1–3600000).")
     var timeout: UInt64 = 30_000
 
+    @Option(help: "A mode-600 file of client tokens (one a line, '#' comments); the first is sent as AUTH.")
+    var tokenFile: String?
+
     @Argument(help: "Service type, e.g. echo.")
     var service: String
 
@@ -48,8 +54,9 @@ struct SubmitCommand: ParsableCommand {
 
     /// Filled in by `validate()` so that `run()` cannot meet a bad argument.
     private var addresses: [SocketAddress] = []
+    private var token: ClientToken?
 
-    private enum CodingKeys: String, CodingKey { case nodes, key, timeout, service, payload }
+    private enum CodingKeys: String, CodingKey { case nodes, key, timeout, tokenFile, service, payload }
 
     mutating func validate() throws {
         guard !nodes.isEmpty else { throw ValidationError("at least one --node HOST:PORT is required") }
@@ -67,11 +74,17 @@ struct SubmitCommand: ParsableCommand {
             do { _ = try JobKey(key) } catch { throw ValidationError("--key: \(error)") }
         }
         guard (1...3_600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–3600000 ms") }
+        if let tokenFile {
+            do { token = try ClientTokenFile.firstToken(path: tokenFile) } catch {
+                throw ValidationError("--token-file \(error)")
+            }
+        }
     }
 
     func run() throws {
         var configuration = StarlingClient.Configuration()
         configuration.requestTimeoutMs = timeout
+        configuration.token = token
         let bytes = payload == "-" ? Self.readStandardInput(limit: configuration.maxPayloadBytes) : Array(payload.utf8)
 
         let outcome: Result<JobAnswer, StarlingClientError>
@@ -99,6 +112,10 @@ struct SubmitCommand: ParsableCommand {
             throw ExitCode(Status.failed)
         case .success(.error(let code, let message)):
             printError("\(code.rawValue): \(message)")
+            throw ExitCode(Status.refused)
+        case .failure(.unauthorized(_, let message)):
+            // As an ERR: the node read no job, so none ran.
+            printError("\(ClientAuthAnswer.unauthorizedCode): \(message)")
             throw ExitCode(Status.refused)
         case .failure(let error):
             printError("starling submit: \(error)")

@@ -14,6 +14,8 @@ struct FakeBehavior: Sendable {
     /// Every answer is sent twice.
     var duplicateAnswers = false
     var seed: UInt64 = 1
+    /// The token the node requires, as a node with `--client-token-file` does; nil welcomes any.
+    var token: String?
 }
 
 /// A stand-in for a worker's job port: a StarlingUV TCP server on 127.0.0.1, port 0, on its own
@@ -27,6 +29,9 @@ final class FakeNode: Sendable {
         var connections = 0
         /// The most jobs held unanswered at once on one connection.
         var maxHeld = 0
+        /// `AUTH` lines read, and how many were refused (or other commands before one).
+        var auths = 0
+        var refusals = 0
     }
 
     private let waker: LoopWakeup.Waker
@@ -94,6 +99,7 @@ private final class FakeConnection {
     var held: [ClientResponse] = []
     var jobsRead = 0
     var random: SplitMix64
+    lazy var authentication = ClientAuthentication(required: behavior.token != nil)
 
     init(stream: TCPStream, behavior: FakeBehavior, seen: Box<FakeNode.Seen>, seed: UInt64) {
         self.stream = stream
@@ -110,6 +116,23 @@ private final class FakeConnection {
             }
             decoder.append(bytes)
             while !stream.isClosed, let item = decoder.next() {
+                let token = behavior.token
+                switch authentication.step(item, accepts: { $0.value == token ?? $0.value }) {
+                case .welcome:
+                    seen.value.withLock { $0.auths += 1 }
+                    try? stream.write(bytes: ClientAuthAnswer.welcome.encode())
+                    continue
+                case .refuse(let answer, _):
+                    seen.value.withLock {
+                        if case .request(.auth) = item { $0.auths += 1 }
+                        $0.refusals += 1
+                    }
+                    try? stream.write(bytes: answer.encode())
+                    stream.close()
+                    return
+                case .handle:
+                    break
+                }
                 guard case .request(let request) = item else {
                     stream.close()
                     return
@@ -121,6 +144,8 @@ private final class FakeConnection {
 
     private func handle(_ request: ClientRequest) {
         switch request {
+        case .auth:
+            preconditionFailure("the authentication step answers AUTH")
         case .ping:
             send([.pong])
         case .status:

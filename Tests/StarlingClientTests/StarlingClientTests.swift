@@ -260,4 +260,64 @@ private func fastFailover() -> StarlingClient.Configuration {
         let blocked = await blocker.result
         #expect(throws: StarlingClientError.closed) { try blocked.get() }
     }
+
+    // MARK: - Tokens (docs/PROTOCOL.md, "Authentication")
+
+    @Test func aTokenIsSentFirstAndCallsWaitForWelcome() async throws {
+        let node = try FakeNode(FakeBehavior(answerBatch: 1, token: "t0ken"))
+        defer { node.stop() }
+        var configuration = fastFailover()
+        configuration.token = try ClientToken("t0ken")
+        #expect(!"\(configuration)".contains("t0ken"), "a configuration prints without its token")
+        let client = try StarlingClient(nodes: [node.address], configuration: configuration)
+        let answers = try await withThrowingTaskGroup(of: JobAnswer.self) { group in
+            for i in 0..<50 { group.addTask { try await client.submit(service: "echo", payload: bytes("p\(i)")) } }
+            var all: [JobAnswer] = []
+            for try await answer in group { all.append(answer) }
+            return all
+        }
+        #expect(Set(answers) == Set((0..<50).map { JobAnswer.ok(bytes("p\($0)")) }))
+        try await client.ping()
+        #expect(node.seen.auths == 1 && node.seen.refusals == 0 && node.seen.connections == 1)
+        await client.close()
+    }
+
+    @Test func aTokenWorksAgainstAnOpenNode() async throws {
+        let node = try FakeNode()
+        defer { node.stop() }
+        var configuration = fastFailover()
+        configuration.token = try ClientToken("anything")
+        let client = try StarlingClient(nodes: [node.address], configuration: configuration)
+        #expect(try await client.submit(service: "echo", payload: bytes("x")) == .ok(bytes("x")))
+        #expect(node.seen.auths == 1)
+        await client.close()
+    }
+
+    @Test func refusedTokenOrNoneFailsEveryPendingCallAtOnceWithoutFailover() async throws {
+        let first = try FakeNode(FakeBehavior(token: "right"))
+        defer { first.stop() }
+        let second = try FakeNode(FakeBehavior(token: "right"))
+        defer { second.stop() }
+        for token in [try ClientToken("wrong"), nil] {
+            var configuration = fastFailover()
+            configuration.token = token
+            let client = try StarlingClient(nodes: [first.address, second.address], configuration: configuration)
+            let calls = (0..<5).map { i in
+                Task { try await client.submit(service: "echo", payload: bytes("\(i)")) }
+            }
+            for call in calls {
+                let result = await call.result
+                guard case .failure(let error) = result, case .unauthorized(let node, let message) = error as? StarlingClientError else {
+                    Issue.record("token \(String(describing: token)): got \(result)")
+                    continue
+                }
+                #expect(node == first.address.description)
+                #expect(!message.isEmpty)
+            }
+            await client.close()
+        }
+        #expect(first.seen.refusals == 2)
+        #expect(first.seen.keys.isEmpty, "no job was read before WELCOME")
+        #expect(second.seen.connections == 0, "a refused token is not tried elsewhere")
+    }
 }

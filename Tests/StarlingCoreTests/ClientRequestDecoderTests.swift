@@ -223,6 +223,7 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
             bytes("\r"), bytes("echo"), bytes("k1"), bytes("0"), bytes("3"), bytes("17"), bytes("40"),
             bytes("99999999999999999999"), bytes("abc"), [0x00], [0xFF], [0xC3, 0x28], bytes("-"),
             bytes("SUBMIT echo k 5\r\n"), bytes("SUBMIT echo k 50\r\n"),
+            bytes("AUTH"), bytes("AUTH tok\r\n"), [0x7F], bytes("\t"),
         ]
         let seeds: UInt64 = 3000
         var fatal = 0
@@ -256,5 +257,116 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
         // The generator does reach both the fatal and the successful paths.
         #expect(fatal > 0)
         #expect(requests > 0)
+    }
+
+    // MARK: - AUTH (docs/PROTOCOL.md, "Authentication")
+
+    private static let secret = "s3cr3t-T0ken_!~"
+
+    @Test func authDecodesAndEncodesBack() throws {
+        let token = try ClientToken(Self.secret)
+        #expect(ClientRequest.auth(token: token).encode() == bytes("AUTH \(Self.secret)\r\n"))
+        var batch: [UInt8] = []
+        let submit = ClientRequest.submit(service: service("echo"), key: key("k1"), payload: bytes("hi"))
+        for request in [ClientRequest.auth(token: token), submit, .ping] { request.encode(into: &batch) }
+        #expect(decodeAllWays(batch) == [.request(.auth(token: token)), .request(submit), .request(.ping)])
+        #expect(decodeAllWays(bytes("  AUTH   \(Self.secret)  \n")) == [.request(.auth(token: token))])
+    }
+
+    @Test func tokenBounds() throws {
+        let longest = String(repeating: "x", count: ClientToken.maxBytes)
+        #expect(decodeAllWays(bytes("AUTH \(longest)\r\n")) == [.request(.auth(token: try ClientToken(longest)))])
+        #expect(throws: ClientToken.Invalid.tooLong(513)) { try ClientToken(longest + "x") }
+        #expect(throws: ClientToken.Invalid.empty) { try ClientToken("") }
+        #expect(throws: ClientToken.Invalid.badByte(position: 2)) { try ClientToken("a b") }
+        #expect(throws: ClientToken.Invalid.badByte(position: 1)) { try ClientToken("\u{7F}") }
+        #expect(throws: ClientToken.Invalid.badByte(position: 4)) { try ClientToken("abcé") }
+        #expect((try? ClientToken("!~")) != nil)
+    }
+
+    @Test func malformedAuthIsItsOwnRecoverableErrorAndNeverShowsTheToken() {
+        let over = String(repeating: "q", count: ClientToken.maxBytes + 1)
+        let decoded = decodeAllWays(bytes("AUTH\r\nAUTH a b\r\nAUTH \(over)\r\nAUTH zq\u{1}zq\r\nPING\r\n"))
+        #expect(decoded.count == 5)
+        #expect(decoded.last == .request(.ping))
+        for item in decoded.dropLast() {
+            guard case .error(.malformedAuth(let message)) = item else {
+                Issue.record("not malformedAuth: \(item)")
+                continue
+            }
+            #expect(!item.isFatal)
+            #expect(!message.contains("qqqq") && !message.contains("zq"), "\(message)")
+        }
+        if case .error(let error) = decoded[0] {
+            #expect(error.reason == "client_bad_request")
+            #expect(error.response == .error(key: nil, code: .badRequest, message: error.message))
+        }
+    }
+
+    @Test func aTokenNeverPrints() throws {
+        let token = try ClientToken(Self.secret)
+        let request = ClientRequest.auth(token: token)
+        for text in ["\(token)", String(describing: token), String(reflecting: token), "\(request)",
+                     String(reflecting: request), "\([request])", "\(ClientRequestDecoder.Decoded.request(request))"] {
+            #expect(!text.contains(Self.secret), "\(text)")
+        }
+        var dumped = ""
+        dump(request, to: &dumped)
+        #expect(!dumped.contains(Self.secret), "\(dumped)")
+    }
+
+    @Test func authenticationRequired() throws {
+        let right = try ClientToken("right")
+        let wrong = try ClientToken("wrong")
+        let accepts: (ClientToken) -> Bool = { $0 == right }
+        let ping = ClientRequestDecoder.Decoded.request(.ping)
+
+        var gate = ClientAuthentication(required: true)
+        #expect(!gate.isAuthenticated)
+        guard case .refuse(.unauthorized, let detail) = gate.step(ping, accepts: accepts) else {
+            Issue.record("PING before AUTH passed")
+            return
+        }
+        #expect(detail == "PING before AUTH")
+        if case .refuse(.unauthorized, _) = gate.step(.error(.badRequest(key: nil, message: "x")), accepts: accepts) {} else {
+            Issue.record("bad input before AUTH passed")
+        }
+        if case .refuse(.unauthorized(let message), _) = gate.step(.error(.malformedAuth(message: "usage")), accepts: accepts) {
+            #expect(message == "usage")
+        } else {
+            Issue.record("malformed AUTH passed")
+        }
+        if case .refuse(.unauthorized(let message), let detail) = gate.step(.request(.auth(token: wrong)), accepts: accepts) {
+            #expect(!message.contains("wrong") && !detail.contains("wrong"))
+        } else {
+            Issue.record("wrong token passed")
+        }
+        #expect(!gate.isAuthenticated)
+
+        #expect(gate.step(.request(.auth(token: right)), accepts: accepts) == .welcome)
+        #expect(gate.isAuthenticated)
+        #expect(gate.step(ping, accepts: accepts) == .handle(ping))
+        let bad = ClientRequestDecoder.Decoded.error(.malformedAuth(message: "usage"))
+        #expect(gate.step(bad, accepts: accepts) == .handle(bad), "once in, a malformed AUTH is a bad request")
+        // AUTH again: checked again.
+        #expect(gate.step(.request(.auth(token: right)), accepts: accepts) == .welcome)
+        if case .refuse = gate.step(.request(.auth(token: wrong)), accepts: accepts) {} else {
+            Issue.record("a wrong token after WELCOME passed")
+        }
+    }
+
+    @Test func noTokensEverythingPassesAndAuthIsWelcome() throws {
+        var gate = ClientAuthentication(required: false)
+        #expect(gate.isAuthenticated)
+        #expect(gate.step(.request(.ping), accepts: { _ in true }) == .handle(.request(.ping)))
+        #expect(gate.step(.request(.auth(token: try ClientToken("any"))), accepts: { _ in true }) == .welcome)
+        let bad = ClientRequestDecoder.Decoded.error(.malformedAuth(message: "usage"))
+        #expect(gate.step(bad, accepts: { _ in true }) == .handle(bad))
+    }
+
+    @Test func authAnswersEncode() {
+        #expect(ClientAuthAnswer.welcome.encode() == bytes("WELCOME\r\n"))
+        #expect(ClientAuthAnswer.unauthorized(message: "no\r\nway").encode() == bytes("ERR - UNAUTHORIZED no  way\r\n"))
+        #expect(ClientAuthAnswer.unauthorized(message: "").encode() == bytes("ERR - UNAUTHORIZED authentication required\r\n"))
     }
 }
