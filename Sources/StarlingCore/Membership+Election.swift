@@ -68,6 +68,14 @@ extension Membership {
             if let winner = primaries.first(where: { ($0.epoch, Rank($0)) > mine }) {
                 return [change(to: .standby, reason: "primary \(winner.id.short) holds epoch \(winner.epoch)")]
             }
+            let newest = highestEpoch[config.service, default: 0]
+            if newest > epoch {
+                // Someone took a newer epoch, and its primary is not (or no longer) in this record:
+                // it may have been dropped from it while alive. Executors that saw that epoch decline
+                // this one's dispatches, so it steps down; the highest-ranked then takes a fresh epoch
+                // above it, itself again if nobody else claims the role.
+                return [change(to: .standby, reason: "epoch \(newest) was taken while this process held \(epoch)")]
+            }
             if let successor = successors.first(where: { $0.priority > config.priority }) {
                 return [change(to: .standby, reason: "hands over to \(successor.id.short)")]
             }
@@ -88,7 +96,9 @@ extension Membership {
     }
 
     private mutating func takeNewEpoch() {
-        epoch = max(epoch, highestEpoch[config.service, default: 0]) + 1
+        // Saturating: a heartbeat may carry any epoch, and the top of the range is no reason to trap.
+        let newest = max(epoch, highestEpoch[config.service, default: 0])
+        epoch = newest == .max ? newest : newest + 1
         highestEpoch[config.service] = epoch
     }
 

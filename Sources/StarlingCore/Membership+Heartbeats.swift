@@ -42,6 +42,9 @@ extension Membership {
     }
 
     /// A rotating window of the record, so that every member is relayed within a few heartbeats.
+    /// Each entry carries the sequence heard from that member directly, as `Heartbeat.Gossip`
+    /// says, not what was relayed here: news travels one hop, so a wrongly high number relayed
+    /// to this process goes no further, and one in this record lasts only as long as its fence.
     mutating func nextGossip() -> [Heartbeat.Gossip] {
         let ordered = members.values.sorted { $0.id < $1.id }
         let count = min(ordered.count, HeartbeatCodec.maxGossipEntries)
@@ -51,8 +54,7 @@ extension Membership {
         return (0..<count).map { offset in
             let member = ordered[(start + offset) % ordered.count]
             return Heartbeat.Gossip(
-                id: member.id, sequence: freshestSequence[member.id, default: member.sequence],
-                address: member.address)
+                id: member.id, sequence: member.sequence, address: member.address)
         }
     }
 }

@@ -12,19 +12,46 @@ extension Membership {
     mutating func apply(_ heartbeat: Heartbeat, nowMs: Int64) -> ApplyOutcome {
         let sender = heartbeat.sender
         let previous = members[sender]
+        var fence = fences[sender]
+        var distrusted = false
         if let previous {
-            guard heartbeat.sequence > previous.sequence else { return .stale }
+            if heartbeat.sequence <= previous.sequence {
+                var undercut = fence?.undercut
+                let overturned = overturns(heartbeat.sequence, fence: previous.sequence, fencedAtMs: fence?.directSinceMs ?? nowMs,
+                                           undercut: &undercut, nowMs: nowMs)
+                guard overturned else {
+                    fences[sender]?.undercut = undercut
+                    return .stale
+                }
+                distrusted = true
+            }
         } else {
-            if let gone = departed[sender], heartbeat.sequence <= gone.sequence { return .stale }
+            if var gone = departed[sender], heartbeat.sequence <= gone.sequence {
+                // A departure fences out its member's older heartbeats, for `sequenceTrustMs`.
+                guard overturns(heartbeat.sequence, fence: gone.sequence, fencedAtMs: gone.atMs,
+                                undercut: &gone.undercut, nowMs: nowMs) else {
+                    departed[sender] = gone
+                    return .stale
+                }
+                distrusted = true
+            }
             guard members.count < config.maxMembers else { return .rejected("record_full") }
             departed[sender] = nil
+            fence = nil
         }
         let member = Member(
             id: sender, service: heartbeat.service, status: heartbeat.status, priority: heartbeat.priority,
             epoch: heartbeat.epoch, workload: heartbeat.workload, address: heartbeat.address,
             lastHeardMs: nowMs, sequence: heartbeat.sequence, leaving: heartbeat.flags.contains(.draining))
         members[sender] = member
-        freshestSequence[sender] = max(freshestSequence[sender, default: 0], heartbeat.sequence)
+        // Relayed news fresher than its own heartbeat stands for `sequenceTrustMs` at most: the
+        // member's own heartbeats coming in lower after that prove it wrong.
+        var freshest = (sequence: heartbeat.sequence, sinceMs: nowMs)
+        if let fence, !distrusted, fence.freshest > heartbeat.sequence, nowMs - fence.freshestSinceMs <= config.sequenceTrustMs {
+            freshest = (fence.freshest, fence.freshestSinceMs)
+        }
+        fences[sender] = SequenceFence(
+            directSinceMs: nowMs, freshest: freshest.sequence, freshestSinceMs: freshest.sinceMs, undercut: nil)
         contacts[heartbeat.address] = nil
         if heartbeat.epoch > highestEpoch[heartbeat.service, default: 0] {
             highestEpoch[heartbeat.service] = heartbeat.epoch
@@ -51,12 +78,31 @@ extension Membership {
         }
     }
 
+    /// The sequence fence's rule: a heartbeat numbered at or below `fence` (taken at `fencedAtMs`)
+    /// is stale, unless the fence is older than `sequenceTrustMs` and the sender has since been
+    /// heard counting up below it, an interval or more apart (`undercut`, the first such heartbeat,
+    /// recorded here). Duplicates and reordering (milliseconds, one datagram at a time) never meet
+    /// that; a live member whose real sequence is below a forged one meets it within a few intervals.
+    func overturns(
+        _ sequence: UInt64, fence: UInt64, fencedAtMs: Int64, undercut: inout Undercut?, nowMs: Int64
+    ) -> Bool {
+        guard sequence < fence else { return false }
+        guard let first = undercut else {
+            undercut = Undercut(sequence: sequence, atMs: nowMs)
+            return false
+        }
+        return nowMs - fencedAtMs > config.sequenceTrustMs && sequence > first.sequence
+            && nowMs - first.atMs >= config.intervalMs
+    }
+
     mutating func removeMember(
         _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64
     ) -> [MembershipDirective] {
-        let last = max(sequence, freshestSequence[memberID, default: 0])
-        departed[memberID] = Departure(sequence: max(last, departed[memberID]?.sequence ?? 0), atMs: nowMs)
-        freshestSequence[memberID] = nil
+        let fence = fences.removeValue(forKey: memberID)
+        let last = max(sequence, fence?.freshest ?? 0)
+        let earlier = departed[memberID]
+        departed[memberID] = Departure(
+            sequence: max(last, earlier?.sequence ?? 0), atMs: nowMs, undercut: fence?.undercut ?? earlier?.undercut)
         guard let member = members.removeValue(forKey: memberID) else { return [] }
         if reason == .timedOut && contacts.count < config.maxContacts {
             // Keep probing it: if this was a partition rather than a crash, the two sides find each other again.
@@ -77,8 +123,9 @@ extension Membership {
     mutating func learn(from gossip: [Heartbeat.Gossip], nowMs: Int64) {
         for entry in gossip where entry.id != id {
             if members[entry.id] != nil {
-                if entry.sequence > freshestSequence[entry.id, default: 0] {
-                    freshestSequence[entry.id] = entry.sequence
+                if let fence = fences[entry.id], entry.sequence > fence.freshest {
+                    fences[entry.id]!.freshest = entry.sequence
+                    fences[entry.id]!.freshestSinceMs = nowMs
                     members[entry.id]!.lastHeardMs = nowMs
                 }
                 continue

@@ -25,8 +25,8 @@ public struct Membership: Sendable {
     var lastTickMs: Int64?
     var tickCount = 0
     var gossipCursor = 0
-    /// The freshest sequence known per member, from its own heartbeats or relayed by others.
-    var freshestSequence: [NodeID: UInt64] = [:]
+    /// Per member, how far its sequence numbers are trusted: the sequence fence.
+    var fences: [NodeID: SequenceFence] = [:]
     /// Addresses to heartbeat that are not live members: seeds, relayed addresses, departed members.
     var contacts: [NodeAddress: Contact] = [:]
     /// Recently departed identities with the last sequence heard, so stale packets do not resurrect them.
@@ -39,6 +39,27 @@ public struct Membership: Sendable {
     }
 
     struct Departure: Sendable {
+        var sequence: UInt64
+        var atMs: Int64
+        /// The first of its heartbeats below `sequence` heard since (or before, while a member).
+        var undercut: Undercut?
+    }
+
+    /// A recorded sequence number fences out lower ones only for a bounded time
+    /// (docs/HANDBOOK.md, "Membership", "sequence fence"): one wrongly high number, forged or
+    /// corrupted, must not lock a live member out of the record.
+    struct SequenceFence: Sendable {
+        /// When the member's own sequence in the record (`Member.sequence`) was last taken.
+        var directSinceMs: Int64
+        /// The freshest sequence known for it, its own or relayed by others, and when it was taken.
+        var freshest: UInt64
+        var freshestSinceMs: Int64
+        /// The first of its own heartbeats below the recorded sequence since that was taken.
+        var undercut: Undercut?
+    }
+
+    /// A heartbeat that came in below the fence: when, and numbered how.
+    struct Undercut: Sendable {
         var sequence: UInt64
         var atMs: Int64
     }

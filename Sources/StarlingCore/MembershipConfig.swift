@@ -23,6 +23,11 @@ public struct MembershipConfig: Sendable, Equatable {
     public var fastProbeMs: Int64
     /// Departed members' addresses are probed, and their identities remembered, for this long.
     public var forgetAfterMs: Int64
+    /// How long a sequence number in the record (a member's, or its departure's) fences out lower
+    /// ones unconditionally; after that, a member heard counting up below it is taken back with
+    /// its own numbers (docs/HANDBOOK.md, "Membership", "sequence fence"). Reordering takes
+    /// milliseconds; a wrongly high number, forged or corrupt, would otherwise lock a live member out.
+    public var sequenceTrustMs: Int64
     /// Bounds on the record and the probe list, whatever the network says.
     public var maxMembers: Int
     public var maxContacts: Int
@@ -46,6 +51,7 @@ public struct MembershipConfig: Sendable, Equatable {
         self.probeEveryTicks = 5
         self.fastProbeMs = 10_000
         self.forgetAfterMs = 300_000
+        self.sequenceTrustMs = 2 * intervalMs
         self.maxMembers = 1024
         self.maxContacts = 1024
     }
@@ -61,6 +67,9 @@ public struct MembershipConfig: Sendable, Equatable {
         guard suspectAfterMs <= 3_600_000 else { throw .invalid("suspect-after must be at most one hour") }
         guard discoveryWindowMs >= 0, maxDiscoveryMs >= discoveryWindowMs, maxStaggerMs >= 0 else {
             throw .invalid("discovery window bounds are inconsistent")
+        }
+        guard sequenceTrustMs >= 0, sequenceTrustMs <= suspectAfterMs else {
+            throw .invalid("sequence trust (\(sequenceTrustMs) ms) must be 0 ms to suspect-after (\(suspectAfterMs) ms)")
         }
         guard probeEveryTicks >= 1, forgetAfterMs >= suspectAfterMs, maxMembers >= 1, maxContacts >= seeds.count else {
             throw .invalid("probe/forget/size bounds are inconsistent")

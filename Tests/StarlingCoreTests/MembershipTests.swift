@@ -159,6 +159,157 @@ private struct LocalCluster {
         #expect(clash == [.ignored(reason: "identity_clash", from: old.address)])
     }
 
+    // MARK: Forged heartbeats (issue 10, item 4): the sequence fence is bounded in time
+
+    /// The bound after the last fault within which one primary remains: suspectAfter + 2 × interval.
+    private static let boundMs: Int64 = 350 + 2 * 100
+
+    /// A heartbeat in the name of `node` as the cluster knows it, to be forged.
+    private static func forged(_ node: Membership, status: MemberStatus = .standby, epoch: UInt64 = 0,
+                               flags: Heartbeat.Flags = [], sequence: UInt64) -> Heartbeat {
+        Heartbeat(sender: node.id, service: node.config.service, status: status, priority: node.config.priority,
+                  epoch: epoch, workload: Workload(), address: node.config.address, flags: flags, sequence: sequence)
+    }
+
+    /// Runs the cluster and fails if two processes claim primary of echo for longer than the bound at a stretch.
+    private static func runCheckingOverlap(_ cluster: inout LocalCluster, forMs durationMs: Int64) {
+        var overlapSince: Int64?
+        cluster.run(forMs: durationMs) { cluster in
+            if cluster.primaries(of: "echo").count > 1 {
+                let since = overlapSince ?? cluster.nowMs
+                overlapSince = since
+                #expect(cluster.nowMs - since <= boundMs, "two primaries for \(cluster.nowMs - since) ms: \(cluster.log)")
+            } else {
+                overlapSince = nil
+            }
+        }
+    }
+
+    @Test func aForgedLeaveWithAHugeSequenceDoesNotLockALiveStandbyOut() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        // Told to the primary only: it drops the standby, and stops heartbeating it.
+        let leave = Self.forged(cluster.nodes[1], flags: [.leaving], sequence: .max)
+        cluster.deliver(cluster.nodes[0].receive(leave, nowMs: cluster.nowMs), from: 0)
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id] == nil)
+        Self.runCheckingOverlap(&cluster, forMs: Self.boundMs)
+        // Its own heartbeats, counting up below the forged number, took it back into the record.
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id] != nil, "\(cluster.log)")
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id]!.sequence < .max)
+        Self.runCheckingOverlap(&cluster, forMs: 2_000)
+        #expect(cluster.primaries(of: "echo").count == 1)
+        for node in cluster.nodes { #expect(node.members.count == 2) }
+    }
+
+    @Test func aForgedPrimaryClaimWithAHigherEpochConvergesToOnePrimary() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        let forgedEpoch: UInt64 = 1 << 40
+        let claim = Self.forged(cluster.nodes[0], status: .primary, epoch: forgedEpoch, sequence: .max)
+        for victim in [1, 2] { cluster.deliver(cluster.nodes[victim].receive(claim, nowMs: cluster.nowMs), from: victim) }
+        #expect(cluster.nodes[1].members[cluster.nodes[0].id]?.epoch == forgedEpoch)
+        Self.runCheckingOverlap(&cluster, forMs: Self.boundMs)
+        // The primary heard of an epoch above its own and took a fresh one above it; the records
+        // hold its real heartbeats again, not the forged numbers.
+        #expect(cluster.primaries(of: "echo") == [0], "\(cluster.log)")
+        #expect(cluster.nodes[0].epoch > forgedEpoch)
+        for victim in [1, 2] {
+            let record = cluster.nodes[victim].members[cluster.nodes[0].id]
+            #expect(record?.sequence ?? .max < .max)
+            #expect(record?.epoch == cluster.nodes[0].epoch)
+        }
+        Self.runCheckingOverlap(&cluster, forMs: 2_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+    }
+
+    @Test func aPrimaryThatWasDroppedFromARecordStepsDownForTheNewerEpoch() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        let oldEpoch = cluster.nodes[0].epoch
+        // Node 1 (the next in rank) is told the primary left: it takes over at once, while the
+        // primary, which never heard that, goes on.
+        let leave = Self.forged(cluster.nodes[0], flags: [.leaving], sequence: .max)
+        cluster.deliver(cluster.nodes[1].receive(leave, nowMs: cluster.nowMs), from: 1)
+        #expect(cluster.nodes[1].status == .primary)
+        Self.runCheckingOverlap(&cluster, forMs: Self.boundMs)
+        #expect(cluster.primaries(of: "echo").count == 1, "\(cluster.log)")
+        #expect(cluster.log.contains { $0.hasPrefix("0: primary -> standby") }, "the old primary stepped down: \(cluster.log)")
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id]!.epoch > oldEpoch)
+    }
+
+    @Test func aForgedGossipSequenceGoesNoFurtherAndLocksNobodyOut() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        let subject = cluster.nodes[2].id
+        // Node 1's next heartbeat, with an entry about node 2 slipped in, reaches node 0.
+        var carrier = Self.forged(cluster.nodes[1], sequence: cluster.nodes[0].members[cluster.nodes[1].id]!.sequence + 1)
+        carrier.gossip = [Heartbeat.Gossip(id: subject, sequence: .max, address: cluster.nodes[2].config.address)]
+        cluster.deliver(cluster.nodes[0].receive(carrier, nowMs: cluster.nowMs), from: 0)
+        // Node 0 relays what it heard from node 2 itself, not the forged number.
+        let relayed = cluster.nodes[0].tick(nowMs: cluster.nowMs + 1).flatMap { directive -> [Heartbeat.Gossip] in
+            if case .send(let heartbeat, _) = directive { return heartbeat.gossip }
+            return []
+        }
+        #expect(relayed.contains { $0.id == subject })
+        #expect(!relayed.contains { $0.id == subject && $0.sequence == .max })
+        // Node 2 pauses past the timeout: node 0 drops it, remembering the forged number.
+        cluster.silenced = [2]
+        cluster.run(forMs: 500)
+        #expect(cluster.nodes[0].members[subject] == nil)
+        cluster.silenced = []
+        Self.runCheckingOverlap(&cluster, forMs: Self.boundMs)
+        #expect(cluster.nodes[0].members[subject] != nil, "\(cluster.log)")
+        #expect(cluster.primaries(of: "echo") == [0])
+    }
+
+    /// Duplicated and reordered heartbeats stay stale, after the trust window too; so do a
+    /// departed member's late ones. Only a sender counting up below the fence, an interval apart,
+    /// once the fence is older than the window, overturns it.
+    @Test func reorderingAndDuplicatesAreStillStale() {
+        var membership = Membership(
+            config: MembershipConfig(service: try! ServiceName("echo"), address: .ipv4(127, 0, 0, 1, port: 1)),
+            id: NodeID(high: 1, low: 1))
+        _ = membership.start(nowMs: 0)
+        let peer = NodeID(high: 2, low: 2)
+        func heartbeat(_ sequence: UInt64, _ flags: Heartbeat.Flags = []) -> Heartbeat {
+            Heartbeat(sender: peer, service: try! ServiceName("echo"), status: .standby, priority: 0, epoch: 0,
+                      workload: Workload(), address: .ipv4(127, 0, 0, 2, port: 1), flags: flags, sequence: sequence)
+        }
+        func receive(_ sequence: UInt64, at nowMs: Int64, _ flags: Heartbeat.Flags = []) -> [MembershipDirective] {
+            membership.receive(heartbeat(sequence, flags), nowMs: nowMs)
+        }
+        _ = receive(10, at: 0)
+        #expect(receive(9, at: 5).isEmpty, "reordered")
+        #expect(receive(10, at: 6).isEmpty, "duplicated")
+        #expect(receive(8, at: 250).isEmpty, "one late datagram, past the window")
+        #expect(receive(9, at: 300).isEmpty, "a duplicate of an earlier late one")
+        #expect(membership.members[peer]?.sequence == 10)
+        // A forged number far ahead, then the peer's own heartbeats.
+        _ = receive(.max, at: 300)
+        #expect(receive(11, at: 350).isEmpty && receive(12, at: 450).isEmpty, "within the window")
+        _ = receive(13, at: 550)
+        #expect(membership.members[peer]?.sequence == 13, "counting up below it, past the window")
+        // It leaves: its late datagrams do not bring it back within the window, nor one at a time after it.
+        _ = receive(20, at: 1_000, [.leaving])
+        #expect(membership.members[peer] == nil)
+        #expect(receive(19, at: 1_003).isEmpty && receive(18, at: 1_100).isEmpty && receive(19, at: 1_150).isEmpty)
+        #expect(receive(19, at: 1_300).isEmpty)
+        #expect(membership.members[peer] == nil)
+    }
+
     @Test func theRecordIsBounded() {
         var config = MembershipConfig(service: try! ServiceName("echo"), address: .ipv4(127, 0, 0, 1, port: 1))
         config.maxMembers = 3

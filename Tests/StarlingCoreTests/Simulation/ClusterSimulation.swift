@@ -100,6 +100,12 @@ final class ClusterSimulation {
     private var lastHealMs: Int64 = -1_000_000
     private var trace: [String] = []
     private var dualPrimarySince: [ServiceName: Int64] = [:]
+    /// Property 5's state: since when two processes have claimed primary of a service, continuously.
+    private var overlapSince: [ServiceName: Int64] = [:]
+    /// The longest time two processes claimed primary of one service at once: in all, and the part
+    /// after the last fault (which property 5 bounds).
+    private(set) var longestOverlapMs: Int64 = 0
+    private(set) var longestOverlapAfterFaultMs: Int64 = 0
     private var settledPrimaries: [ServiceName: NodeID] = [:]
     private var links: [Int: SimulatedLink] = [:]
     /// Frames across a partition: TCP holds them until it heals (or the link is given up).
@@ -277,6 +283,58 @@ final class ClusterSimulation {
             slots[index].engine!.drain()
             slots[index].membership!.workload = slots[index].engine!.workload
             try carryOut(slots[index].membership!.drain(nowMs: nowMs), from: index)
+        case .forgePrimaryClaim(let slot, let ofPrimary, let victims, let epoch, let sequence):
+            let service = scenario.services[slot]
+            let impersonated = ofPrimary
+                ? slots.indices.first { slots[$0].membership?.status == .primary && slots[$0].membership?.config.service == service }
+                : slot
+            guard let impersonated, let member = slots[impersonated].membership?.selfMember(nowMs: nowMs) else { return }
+            var forged = Self.heartbeat(of: member)
+            forged.status = .primary
+            forged.epoch = epoch
+            forged.sequence = sequence
+            forge(forged, to: victims, impersonating: impersonated)
+        case .forgeLeave(let slot, let victims, let sequence):
+            let service = scenario.services[slot]
+            let standbys = slots.indices.filter {
+                slots[$0].membership?.status == .standby && slots[$0].membership?.config.service == service && !slots[$0].isDraining
+            }
+            guard let standby = standbys.contains(slot) ? slot : standbys.first,
+                  let member = slots[standby].membership?.selfMember(nowMs: nowMs) else { return }
+            var forged = Self.heartbeat(of: member)
+            forged.flags = [.leaving]
+            forged.sequence = sequence
+            forge(forged, to: victims, impersonating: standby)
+        case .forgeGossip(let about, let victims, let sequence):
+            guard let subject = slots[about].membership?.selfMember(nowMs: nowMs) else { return }
+            for victim in victims where slots[victim].isRunning {
+                // The carrier's next heartbeat, with the forged entry slipped in.
+                let others = (1..<slots.count).map { (victim + $0) % slots.count }
+                guard let carrier = others.first(where: { slots[$0].isRunning && $0 != about }) ?? others.first(where: { slots[$0].isRunning }),
+                      let member = slots[carrier].membership?.selfMember(nowMs: nowMs) else { continue }
+                var forged = Self.heartbeat(of: member)
+                forged.sequence = member.sequence + 1
+                forged.gossip = [Heartbeat.Gossip(id: subject.id, sequence: sequence, address: subject.address)]
+                forge(forged, to: [victim], impersonating: carrier)
+            }
+        }
+    }
+
+    /// A heartbeat as `member` describes itself (a forgery's starting point).
+    private static func heartbeat(of member: Member) -> Heartbeat {
+        Heartbeat(
+            sender: member.id, service: member.service, status: member.status, priority: member.priority,
+            epoch: member.epoch, workload: member.workload, address: member.address,
+            flags: member.leaving ? [.draining] : [], sequence: member.sequence)
+    }
+
+    /// A forged datagram arrives at each victim now (or when it runs again, if paused).
+    private func forge(_ heartbeat: Heartbeat, to victims: [Int], impersonating: Int) {
+        let bytes = HeartbeatCodec.encode(heartbeat)
+        log("forged in the name of slot \(impersonating) (\(heartbeat.sender.short)) to slots \(victims): \(heartbeat.status), "
+            + "epoch \(heartbeat.epoch), sequence \(heartbeat.sequence), flags \(heartbeat.flags.rawValue), \(heartbeat.gossip.count) gossip")
+        for victim in victims where victim != impersonating && slots[victim].isRunning {
+            schedule(.deliver(bytes: bytes, to: victim), atMs: nowMs, phase: 2)
         }
     }
 
@@ -675,10 +733,34 @@ final class ClusterSimulation {
                 }
             }
         }
+        try checkOverlapBounded()
         if scenario.kind == .stability && nowMs >= 2_500 {
             // Paused processes count here: a paused primary is still the primary when it resumes.
             let running = slots.indices.filter { slots[$0].isRunning && slots[$0].membership!.status != .joining }
             try checkPrimariesStayPut(Dictionary(grouping: running) { slots[$0].membership!.config.service })
+        }
+    }
+
+    /// Property 5: after the last fault, two processes never claim primary of one service (each in
+    /// its own state, paused or not) for longer than suspectAfter + 2 × interval at a stretch, on a
+    /// connected network without loss, whatever records a fault left behind: forged heartbeats
+    /// that dropped a live member from some records, or fenced its own heartbeats out, included.
+    private func checkOverlapBounded() throws(Violation) {
+        let boundMs = scenario.suspectAfterMs + 2 * scenario.intervalMs
+        let claimants = slots.indices.filter { slots[$0].membership?.status == .primary }
+        let byService = Dictionary(grouping: claimants) { slots[$0].membership!.config.service }
+        for service in scenario.services where byService[service, default: []].count < 2 { overlapSince[service] = nil }
+        for (service, group) in byService.sorted(by: { $0.key < $1.key }) where group.count > 1 {
+            let since = overlapSince[service] ?? nowMs
+            overlapSince[service] = since
+            longestOverlapMs = max(longestOverlapMs, nowMs - since)
+            guard partitionSide == nil, lossRate == 0 else { continue }
+            let afterFault = nowMs - max(since, lastFaultMs)
+            longestOverlapAfterFaultMs = max(longestOverlapAfterFaultMs, afterFault)
+            guard afterFault <= boundMs else {
+                throw violation("slots \(group) have all claimed primary of \(service) for \(afterFault) ms after the last fault "
+                    + "(\(nowMs - since) ms in all), more than suspectAfter + 2 × interval (\(boundMs) ms)")
+            }
         }
     }
 

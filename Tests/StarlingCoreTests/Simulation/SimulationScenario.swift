@@ -54,6 +54,16 @@ struct SimulationScenario: CustomStringConvertible {
         case stallLink(from: Int, to: Int, forMs: Int64)
         /// A graceful stop: the process drains, then leaves.
         case drain(slot: Int)
+        /// Forged heartbeats (issue 10, item 4), reaching `victims` only: they drop a live member
+        /// from some records, or fence its own heartbeats out. A claim to be primary with a huge
+        /// epoch and sequence, in the name of the primary of the slot's service (`ofPrimary`) or of
+        /// the slot's process.
+        case forgePrimaryClaim(ofSlot: Int, ofPrimary: Bool, victims: [Int], epoch: UInt64, sequence: UInt64)
+        /// A `leaving` heartbeat with a huge sequence in the name of a live standby of the slot's service.
+        case forgeLeave(ofSlot: Int, victims: [Int], sequence: UInt64)
+        /// A gossip entry with a huge sequence about the slot's process, in a heartbeat that seems to
+        /// come from another process (its next one, tampered with).
+        case forgeGossip(about: Int, victims: [Int], sequence: UInt64)
     }
 
     var suspectAfterMs: Int64 { MembershipConfig(service: services[0], address: .ipv4(127, 0, 0, 1, port: 1)).suspectAfterMs }
@@ -130,7 +140,30 @@ struct SimulationScenario: CustomStringConvertible {
         scenario.faultsEndMs = t
         scenario.endMs = t + livenessMs
         scenario.drawJobs(&rng)
+        // Forgeries from a generator of their own, drawn last: every other draw of a seed is as it was.
+        var forging = rng.fork()
+        if forging.chance(0.5) {
+            for _ in 0..<Int.random(in: 1...3, using: &forging) {
+                scenario.faults.append((Int64.random(in: 2_000...t, using: &forging), forgery(&forging, processCount: count)))
+            }
+        }
         return scenario
+    }
+
+    /// One forged heartbeat of a kind drawn at random, to a random set of processes.
+    private static func forgery(_ rng: inout SeededRandom, processCount count: Int) -> Fault {
+        let slot = Int.random(in: 0..<count, using: &rng)
+        var victims = (0..<count).filter { $0 != slot && rng.chance(0.5) }
+        if victims.isEmpty { victims = [(slot + 1) % count] }
+        // Huge: far above anything real, now and then the very top of the range.
+        func huge(_ rng: inout SeededRandom) -> UInt64 { rng.chance(0.2) ? .max : UInt64.random(in: 1 << 32...1 << 62, using: &rng) }
+        switch Int.random(in: 0..<3, using: &rng) {
+        case 0:
+            return .forgePrimaryClaim(ofSlot: slot, ofPrimary: rng.chance(0.7), victims: victims,
+                                      epoch: UInt64.random(in: 1 << 20...1 << 40, using: &rng), sequence: huge(&rng))
+        case 1: return .forgeLeave(ofSlot: slot, victims: victims, sequence: huge(&rng))
+        default: return .forgeGossip(about: slot, victims: victims, sequence: huge(&rng))
+        }
     }
 
     /// The shape of the scripted scenarios: three `echo` processes on a clean network, slot 0 the
@@ -180,6 +213,26 @@ struct SimulationScenario: CustomStringConvertible {
         var scenario = threeEchoes(faultsEndMs: 3_000, maxDelayMs: 5, faults: faults)
         scenario.clients = [ClientPlan(jobs: 600, pipeline: 64, startMs: 1_000, entry: 1)]
         scenario.frameDelayMs = 1...20
+        return scenario
+    }
+
+    /// Forged heartbeats of issue 10 that drop live members from records: a standby said to leave,
+    /// told to the primary only (before the sequence fence was bounded, the primary dropped the
+    /// standby's own heartbeats for minutes, the standby took it for dead and became a second
+    /// primary); the primary said to claim a huge epoch, told to both standbys; gossip with a huge
+    /// sequence; a standby said to be primary, told to the primary. Pipelined clients throughout.
+    static func forgedRecords() -> SimulationScenario {
+        let huge = UInt64(1) << 60
+        var scenario = threeEchoes(faultsEndMs: 6_500, maxDelayMs: 5, faults: [
+            (1_500, .forgeLeave(ofSlot: 1, victims: [0], sequence: huge)),
+            (3_000, .forgePrimaryClaim(ofSlot: 0, ofPrimary: true, victims: [1, 2], epoch: 1 << 30, sequence: huge)),
+            (4_500, .forgeGossip(about: 2, victims: [0, 1], sequence: .max)),
+            (5_500, .forgePrimaryClaim(ofSlot: 2, ofPrimary: false, victims: [0], epoch: 1 << 31, sequence: .max)),
+        ])
+        scenario.clients = [
+            ClientPlan(jobs: 300, pipeline: 16, startMs: 1_000, entry: 0),
+            ClientPlan(jobs: 300, pipeline: 16, startMs: 1_000, entry: 1),
+        ]
         return scenario
     }
 
