@@ -89,7 +89,10 @@ let package = Package(
         .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV"]),
         .testTarget(
             name: "StarlingNodeTests",
-            dependencies: ["StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient", "StarlingTestSupport"]
+            dependencies: [
+                "StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient", "StarlingTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "StarlingClientTests",
