@@ -28,7 +28,7 @@ extension Membership {
         } else {
             if var gone = departed[sender], heartbeat.sequence <= gone.sequence {
                 // A departure fences out its member's older heartbeats, for `sequenceTrustMs`.
-                guard overturns(heartbeat.sequence, fence: gone.sequence, fencedAtMs: gone.atMs,
+                guard overturns(heartbeat.sequence, fence: gone.sequence, fencedAtMs: gone.fencedSinceMs,
                                 undercut: &gone.undercut, nowMs: nowMs) else {
                     departed[sender] = gone
                     return .stale
@@ -53,9 +53,6 @@ extension Membership {
         fences[sender] = SequenceFence(
             directSinceMs: nowMs, freshest: freshest.sequence, freshestSinceMs: freshest.sinceMs, undercut: nil)
         contacts[heartbeat.address] = nil
-        if heartbeat.epoch > highestEpoch[heartbeat.service, default: 0] {
-            highestEpoch[heartbeat.service] = heartbeat.epoch
-        }
         if heartbeat.status == .primary { settlePrimaryClaim(of: sender) }
         guard let previous else { return .joined(member) }
         let changed = (previous.status, previous.epoch, previous.priority, previous.service)
@@ -99,10 +96,13 @@ extension Membership {
         _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64
     ) -> [MembershipDirective] {
         let fence = fences.removeValue(forKey: memberID)
-        let last = max(sequence, fence?.freshest ?? 0)
-        let earlier = departed[memberID]
+        // The highest number known fences its older heartbeats, from when it was taken.
+        var last = (sequence: sequence, sinceMs: nowMs)
+        if let fence, fence.freshest >= sequence { last = (fence.freshest, fence.freshestSinceMs) }
+        if let earlier = departed[memberID], earlier.sequence > last.sequence { last = (earlier.sequence, earlier.fencedSinceMs) }
         departed[memberID] = Departure(
-            sequence: max(last, earlier?.sequence ?? 0), atMs: nowMs, undercut: fence?.undercut ?? earlier?.undercut)
+            sequence: last.sequence, atMs: nowMs, fencedSinceMs: last.sinceMs,
+            undercut: fence?.undercut ?? departed[memberID]?.undercut)
         guard let member = members.removeValue(forKey: memberID) else { return [] }
         if reason == .timedOut && contacts.count < config.maxContacts {
             // Keep probing it: if this was a partition rather than a crash, the two sides find each other again.

@@ -41,6 +41,9 @@ public struct Membership: Sendable {
     struct Departure: Sendable {
         var sequence: UInt64
         var atMs: Int64
+        /// When `sequence` was taken: at departure for a `leaving` heartbeat's own number, earlier
+        /// for the number a member timed out with. The sequence fence's window runs from here.
+        var fencedSinceMs: Int64
         /// The first of its heartbeats below `sequence` heard since (or before, while a member).
         var undercut: Undercut?
     }
@@ -111,6 +114,12 @@ public struct Membership: Sendable {
         guard heartbeat.sender != id else {
             if heartbeat.address == config.address { return [] }  // our own, looped back
             return [.ignored(reason: "identity_clash", from: heartbeat.address)]
+        }
+        // Its epoch is news whether the heartbeat is taken, stale or leaving: a sender's epochs
+        // only grow, so an old heartbeat teaches nothing, while one fenced out by a wrong sequence
+        // (docs/HANDBOOK.md, "sequence fence") may carry the newest.
+        if heartbeat.epoch > highestEpoch[heartbeat.service, default: 0] {
+            highestEpoch[heartbeat.service] = heartbeat.epoch
         }
         var out: [MembershipDirective] = []
         var electionInputsChanged = true

@@ -284,12 +284,12 @@ private struct LocalCluster {
             id: NodeID(high: 1, low: 1))
         _ = membership.start(nowMs: 0)
         let peer = NodeID(high: 2, low: 2)
-        func heartbeat(_ sequence: UInt64, _ flags: Heartbeat.Flags = []) -> Heartbeat {
-            Heartbeat(sender: peer, service: try! ServiceName("echo"), status: .standby, priority: 0, epoch: 0,
+        func heartbeat(_ sequence: UInt64, _ flags: Heartbeat.Flags, epoch: UInt64) -> Heartbeat {
+            Heartbeat(sender: peer, service: try! ServiceName("echo"), status: .standby, priority: 0, epoch: epoch,
                       workload: Workload(), address: .ipv4(127, 0, 0, 2, port: 1), flags: flags, sequence: sequence)
         }
-        func receive(_ sequence: UInt64, at nowMs: Int64, _ flags: Heartbeat.Flags = []) -> [MembershipDirective] {
-            membership.receive(heartbeat(sequence, flags), nowMs: nowMs)
+        func receive(_ sequence: UInt64, at nowMs: Int64, _ flags: Heartbeat.Flags = [], epoch: UInt64 = 0) -> [MembershipDirective] {
+            membership.receive(heartbeat(sequence, flags, epoch: epoch), nowMs: nowMs)
         }
         _ = receive(10, at: 0)
         #expect(receive(9, at: 5).isEmpty, "reordered")
@@ -299,7 +299,8 @@ private struct LocalCluster {
         #expect(membership.members[peer]?.sequence == 10)
         // A forged number far ahead, then the peer's own heartbeats.
         _ = receive(.max, at: 300)
-        #expect(receive(11, at: 350).isEmpty && receive(12, at: 450).isEmpty, "within the window")
+        #expect(receive(11, at: 350, epoch: 7).isEmpty && receive(12, at: 450).isEmpty, "within the window")
+        #expect(membership.highestEpoch[try! ServiceName("echo")] == 7, "a fenced-out heartbeat's epoch is learnt")
         _ = receive(13, at: 550)
         #expect(membership.members[peer]?.sequence == 13, "counting up below it, past the window")
         // It leaves: its late datagrams do not bring it back within the window, nor one at a time after it.
