@@ -1,5 +1,5 @@
 import StarlingCore
-@testable import StarlingNode
+import StarlingNode
 import Testing
 
 /// The replay rules of sealed heartbeats, on an explicit clock and a seeded generator

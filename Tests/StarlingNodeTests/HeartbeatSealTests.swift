@@ -1,6 +1,6 @@
 import Foundation
 import StarlingCore
-@testable import StarlingNode
+import StarlingNode
 import Testing
 
 /// Sealing and opening heartbeat datagrams (docs/SECURITY.md, "Sealed heartbeats").

@@ -17,17 +17,17 @@ import StarlingCore
 /// sent per interval; at most `maxVerified` verified senders (the least recently heard is
 /// forgotten: a live one is simply challenged again); answers to challenges at most once per
 /// `answerGapMs` per reply address, `maxAnswered` addresses remembered.
-struct HeartbeatFreshness {
-    struct Config {
-        var intervalMs: Int64
-        var maxVerified = 1_024
-        var maxPending = 256
-        var challengesPerInterval = 64
-        var maxAnswered = 1_024
-        var pendingLifetimeMs: Int64
-        var answerGapMs: Int64
+public struct HeartbeatFreshness {
+    public struct Config {
+        public var intervalMs: Int64
+        public var maxVerified = 1_024
+        public var maxPending = 256
+        public var challengesPerInterval = 64
+        public var maxAnswered = 1_024
+        public var pendingLifetimeMs: Int64
+        public var answerGapMs: Int64
 
-        init(intervalMs: Int64) {
+        public init(intervalMs: Int64) {
             precondition(intervalMs >= 1)
             self.intervalMs = intervalMs
             pendingLifetimeMs = max(1_000, 10 * intervalMs)
@@ -36,7 +36,7 @@ struct HeartbeatFreshness {
     }
 
     /// What to do with an authenticated heartbeat.
-    enum Verdict: Equatable {
+    public enum Verdict: Equatable {
         /// Fresh from a verified sender: deliver it.
         case deliver
         /// It answered this process's challenge: the sender is verified now; deliver it.
@@ -53,36 +53,36 @@ struct HeartbeatFreshness {
         case challengeBudgetSpent
     }
 
-    struct Verified: Equatable {
-        var highest: UInt64
+    public struct Verified: Equatable {
+        public var highest: UInt64
         /// Bit i: counter `highest - i` was accepted (or may no longer be).
-        var window: UInt64
-        var lastHeardMs: Int64
+        public var window: UInt64
+        public var lastHeardMs: Int64
     }
 
-    struct Pending: Equatable {
-        var nonce: ChallengeNonce
-        var createdMs: Int64
-        var sentMs: Int64
+    public struct Pending: Equatable {
+        public var nonce: ChallengeNonce
+        public var createdMs: Int64
+        public var sentMs: Int64
     }
 
-    let config: Config
-    private(set) var verified: [NodeID: Verified] = [:]
-    private(set) var pending: [NodeID: Pending] = [:]
-    private(set) var answered: [NodeAddress: Int64] = [:]
+    public let config: Config
+    public private(set) var verified: [NodeID: Verified] = [:]
+    public private(set) var pending: [NodeID: Pending] = [:]
+    public private(set) var answered: [NodeAddress: Int64] = [:]
     private var budgetWindowMs: Int64?
     private var budgetUsed = 0
 
-    init(config: Config) {
+    public init(config: Config) {
         self.config = config
     }
 
-    func isVerified(_ sender: NodeID) -> Bool { verified[sender] != nil }
+    public func isVerified(_ sender: NodeID) -> Bool { verified[sender] != nil }
 
     /// Judges an authenticated heartbeat from `sender` with seal counter `counter`; `echo` is the
     /// nonce it answers, `claimedAddress` the address its heartbeat claims (where a challenge
     /// goes), `addressedToMe` whether the sender sent it to this process's address.
-    mutating func heartbeat<R: RandomNumberGenerator>(
+    public mutating func heartbeat<R: RandomNumberGenerator>(
         from sender: NodeID, counter: UInt64, echo: ChallengeNonce?, claimedAddress: NodeAddress,
         addressedToMe: Bool, nowMs: Int64, using rng: inout R
     ) -> Verdict {
@@ -110,7 +110,7 @@ struct HeartbeatFreshness {
     /// A challenge for `sender` at `address` unless it is verified or was challenged less than an
     /// interval ago (then nil) — also used to challenge a challenger this process does not know,
     /// so that both sides of a join are verified in one round trip.
-    mutating func challenge<R: RandomNumberGenerator>(
+    public mutating func challenge<R: RandomNumberGenerator>(
         _ sender: NodeID, at address: NodeAddress, nowMs: Int64, using rng: inout R
     ) -> Verdict? {
         guard verified[sender] == nil else { return nil }
@@ -145,7 +145,7 @@ struct HeartbeatFreshness {
 
     /// Whether to answer a challenge whose answer goes to `replyTo` (at most one per
     /// `answerGapMs` per address, so a replayed challenge cannot make this process a reflector).
-    mutating func mayAnswer(replyTo: NodeAddress, nowMs: Int64) -> Bool {
+    public mutating func mayAnswer(replyTo: NodeAddress, nowMs: Int64) -> Bool {
         if let last = answered[replyTo], nowMs - last < config.answerGapMs { return false }
         if answered[replyTo] == nil, answered.count >= config.maxAnswered {
             answered = answered.filter { nowMs - $0.value < config.answerGapMs }

@@ -2,23 +2,23 @@ import Crypto
 import StarlingCore
 
 /// A random value a receiver sends in a challenge and expects back in the answer (128 bits).
-struct ChallengeNonce: Hashable, Sendable {
-    let high: UInt64
-    let low: UInt64
+public struct ChallengeNonce: Hashable, Sendable {
+    public let high: UInt64
+    public let low: UInt64
 
-    init(high: UInt64, low: UInt64) {
+    public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
     }
 
-    init(using rng: inout some RandomNumberGenerator) {
+    public init(using rng: inout some RandomNumberGenerator) {
         self.init(high: rng.next(), low: rng.next())
     }
 }
 
 /// What a sealed datagram carries once opened (docs/SECURITY.md, "Sealed heartbeats").
-struct SealedDatagram: Equatable, Sendable {
-    enum Content: Equatable, Sendable {
+public struct SealedDatagram: Equatable, Sendable {
+    public enum Content: Equatable, Sendable {
         /// A heartbeat (`HeartbeatCodec` bytes); `echo` is set when it answers a challenge.
         case heartbeat(body: [UInt8], echo: ChallengeNonce?)
         /// "Prove you are live": `target` answers by sealing its latest heartbeat again, with a new
@@ -27,17 +27,24 @@ struct SealedDatagram: Equatable, Sendable {
     }
 
     /// The sealing process's identity (drawn at its start).
-    var sender: NodeID
+    public var sender: NodeID
     /// The sender's seal counter: 1 for its first sealed datagram, +1 for each one after.
-    var counter: UInt64
+    public var counter: UInt64
     /// The address the sender sent it to, so that a datagram captured on its way to one member
     /// means nothing to another.
-    var destination: NodeAddress
-    var content: Content
+    public var destination: NodeAddress
+    public var content: Content
+
+    public init(sender: NodeID, counter: UInt64, destination: NodeAddress, content: Content) {
+        self.sender = sender
+        self.counter = counter
+        self.destination = destination
+        self.content = content
+    }
 }
 
 /// Why a datagram did not open. `reason` is the counter's name in `STATUS`.
-enum HeartbeatSealError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum HeartbeatSealError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A plain `HeartbeatCodec` heartbeat reached a process with a cluster key.
     case unsealed
     /// Neither sealed nor a plain heartbeat.
@@ -49,7 +56,7 @@ enum HeartbeatSealError: Error, Equatable, Sendable, CustomStringConvertible {
     /// It opened but what is inside is not well formed (only a key holder can send that).
     case malformed(String)
 
-    var reason: String {
+    public var reason: String {
         switch self {
         case .unsealed: "heartbeat_unsealed"
         case .badMagic: "bad_magic"
@@ -60,7 +67,7 @@ enum HeartbeatSealError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    var description: String {
+    public var description: String {
         switch self {
         case .unsealed: "a plain heartbeat, but this cluster is keyed (does the sender have the cluster key?)"
         case .badMagic: "not a Starling heartbeat (bad magic)"
@@ -73,10 +80,10 @@ enum HeartbeatSealError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 private struct SealedContentError: BinaryDecodingError {
-    let why: String
-    static func truncated(field: String) -> Self { .init(why: "ends inside '\(field)'") }
-    static func badAddressFamily(_ family: UInt8) -> Self { .init(why: "address family \(family)") }
-    static func badService(_ why: String) -> Self { .init(why: why) }
+    public let why: String
+    public static func truncated(field: String) -> Self { .init(why: "ends inside '\(field)'") }
+    public static func badAddressFamily(_ family: UInt8) -> Self { .init(why: "address family \(family)") }
+    public static func badService(_ why: String) -> Self { .init(why: why) }
 }
 
 /// Seals and opens heartbeat datagrams with a cluster key: ChaChaPoly over the whole datagram.
@@ -94,23 +101,23 @@ private struct SealedContentError: BinaryDecodingError {
 /// identity is unique per process start and its counter never repeats, so no (key, nonce) pair is
 /// ever used twice, however many processes share the cluster key (a random 96-bit nonce would
 /// make that only likely). A plain heartbeat starts "SH": the two can never be confused.
-enum HeartbeatSeal {
-    static let magic: [UInt8] = [0x53, 0x4B]  // "SK"
-    static let version: UInt8 = 1
-    static let headerBytes = 2 + 1 + 16 + 8
-    static let tagBytes = 16
+public enum HeartbeatSeal {
+    public static let magic: [UInt8] = [0x53, 0x4B]  // "SK"
+    public static let version: UInt8 = 1
+    public static let headerBytes = 2 + 1 + 16 + 8
+    public static let tagBytes = 16
     /// The most a sealed datagram adds to a heartbeat: header, kind, an IPv6 destination, the
     /// echo and the tag.
-    static let maxOverhead = headerBytes + 1 + 19 + 1 + 16 + tagBytes
-    static let maxDatagramBytes = HeartbeatCodec.maxDatagramBytes + maxOverhead
+    public static let maxOverhead = headerBytes + 1 + 19 + 1 + 16 + tagBytes
+    public static let maxDatagramBytes = HeartbeatCodec.maxDatagramBytes + maxOverhead
     private static let salt = Array("starling heartbeat seal v1".utf8)
 
     /// Whether `bytes` claims to be sealed (its magic), before any check.
-    static func isSealed(_ bytes: some Collection<UInt8>) -> Bool {
+    public static func isSealed(_ bytes: some Collection<UInt8>) -> Bool {
         bytes.starts(with: magic)
     }
 
-    static func seal(_ datagram: SealedDatagram, with clusterKey: SymmetricKey) -> [UInt8] {
+    public static func seal(_ datagram: SealedDatagram, with clusterKey: SymmetricKey) -> [UInt8] {
         var header: [UInt8] = []
         header.reserveCapacity(headerBytes)
         header += magic
@@ -146,7 +153,7 @@ enum HeartbeatSeal {
     }
 
     /// Opens `bytes` with the first of `keys` that authenticates it.
-    static func open(_ bytes: [UInt8], keys: [SymmetricKey]) -> Result<SealedDatagram, HeartbeatSealError> {
+    public static func open(_ bytes: [UInt8], keys: [SymmetricKey]) -> Result<SealedDatagram, HeartbeatSealError> {
         guard isSealed(bytes) else {
             return .failure(bytes.starts(with: HeartbeatCodec.magic) ? .unsealed : .badMagic)
         }
