@@ -51,23 +51,24 @@ import Glibc
                 return try await group.reduce(into: []) { $0 += $1 }
             }
         }
-        /// Waits for `count` more answers (the load keeps flowing across the step).
-        func answers(_ count: Int, after step: String) {
+        /// Waits for `count` more answers (the load keeps flowing across the step). It awaits
+        /// rather than blocks: the submitters run on the same few cooperative threads.
+        func answers(_ count: Int, after step: String) async {
             let target = answered.value.load(ordering: .relaxed) + count
-            let flowed = poll(within: .seconds(15)) { answered.value.load(ordering: .relaxed) >= target ? true : nil }
+            let flowed = await pollAsync(within: .seconds(15)) { answered.value.load(ordering: .relaxed) >= target ? true : nil }
             #expect(flowed == true, "jobs stopped flowing after \(step): \(answered.value.load(ordering: .relaxed)) answered")
         }
 
-        answers(500, after: "start")
+        await answers(500, after: "start")
         for (step, lines) in [("\"B, A\"", [keyB, keyA]), ("\"B\"", [keyB])] {
             try SecretFiles.rewrite(keyFile, lines)
             for worker in workers { worker.signal(SIGHUP) }
-            let reloaded = poll(within: .seconds(5)) {
+            let reloaded = await pollAsync(within: .seconds(5)) {
                 workers.allSatisfy { $0.log.components(separatedBy: "SIGHUP: reloaded").count - 1 >= (lines.count == 2 ? 1 : 2) }
                     ? true : nil
             }
             #expect(reloaded == true, "not every worker reloaded its keys for \(step)")
-            answers(1_000, after: step)
+            await answers(1_000, after: step)
         }
         stop.value.store(1, ordering: .relaxed)
         let wrong = try await load.value
@@ -85,7 +86,7 @@ import Glibc
         let outsider = try WorkerProcess(
             service: "echo", join: [seed.address], extra: ["--jobs", jobs, "--cluster-key-file", oldKey])
         defer { outsider.kill() }
-        let admitted = poll(within: .seconds(2)) { seed.status()?.members.contains { $0.id == outsider.id } == true ? true : nil }
+        let admitted = await pollAsync(within: .seconds(2)) { seed.status()?.members.contains { $0.id == outsider.id } == true ? true : nil }
         #expect(admitted == nil, "a worker with the retired key was admitted")
         print("key rotation A → B, A → B: \(answered.value.load(ordering: .relaxed)) jobs answered, \(wrong.count) wrong, primary \(after.id) epoch \(after.epoch) throughout")
     }
