@@ -99,7 +99,7 @@ extension ClientEngine {
     private func connected(_ stream: TCPStream) {
         linkTimer.stop()
         link = .connected(stream)
-        decoder = ClientSessionDecoder(maxBodyBytes: configuration.maxAnswerBytes)
+        decoder = ClientResponseDecoder(maxBodyBytes: configuration.maxAnswerBytes)
         let attempt = generation
         do {
             try? stream.setNoDelay(true)  // latency only; the connection works without it
@@ -135,9 +135,9 @@ extension ClientEngine {
             let attempt = generation
             while attempt == generation, let item = decoder.next() {
                 switch item {
-                case .auth(.welcome):
+                case .response(.welcome):
                     welcomed()
-                case .auth(.unauthorized(let message)):
+                case .response(.error(nil, .unauthorized, let message)):
                     refused(message)
                 case .response(let response) where awaitingWelcome:
                     // Refused before AUTH was read (draining, too many clients) or AUTH not
@@ -196,6 +196,8 @@ extension ClientEngine {
             if let refused = table.refuseControl(.badAnswer("\(code.rawValue): \(message)")) { resume([refused]) }
         case .pong:
             if let resumption = table.answerControl(status: false, with: .pong) { resume([resumption]) }
+        case .welcome:
+            break  // a WELCOME nobody asked for (`welcomed()` takes the one that was)
         case .status(let json):
             if let resumption = table.answerControl(status: true, with: .status(json)) { resume([resumption]) }
         }
@@ -250,18 +252,5 @@ extension ClientEngine {
             break
         }
         link = .idle
-    }
-}
-
-extension ClientResponse {
-    /// The answer's line without its body, for a failure's reason.
-    fileprivate var summary: String {
-        switch self {
-        case .pong: "PONG"
-        case .status: "STATUS"
-        case .ok(let key, _): "OK \(key)"
-        case .fail(let key, _): "FAIL \(key)"
-        case .error(let key, let code, let message): "ERR \(key?.value ?? "-") \(code.rawValue) \(message)"
-        }
     }
 }

@@ -26,7 +26,7 @@ final class ClientEngine {
     var link: Link = .idle
     /// Bumped for every connection attempt and every teardown; callbacks of older ones are ignored.
     var generation: UInt64 = 0
-    var decoder: ClientSessionDecoder
+    var decoder: ClientResponseDecoder
     /// `AUTH` is sent on the current connection and its `WELCOME` has not come: requests wait
     /// in the table until it does.
     var awaitingWelcome = false
@@ -82,7 +82,7 @@ final class ClientEngine {
         self.configuration = configuration
         table = PendingTable(maxInFlight: configuration.maxInFlight, maxWaiting: configuration.maxWaiting,
                              timeoutMs: configuration.requestTimeoutMs)
-        decoder = ClientSessionDecoder(maxBodyBytes: configuration.maxAnswerBytes)
+        decoder = ClientResponseDecoder(maxBodyBytes: configuration.maxAnswerBytes)
         linkTimer = try Timer(loop: loop)
         do {
             deadlineTimer = try Timer(loop: loop)

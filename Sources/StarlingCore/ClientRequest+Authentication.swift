@@ -5,7 +5,7 @@
 public struct ClientToken: Hashable, Sendable, CustomStringConvertible, CustomDebugStringConvertible,
     CustomReflectable
 {
-    /// The longest token, in bytes (the node's `ClientTokens.maxTokenBytes` is the same bound).
+    /// The longest token, in bytes (on the wire and in a node's `--client-token-file`).
     public static let maxBytes = 512
 
     /// The token itself: what `AUTH` sends and what a node checks.
@@ -75,9 +75,9 @@ public struct ClientAuthentication: Sendable {
         case handle(ClientRequestDecoder.Decoded)
         /// An accepted `AUTH`: answer `WELCOME`.
         case welcome
-        /// Count it under `reason`, log `detail` (never the token), answer `answer` and close once
-        /// it is written.
-        case refuse(answer: ClientAuthAnswer, detail: String)
+        /// Count it under `reason`, log `detail` (never the token), answer `answer` (an
+        /// `ERR - UNAUTHORIZED`) and close once it is written.
+        case refuse(answer: ClientResponse, detail: String)
     }
 
     /// Whether the connection may send other commands: from the start without tokens, after
@@ -93,24 +93,27 @@ public struct ClientAuthentication: Sendable {
         case .request(.auth(let token)):
             guard accepts(token) else {
                 isAuthenticated = false
-                return .refuse(answer: .unauthorized(message: "token not accepted"), detail: "AUTH with a token not accepted")
+                return .refuse(answer: Self.unauthorized("token not accepted"), detail: "AUTH with a token not accepted")
             }
             isAuthenticated = true
             return .welcome
         case .error(.malformedAuth(let message)) where !isAuthenticated:
-            return .refuse(answer: .unauthorized(message: message), detail: "malformed AUTH: \(message)")
+            return .refuse(answer: Self.unauthorized(message), detail: "malformed AUTH: \(message)")
         case _ where isAuthenticated:
             return .handle(item)
         case .request(let request):
-            return .refuse(answer: .unauthorized(message: Self.firstCommandMessage),
-                           detail: "\(request.command) before AUTH")
+            return .refuse(answer: Self.unauthorized(Self.firstCommandMessage), detail: "\(request.command) before AUTH")
         case .error(let error):
-            return .refuse(answer: .unauthorized(message: Self.firstCommandMessage),
-                           detail: "unreadable input before AUTH (\(error.reason))")
+            return .refuse(
+                answer: Self.unauthorized(Self.firstCommandMessage), detail: "unreadable input before AUTH (\(error.reason))")
         }
     }
 
     static let firstCommandMessage = "authentication required: the first command must be AUTH <token>"
+
+    private static func unauthorized(_ message: String) -> ClientResponse {
+        .error(key: nil, code: .unauthorized, message: message)
+    }
 }
 
 extension ClientRequest {

@@ -10,6 +10,10 @@ public enum ClientErrorCode: String, Hashable, Sendable, CaseIterable {
     case busy = "BUSY"
     /// The service exists but cannot take the job now (e.g. no primary during a handover).
     case unavailable = "UNAVAILABLE"
+    /// Always with key `-`: no `AUTH` first where the node wants a client token, or a wrong or
+    /// malformed one; the node closes the connection once it is written (docs/PROTOCOL.md,
+    /// "Authentication").
+    case unauthorized = "UNAUTHORIZED"
 
     /// The message used when an `ERR` would otherwise have none.
     public var defaultMessage: String {
@@ -19,6 +23,7 @@ public enum ClientErrorCode: String, Hashable, Sendable, CaseIterable {
         case .badRequest: "bad request"
         case .busy: "busy, try again later"
         case .unavailable: "service unavailable"
+        case .unauthorized: "authentication required"
         }
     }
 }
@@ -27,6 +32,8 @@ public enum ClientErrorCode: String, Hashable, Sendable, CaseIterable {
 public enum ClientResponse: Hashable, Sendable {
     /// `PONG\r\n`
     case pong
+    /// `WELCOME\r\n`: the answer to an accepted `AUTH` (docs/PROTOCOL.md, "Authentication").
+    case welcome
     /// `STATUS <n>\r\n<json>\r\n`
     case status(json: [UInt8])
     /// `OK <key> <len>\r\n<result>\r\n`
@@ -41,7 +48,7 @@ public enum ClientResponse: Hashable, Sendable {
         var bytes: [UInt8] = []
         switch self {
         case .status(let body), .ok(_, let body), .fail(_, let body): bytes.reserveCapacity(body.count + 96)
-        case .pong, .error: break
+        case .pong, .welcome, .error: break
         }
         encode(into: &bytes)
         return bytes
@@ -52,6 +59,8 @@ public enum ClientResponse: Hashable, Sendable {
         switch self {
         case .pong:
             buffer.append(contentsOf: "PONG\r\n".utf8)
+        case .welcome:
+            buffer.append(contentsOf: "WELCOME\r\n".utf8)
         case .status(let json):
             Self.appendFramed("STATUS", key: nil, json, to: &buffer)
         case .ok(let key, let result):
@@ -62,6 +71,18 @@ public enum ClientResponse: Hashable, Sendable {
             var text = Self.sanitised(message)
             if text.isEmpty { text = code.defaultMessage }
             buffer.append(contentsOf: "ERR \(key?.value ?? "-") \(code.rawValue) \(text)\r\n".utf8)
+        }
+    }
+
+    /// The answer's line without its body, for a message about an unexpected answer.
+    public var summary: String {
+        switch self {
+        case .pong: "PONG"
+        case .welcome: "WELCOME"
+        case .status: "STATUS"
+        case .ok(let key, _): "OK \(key)"
+        case .fail(let key, _): "FAIL \(key)"
+        case .error(let key, let code, let message): "ERR \(key?.value ?? "-") \(code.rawValue) \(message)"
         }
     }
 
@@ -102,39 +123,5 @@ extension String {
         while s.first == " " { s.removeFirst() }
         while s.last == " " { s.removeLast() }
         return String(s)
-    }
-}
-
-/// The answers to `AUTH` (docs/PROTOCOL.md, "Authentication"): the connection's, not a job's, so
-/// not `ClientResponse`s. A client that authenticates reads them with `ClientSessionDecoder`; one
-/// that never sends `AUTH` to a node without tokens never gets one.
-public enum ClientAuthAnswer: Hashable, Sendable {
-    /// `WELCOME\r\n`: the token was accepted (or the node has none); requests may follow.
-    case welcome
-    /// `ERR - UNAUTHORIZED <message>\r\n`: no `AUTH` first, or a wrong or malformed token. The node
-    /// closes the connection once this line is written. The message is sanitised on encoding, as
-    /// an `ERR`'s is, and never holds a token.
-    case unauthorized(message: String)
-
-    /// The code word of `ERR - UNAUTHORIZED`. Not a `ClientErrorCode`: those are about jobs and go
-    /// between nodes in `refused` frames; this one is about the connection only.
-    public static let unauthorizedCode = "UNAUTHORIZED"
-    public static let defaultUnauthorizedMessage = "authentication required"
-
-    public func encode() -> [UInt8] {
-        var bytes: [UInt8] = []
-        encode(into: &bytes)
-        return bytes
-    }
-
-    public func encode(into buffer: inout [UInt8]) {
-        switch self {
-        case .welcome:
-            buffer.append(contentsOf: "WELCOME\r\n".utf8)
-        case .unauthorized(let message):
-            var text = ClientResponse.sanitised(message)
-            if text.isEmpty { text = Self.defaultUnauthorizedMessage }
-            buffer.append(contentsOf: "ERR - \(Self.unauthorizedCode) \(text)\r\n".utf8)
-        }
     }
 }

@@ -7,6 +7,7 @@
 ///
 /// ```
 /// PONG                                   -> .response(.pong)
+/// WELCOME                                -> .response(.welcome)
 /// STATUS <n>\r\n<n bytes>\r\n            -> .response(.status(json:))
 /// OK <key> <n>\r\n<n bytes>\r\n          -> .response(.ok(key:result:))
 /// FAIL <key> <n>\r\n<n bytes>\r\n        -> .response(.fail(key:text:))
@@ -181,6 +182,10 @@ public struct ClientResponseGrammar: LineGrammar {
             guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
             return .item(.response(.pong))
         }
+        if word.elementsEqual("WELCOME".utf8) {
+            guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "WELCOME takes no arguments"))) }
+            return .item(.response(.welcome))
+        }
         return .item(.error(.malformed(key: nil, message: "unknown answer \(LineFields.quoted(word))")))
     }
 
@@ -242,83 +247,5 @@ public struct ClientResponseGrammar: LineGrammar {
         }
         let message = fields.count > 3 ? String(decoding: line[fields.rest(from: 3)], as: UTF8.self) : ""
         return .item(.response(.error(key: key, code: code, message: message.isEmpty ? code.defaultMessage : message)))
-    }
-}
-
-/// The answers of a client connection that may authenticate (docs/PROTOCOL.md,
-/// "Authentication"): `ClientResponseDecoder`'s, plus `WELCOME` and `ERR - UNAUTHORIZED` as
-/// `.auth` items. `StarlingClient` and `StatusClient` read with it; a raw client that never sends
-/// `AUTH` to an open node can keep to `ClientResponseDecoder`.
-///
-/// ```
-/// WELCOME                                -> .auth(.welcome)
-/// ERR - UNAUTHORIZED <message>           -> .auth(.unauthorized(message:))
-/// (anything else)                        -> as ClientResponseDecoder: .response(_) or .error(_)
-/// ```
-public typealias ClientSessionDecoder = LineDecoder<ClientSessionGrammar>
-
-/// What answer lines mean on a connection that may authenticate: `ClientResponseGrammar`, with the
-/// two answers to `AUTH` read first.
-public struct ClientSessionGrammar: LineGrammar {
-    public enum Decoded: Hashable, Sendable {
-        case auth(ClientAuthAnswer)
-        case response(ClientResponse)
-        case error(ClientResponseGrammar.Failure)
-
-        /// Whether this is an error after which the connection must close.
-        public var isFatal: Bool {
-            if case .error(let failure) = self { failure.isFatal } else { false }
-        }
-    }
-
-    public static var defaultMaxBodyBytes: Int { ClientResponseGrammar.defaultMaxBodyBytes }
-
-    private var answers: ClientResponseGrammar
-
-    public var maxBodyBytes: Int { answers.maxBodyBytes }
-
-    public init(maxBodyBytes: Int) { answers = ClientResponseGrammar(maxBodyBytes: maxBodyBytes) }
-
-    /// The decoding loop, compiled here specialised for this grammar (see `LineGrammar.next(in:)`).
-    public static func next(in decoder: inout LineDecoder<Self>) -> Decoded? { decoder.decodeNext() }
-
-    private static let unauthorizedCode = Array(ClientAuthAnswer.unauthorizedCode.utf8)
-
-    public mutating func read(line: ArraySlice<UInt8>) -> LineReading<Decoded> {
-        // Only lines starting with W or E can be one of the two; the rest go straight on.
-        if let first = line.first(where: { $0 != 0x20 }), first == UInt8(ascii: "W") || first == UInt8(ascii: "E") {
-            let fields = LineFields(line)
-            let word = line[fields[0]]
-            if word.elementsEqual("WELCOME".utf8) {
-                guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "WELCOME takes no arguments"))) }
-                return .item(.auth(.welcome))
-            }
-            if word.elementsEqual("ERR".utf8), fields.count >= 3, line[fields[1]].elementsEqual("-".utf8),
-               line[fields[2]].elementsEqual(Self.unauthorizedCode)
-            {
-                let message = fields.count > 3 ? String(decoding: line[fields.rest(from: 3)], as: UTF8.self) : ""
-                return .item(.auth(.unauthorized(message: message.isEmpty ? ClientAuthAnswer.defaultUnauthorizedMessage : message)))
-            }
-        }
-        switch answers.read(line: line) {
-        case .blank: return .blank
-        case .item(let item): return .item(Self.wrap(item))
-        case .fatal(let item): return .fatal(Self.wrap(item))
-        case .body(let length): return .body(length: length)
-        case .skip(let item, let length): return .skip(Self.wrap(item), length: length)
-        }
-    }
-
-    public mutating func item(body: ArraySlice<UInt8>) -> Decoded { Self.wrap(answers.item(body: body)) }
-
-    public func lineTooLong(limit: Int) -> Decoded { Self.wrap(answers.lineTooLong(limit: limit)) }
-
-    public func unterminatedBody() -> Decoded { Self.wrap(answers.unterminatedBody()) }
-
-    private static func wrap(_ item: ClientResponseGrammar.Decoded) -> Decoded {
-        switch item {
-        case .response(let response): .response(response)
-        case .error(let failure): .error(failure)
-        }
     }
 }

@@ -75,6 +75,7 @@ public enum PeerMessageCodec {
         case .badRequest: 3
         case .busy: 4
         case .unavailable: 5
+        case .unauthorized: 6
         }
     }
 
@@ -85,6 +86,7 @@ public enum PeerMessageCodec {
         case 3: .badRequest
         case 4: .busy
         case 5: .unavailable
+        case 6: .unauthorized
         default: nil
         }
     }

@@ -142,7 +142,7 @@ final class ClientConnection {
             case .handle(let passed):
                 item = passed
             case .welcome:
-                send(ClientAuthAnswer.welcome)
+                send(.welcome)
                 continue
             case .refuse(let answer, let detail):
                 refuseAuthentication(detail)
@@ -177,17 +177,6 @@ final class ClientConnection {
     private func send(_ response: ClientResponse) {
         guard !isClosed else { return }
         response.encode(into: &outbox)
-        scheduleFlush()
-    }
-
-    /// Queues an answer to `AUTH`, as `send(_:)` does an answer to a request.
-    private func send(_ answer: ClientAuthAnswer) {
-        guard !isClosed else { return }
-        answer.encode(into: &outbox)
-        scheduleFlush()
-    }
-
-    private func scheduleFlush() {
         guard !isFlushScheduled else { return }
         isFlushScheduled = true
         stream.loop.soon { [self] in flush() }
@@ -227,7 +216,7 @@ extension ClientResponse {
         switch self {
         case .ok(let key, _), .fail(let key, _): key
         case .error(let key, _, _): key
-        case .pong, .status: nil
+        case .pong, .welcome, .status: nil
         }
     }
 }

@@ -3,8 +3,9 @@ import StarlingCore
 import StarlingUV
 
 /// The clients of one process (docs/PROTOCOL.md): admits their connections within the limits,
-/// has them authenticate where the process has client tokens (`ClientAuthentication`), answers `PING` and `STATUS` at once, and hands each `SUBMIT` to the job plane, whose answers
-/// come back through `deliver`. Loop-confined.
+/// has them authenticate where the process has client tokens (`ClientAuthentication`), answers
+/// `PING` and `STATUS` at once, and hands each `SUBMIT` to the job plane, whose answers come back
+/// through `deliver`. Loop-confined.
 final class ClientRequestHandler {
     private let selfID: NodeID
     private let loop: EventLoop
@@ -48,7 +49,7 @@ final class ClientRequestHandler {
             // is checked against the tokens loaded when it comes (SIGHUP reloads them), and a
             // connection authenticated before a reload stays so.
             authentication: ClientAuthentication(required: secrets.clientTokens != nil),
-            accepts: { [unowned self] token in secrets.clientTokens?.accepts(token.value.utf8) ?? true },
+            accepts: { [unowned self] token in secrets.clientTokens?.accepts(token) ?? true },
             refuseAuthentication: { [unowned self] detail in
                 rejections.record(ClientAuthentication.reason, detail: "client: \(detail)", level: .notice)
             },
@@ -85,8 +86,9 @@ final class ClientRequestHandler {
     private func answer(_ request: ClientRequest, client: ClientID) -> ClientResponse? {
         switch request {
         case .auth:
-            // `ClientAuthentication` answers every AUTH before a request reaches here.
-            preconditionFailure("AUTH is the connection's, not a request to answer")
+            // `ClientAuthentication` answers every AUTH before requests reach here; were one to
+            // slip through, it fails closed, and no input can stop the process.
+            return .error(key: nil, code: .badRequest, message: "AUTH is answered by the connection")
         case .ping:
             return .pong
         case .status:

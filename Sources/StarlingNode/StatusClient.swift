@@ -94,7 +94,7 @@ public enum StatusClient {
 /// The state of one STATUS exchange, filled in by loop callbacks.
 private final class Exchange {
     let address: NodeAddress
-    var decoder = ClientSessionDecoder(maxBodyBytes: StatusClient.maxBodyBytes)
+    var decoder = ClientResponseDecoder(maxBodyBytes: StatusClient.maxBodyBytes)
     var outcome: Result<[UInt8], StatusClient.Failure>?
 
     init(address: NodeAddress) { self.address = address }
@@ -121,34 +121,19 @@ private final class Exchange {
     /// The first answer after `WELCOME` decides: `STATUS <n>` and its JSON, or an `ERR`.
     private func take() {
         var next = decoder.next()
-        if case .auth(.welcome) = next { next = decoder.next() }
+        if case .response(.welcome) = next { next = decoder.next() }
         guard let item = next else { return }
         switch item {
-        case .auth(.welcome):
-            outcome = .failure(.malformedReply("WELCOME twice"))
-        case .auth(.unauthorized(let message)):
-            outcome = .failure(.errorReply("ERR - \(ClientAuthAnswer.unauthorizedCode) \(message)"))
         case .response(.status(let json)):
             outcome = .success(json)
-        case .response(.error(let key, let code, let message)):
-            outcome = .failure(.errorReply("ERR \(key?.value ?? "-") \(code.rawValue) \(message)"))
-        case .response(let other):
-            outcome = .failure(.malformedReply("a \(other.word) answer to STATUS"))
+        case .response(let answer):
+            if case .error = answer {
+                outcome = .failure(.errorReply(answer.summary))
+            } else {
+                outcome = .failure(.malformedReply("a \(answer.summary) answer to STATUS"))
+            }
         case .error(let failure):
             outcome = .failure(.malformedReply(failure.description))
-        }
-    }
-}
-
-extension ClientResponse {
-    /// The answer's first word, for a message.
-    fileprivate var word: String {
-        switch self {
-        case .pong: "PONG"
-        case .status: "STATUS"
-        case .ok: "OK"
-        case .fail: "FAIL"
-        case .error: "ERR"
         }
     }
 }

@@ -21,8 +21,7 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Give up after this many milliseconds.")
     var timeout: UInt64 = 3_000
 
-    @Option(help: "A mode-600 file of client tokens (one a line, '#' comments); the first is sent as AUTH.")
-    var tokenFile: String?
+    @OptionGroup var tokenFile: TokenFileOption
 
     private var address: NodeAddress?
     private var token: ClientToken?
@@ -38,11 +37,7 @@ struct StatusCommand: ParsableCommand {
             throw ValidationError("--node: \(error)")
         }
         guard (1...600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–600000 ms") }
-        if let tokenFile {
-            do { token = try ClientTokenFile.firstToken(path: tokenFile) } catch {
-                throw ValidationError("--token-file \(error)")
-            }
-        }
+        token = try tokenFile.token()
     }
 
     func run() throws {

@@ -43,8 +43,7 @@ struct SubmitCommand: ParsableCommand {
     @Option(help: "Give up after this many milliseconds (1–3600000).")
     var timeout: UInt64 = 30_000
 
-    @Option(help: "A mode-600 file of client tokens (one a line, '#' comments); the first is sent as AUTH.")
-    var tokenFile: String?
+    @OptionGroup var tokenFile: TokenFileOption
 
     @Argument(help: "Service type, e.g. echo.")
     var service: String
@@ -74,11 +73,7 @@ struct SubmitCommand: ParsableCommand {
             do { _ = try JobKey(key) } catch { throw ValidationError("--key: \(error)") }
         }
         guard (1...3_600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–3600000 ms") }
-        if let tokenFile {
-            do { token = try ClientTokenFile.firstToken(path: tokenFile) } catch {
-                throw ValidationError("--token-file \(error)")
-            }
-        }
+        token = try tokenFile.token()
     }
 
     func run() throws {
@@ -115,7 +110,7 @@ struct SubmitCommand: ParsableCommand {
             throw ExitCode(Status.refused)
         case .failure(.unauthorized(_, let message)):
             // As an ERR: the node read no job, so none ran.
-            printError("\(ClientAuthAnswer.unauthorizedCode): \(message)")
+            printError("\(ClientErrorCode.unauthorized.rawValue): \(message)")
             throw ExitCode(Status.refused)
         case .failure(let error):
             printError("starling submit: \(error)")

@@ -120,7 +120,7 @@ private final class FakeConnection {
                 switch authentication.step(item, accepts: { $0.value == token ?? $0.value }) {
                 case .welcome:
                     seen.value.withLock { $0.auths += 1 }
-                    try? stream.write(bytes: ClientAuthAnswer.welcome.encode())
+                    try? stream.write(bytes: ClientResponse.welcome.encode())
                     continue
                 case .refuse(let answer, _):
                     seen.value.withLock {

@@ -191,7 +191,7 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
         let long = ClientResponse.error(key: nil, code: .unavailable, message: String(repeating: "é", count: 1000)).encode()
         #expect(long.count <= ClientResponse.maxMessageBytes + 30)
         #expect(String(validating: long, as: UTF8.self) != nil)
-        #expect(ClientErrorCode.allCases.map(\.rawValue) == ["NO_SERVICE", "TOO_LARGE", "BAD_REQUEST", "BUSY", "UNAVAILABLE"])
+        #expect(ClientErrorCode.allCases.map(\.rawValue) == ["NO_SERVICE", "TOO_LARGE", "BAD_REQUEST", "BUSY", "UNAVAILABLE", "UNAUTHORIZED"])
     }
 
     @Test func requestsEncodeAndDecodeBack() {
@@ -323,20 +323,20 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
 
         var gate = ClientAuthentication(required: true)
         #expect(!gate.isAuthenticated)
-        guard case .refuse(.unauthorized, let detail) = gate.step(ping, accepts: accepts) else {
+        guard case .refuse(.error(nil, .unauthorized, _), let detail) = gate.step(ping, accepts: accepts) else {
             Issue.record("PING before AUTH passed")
             return
         }
         #expect(detail == "PING before AUTH")
-        if case .refuse(.unauthorized, _) = gate.step(.error(.badRequest(key: nil, message: "x")), accepts: accepts) {} else {
+        if case .refuse(.error(nil, .unauthorized, _), _) = gate.step(.error(.badRequest(key: nil, message: "x")), accepts: accepts) {} else {
             Issue.record("bad input before AUTH passed")
         }
-        if case .refuse(.unauthorized(let message), _) = gate.step(.error(.malformedAuth(message: "usage")), accepts: accepts) {
+        if case .refuse(.error(nil, .unauthorized, let message), _) = gate.step(.error(.malformedAuth(message: "usage")), accepts: accepts) {
             #expect(message == "usage")
         } else {
             Issue.record("malformed AUTH passed")
         }
-        if case .refuse(.unauthorized(let message), let detail) = gate.step(.request(.auth(token: wrong)), accepts: accepts) {
+        if case .refuse(.error(nil, .unauthorized, let message), let detail) = gate.step(.request(.auth(token: wrong)), accepts: accepts) {
             #expect(!message.contains("wrong") && !detail.contains("wrong"))
         } else {
             Issue.record("wrong token passed")
@@ -365,8 +365,10 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
     }
 
     @Test func authAnswersEncode() {
-        #expect(ClientAuthAnswer.welcome.encode() == bytes("WELCOME\r\n"))
-        #expect(ClientAuthAnswer.unauthorized(message: "no\r\nway").encode() == bytes("ERR - UNAUTHORIZED no  way\r\n"))
-        #expect(ClientAuthAnswer.unauthorized(message: "").encode() == bytes("ERR - UNAUTHORIZED authentication required\r\n"))
+        #expect(ClientResponse.welcome.encode() == bytes("WELCOME\r\n"))
+        #expect(ClientResponse.error(key: nil, code: .unauthorized, message: "no\r\nway").encode()
+            == bytes("ERR - UNAUTHORIZED no  way\r\n"))
+        #expect(ClientResponse.error(key: nil, code: .unauthorized, message: "").encode()
+            == bytes("ERR - UNAUTHORIZED authentication required\r\n"))
     }
 }

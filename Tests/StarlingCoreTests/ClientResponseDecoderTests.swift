@@ -28,6 +28,8 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxBody: Int =
     /// Every kind of answer, with binary bodies that contain line ends and NULs.
     static let sample: [ClientResponse] = [
         .pong,
+        .welcome,
+        .error(key: nil, code: .unauthorized, message: "token not accepted"),
         .ok(key: key("k1"), result: bytes("hello")),
         .ok(key: key("bin.ary:1-_"), result: [0, 13, 10, 255, 10, 13, 0x4F, 0x4B, 32]),
         .ok(key: key("empty"), result: []),
@@ -187,81 +189,23 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxBody: Int =
         #expect(ClientResponseDecoder.Failure.lineTooLong(limit: 3).isFatal)
     }
 
-    // MARK: - A connection that authenticates (ClientSessionDecoder)
+    // MARK: - Answers to AUTH
 
-    private static func session(_ input: [UInt8], maxLine: Int = 1024, maxBody: Int = 1 << 20,
-                                sourceLocation: SourceLocation = #_sourceLocation) -> [ClientSessionDecoder.Decoded] {
-        feedAllWays(input, to: ClientSessionDecoder(maxLineBytes: maxLine, maxBodyBytes: maxBody),
-                    bound: max(maxLine, maxBody) + 1, everySplit: true, sourceLocation: sourceLocation)
-    }
-
-    @Test func sessionReadsWelcomeAndUnauthorizedBesideEveryAnswer() {
-        let wire = ClientAuthAnswer.welcome.encode() + Self.sample.flatMap { $0.encode() }
-            + ClientAuthAnswer.unauthorized(message: "token not accepted").encode()
-        #expect(Self.session(wire) == [.auth(.welcome)] + Self.sample.map { .response($0) }
-            + [.auth(.unauthorized(message: "token not accepted"))])
-    }
-
-    @Test func sessionAuthLinesTolerateSpacesAndLineFeeds() {
+    @Test func authAnswersToleranceSpacesAndLineFeeds() {
         let input = bytes("  WELCOME \nERR  -  UNAUTHORIZED  the first command must be AUTH <token>\nERR - UNAUTHORIZED\n")
-        #expect(Self.session(input) == [
-            .auth(.welcome),
-            .auth(.unauthorized(message: "the first command must be AUTH <token>")),
-            .auth(.unauthorized(message: ClientAuthAnswer.defaultUnauthorizedMessage)),
+        #expect(decodeAllWays(input) == [
+            .response(.welcome),
+            .response(.error(key: nil, code: .unauthorized, message: "the first command must be AUTH <token>")),
+            .response(.error(key: nil, code: .unauthorized, message: ClientErrorCode.unauthorized.defaultMessage)),
         ])
     }
 
-    @Test func sessionMalformedAuthLinesAreRecoverable() {
-        let input = bytes("WELCOME back\r\nERR k1 UNAUTHORIZED x\r\nWELCOMED\r\nERR - BUSY slow\r\nPONG\r\n")
-        let decoded = Self.session(input)
-        #expect(decoded.count == 5)
+    @Test func welcomeWithArgumentsIsRecoverable() {
+        let decoded = decodeAllWays(bytes("WELCOME back\r\nWELCOMED\r\nPONG\r\n"))
+        #expect(decoded.count == 3)
         #expect(decoded[0] == .error(.malformed(key: nil, message: "WELCOME takes no arguments")))
-        // UNAUTHORIZED is about the connection, so never with a key; nor a job's error code.
         if case .error(.malformed) = decoded[1] {} else { Issue.record("\(decoded[1])") }
-        if case .error(.malformed) = decoded[2] {} else { Issue.record("\(decoded[2])") }
-        #expect(decoded[3] == .response(.error(key: nil, code: .busy, message: "slow")))
-        #expect(decoded[4] == .response(.pong))
+        #expect(decoded[2] == .response(.pong))
         #expect(decoded.allSatisfy { !$0.isFatal })
-    }
-
-    @Test func sessionKeepsTheAnswerDecodersLimits() {
-        #expect(ClientSessionDecoder().maxBodyBytes == ClientResponseDecoder().maxBodyBytes)
-        let decoded = Self.session(bytes("WELCOME\r\nOK k1 20\r\n") + Array(repeating: 0x41, count: 20) + bytes("\r\nPONG\r\n"), maxBody: 10)
-        #expect(decoded == [.auth(.welcome), .error(.bodyTooLarge(key: key("k1"), length: 20, limit: 10)), .response(.pong)])
-        var decoder = ClientSessionDecoder(maxLineBytes: 16, maxBodyBytes: 10)
-        decoder.append(bytes("WELCOME\r\n") + Array(repeating: 0x57, count: 40))
-        #expect(decoder.next() == .auth(.welcome))
-        #expect(decoder.next() == .error(.lineTooLong(limit: 16)))
-        #expect(decoder.next() == nil && decoder.isClosed)
-    }
-
-    /// As `arbitraryBytesNeverTrap`, with the session's own lines in the mix.
-    @Test func sessionArbitraryBytesNeverTrap() {
-        var random = SeededRandom(seed: 11)
-        let valid = ClientAuthAnswer.welcome.encode() + Self.sample.flatMap { $0.encode() }
-            + ClientAuthAnswer.unauthorized(message: "no").encode()
-        var auth = 0
-        for round in 0..<400 {
-            var input: [UInt8]
-            if round.isMultiple(of: 2) {
-                input = (0..<Int.random(in: 0..<400, using: &random)).map { _ in
-                    let alphabet = bytes("WELCOME UNAUTHORIZED ERR - OK PONG 0123456789k\r\n")
-                    return random.next() % 4 == 0 ? UInt8.random(in: 0...255, using: &random)
-                        : alphabet[Int.random(in: 0..<alphabet.count, using: &random)]
-                }
-            } else {
-                input = valid
-                for _ in 0..<Int.random(in: 1...5, using: &random) {
-                    input[Int.random(in: 0..<input.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
-                }
-            }
-            let chunks = [Int.random(in: 1...17, using: &random), Int.random(in: 1...300, using: &random)]
-            let whole = feed(input, to: ClientSessionDecoder(maxLineBytes: 64, maxBodyBytes: 128), bound: 129)
-            let pieces = feed(input, to: ClientSessionDecoder(maxLineBytes: 64, maxBodyBytes: 128), chunks: chunks, bound: 129)
-            #expect(whole == pieces, "round \(round)")
-            if let fatal = whole.firstIndex(where: \.isFatal) { #expect(fatal == whole.count - 1) }
-            auth += whole.filter { if case .auth = $0 { true } else { false } }.count
-        }
-        #expect(auth > 0)
     }
 }

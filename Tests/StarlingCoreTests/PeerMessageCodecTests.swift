@@ -272,7 +272,7 @@ private func text(_ bytes: [UInt8]) -> [UInt8] { u16(UInt16(bytes.count)) + byte
         #expect(reason(body: [2] + name("s") + tail) == nil, "the base of the lines above is valid")
         #expect(reason(body: [2] + name("s") + name("k") + [4, 127, 0, 0, 1, 0, 80] + u32(2) + [1]) == "truncated")
         #expect(reason(body: [2] + name("s") + name("k") + [4, 127, 0, 0, 1, 0, 80] + u32(.max)) == "truncated")
-        for code: UInt8 in [0, 6, 255] {
+        for code: UInt8 in [0, 7, 255] {
             #expect(reason(body: [5] + name("s") + name("k") + [code] + text([])) == "bad_error_code")
         }
         #expect(reason(body: [5] + name("s") + name("k") + [4] + text([0xFF])) == "bad_text")

@@ -118,11 +118,14 @@ struct ClientTokenTests {
         #expect(worker.log.contains("client_unauthorized"))
     }
 
-    @Test("the wire's token bound is the token file's")
+    @Test("a token file holds what AUTH can carry: up to ClientToken.maxBytes, and no more")
     func boundsAgree() throws {
-        #expect(ClientToken.maxBytes == ClientTokens.maxTokenBytes)
-        let file = try SecretFiles.write(["# first", String(repeating: "z", count: ClientToken.maxBytes), "second"])
-        #expect(try ClientTokenFile.firstToken(path: file).value == String(repeating: "z", count: ClientToken.maxBytes))
+        let longest = String(repeating: "z", count: ClientToken.maxBytes)
+        let file = try SecretFiles.write(["# first", longest, "second"])
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        #expect(try ClientTokens.read(path: file).map(\.value) == [longest, "second"])
+        try SecretFiles.rewrite(file, [longest + "z"])
+        #expect(throws: SecretFileError.self) { try ClientTokens.read(path: file) }
     }
 
     @Test("without --client-token-file: AUTH with any token is welcome, and no AUTH is needed")
