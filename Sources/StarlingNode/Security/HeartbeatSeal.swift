@@ -80,10 +80,10 @@ public enum HeartbeatSealError: Error, Equatable, Sendable, CustomStringConverti
 }
 
 private struct SealedContentError: BinaryDecodingError {
-    public let why: String
-    public static func truncated(field: String) -> Self { .init(why: "ends inside '\(field)'") }
-    public static func badAddressFamily(_ family: UInt8) -> Self { .init(why: "address family \(family)") }
-    public static func badService(_ why: String) -> Self { .init(why: why) }
+    let why: String
+    static func truncated(field: String) -> Self { .init(why: "ends inside '\(field)'") }
+    static func badAddressFamily(_ family: UInt8) -> Self { .init(why: "address family \(family)") }
+    static func badService(_ why: String) -> Self { .init(why: why) }
 }
 
 /// Seals and opens heartbeat datagrams with a cluster key: ChaChaPoly over the whole datagram.
@@ -148,7 +148,7 @@ public enum HeartbeatSeal {
         }
         let key = senderKey(clusterKey, sender: datagram.sender)
         // The nonce is unique per (sender key, counter); seal cannot fail with a valid nonce.
-        let box = try! ChaChaPoly.seal(plain, using: key, nonce: nonce(datagram.counter), authenticating: header)
+        let box = try! ChaChaPoly.seal(plain, using: key, nonce: ChaChaPoly.Nonce(counter: datagram.counter), authenticating: header)
         return header + box.ciphertext + box.tag
     }
 
@@ -164,7 +164,7 @@ public enum HeartbeatSeal {
         var reader = BinaryReader<SealedContentError>(bytes[3..<headerBytes])
         guard let sender = try? reader.nodeID("sender"), let counter = try? reader.integer(UInt64.self, "counter"),
               let box = try? ChaChaPoly.SealedBox(
-                nonce: nonce(counter), ciphertext: bytes[headerBytes..<(bytes.count - tagBytes)],
+                nonce: ChaChaPoly.Nonce(counter: counter), ciphertext: bytes[headerBytes..<(bytes.count - tagBytes)],
                 tag: bytes[(bytes.count - tagBytes)...])
         else { return .failure(.unopened(bytes.count)) }
         let header = bytes[..<headerBytes]
@@ -213,11 +213,5 @@ public enum HeartbeatSeal {
         var info: [UInt8] = []
         info.appendNodeID(sender)
         return HKDF<SHA256>.deriveKey(inputKeyMaterial: clusterKey, salt: salt, info: info, outputByteCount: 32)
-    }
-
-    private static func nonce(_ counter: UInt64) -> ChaChaPoly.Nonce {
-        var bytes: [UInt8] = [0, 0, 0, 0]
-        bytes.appendBigEndian(counter)
-        return try! ChaChaPoly.Nonce(data: bytes)
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import StarlingCore
 
 /// The records of a sealed peer link, after `PeerHandshake` (docs/SECURITY.md, "Authenticated
 /// peer links"): every byte of the plain frame stream travels in them.
@@ -38,8 +39,8 @@ public struct PeerRecordSealer {
 
     private mutating func sealRecord(_ chunk: ArraySlice<UInt8>, into out: inout [UInt8]) {
         let headerStart = out.count
-        out.appendBigEndian32(UInt32(chunk.count))
-        let nonce = PeerRecordOpener.nonce(counter)
+        out.appendBigEndian(UInt32(chunk.count))
+        let nonce = ChaChaPoly.Nonce(counter: counter)
         // 2⁶⁴ records is out of reach; a wrapped counter would reuse a nonce, so it stops here.
         precondition(counter < .max, "peer record counter exhausted")
         counter += 1
@@ -64,12 +65,6 @@ public struct PeerRecordOpener {
 
     init(key: SymmetricKey) {
         self.key = key
-    }
-
-    static func nonce(_ counter: UInt64) -> ChaChaPoly.Nonce {
-        var bytes = [UInt8](repeating: 0, count: 12)
-        for index in 0..<8 { bytes[4 + index] = UInt8(truncatingIfNeeded: counter >> (56 - 8 * index)) }
-        return try! ChaChaPoly.Nonce(data: bytes)
     }
 
     /// Bytes received and not yet opened (at most one record's).
@@ -105,7 +100,7 @@ public struct PeerRecordOpener {
             }
             do {
                 let box = try ChaChaPoly.SealedBox(
-                    nonce: Self.nonce(counter), ciphertext: buffer[bodyStart..<(bodyStart + length)],
+                    nonce: ChaChaPoly.Nonce(counter: counter), ciphertext: buffer[bodyStart..<(bodyStart + length)],
                     tag: buffer[(bodyStart + length)..<end])
                 let opened = try ChaChaPoly.open(box, using: key, authenticating: buffer[head..<bodyStart])
                 plaintext.appendBytes(of: opened)
@@ -131,13 +126,6 @@ public struct PeerRecordOpener {
 }
 
 extension [UInt8] {
-    fileprivate mutating func appendBigEndian32(_ value: UInt32) {
-        append(UInt8(truncatingIfNeeded: value >> 24))
-        append(UInt8(truncatingIfNeeded: value >> 16))
-        append(UInt8(truncatingIfNeeded: value >> 8))
-        append(UInt8(truncatingIfNeeded: value))
-    }
-
     /// Appends a `Data` (or any contiguous bytes) with one copy.
     fileprivate mutating func appendBytes(of data: some ContiguousBytes) {
         data.withUnsafeBytes { raw in append(contentsOf: raw) }

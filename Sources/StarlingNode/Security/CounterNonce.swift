@@ -1,0 +1,14 @@
+import Crypto
+import StarlingCore
+
+extension ChaChaPoly.Nonce {
+    /// Four zero bytes, then `counter` big-endian: the nonce of a key that seals under a counter
+    /// that never repeats (a heartbeat sender's own key, one direction of a peer link), so that
+    /// no (key, nonce) pair is ever used twice (docs/SECURITY.md).
+    init(counter: UInt64) {
+        var bytes: [UInt8] = [0, 0, 0, 0]
+        bytes.appendBigEndian(counter)
+        // Twelve bytes are always a valid ChaChaPoly nonce.
+        self = try! ChaChaPoly.Nonce(data: bytes)
+    }
+}
