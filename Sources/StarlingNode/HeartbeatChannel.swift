@@ -170,35 +170,33 @@ final class HeartbeatChannel {
         }
     }
 
-    /// Answers a challenge with the latest heartbeat sealed again (new counter, the nonce echoed),
-    /// and challenges the challenger back if it is unknown here, so that a join costs one extra
-    /// round trip and not two.
+    /// Answers a challenge as `HeartbeatFreshness` rules: the latest heartbeat sealed again (new
+    /// counter, the nonce echoed), and a challenge back to a challenger unknown here.
     private func answer(
         challenge nonce: ChallengeNonce, target: NodeID, replyTo: NodeAddress, datagram: SealedDatagram,
         from: SocketAddress, keys: ClusterKeys
     ) {
-        guard target == selfID, datagram.destination == selfAddress else {
-            rejections.record(
-                "heartbeat_challenge_misdirected",
-                detail: "a challenge for \(target) at \(datagram.destination), not this process (from \(from))", level: .notice)
-            return
-        }
         guard let latest else {
             rejections.record(
                 "heartbeat_challenge_unanswerable", detail: "a challenge before this process sent any heartbeat (from \(from))",
                 level: .info)
             return
         }
-        guard freshness.mayAnswer(replyTo: replyTo, nowMs: nowMs) else {
+        switch freshness.challenged(
+            by: datagram.sender, target: target, destination: datagram.destination, replyTo: replyTo, me: selfID,
+            myAddress: selfAddress, nowMs: nowMs, using: &random)
+        {
+        case .misdirected:
+            rejections.record(
+                "heartbeat_challenge_misdirected",
+                detail: "a challenge for \(target) at \(datagram.destination), not this process (from \(from))", level: .notice)
+        case .rateLimited:
             rejections.record(
                 "heartbeat_challenge_rate_limited", detail: "answered \(replyTo) less than the gap ago (from \(from))",
                 level: .info)
-            return
-        }
-        send(seal(.heartbeat(body: HeartbeatCodec.encode(latest), echo: nonce), to: replyTo, with: keys), to: replyTo)
-        if case .challenge(let back, let address)? = freshness.challenge(
-            datagram.sender, at: replyTo, nowMs: nowMs, using: &random) {
-            sendChallenge(back, to: datagram.sender, at: address, keys: keys)
+        case .answer(let replyTo, let challengeBack):
+            send(seal(.heartbeat(body: HeartbeatCodec.encode(latest), echo: nonce), to: replyTo, with: keys), to: replyTo)
+            if let challengeBack { sendChallenge(challengeBack, to: datagram.sender, at: replyTo, keys: keys) }
         }
     }
 

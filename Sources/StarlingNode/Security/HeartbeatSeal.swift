@@ -1,21 +1,6 @@
 import Crypto
 import StarlingCore
 
-/// A random value a receiver sends in a challenge and expects back in the answer (128 bits).
-public struct ChallengeNonce: Hashable, Sendable {
-    public let high: UInt64
-    public let low: UInt64
-
-    public init(high: UInt64, low: UInt64) {
-        self.high = high
-        self.low = low
-    }
-
-    public init(using rng: inout some RandomNumberGenerator) {
-        self.init(high: rng.next(), low: rng.next())
-    }
-}
-
 /// What a sealed datagram carries once opened (docs/SECURITY.md, "Sealed heartbeats").
 public struct SealedDatagram: Equatable, Sendable {
     public enum Content: Equatable, Sendable {

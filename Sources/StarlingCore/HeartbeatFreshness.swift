@@ -1,7 +1,6 @@
-import StarlingCore
-
 /// Which authenticated heartbeats are fresh: replay protection that needs no synchronised clocks
-/// (docs/SECURITY.md, "Sealed heartbeats"). Pure: the time is passed in and randomness injected.
+/// (docs/SECURITY.md, "Sealed heartbeats"). Pure: the time is passed in and randomness injected;
+/// the cryptography that authenticates what it judges is the shell's (`HeartbeatSeal`).
 ///
 /// A sender is known by its identity, which is new at every process start, and every datagram it
 /// seals carries its seal counter. A sender this process has **verified** is heard only with a
@@ -143,9 +142,34 @@ public struct HeartbeatFreshness {
         return .challenge(nonce, to: address)
     }
 
+    /// What to do with an authenticated challenge from `challenger`.
+    public enum ChallengeAnswer: Equatable {
+        /// Answer it at `replyTo` (the latest heartbeat sealed again, the nonce echoed), and, if
+        /// the challenger is unknown here, challenge it back in the same exchange (`challengeBack`),
+        /// so that a join costs one extra round trip and not two.
+        case answer(replyTo: NodeAddress, challengeBack: ChallengeNonce?)
+        /// It names another process, or was sent to another address (captured on its way there).
+        case misdirected
+        /// `replyTo` was answered less than `answerGapMs` ago.
+        case rateLimited
+    }
+
+    /// Judges a challenge `challenger` sealed for `target` at `destination`; `me` and `myAddress`
+    /// are this process's.
+    public mutating func challenged<R: RandomNumberGenerator>(
+        by challenger: NodeID, target: NodeID, destination: NodeAddress, replyTo: NodeAddress,
+        me: NodeID, myAddress: NodeAddress, nowMs: Int64, using rng: inout R
+    ) -> ChallengeAnswer {
+        guard target == me, destination == myAddress else { return .misdirected }
+        guard mayAnswer(replyTo: replyTo, nowMs: nowMs) else { return .rateLimited }
+        var back: ChallengeNonce?
+        if case .challenge(let nonce, _)? = challenge(challenger, at: replyTo, nowMs: nowMs, using: &rng) { back = nonce }
+        return .answer(replyTo: replyTo, challengeBack: back)
+    }
+
     /// Whether to answer a challenge whose answer goes to `replyTo` (at most one per
     /// `answerGapMs` per address, so a replayed challenge cannot make this process a reflector).
-    public mutating func mayAnswer(replyTo: NodeAddress, nowMs: Int64) -> Bool {
+    mutating func mayAnswer(replyTo: NodeAddress, nowMs: Int64) -> Bool {
         if let last = answered[replyTo], nowMs - last < config.answerGapMs { return false }
         if answered[replyTo] == nil, answered.count >= config.maxAnswered {
             answered = answered.filter { nowMs - $0.value < config.answerGapMs }
@@ -167,5 +191,20 @@ public struct HeartbeatFreshness {
         guard age < 64, known.window & (1 << age) == 0 else { return false }
         known.window |= 1 << age
         return true
+    }
+}
+
+/// A random value a receiver sends in a challenge and expects back in the answer (128 bits).
+public struct ChallengeNonce: Hashable, Sendable {
+    public let high: UInt64
+    public let low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    public init(using rng: inout some RandomNumberGenerator) {
+        self.init(high: rng.next(), low: rng.next())
     }
 }

@@ -1,29 +1,17 @@
 import StarlingCore
-import StarlingNode
 import Testing
 
 /// The replay rules of sealed heartbeats, on an explicit clock and a seeded generator
 /// (docs/SECURITY.md, "Sealed heartbeats").
 @Suite("HeartbeatFreshness")
 struct HeartbeatFreshnessTests {
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let sender = NodeID(high: 7, low: 7)
     static let address = NodeAddress.ipv4(127, 0, 0, 1, port: 7001)
 
     /// One receiver's table with its generator, judged from test code.
     final class Receiver {
         var freshness: HeartbeatFreshness
-        var rng = Seeded(state: 1)
+        var rng = SeededRandom(seed: 1)
 
         init(_ config: HeartbeatFreshness.Config = .init(intervalMs: 100)) {
             freshness = HeartbeatFreshness(config: config)
@@ -38,8 +26,21 @@ struct HeartbeatFreshnessTests {
                 addressedToMe: addressedToMe, nowMs: nowMs, using: &rng)
         }
 
+        static let me = NodeID(high: 1, low: 1)
+        static let myAddress = NodeAddress.ipv4(127, 0, 0, 1, port: 7000)
+
+        /// Whether a challenge for this receiver, answered at `replyTo`, is answered.
         func mayAnswer(replyTo: NodeAddress, nowMs: Int64) -> Bool {
-            freshness.mayAnswer(replyTo: replyTo, nowMs: nowMs)
+            if case .answer = challenged(replyTo: replyTo, at: nowMs) { true } else { false }
+        }
+
+        func challenged(
+            by challenger: NodeID = HeartbeatFreshnessTests.sender, target: NodeID = Receiver.me,
+            destination: NodeAddress = Receiver.myAddress, replyTo: NodeAddress, at nowMs: Int64
+        ) -> HeartbeatFreshness.ChallengeAnswer {
+            freshness.challenged(
+                by: challenger, target: target, destination: destination, replyTo: replyTo, me: Receiver.me,
+                myAddress: Receiver.myAddress, nowMs: nowMs, using: &rng)
         }
 
         /// Challenged at `counter`, answered with `answer`: verified.
@@ -173,7 +174,7 @@ struct HeartbeatFreshnessTests {
             recorded.append(counter)
         }
         // Sender dies. Every recorded datagram again, shuffled, much later: all replays.
-        var generator = Seeded(state: 9)
+        var generator = SeededRandom(seed: 9)
         for counter in recorded.shuffled(using: &generator) {
             #expect(r.judge(counter: counter, at: 100_000) == .replayed)
         }
@@ -188,5 +189,22 @@ struct HeartbeatFreshnessTests {
             }
         }
         #expect(delivered == 0)
+    }
+
+    @Test("a challenge is answered only when it names this process at its address, and challenges back an unknown challenger once")
+    func challengesAreJudged() {
+        let r = Receiver()
+        let back = NodeAddress.ipv4(127, 0, 0, 1, port: 7002)
+        #expect(r.challenged(target: HeartbeatFreshnessTests.sender, replyTo: back, at: 0) == .misdirected)
+        #expect(r.challenged(destination: back, replyTo: back, at: 0) == .misdirected)
+        guard case .answer(let to, let challengeBack?) = r.challenged(replyTo: back, at: 0) else {
+            Issue.record("an unknown challenger is answered and challenged back")
+            return
+        }
+        #expect(to == back)
+        #expect(r.challenged(replyTo: back, at: 10) == .rateLimited)
+        // Its answer verifies it: a later challenge from it is answered without one back.
+        #expect(r.judge(counter: 5, echo: challengeBack, at: 20) == .verified)
+        #expect(r.challenged(replyTo: back, at: 200) == .answer(replyTo: back, challengeBack: nil))
     }
 }
