@@ -20,11 +20,18 @@ final class PeerConnection {
     private var isClosed = false
     /// Where a sealed connection's keys come from (read at each step, so a reload counts at once).
     private let secrets: NodeSecrets?
-    /// A sealed connection until its handshake is done.
-    private var handshake: PeerAcceptorHandshake?
+    /// How the bytes that arrive are read.
+    private enum Reading {
+        /// Frames as they come (an open cluster).
+        case plain
+        /// A sealed connection before its opener has proved the key.
+        case handshaking(PeerAcceptorHandshake)
+        /// A sealed connection once it has: records, opened with its session's key.
+        case sealed(PeerRecordOpener, provenWith: SymmetricKey)
+    }
+    private var reading: Reading
+    /// A sealed connection's deadline for its handshake.
     private var handshakeTimer: Timer?
-    /// A sealed connection once its handshake is done.
-    private var records: PeerRecordOpener?
     /// Plaintext opened from records, reused between reads.
     private var opened: [UInt8] = []
 
@@ -37,13 +44,22 @@ final class PeerConnection {
         self.onMessage = onMessage
         self.onRejected = onRejected
         self.onClosed = onClosed
-        if secrets != nil { handshake = PeerAcceptorHandshake() }
+        reading = secrets == nil ? .plain : .handshaking(PeerAcceptorHandshake())
     }
 
     /// The cluster key this sealed connection was proved with (set once this side answered the
     /// hello); nil for a plain one.
-    var clusterKey: SymmetricKey? { handshake?.clusterKey ?? provenKey }
-    private var provenKey: SymmetricKey?
+    var clusterKey: SymmetricKey? {
+        switch reading {
+        case .plain: nil
+        case .handshaking(let handshake): handshake.clusterKey
+        case .sealed(_, let key): key
+        }
+    }
+
+    private var isHandshaking: Bool {
+        if case .handshaking = reading { true } else { false }
+    }
 
     /// Starts reading, with the bytes already read while telling peers from clients.
     func start(initialBytes: [UInt8]) {
@@ -52,17 +68,17 @@ final class PeerConnection {
                 switch event {
                 case .bytes(let bytes): consume(bytes)
                 case .endOfFile, .failed:
-                    if handshake != nil {
+                    if isHandshaking {
                         onRejected("peer_handshake_incomplete", "\(remote): a sealed peer connection closed during its handshake")
                     }
                     close()
                 }
             }
-            if handshake != nil {
+            if isHandshaking {
                 let timer = try Timer(loop: stream.loop)
                 handshakeTimer = timer
                 try timer.start(afterMs: PeerHandshake.timeoutMs) { [unowned self] in
-                    guard handshake != nil else { return }
+                    guard isHandshaking else { return }
                     onRejected(
                         "peer_handshake_timeout",
                         "\(remote): no sealed-link handshake within \(PeerHandshake.timeoutMs) ms")
@@ -91,15 +107,11 @@ final class PeerConnection {
 
     private func consume(_ bytes: [UInt8]) {
         guard !isClosed else { return }
-        guard secrets != nil else {
-            decode(bytes)
-            return
-        }
         do throws(PeerSealError) {
-            if handshake != nil {
-                try shake(bytes)
-            } else {
-                try consumeRecords(bytes)
+            switch reading {
+            case .plain: decode(bytes)
+            case .handshaking(let handshake): try shake(handshake, bytes)
+            case .sealed: try consumeRecords(bytes)
             }
         } catch {
             onRejected(error.reason, "\(remote): \(error)")
@@ -108,11 +120,13 @@ final class PeerConnection {
     }
 
     /// The acceptor's side of the handshake; the bytes after the opener's proof are records.
-    private func shake(_ bytes: [UInt8]) throws(PeerSealError) {
+    private func shake(_ handshake: PeerAcceptorHandshake, _ bytes: [UInt8]) throws(PeerSealError) {
         guard let keys = secrets?.clusterKeys else {
             throw PeerSealError(.handshakeFailed, "this process has no cluster key")
         }
-        let step = try handshake!.receive(bytes, keys: keys)
+        var handshake = handshake
+        let step = try handshake.receive(bytes, keys: keys)
+        reading = .handshaking(handshake)
         if !step.reply.isEmpty {
             do {
                 try stream.write(bytes: step.reply)
@@ -122,17 +136,19 @@ final class PeerConnection {
             }
         }
         guard let session = step.session else { return }
-        handshake = nil
         handshakeTimer?.close()
         handshakeTimer = nil
-        provenKey = session.clusterKey
-        records = session.opener
+        reading = .sealed(session.opener, provenWith: session.clusterKey)
         if !step.rest.isEmpty { try consumeRecords(step.rest) }
     }
 
     private func consumeRecords(_ bytes: [UInt8]) throws(PeerSealError) {
+        guard case .sealed(var records, let key) = reading else { return }
+        // Taken out while it opens, so that its buffer is not shared (and copied) on the way.
+        reading = .plain
+        defer { reading = .sealed(records, provenWith: key) }
         opened.removeAll(keepingCapacity: true)
-        try records!.open(bytes, into: &opened)
+        try records.open(bytes, into: &opened)
         decode(opened)
         if opened.capacity > 256 * 1024 { opened = [] }
     }
