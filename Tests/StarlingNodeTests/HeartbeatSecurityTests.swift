@@ -254,19 +254,8 @@ struct HeartbeatSecurityTests {
         defer { third.kill() }
         let all = [seed, joiner, third]
         let old = try #require(awaitAgreement(all, within: 5)?["echo"])
-        let victim = try #require(all.first { $0.id == old.id })
-        let survivors = all.filter { $0 !== victim }
-        let killedAt = ContinuousClock.now
-        victim.signal(SIGKILL)
-        let successor = poll(within: .seconds(5), every: .milliseconds(2)) { () -> StatusReport.Entry? in
-            for worker in survivors {
-                if let entry = worker.status(timeoutMs: 500)?.primaries(of: "echo").first(where: {
-                    $0.id != old.id && $0.epoch > old.epoch
-                }) { return entry }
-            }
-            return nil
-        }
-        let failoverMs = (ContinuousClock.now - killedAt).milliseconds
+        let (_, successor, failover) = try killPrimaryAndAwaitSuccessor(old, of: "echo", among: all)
+        let failoverMs = failover.milliseconds
         try #require(successor != nil)
         print("\(keyed ? "keyed" : "open"): both records hold each other \(joinMs) ms after the joiner listened; "
               + "failover after kill -9 of the primary \(failoverMs) ms (target 3 intervals + 100 ms = 400 ms)")
@@ -274,6 +263,3 @@ struct HeartbeatSecurityTests {
     }
 }
 
-private extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}

@@ -65,7 +65,7 @@ final class BoundUDPSocket {
     init(port: UInt16) throws {
         fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
-        var address = Self.loopback(port)
+        var address = loopbackAddress(port)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -80,7 +80,7 @@ final class BoundUDPSocket {
     deinit { close(fd) }
 
     func send(_ datagram: [UInt8], to port: UInt16) {
-        var address = Self.loopback(port)
+        var address = loopbackAddress(port)
         _ = datagram.withUnsafeBytes { bytes in
             withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -100,13 +100,5 @@ final class BoundUDPSocket {
             if count > 0 { received.append(Array(buffer[..<count])) }
         }
         return received
-    }
-
-    private static func loopback(_ port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return address
     }
 }

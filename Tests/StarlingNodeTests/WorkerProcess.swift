@@ -109,7 +109,7 @@ enum RawSocket {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         defer { close(fd) }
-        var address = loopback(port)
+        var address = loopbackAddress(port)
         for datagram in datagrams {
             let sent = datagram.withUnsafeBytes { bytes in
                 withUnsafePointer(to: &address) {
@@ -130,7 +130,7 @@ enum RawSocket {
         var timeout = timeval(tv_sec: timeoutMs / 1000, tv_usec: Int(timeoutMs % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = loopback(port)
+        var address = loopbackAddress(port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -153,7 +153,7 @@ enum RawSocket {
     static func connectTCP(to port: UInt16) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
-        var address = loopback(port)
+        var address = loopbackAddress(port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -170,7 +170,7 @@ enum RawSocket {
     static func freePort() throws -> UInt16 {
         for _ in 0..<16 {
             let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-            var address = loopback(0)
+            var address = loopbackAddress(0)
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             let port: UInt16 = withUnsafeMutablePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -179,7 +179,7 @@ enum RawSocket {
                 }
             } == 0 ? 0 : UInt16(bigEndian: address.sin_port)
             let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var probe = loopback(port)
+            var probe = loopbackAddress(port)
             let tcpFree = withUnsafePointer(to: &probe) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(tcp, $0, length) == 0 }
             }
@@ -189,12 +189,13 @@ enum RawSocket {
         }
         throw POSIXError(.EADDRINUSE)
     }
+}
 
-    private static func loopback(_ port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return address
-    }
+/// 127.0.0.1:`port` for the raw sockets of tests.
+func loopbackAddress(_ port: UInt16) -> sockaddr_in {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    return address
 }

@@ -26,7 +26,7 @@ struct WorkerProcessTests {
         defer { others.forEach { $0.kill() } }
         let all = [first] + others
         let primaries = awaitAgreement(all, within: 5)
-        print("five workers agreed on one primary per service after \(ms(ContinuousClock.now - started)) ms")
+        print("five workers agreed on one primary per service after \((ContinuousClock.now - started).milliseconds) ms")
         try #require(primaries != nil, "no agreement within 5 s: \(all.map { $0.status().map(describe) ?? "no answer" })")
 
         // Graceful stop: SIGTERM makes the alpha primary step down, say goodbye and exit 0.
@@ -45,7 +45,7 @@ struct WorkerProcessTests {
             else { return nil }
             return views[0].primaries(of: "alpha").first
         }
-        print("after SIGTERM of the alpha primary, a successor was agreed after \(ms(ContinuousClock.now - stoppedAt)) ms")
+        print("after SIGTERM of the alpha primary, a successor was agreed after \((ContinuousClock.now - stoppedAt).milliseconds) ms")
         #expect(successor != nil && successor!.epoch > primaries!["alpha"]!.epoch)
     }
 
@@ -57,21 +57,8 @@ struct WorkerProcessTests {
         defer { others.forEach { $0.kill() } }
         let all = [seed] + others
         let old = try #require(awaitAgreement(all, within: 5)?["kappa"])
-        let victim = try #require(all.first { $0.id == old.id })
-        let survivors = all.filter { $0 !== victim }
-
-        let killedAt = ContinuousClock.now
-        victim.signal(SIGKILL)
-        let successor = poll(within: .seconds(5), every: .milliseconds(2)) { () -> StatusReport.Entry? in
-            for worker in survivors {
-                if let entry = worker.status(timeoutMs: 500)?.primaries(of: "kappa").first(where: {
-                    $0.id != old.id && $0.epoch > old.epoch
-                }) { return entry }
-            }
-            return nil
-        }
-        let elapsed = ContinuousClock.now - killedAt
-        print("kill -9 of the primary: new primary with a higher epoch shown after \(ms(elapsed)) ms (target 600 ms)")
+        let (victim, successor, elapsed) = try killPrimaryAndAwaitSuccessor(old, of: "kappa", among: all)
+        print("kill -9 of the primary: new primary with a higher epoch shown after \(elapsed.milliseconds) ms (target 600 ms)")
         try #require(successor != nil)
         #expect(elapsed < .seconds(2))
         victim.kill()
@@ -106,7 +93,7 @@ struct WorkerProcessTests {
             }
             return settled ? true : nil
         }
-        print("priority takeover settled after \(ms(ContinuousClock.now - startedAt)) ms, \(polls) STATUS polls")
+        print("priority takeover settled after \((ContinuousClock.now - startedAt).milliseconds) ms, \(polls) STATUS polls")
         #expect(done == true)
         #expect(doubles.isEmpty, "STATUS showed two primaries: \(doubles)")
         let log = newcomer.log
@@ -156,7 +143,7 @@ struct WorkerProcessTests {
                   view.primaries(of: "mu").map(\.id) == [next.id] else { return nil }
             return view
         }
-        print("resumed primary stepped down \(ms(ContinuousClock.now - resumedAt)) ms after SIGCONT")
+        print("resumed primary stepped down \((ContinuousClock.now - resumedAt).milliseconds) ms after SIGCONT")
         let view = try #require(steppedDown)
         #expect(ContinuousClock.now - resumedAt < .seconds(1))
         // Its own epoch (as primary) was stale: the successor's is higher, and it now follows it.
@@ -245,8 +232,30 @@ func awaitAgreement(_ workers: [WorkerProcess], within seconds: Double) -> [Stri
     }
 }
 
-private func ms(_ duration: Duration) -> Int64 {
-    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+/// Kills the primary `old` of `service`, one of `workers`, with -9, and waits (at most 5 s) until a
+/// survivor shows another primary of the service with a higher epoch; returns the killed worker,
+/// the successor (nil if none came) and how long it took.
+func killPrimaryAndAwaitSuccessor(
+    _ old: StatusReport.Entry, of service: String, among workers: [WorkerProcess]
+) throws -> (victim: WorkerProcess, successor: StatusReport.Entry?, elapsed: Duration) {
+    let victim = try #require(workers.first { $0.id == old.id })
+    let survivors = workers.filter { $0 !== victim }
+    let killedAt = ContinuousClock.now
+    victim.signal(SIGKILL)
+    let successor = poll(within: .seconds(5), every: .milliseconds(2)) { () -> StatusReport.Entry? in
+        for worker in survivors {
+            if let entry = worker.status(timeoutMs: 500)?.primaries(of: service).first(where: {
+                $0.id != old.id && $0.epoch > old.epoch
+            }) { return entry }
+        }
+        return nil
+    }
+    return (victim, successor, ContinuousClock.now - killedAt)
+}
+
+extension Duration {
+    /// Whole milliseconds, for a test's printed figures.
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
 
 private func describe(_ report: StatusReport) -> String {
