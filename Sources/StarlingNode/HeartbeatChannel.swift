@@ -25,6 +25,8 @@ final class HeartbeatChannel {
     private var random = SystemRandomNumberGenerator()
     /// The seal counter: +1 for every sealed datagram; never repeats in this process.
     private var sealCounter: UInt64 = 0
+    /// Senders' keys derived from the current cluster keys; emptied when they change.
+    private var senderKeys = HeartbeatSenderKeys()
     /// What this process last said, sealed again (with a new counter) to answer a challenge.
     private var latest: Heartbeat?
     /// Set by `close(sendingLast:)`: every heartbeat sent from then on is a goodbye.
@@ -43,6 +45,7 @@ final class HeartbeatChannel {
         self.rejections = rejections
         self.ioProblems = ioProblems
         freshness = HeartbeatFreshness(config: .init(intervalMs: intervalMs))
+        secrets.onClusterKeysChanged.append { [weak self] in self?.senderKeys.forgetAll() }
     }
 
     /// Starts receiving; each heartbeat that passes goes to `onHeartbeat`.
@@ -109,7 +112,7 @@ final class HeartbeatChannel {
         _ bytes: [UInt8], from: SocketAddress, keys: ClusterKeys, onHeartbeat: (Heartbeat) -> Void
     ) {
         let datagram: SealedDatagram
-        switch HeartbeatSeal.open(bytes, keys: keys.all) {
+        switch HeartbeatSeal.open(bytes, keys: keys.all, senderKeys: &senderKeys) {
         case .success(let opened): datagram = opened
         case .failure(let error):
             rejections.record(error.reason, detail: "\(error) (from \(from))", level: .notice)
@@ -207,7 +210,8 @@ final class HeartbeatChannel {
     private func seal(_ content: SealedDatagram.Content, to target: NodeAddress, with keys: ClusterKeys) -> [UInt8] {
         sealCounter += 1
         return HeartbeatSeal.seal(
-            SealedDatagram(sender: selfID, counter: sealCounter, destination: target, content: content), with: keys.sealing)
+            SealedDatagram(sender: selfID, counter: sealCounter, destination: target, content: content), with: keys.all,
+            senderKeys: &senderKeys)
     }
 
     private func send(_ bytes: [UInt8], to target: NodeAddress) {

@@ -103,6 +103,16 @@ public enum HeartbeatSeal {
     }
 
     public static func seal(_ datagram: SealedDatagram, with clusterKey: SymmetricKey) -> [UInt8] {
+        var senderKeys = HeartbeatSenderKeys()
+        return seal(datagram, with: [clusterKey], senderKeys: &senderKeys)
+    }
+
+    /// Seals with the first of `clusterKeys`, through the sender's derived keys in `senderKeys`.
+    public static func seal(
+        _ datagram: SealedDatagram, with clusterKeys: [SymmetricKey], senderKeys: inout HeartbeatSenderKeys
+    ) -> [UInt8] {
+        let (keys, isKnown) = senderKeys.keys(of: datagram.sender, under: clusterKeys)
+        if !isKnown { senderKeys.remember(keys, of: datagram.sender) }
         var header: [UInt8] = []
         header.reserveCapacity(headerBytes)
         header += magic
@@ -131,14 +141,24 @@ public enum HeartbeatSeal {
             plain.appendNodeID(target)
             plain.appendNodeAddress(replyTo)
         }
-        let key = senderKey(clusterKey, sender: datagram.sender)
         // The nonce is unique per (sender key, counter); seal cannot fail with a valid nonce.
-        let box = try! ChaChaPoly.seal(plain, using: key, nonce: ChaChaPoly.Nonce(counter: datagram.counter), authenticating: header)
-        return header + box.ciphertext + box.tag
+        let box = try! ChaChaPoly.seal(plain, using: keys[0], nonce: ChaChaPoly.Nonce(counter: datagram.counter), authenticating: header)
+        // After the nonce, the combined box is the ciphertext and then the tag.
+        header.append(contentsOf: box.combined.dropFirst(ChaChaPoly.Nonce.length))
+        return header
     }
 
     /// Opens `bytes` with the first of `keys` that authenticates it.
     public static func open(_ bytes: [UInt8], keys: [SymmetricKey]) -> Result<SealedDatagram, HeartbeatSealError> {
+        var senderKeys = HeartbeatSenderKeys()
+        return open(bytes, keys: keys, senderKeys: &senderKeys)
+    }
+
+    /// Opens `bytes` with the first of `keys` that authenticates it, through the sender's derived
+    /// keys in `senderKeys` (remembered there once a datagram opens).
+    public static func open(
+        _ bytes: [UInt8], keys: [SymmetricKey], senderKeys: inout HeartbeatSenderKeys
+    ) -> Result<SealedDatagram, HeartbeatSealError> {
         guard isSealed(bytes) else {
             return .failure(bytes.starts(with: HeartbeatCodec.magic) ? .unsealed : .badMagic)
         }
@@ -153,9 +173,10 @@ public enum HeartbeatSeal {
                 tag: bytes[(bytes.count - tagBytes)...])
         else { return .failure(.unopened(bytes.count)) }
         let header = bytes[..<headerBytes]
-        for clusterKey in keys {
-            guard let plain = try? ChaChaPoly.open(box, using: senderKey(clusterKey, sender: sender), authenticating: header)
-            else { continue }
+        let (derived, isKnown) = senderKeys.keys(of: sender, under: keys)
+        for key in derived {
+            guard let plain = try? ChaChaPoly.open(box, using: key, authenticating: header) else { continue }
+            if !isKnown { senderKeys.remember(derived, of: sender) }
             do {
                 return .success(try content(Array(plain), sender: sender, counter: counter))
             } catch {
@@ -194,7 +215,7 @@ public enum HeartbeatSeal {
     }
 
     /// The key a sender seals with: its own, derived from the cluster key and its identity.
-    private static func senderKey(_ clusterKey: SymmetricKey, sender: NodeID) -> SymmetricKey {
+    static func senderKey(_ clusterKey: SymmetricKey, sender: NodeID) -> SymmetricKey {
         var info: [UInt8] = []
         info.appendNodeID(sender)
         return HKDF<SHA256>.deriveKey(inputKeyMaterial: clusterKey, salt: salt, info: info, outputByteCount: 32)

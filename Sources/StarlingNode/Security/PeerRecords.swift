@@ -46,8 +46,8 @@ public struct PeerRecordSealer {
         counter += 1
         // ChaChaPoly only fails for a malformed nonce, which `nonce(_:)` never makes.
         let box = try! ChaChaPoly.seal(chunk, using: key, nonce: nonce, authenticating: out[headerStart...])
-        out.appendBytes(of: box.ciphertext)
-        out.appendBytes(of: box.tag)
+        // After the nonce, the combined box is the ciphertext and then the tag: one copy.
+        out.appendBytes(of: box.combined.dropFirst(ChaChaPoly.Nonce.length))
     }
 }
 
@@ -62,6 +62,9 @@ public struct PeerRecordOpener {
     /// Start of the unconsumed bytes in `buffer`.
     private var head = 0
     private var failure: PeerSealError?
+    /// Nonce, ciphertext and tag of the record being opened, as the box takes them: reused, so
+    /// opening a record copies its bytes once into storage that is already there.
+    private var combined = Data()
 
     init(key: SymmetricKey) {
         self.key = key
@@ -98,12 +101,15 @@ public struct PeerRecordOpener {
                 }
                 return
             }
+            combined.removeAll(keepingCapacity: true)
+            combined.append(contentsOf: ChaChaPoly.Nonce.bytes(counter: counter))
+            combined.append(contentsOf: buffer[bodyStart..<end])
             do {
-                let box = try ChaChaPoly.SealedBox(
-                    nonce: ChaChaPoly.Nonce(counter: counter), ciphertext: buffer[bodyStart..<(bodyStart + length)],
-                    tag: buffer[(bodyStart + length)..<end])
-                let opened = try ChaChaPoly.open(box, using: key, authenticating: buffer[head..<bodyStart])
+                // The box shares `combined`'s storage and is gone before it is written again.
+                let opened = try ChaChaPoly.open(
+                    ChaChaPoly.SealedBox(combined: combined), using: key, authenticating: buffer[head..<bodyStart])
                 plaintext.appendBytes(of: opened)
+                if combined.count > Self.retainedCapacity { combined = Data() }
             } catch {
                 throw fail(.recordUnopened, "record \(counter) does not open with this session's key")
             }
@@ -120,6 +126,7 @@ public struct PeerRecordOpener {
         let error = PeerSealError(kind, description)
         failure = error
         buffer = []
+        combined = Data()
         head = 0
         return error
     }
