@@ -73,7 +73,7 @@ final class CommandJob: RunningJob {
         guard !end.isDelivered else { return }
         end.cancel()
         kill(because: "cancelled")
-        // The exit callback finishes the job; if it has already run, finish from the loop.
+        // The exit callback or the group's end finishes the job; if both have come, finish from the loop.
         if exitStatus != nil || process == nil {
             end.after(ms: 0) { [self] in finishIfDone() }
         }
