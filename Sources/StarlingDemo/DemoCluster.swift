@@ -144,8 +144,14 @@ extension DemoCluster {
         let files = FileManager.default
         try files.createDirectory(atPath: copy, withIntermediateDirectories: true)
         var echoFile: String?
-        for name in try files.contentsOfDirectory(atPath: directory) where name.hasSuffix(".toml") {
+        for name in try files.contentsOfDirectory(atPath: directory) {
             let source = "\(directory)/\(name)"
+            guard name.hasSuffix(".toml") else {
+                // Programs are found relative to their definition's folder: link them into the copy.
+                let absolute = URL(fileURLWithPath: source).standardizedFileURL.path
+                try files.createSymbolicLink(atPath: "\(copy)/\(name)", withDestinationPath: absolute)
+                continue
+            }
             guard var text = try? String(contentsOfFile: source, encoding: .utf8) else { throw DemoError("cannot read \(source)") }
             if let loaded = try? ServiceDefinitionLoader.load(file: source), loaded.service == echo {
                 text = Self.setting(text, key: "min_workers", to: wanted)

@@ -13,6 +13,7 @@ final class HostAgent {
     /// This agent's own address: a spawn placed here needs no frame.
     private let address: NodeAddress
     private let logger: Logger
+    private let loop: EventLoop
     private var refusals = RejectionLog(burst: 5)
 
     init(settings: AgentSettings, loop: EventLoop, member: WorkerSettings,
@@ -29,6 +30,16 @@ final class HostAgent {
         self.links = links
         self.address = address
         self.logger = logger
+        self.loop = loop
+        supervisor.onStartFailed = { [unowned self] service, requester, reason in
+            startFailed(service, reason: reason, requester: requester)
+        }
+        // A drain drops delayed starts (`stopWorkers`), so one that is due is never draining.
+        supervisor.admission = { [unowned self] service in
+            SpawnAdmission.refusal(
+                of: service, isDraining: false, definitions: settings.definitions,
+                workers: supervisor.count, maxWorkers: settings.maxWorkers)
+        }
     }
 
     /// SIGHUP reached the agent: its workers re-read their secrets too.
@@ -53,7 +64,7 @@ final class HostAgent {
             case .spawn(let service, let agent, let reason):
                 logger.notice("scaler: start a worker", metadata: ["service": "\(service)", "agent": "\(agent)", "reason": "\(reason)"])
                 if agent == address {
-                    if let refusal = startWorker(service, reason: reason, draining: draining) {
+                    if let refusal = startWorker(service, reason: reason, draining: draining, requester: address) {
                         spawnRefused(service, reason: refusal, by: address, nowMs: nowMs)
                     }
                 } else {
@@ -70,7 +81,8 @@ final class HostAgent {
     /// The scaler at `peer` asks for a worker of `service` on this host. A refusal
     /// (`SpawnAdmission`) is logged and sent back, so the scaler places the worker elsewhere.
     func spawnRequested(_ service: ServiceName, reason: String, by peer: NodeAddress, draining: Bool, nowMs: Int64) {
-        guard let refusal = startWorker(service, reason: "asked by the scaler at \(peer): \(reason)", draining: draining) else { return }
+        guard let refusal = startWorker(
+            service, reason: "asked by the scaler at \(peer): \(reason)", draining: draining, requester: peer) else { return }
         refusals.record("spawn_refused", detail: "\(peer) asked for a \(service) worker: \(refusal)",
                         nowMs: nowMs, level: .notice, logger: logger)
         links.send(.spawnRefused(service: service, reason: refusal), to: peer)
@@ -84,17 +96,28 @@ final class HostAgent {
     }
 
     /// Starts a worker unless `SpawnAdmission` refuses; returns the refusal, or why it failed to start.
-    private func startWorker(_ service: ServiceName, reason: String, draining: Bool) -> String? {
+    private func startWorker(_ service: ServiceName, reason: String, draining: Bool, requester: NodeAddress) -> String? {
         if let refusal = SpawnAdmission.refusal(
             of: service, isDraining: draining, definitions: settings.definitions,
             workers: supervisor.count, maxWorkers: settings.maxWorkers) {
             return refusal
         }
         do {
-            try supervisor.spawn(service, reason: reason)
+            try supervisor.spawn(service, reason: reason, requester: requester)
             return nil
         } catch {
             return "cannot start the process: \(error)"
+        }
+    }
+
+    /// A worker started for the scaler at `requester` never came up: it is told, as for a refused
+    /// spawn, so it need not wait for its spawn timeout and may place the worker elsewhere.
+    private func startFailed(_ service: ServiceName, reason: String, requester: NodeAddress) {
+        if requester == address {
+            spawnRefused(service, reason: reason, by: address, nowMs: Int64(clamping: loop.now))
+        } else {
+            links.send(.spawnRefused(service: service, reason: reason), to: requester)
+            links.flush()
         }
     }
 

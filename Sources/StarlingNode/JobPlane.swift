@@ -89,7 +89,7 @@ final class JobPlane {
 
     private func start(_ ticket: JobTicket) {
         let key = ticket.key
-        handlerRuns[key] = handler.start(payload: ticket.payload) { [weak self] outcome in
+        handlerRuns[key] = handler.start(key: key, payload: ticket.payload) { [weak self] outcome in
             // A job cancelled at shutdown may report after the worker is gone.
             guard let self else { return }
             handlerRuns[key] = nil

@@ -27,8 +27,8 @@ public struct ServiceDefinitionError: Error, Hashable, Sendable, CustomStringCon
         case invalidValue
         /// `command[0]` does not name an executable file.
         case badProgram
-        /// Two files define the same service.
-        case duplicateService
+        /// `service` names another service than the file name does.
+        case serviceNotFileName
     }
 
     public let kind: Kind
@@ -62,10 +62,12 @@ public struct ServiceDefinitionError: Error, Hashable, Sendable, CustomStringCon
 /// Reads service definitions from `DIR/<name>.toml` files (docs/HANDBOOK.md, "Service definitions").
 /// See `jobs/echo.toml`.
 ///
-/// Every key is one of `ServiceDefinition.Key`; unknown keys are errors. `service` defaults to the
-/// file name without `.toml`. Exactly one of `handler` (a built-in) and `command` (a program and its
-/// arguments) must be given. A relative `command[0]` is resolved, when the file is loaded, against
-/// `baseDirectory` (default: this process's working directory) and stored as an absolute path; it
+/// Every key is one of `ServiceDefinition.Key`; unknown keys are errors. `service` is the file name
+/// without `.toml`, and may be written out only as that: workers and agents find a service's
+/// definition by its name, so `jobs/echo.toml` saying `service = "resize"` is an error naming both.
+/// Exactly one of `handler` (a built-in) and `command` (a program and its arguments) must be
+/// given. A relative `command[0]` is resolved, when the file is loaded, against the folder of the
+/// file (so a jobs directory can be moved with its programs) and stored as an absolute path; it
 /// must name an executable regular file (`PATH` is not searched). Files are at most `maxFileBytes`.
 public enum ServiceDefinitionLoader {
     public static let maxFileBytes = 64 * 1024
@@ -74,9 +76,7 @@ public enum ServiceDefinitionLoader {
     public static let fileExtension = ".toml"
 
     /// Loads and validates one file.
-    public static func load(file: String, baseDirectory: String? = nil) throws(ServiceDefinitionError)
-        -> ServiceDefinition
-    {
+    public static func load(file: String) throws(ServiceDefinitionError) -> ServiceDefinition {
         let text = try readText(file)
         let table: TOMLTable
         do {
@@ -90,15 +90,15 @@ public enum ServiceDefinitionLoader {
         }
         var definition = try TableReader(file: file, table: table).definition()
         if case .command(var argv) = definition.handler {
-            argv[0] = try resolveProgram(argv[0], file: file, baseDirectory: baseDirectory)
+            argv[0] = try resolveProgram(argv[0], file: file)
             definition.handler = .command(argv)
         }
         return definition
     }
 
     /// Loads `directory/<service>.toml`, failing with `.noDefinition` if there is no such file.
-    public static func load(service: ServiceName, directory: String, baseDirectory: String? = nil)
-        throws(ServiceDefinitionError) -> ServiceDefinition
+    public static func load(service: ServiceName, directory: String) throws(ServiceDefinitionError)
+        -> ServiceDefinition
     {
         let file = join(directory, service.value + fileExtension)
         var info = stat()
@@ -107,25 +107,16 @@ public enum ServiceDefinitionLoader {
                 kind: .noDefinition, file: file,
                 reason: "no service definition for \"\(service)\": \(file) does not exist")
         }
-        return try load(file: file, baseDirectory: baseDirectory)
+        return try load(file: file)
     }
 
-    /// Loads every `*.toml` file in `directory` (hidden files skipped), in name order; two files
-    /// defining the same service are an error naming both. An empty directory gives an empty result.
-    public static func loadAll(directory: String, baseDirectory: String? = nil) throws(ServiceDefinitionError)
-        -> [ServiceName: ServiceDefinition]
-    {
+    /// Loads every `*.toml` file in `directory` (hidden files skipped), in name order. Each file
+    /// defines the service it is named after, so no two can define the same one. An empty
+    /// directory gives an empty result.
+    public static func loadAll(directory: String) throws(ServiceDefinitionError) -> [ServiceName: ServiceDefinition] {
         var definitions: [ServiceName: ServiceDefinition] = [:]
-        var sources: [ServiceName: String] = [:]
         for name in try listDefinitionFiles(directory) {
-            let file = join(directory, name)
-            let definition = try load(file: file, baseDirectory: baseDirectory)
-            if let earlier = sources[definition.service] {
-                throw ServiceDefinitionError(
-                    kind: .duplicateService, file: file, key: ServiceDefinition.Key.service.rawValue,
-                    reason: "service \"\(definition.service)\" is defined twice: in \(earlier) and in \(file)")
-            }
-            sources[definition.service] = file
+            let definition = try load(file: join(directory, name))
             definitions[definition.service] = definition
         }
         return definitions
@@ -212,19 +203,22 @@ public enum ServiceDefinitionLoader {
         return names.sorted()
     }
 
-    /// The absolute path of `program`, which must be an executable regular file.
-    private static func resolveProgram(_ program: String, file: String, baseDirectory: String?)
-        throws(ServiceDefinitionError) -> String
-    {
+    /// The absolute path of `program`, which must be an executable regular file; a relative one is
+    /// taken from the folder of `file`.
+    private static func resolveProgram(_ program: String, file: String) throws(ServiceDefinitionError) -> String {
         let key = "\(ServiceDefinition.Key.command.rawValue)[0]"
         var path = program
         if !program.hasPrefix("/") {
-            guard let base = baseDirectory ?? currentDirectory() else {
-                throw ServiceDefinitionError(
-                    kind: .badProgram, file: file, key: key,
-                    reason: "cannot resolve \"\(program)\": the working directory is unknown (\(systemError()))")
+            var folder = folder(of: file)
+            if !folder.hasPrefix("/") {
+                guard let current = currentDirectory() else {
+                    throw ServiceDefinitionError(
+                        kind: .badProgram, file: file, key: key,
+                        reason: "cannot resolve \"\(program)\": the working directory is unknown (\(systemError()))")
+                }
+                folder = folder == "." ? current : join(current, folder)
             }
-            path = join(base, program)
+            path = join(folder, program)
         }
         let shown = path == program ? "\"\(program)\"" : "\"\(program)\" (\(path))"
         var info = stat()
@@ -241,6 +235,13 @@ public enum ServiceDefinitionLoader {
             throw ServiceDefinitionError(kind: .badProgram, file: file, key: key, reason: "program \(shown) is not executable")
         }
         return path
+    }
+
+    /// The folder part of `file` as written (`.` for a bare name): `jobs/echo.toml` -> `jobs`.
+    private static func folder(of file: String) -> String {
+        guard let slash = file.lastIndex(of: "/") else { return "." }
+        let folder = file[..<slash]
+        return folder.isEmpty ? "/" : String(folder)
     }
 
     private static func currentDirectory() -> String? {
@@ -286,22 +287,32 @@ private struct TableReader {
         }
     }
 
+    /// The file name without `.toml`; `service`, when written out, must say the same.
     private func service() throws(ServiceDefinitionError) -> ServiceName {
-        if let text = try string(.service) {
+        let written = try string(.service)
+        if let written {
             do {
-                return try ServiceName(text)
+                _ = try ServiceName(written)
             } catch {
-                throw invalid(Key.service.rawValue, "\"\(text)\": \(error)")
+                throw invalid(Key.service.rawValue, "\"\(written)\": \(error)")
             }
         }
-        var base = String(file.split(separator: "/").last ?? "")
+        let fileName = String(file.split(separator: "/").last ?? "")
+        var base = fileName
         if base.hasSuffix(ServiceDefinitionLoader.fileExtension) {
             base.removeLast(ServiceDefinitionLoader.fileExtension.count)
+        }
+        if let written, written != base {
+            throw ServiceDefinitionError(
+                kind: .serviceNotFileName, file: file, key: Key.service.rawValue,
+                reason: "says \"\(written)\" but the file is named \"\(fileName)\": a service's definition must be "
+                    + "\(written)\(ServiceDefinitionLoader.fileExtension), where its workers look for it; rename the file "
+                    + "or change service to \"\(base)\"")
         }
         do {
             return try ServiceName(base)
         } catch {
-            throw invalid(Key.service.rawValue, "missing, and the file name \"\(base)\" is no service name (\(error))")
+            throw invalid(Key.service.rawValue, "the file name \"\(base)\" is no service name (\(error))")
         }
     }
 

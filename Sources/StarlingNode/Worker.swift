@@ -31,6 +31,8 @@ public final class Worker {
     private let ticker: Timer
     private var signals: [Signal] = []
     private var membership: Membership
+    /// Whether the `--join` seeds ever answered; warns while none did.
+    private var seedSilence: SeedSilence
     private let peers: InboundPeerConnections
     private let links: PeerLinks
     /// Set in `init`, once `self` can be captured: their callbacks come back here.
@@ -88,6 +90,7 @@ public final class Worker {
             udp: binding.udp, loop: loop, selfID: id, selfAddress: binding.address, intervalMs: settings.intervalMs,
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
+        seedSilence = SeedSilence(seeds: settings.seeds, intervalMs: settings.intervalMs)
         links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections)
         peers = InboundPeerConnections(secrets: secrets, rejections: rejections)
         let definition: ServiceDefinition
@@ -188,6 +191,7 @@ public final class Worker {
             perform(membership.tick(nowMs: nowMs))
             jobs.tick(nowMs: nowMs)
             scale()
+            warnIfNoSeedAnswered()
         }
         perform(membership.start(nowMs: nowMs))
     }
@@ -315,6 +319,14 @@ public final class Worker {
                 rejections.record(reason, detail: "heartbeat from \(from) ignored: \(reason)", level: .notice)
             }
         }
+    }
+
+    private func warnIfNoSeedAnswered() {
+        guard seedSilence.tick(nowMs: nowMs, peersInRecord: membership.members.count) else { return }
+        let seeds = seedSilence.seeds.map(\.description).joined(separator: ", ")
+        logger.warning(
+            "no --join seed has answered (\(seeds)): running as a cluster of one; check the addresses, the firewall and the cluster key",
+            metadata: ["seeds": "\(seeds)"])
     }
 
     // MARK: Scaling

@@ -8,6 +8,12 @@ import StarlingUV
 
 /// An agent's workers: `starling worker` processes it spawned on this host through libuv's process
 /// API, each joining the heartbeat group at the agent's address. Loop-confined.
+///
+/// A worker's stderr passes through here, line by line, to the agent's own stderr, and its last
+/// lines are kept: a worker that exits soon after its start (`StartBackoff`) is logged as a
+/// warning with them, the spawn is reported failed (`onStartFailed`) if it never said where it
+/// listens, and the next start of its service here waits, 0.5 s doubling to 30 s, instead of
+/// following at once (docs/HANDBOOK.md, "start backoff").
 final class WorkerSupervisor {
     struct Launch: Sendable {
         /// The `starling` executable to run.
@@ -21,17 +27,50 @@ final class WorkerSupervisor {
         var clientTokenFile: String?
     }
 
+    /// One worker it started.
+    private struct Child {
+        let service: ServiceName
+        let process: ChildProcess
+        let startedMs: Int64
+        /// The scaler that asked for it.
+        let requester: NodeAddress
+        var stderr = StderrTail()
+        /// Whether it wrote its `listening on` line.
+        var listened = false
+    }
+
+    /// A start that waits for its service's backoff.
+    private struct DelayedStart {
+        let timer: StarlingUV.Timer
+        let reason: String
+        let requester: NodeAddress
+    }
+
     private let loop: EventLoop
     private let launch: Launch
     private let seed: NodeAddress
     private let logger: Logger
-    private var children: [Int32: (service: ServiceName, process: ChildProcess)] = [:]
+    private var children: [Int32: Child] = [:]
+    private var backoffs: [ServiceName: StartBackoff] = [:]
+    private var delayed: [ServiceName: DelayedStart] = [:]
+    /// Set once it stops its workers: their exits are then no failed starts.
+    private var isStopping = false
+    /// Asked again when a delayed start is due: why it may not start now (draining, no headroom).
+    var admission: (ServiceName) -> String? = { _ in nil }
+    /// A worker exited before it said where it listens (or a delayed start failed): the spawn
+    /// `requester` asked for did not happen, with why.
+    var onStartFailed: (ServiceName, NodeAddress, String) -> Void = { _, _, _ in }
 
     init(loop: EventLoop, launch: Launch, seed: NodeAddress, logger: Logger) {
         self.loop = loop
         self.launch = launch
         self.seed = seed
         self.logger = logger
+    }
+
+    private var nowMs: Int64 {
+        loop.updateTime()
+        return Int64(clamping: loop.now)
     }
 
     /// The `--host` argument: the agent's own numeric address, without port or brackets.
@@ -50,8 +89,38 @@ final class WorkerSupervisor {
         children.values.reduce(into: [:]) { $0[$1.service, default: 0] += 1 }
     }
 
-    /// Starts a worker; throws when the process could not be started (logged here).
-    func spawn(_ service: ServiceName, reason: String) throws {
+    /// Starts a worker for the scaler at `requester`, or, while the service backs off, schedules the
+    /// start for the end of the wait (one per service: another request meanwhile joins it). Throws
+    /// when the process could not be started (logged here).
+    func spawn(_ service: ServiceName, reason: String, requester: NodeAddress) throws {
+        let wait = backoffs[service]?.wait(nowMs: nowMs) ?? 0
+        guard wait > 0 else {
+            try start(service, reason: reason, requester: requester)
+            return
+        }
+        guard delayed[service] == nil else { return }
+        let timer = try StarlingUV.Timer(loop: loop)
+        delayed[service] = DelayedStart(timer: timer, reason: reason, requester: requester)
+        try timer.start(afterMs: UInt64(wait)) { [unowned self] in startDelayed(service) }
+        logger.notice("worker start delayed: its last workers exited soon after starting", metadata: [
+            "service": "\(service)", "wait_ms": "\(wait)", "failed_starts": "\(backoffs[service]?.failures ?? 0)"])
+    }
+
+    private func startDelayed(_ service: ServiceName) {
+        guard let pending = delayed.removeValue(forKey: service) else { return }
+        pending.timer.close()
+        if let refusal = admission(service) {
+            onStartFailed(service, pending.requester, refusal)
+            return
+        }
+        do {
+            try start(service, reason: pending.reason, requester: pending.requester)
+        } catch {
+            onStartFailed(service, pending.requester, "cannot start the process: \(error)")
+        }
+    }
+
+    private func start(_ service: ServiceName, reason: String, requester: NodeAddress) throws {
         var arguments = [
             "worker", "--service", service.value, "--port", "0", "--host", hostText,
             "--join", seed.description, "--jobs", launch.jobsDirectory, "--interval", "\(launch.intervalMs)",
@@ -63,22 +132,23 @@ final class WorkerSupervisor {
             var pid: Int32 = 0
             let process = try ChildProcess(
                 loop: loop, executable: launch.executable, arguments: arguments,
-                stdin: .ignore, stdout: .pipe, stderr: .inherit
+                stdin: .ignore, stdout: .pipe, stderr: .pipe
             ) { [weak self] status in
-                guard let self else { return }
-                if let child = children.removeValue(forKey: pid) {
-                    child.process.close()
-                    let level: Logger.Level = status.code == 0 && status.signal == 0 ? .info : .notice
-                    logger.log(level: level, "worker exited", metadata: [
-                        "service": "\(child.service)", "pid": "\(pid)", "status": "\(status)"])
-                }
+                self?.exited(pid, status: status)
             }
             pid = process.pid
-            children[pid] = (service, process)
+            children[pid] = Child(service: service, process: process, startedMs: nowMs, requester: requester)
             // Its one stdout line says where it listens; a closed stdout would make that write fail.
             try? process.stdout?.startReading { [weak self] event in
-                guard case .bytes(let bytes) = event else { return }
-                self?.logger.info("\(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+                guard let self, case .bytes(let bytes) = event else { return }
+                children[pid]?.listened = true
+                logger.info("\(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            try? process.stderr?.startReading { [weak self] event in
+                guard let self, case .bytes(let bytes) = event, let complete = children[pid]?.stderr.append(bytes),
+                      !complete.isEmpty else { return }
+                // Its log goes on to the agent's stderr, whole lines at a time.
+                FileHandle.standardError.write(Data(complete))
             }
             logger.notice("spawned a worker", metadata: ["service": "\(service)", "pid": "\(pid)", "reason": "\(reason)"])
         } catch {
@@ -87,8 +157,40 @@ final class WorkerSupervisor {
         }
     }
 
-    /// Asks every worker to drain and stop (SIGTERM).
+    private func exited(_ pid: Int32, status: ChildProcess.ExitStatus) {
+        guard let child = children.removeValue(forKey: pid) else { return }
+        child.process.close()
+        guard !isStopping else {
+            logger.info("worker exited", metadata: ["service": "\(child.service)", "pid": "\(pid)", "status": "\(status)"])
+            return
+        }
+        let now = nowMs
+        var backoff = backoffs[child.service] ?? StartBackoff()
+        let wait = backoff.exited(startedMs: child.startedMs, nowMs: now)
+        backoffs[child.service] = backoff
+        guard let wait else {
+            let level: Logger.Level = status.code == 0 && status.signal == 0 ? .info : .notice
+            logger.log(level: level, "worker exited", metadata: [
+                "service": "\(child.service)", "pid": "\(pid)", "status": "\(status)"])
+            return
+        }
+        let lines = child.stderr.recentLines
+        let said = lines.isEmpty ? "was empty" : "lines: \(lines.joined(separator: " | "))"
+        let message = "worker of \(child.service) exited \(now - child.startedMs) ms after its start (\(status)), "
+            + "\(backoff.failures) in a row; the next start of \(child.service) here waits \(wait) ms; its last stderr \(said)"
+        logger.warning(
+            "\(message)",
+            metadata: ["service": "\(child.service)", "pid": "\(pid)"])
+        if !child.listened {
+            onStartFailed(child.service, child.requester, "the worker exited \(now - child.startedMs) ms after its start (\(status))")
+        }
+    }
+
+    /// Asks every worker to drain and stop (SIGTERM); delayed starts are dropped.
     func stopAll() {
+        isStopping = true
+        for pending in delayed.values { pending.timer.close() }
+        delayed.removeAll()
         signalAll(SIGTERM)
     }
 
@@ -99,6 +201,9 @@ final class WorkerSupervisor {
 
     /// Stops every worker at once (SIGKILL), when draining took too long.
     func killAll() {
+        isStopping = true
+        for pending in delayed.values { pending.timer.close() }
+        delayed.removeAll()
         signalAll(SIGKILL)
     }
 

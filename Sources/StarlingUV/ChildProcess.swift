@@ -10,13 +10,18 @@ public final class ChildProcess {
     public let stderr: PipeStream?
     /// The child's process ID.
     public let pid: Int32
+    /// Whether the child leads a process group (and session) of its own, whose ID is `pid`.
+    public let ownsProcessGroup: Bool
 
     private let context: ProcessContext
 
     /// Spawns `executable` (a path; not searched in `PATH`) with `arguments` (not including argv[0]).
     ///
-    /// `environment` nil inherits this process's environment. `onExit` runs once, on the loop thread,
-    /// when the child ends; it may still have unread output in its pipes.
+    /// `environment` nil inherits this process's environment. With `ownProcessGroup` the child
+    /// calls `setsid()` (libuv's `UV_PROCESS_DETACHED`): it leads a new session and process group,
+    /// which its own children join, so `signalGroup` reaches all of them; it has no controlling
+    /// terminal, so a terminal's Ctrl-C no longer reaches it directly. `onExit` runs once, on the
+    /// loop thread, when the child ends; it may still have unread output in its pipes.
     public init(
         loop: EventLoop,
         executable: String,
@@ -26,6 +31,7 @@ public final class ChildProcess {
         stdin stdinMode: Stdio = .pipe,
         stdout stdoutMode: Stdio = .pipe,
         stderr stderrMode: Stdio = .inherit,
+        ownProcessGroup: Bool = false,
         onExit: @escaping (ExitStatus) -> Void
     ) throws(UVError) {
         let environment = environment.map { $0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
@@ -37,8 +43,8 @@ public final class ChildProcess {
         let handle = allocateHandle(uv_process_t.self)
         let code = Self.spawn(
             loop: loop, process: handle, executable: executable, arguments: [executable] + arguments,
-            environment: environment,
-            workingDirectory: workingDirectory, modes: [stdinMode, stdoutMode, stderrMode], pipes: pipes)
+            environment: environment, workingDirectory: workingDirectory, ownProcessGroup: ownProcessGroup,
+            modes: [stdinMode, stdoutMode, stderrMode], pipes: pipes)
         // uv_spawn initialises the handle even when it fails, so the handle is closed either way.
         let context = ProcessContext(loop: loop, initialised: handle)
         context.onExit = onExit
@@ -51,6 +57,7 @@ public final class ChildProcess {
         }
         self.context = context
         self.pid = handle.pointee.pid
+        self.ownsProcessGroup = ownProcessGroup
         self.stdin = pipes[0]
         self.stdout = pipes[1]
         self.stderr = pipes[2]
@@ -69,6 +76,19 @@ public final class ChildProcess {
         let process = try context.live(as: uv_process_t.self, "uv_process_kill \(pid)")
         try uvCheck(context.hasExited ? UVCode.noSuchProcess : 0, "uv_process_kill \(pid): already exited")
         try uvCheck(uv_process_kill(process, signal), "uv_process_kill \(pid) \(signal)")
+    }
+
+    /// Sends `signal` to every process of the child's process group (spawned with `ownProcessGroup`),
+    /// also after the child itself has exited: its children may live on in the group. `ESRCH` when
+    /// no process of the group is left; signal 0 only checks that (a zombie still counts).
+    ///
+    /// Unlike a PID, the group ID cannot name an unrelated group while any member lives: the kernel
+    /// keeps the number allocated until the last process using it as its group is gone. Only once
+    /// the group is empty could the number come back, and then as a new process's PID that must
+    /// also make itself a group leader, so callers stop signalling once they see `ESRCH`.
+    public func signalGroup(_ signal: Int32) throws(UVError) {
+        try uvCheck(ownsProcessGroup ? 0 : UVCode.invalid, "kill(-\(pid)): the child has no process group of its own")
+        try uvCheck(uv_kill(-pid, signal), "kill(-\(pid), \(signal))")
     }
 
     /// Closes the process handle and its pipes; idempotent. Does not kill a running child.
@@ -95,7 +115,7 @@ public final class ChildProcess {
     /// Builds the C option structs, valid only inside this call, and calls `uv_spawn`.
     private static func spawn(
         loop: EventLoop, process: UnsafeMutablePointer<uv_process_t>, executable: String,
-        arguments: [String], environment: [String]?, workingDirectory: String?,
+        arguments: [String], environment: [String]?, workingDirectory: String?, ownProcessGroup: Bool,
         modes: [Stdio], pipes: [PipeStream?]
     ) -> Int32 {
         var stdio = (0..<3).map { fd -> uv_stdio_container_t in
@@ -122,7 +142,7 @@ public final class ChildProcess {
         }
         var options = uv_process_options_t()
         options.exit_cb = processExited
-        options.flags = 0
+        options.flags = ownProcessGroup ? UV_PROCESS_DETACHED.rawValue : 0
         options.stdio_count = Int32(stdio.count)
         return executable.withCString { file in
             withOptionalCString(workingDirectory) { cwd in

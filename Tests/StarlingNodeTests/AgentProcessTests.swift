@@ -142,6 +142,71 @@ import Glibc
         let replaced = await replacement(of: worker.id, seenBy: survivor)
         #expect(replaced, "the surviving agent's scaler replaced the dead worker")
     }
+    @Test("starling up refuses a definition whose service is not its file name, naming both")
+    func upRefusesADefinitionUnderAnotherName() throws {
+        let jobs = try WorkerProcess.jobsDirectory(service: "echo", definition: "service = \"resize\"\nhandler = \"echo\"\n")
+        let process = try SpawnedProcess(
+            executable: try WorkerProcess.binary(), arguments: ["up", jobs, "--port", "0"], stdout: .pipe, stderr: .pipe)
+        let run = process.collect(timeout: .seconds(30))
+        let stderr = String(decoding: run.stderr, as: UTF8.self)
+        #expect(run.status != ChildProcess.ExitStatus(code: 0, signal: 0), "\(stderr)")
+        #expect(stderr.contains("\(jobs)/echo.toml: service: says \"resize\" but the file is named \"echo.toml\""), "\(stderr)")
+        #expect(!String(decoding: run.stdout, as: UTF8.self).contains("listening on"))
+    }
+
+    @Test("workers that keep failing to start: a warning with their stderr, and starts that slow down")
+    func failingWorkersBackOff() async throws {
+        let jobs = try WorkerProcess.jobsDirectory(service: "flaky", definition: "handler = \"echo\"\nmax_workers = 1\n")
+        let agent = try AgentProcess(jobs: jobs)
+        defer { agent.stopAndReap() }
+        let started = await pollAsync(within: .seconds(10), every: .milliseconds(50)) { () -> Int32? in
+            let pids = agent.workerPIDs()
+            return workers("flaky", seenBy: agent)?.count == 1 && pids.count == 1 ? pids[0] : nil
+        }
+        let first = try #require(started, "the agent started its worker")
+
+        // The operator breaks the definition while the agent runs (the agent read it at its start,
+        // each worker reads it again); then the worker dies, and every replacement refuses the file.
+        try Data("handler = \"echo\"\nconcurrency = 0\n".utf8).write(to: URL(fileURLWithPath: "\(jobs)/flaky.toml"))
+        _ = Glibc.kill(first, SIGKILL)
+        let starts = StartTimes(known: [first])
+        let enough = await pollAsync(within: .seconds(40), every: .milliseconds(5)) { () -> Bool? in
+            starts.record(agent.workerPIDs())
+            return starts.times.count >= 4 ? true : nil
+        }
+        #expect(enough == true, "only \(starts.times.count) starts after the kill")
+        let gaps = zip(starts.times.dropFirst(), starts.times).map { later, earlier in later - earlier }
+        print("failing worker starts, gaps between them: \(gaps)")
+        // 0.5 s doubling: each gap (the wait plus a start that fails) clearly longer than the last.
+        for (later, earlier) in zip(gaps.dropFirst(), gaps) {
+            #expect(later > earlier + .milliseconds(500), "gaps \(gaps)")
+        }
+        #expect(gaps.last.map { $0 >= .milliseconds(3_500) } == true, "gaps \(gaps)")
+        let log = ProcFile.read(agent.logURL.path) ?? ""
+        let warnings = log.split(separator: "\n").filter { $0.contains("worker of flaky exited") }
+        #expect(warnings.count >= 4, "\(log.suffix(3000))")
+        // The worker's own words, from its stderr: the key at fault in the file it refused.
+        #expect(warnings.last.map { $0.contains("flaky.toml: concurrency: must be in 1...1024, got 0") } == true,
+                "\(warnings.last ?? "")")
+        #expect(warnings.contains { $0.contains("waits 2000 ms") } && warnings.contains { $0.contains("waits 4000 ms") },
+                "\(warnings)")
+    }
+}
+
+/// When each worker not seen before was first seen.
+private final class StartTimes {
+    private var known: Set<Int32>
+    private(set) var times: [ContinuousClock.Instant] = []
+
+    init(known: Set<Int32>) {
+        self.known = known
+    }
+
+    func record(_ pids: [Int32]) {
+        for pid in pids where known.insert(pid).inserted {
+            times.append(.now)
+        }
+    }
 }
 
 /// A `starling up` process started by a test, and the workers it starts (its descendants).

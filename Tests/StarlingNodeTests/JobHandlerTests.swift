@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import StarlingCore
 import StarlingNode
+import StarlingTestSupport
 import StarlingUV
 import Testing
 
@@ -34,6 +35,8 @@ private func definition(_ handler: ServiceDefinition.Handler, timeoutMs: Int64 =
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
+private let testKey = try! JobKey("test-key")
+
 /// A job's completions, recorded so a test can check there is exactly one.
 private final class Completions {
     var outcomes: [JobOutcome] = []
@@ -47,7 +50,7 @@ private func run(
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws -> JobOutcome? {
     let completions = Completions()
-    _ = handler.start(payload: payload, completion: completions.record)
+    _ = handler.start(key: testKey, payload: payload, completion: completions.record)
     #expect(completions.outcomes.isEmpty, "completion ran inside start", sourceLocation: sourceLocation)
     let done = try loop.run(until: { !completions.outcomes.isEmpty }, timeoutMs: timeoutMs)
     #expect(done, "no completion within \(timeoutMs) ms", sourceLocation: sourceLocation)
@@ -99,8 +102,8 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             let echo = makeHandler(for: try definition(.builtin(.echo)), loop: loop)
             let slept = Completions()
             let echoed = Completions()
-            _ = sleeper.start(payload: bytes("300"), completion: slept.record)
-            _ = echo.start(payload: bytes("x"), completion: echoed.record)
+            _ = sleeper.start(key: testKey, payload: bytes("300"), completion: slept.record)
+            _ = echo.start(key: testKey, payload: bytes("x"), completion: echoed.record)
             #expect(try loop.run(until: { echoed.first != nil }, timeoutMs: 5000))
             #expect(slept.first == nil, "echo waited for the sleep")
             #expect(try loop.run(until: { slept.first != nil }, timeoutMs: 5000))
@@ -112,7 +115,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
         try withJobLoop { loop in
             let handler = makeHandler(for: try definition(.builtin(.sleep), timeoutMs: 60_000), loop: loop)
             let completions = Completions()
-            let job = handler.start(payload: bytes("50000"), completion: completions.record)
+            let job = handler.start(key: testKey, payload: bytes("50000"), completion: completions.record)
             job.cancel()
             #expect(completions.outcomes.isEmpty, "completion ran inside cancel")
             #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 2000))
@@ -145,8 +148,8 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             let echo = makeHandler(for: try definition(.builtin(.echo)), loop: loop)
             let spun = Completions()
             let echoed = Completions()
-            _ = spinner.start(payload: bytes("300000"), completion: spun.record)
-            _ = echo.start(payload: bytes("x"), completion: echoed.record)
+            _ = spinner.start(key: testKey, payload: bytes("300000"), completion: spun.record)
+            _ = echo.start(key: testKey, payload: bytes("x"), completion: echoed.record)
             #expect(try loop.run(until: { echoed.first != nil }, timeoutMs: 5000))
             #expect(spun.first == nil, "the loop waited for the spin")
             #expect(try loop.run(until: { spun.first != nil }, timeoutMs: 10_000))
@@ -168,7 +171,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
         try withJobLoop { loop in
             let handler = makeHandler(for: try definition(.builtin(.spin), timeoutMs: 60_000), loop: loop)
             let completions = Completions()
-            let job = handler.start(payload: bytes("30000000"), completion: completions.record)
+            let job = handler.start(key: testKey, payload: bytes("30000000"), completion: completions.record)
             loop.runOnce(nowait: true)
             job.cancel()
             #expect(completions.outcomes.isEmpty, "completion ran inside cancel")
@@ -185,7 +188,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             let handler = makeHandler(for: try definition(.builtin(.spin), timeoutMs: 250), loop: loop)
             let all = (0...poolSize).map { _ in Completions() }
             for completions in all {
-                _ = handler.start(payload: bytes("250000"), completion: completions.record)
+                _ = handler.start(key: testKey, payload: bytes("250000"), completion: completions.record)
             }
             #expect(try loop.run(until: { all.allSatisfy { $0.first != nil } }, timeoutMs: 10_000))
             #expect(all.last?.outcomes == [.failed("timed out after 250 ms")])
@@ -231,7 +234,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
     @Test func theShippedUpperHandlerUpperCases() throws {
         try withJobLoop { loop in
             let upper = try ServiceDefinitionLoader.load(
-                service: try ServiceName("upper"), directory: "\(repositoryRoot)/jobs", baseDirectory: repositoryRoot)
+                service: try ServiceName("upper"), directory: "\(repositoryRoot)/jobs")
             let handler = makeHandler(for: upper, loop: loop)
             #expect(try run(handler, bytes("Hello, starling!\n"), on: loop) == .succeeded(bytes("HELLO, STARLING!\n")))
             #expect(try run(handler, [], on: loop) == .succeeded([]))
@@ -251,7 +254,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             let handler = makeHandler(for: try definition(.command(["/bin/cat"])), loop: loop)
             let all = (0..<20).map { _ in Completions() }
             for (index, completions) in all.enumerated() {
-                _ = handler.start(payload: bytes("job \(index)"), completion: completions.record)
+                _ = handler.start(key: testKey, payload: bytes("job \(index)"), completion: completions.record)
             }
             #expect(try loop.run(until: { all.allSatisfy { $0.first != nil } }, timeoutMs: 20_000))
             for (index, completions) in all.enumerated() {
@@ -303,7 +306,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             let script = "echo $$ > \(dir)/pid; exec /bin/sleep 60"
             let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", script]), timeoutMs: 300), loop: loop)
             let completions = Completions()
-            _ = handler.start(payload: [], completion: completions.record)
+            _ = handler.start(key: testKey, payload: [], completion: completions.record)
             let pid = try waitForPID(in: "\(dir)/pid", loop: loop)
             #expect(pid != nil, "the command never wrote its PID")
             #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 5000))
@@ -322,7 +325,7 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             let script = "echo $$ > \(dir)/pid; exec /bin/sleep 60"
             let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", script])), loop: loop)
             let completions = Completions()
-            let job = handler.start(payload: [], completion: completions.record)
+            let job = handler.start(key: testKey, payload: [], completion: completions.record)
             let pid = try waitForPID(in: "\(dir)/pid", loop: loop)
             job.cancel()
             #expect(completions.outcomes.isEmpty, "completion ran inside cancel")
@@ -349,13 +352,106 @@ private func failure(_ outcome: JobOutcome?) -> String? {
         }
     }
 
+    @Test func aCommandSeesItsJobKeyAndServiceBesideTheInheritedEnvironment() throws {
+        try withJobLoop { loop in
+            let script = "printf '%s|%s|%s' \"$STARLING_JOB_KEY\" \"$STARLING_SERVICE\" \"$GREETING\""
+            // A stale key in the inherited environment must not reach a job.
+            let handler = CommandHandler(
+                loop: loop, service: try ServiceName("greeter"), argv: ["/bin/sh", "-c", script], timeoutMs: 10_000,
+                inherited: ["GREETING": "hello", "STARLING_JOB_KEY": "stale", "STARLING_SERVICE": "stale"])
+            let first = Completions()
+            let second = Completions()
+            _ = handler.start(key: try JobKey("order-17"), payload: [], completion: first.record)
+            _ = handler.start(key: try JobKey("order-18"), payload: [], completion: second.record)
+            #expect(try loop.run(until: { first.first != nil && second.first != nil }, timeoutMs: 5000))
+            #expect(first.outcomes == [.succeeded(bytes("order-17|greeter|hello"))])
+            #expect(second.outcomes == [.succeeded(bytes("order-18|greeter|hello"))])
+
+            // By default the command inherits this process's environment.
+            let path = String(cString: getenv("PATH"))
+            let inheriting = makeHandler(for: try definition(.command(["/bin/sh", "-c", "printf '%s' \"$PATH\""])), loop: loop)
+            #expect(try run(inheriting, [], on: loop) == .succeeded(bytes(path)))
+        }
+    }
+
+    /// The running processes whose arguments are exactly `sleep marker`.
+    private func sleepers(_ marker: String) -> [RunningProcess] {
+        RunningProcess.all().filter {
+            let arguments = $0.arguments
+            return arguments.count == 2 && arguments[0].hasSuffix("sleep") && arguments[1] == marker
+        }
+    }
+
+    @Test func aTimeoutEndsTheCommandsWholeProcessGroup() throws {
+        // Unique per run, so that other tests' (or other runs') sleeps are never counted.
+        let marker = "987654.\(UInt32.random(in: 100_000...999_999))"
+        try withJobLoop { loop in
+            let script = "sleep \(marker) & sleep \(marker); wait"
+            let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", script]), timeoutMs: 500), loop: loop)
+            let completions = Completions()
+            _ = handler.start(key: testKey, payload: [], completion: completions.record)
+            let started = try runLoop(loop) { sleepers(marker).count == 2 }
+            #expect(started, "the two sleeps never ran")
+            let group = sleepers(marker).first?.group
+            #expect(group != nil && group != getpgrp(), "the command runs in a process group of its own")
+            #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 10_000))
+            #expect(completions.outcomes == [.failed("timed out after 500 ms; killed")])
+            let gone = try runLoop(loop, timeoutMs: 5000) { sleepers(marker).isEmpty }
+            #expect(gone, "left behind: \(sleepers(marker).map(\.pid))")
+        }
+    }
+
+    @Test func aCommandThatIgnoresSIGTERMIsKilledAfterTheGracePeriod() throws {
+        try withJobLoop { loop in
+            let marker = "987654.\(UInt32.random(in: 100_000...999_999))"
+            // The shell and its background sleep ignore SIGTERM (an ignored signal stays ignored
+            // across fork and exec).
+            let script = "trap '' TERM; sleep \(marker) & wait"
+            let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", script]), timeoutMs: 300), loop: loop)
+            let completions = Completions()
+            _ = handler.start(key: testKey, payload: [], completion: completions.record)
+            let started = try runLoop(loop) { sleepers(marker).count == 1 }
+            #expect(started, "the background sleep never ran")
+            loop.updateTime()
+            let startMs = loop.now
+            #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 10_000))
+            loop.updateTime()
+            let tookMs = loop.now - startMs
+            #expect(completions.outcomes == [.failed("timed out after 300 ms; killed")])
+            // The timeout (300 ms) plus the grace period, not much more.
+            #expect(tookMs >= CommandHandler.terminationGraceMs, "answered after \(tookMs) ms")
+            #expect(tookMs < CommandHandler.terminationGraceMs + 2_000, "answered after \(tookMs) ms")
+            let gone = try runLoop(loop) { sleepers(marker).isEmpty }
+            #expect(gone, "left behind: \(sleepers(marker).map(\.pid))")
+        }
+    }
+
+    @Test func cancelEndsBackgroundChildrenEvenAfterTheProgramExited() throws {
+        try withJobLoop { loop in
+            let marker = "987654.\(UInt32.random(in: 100_000...999_999))"
+            // The program exits at once; its background child keeps stdout open, so the job waits.
+            let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", "sleep \(marker) &"])), loop: loop)
+            let completions = Completions()
+            let job = handler.start(key: testKey, payload: [], completion: completions.record)
+            let started = try runLoop(loop) { sleepers(marker).count == 1 }
+            #expect(started, "the background sleep never ran")
+            job.cancel()
+            #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 10_000))
+            #expect(completions.outcomes == [.failed("cancelled")])
+            let gone = try runLoop(loop) { sleepers(marker).isEmpty }
+            #expect(gone, "left behind: \(sleepers(marker).map(\.pid))")
+        }
+    }
+
     @Test func tooMuchOutputKillsTheProgram() throws {
         try withJobLoop { loop in
             let handler = CommandHandler(
-                loop: loop, argv: ["/bin/sh", "-c", "while :; do echo yyyyyyyyyyyyyyyy; done"], timeoutMs: 10_000,
+                loop: loop, service: try ServiceName("test"),
+                argv: ["/bin/sh", "-c", "while :; do echo yyyyyyyyyyyyyyyy; done"], timeoutMs: 10_000,
                 limits: CommandHandler.Limits(maxOutputBytes: 100_000))
             let outcome = try run(handler, [], on: loop)
             #expect(outcome == .failed("output exceeds 100000 bytes; killed"))
         }
     }
 }
+

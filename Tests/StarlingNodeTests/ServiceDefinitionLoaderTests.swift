@@ -59,9 +59,9 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
 
     private func expectError(
         _ text: String, _ kind: ServiceDefinitionError.Kind, key: String?, containing fragment: String = "",
-        sourceLocation: SourceLocation = #_sourceLocation
+        name: String = "svc.toml", sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
-        guard let error = try loadError(text, sourceLocation: sourceLocation) else { return }
+        guard let error = try loadError(text, name: name, sourceLocation: sourceLocation) else { return }
         #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
         #expect(error.key == key, "\(error)", sourceLocation: sourceLocation)
         if let key { #expect(error.description.contains(": \(key): "), "\(error)", sourceLocation: sourceLocation) }
@@ -89,15 +89,34 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
             minWorkers: 2, maxWorkers: 3, scaleUpBacklog: 10, scaleDownIdleMs: 0))
     }
 
-    @Test func serviceDefaultsToTheFileNameAndMayDifferFromIt() throws {
+    @Test func serviceIsTheFileNameAndMayBeWrittenOutOnlyAsThat() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let plain = try ServiceDefinitionLoader.load(file: try dir.write("resize-v2.toml", "handler = \"sleep\"\n"))
         #expect(plain == ServiceDefinition(service: try ServiceName("resize-v2"), handler: .builtin(.sleep)))
         let otherExtension = try ServiceDefinitionLoader.load(file: try dir.write("spin.conf", "handler = \"spin\""))
         #expect(otherExtension.service == (try ServiceName("spin.conf")))
-        let renamed = try ServiceDefinitionLoader.load(file: try dir.write("x.toml", "service = \"hash\"\nhandler = \"sha256\""))
-        #expect(renamed.service == (try ServiceName("hash")))
+        let spelledOut = try ServiceDefinitionLoader.load(file: try dir.write("hash.toml", "service = \"hash\"\nhandler = \"sha256\""))
+        #expect(spelledOut.service == (try ServiceName("hash")))
+        try expectError("service = \"hash\"\nhandler = \"sha256\"", .serviceNotFileName, key: "service",
+                        containing: "says \"hash\" but the file is named \"x.toml\"", name: "x.toml")
+    }
+
+    @Test func aDirectoryWithADefinitionUnderAnotherNameIsRefusedNamingBoth() throws {
+        // What `starling up` loads: jobs/echo.toml must say service = "echo".
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try dir.write("a.toml", "handler = \"echo\"")
+        let echo = try dir.write("echo.toml", "service = \"resize\"\nhandler = \"echo\"")
+        do {
+            let all = try ServiceDefinitionLoader.loadAll(directory: dir.path)
+            Issue.record("loaded \(all)")
+        } catch {
+            #expect(error.kind == .serviceNotFileName)
+            #expect(error.description.hasPrefix("\(echo): service: says \"resize\" but the file is named \"echo.toml\""),
+                    "\(error)")
+            #expect(error.description.contains("resize.toml") && error.description.contains("service to \"echo\""), "\(error)")
+        }
     }
 
     @Test func syntaxErrorsGiveTheLine() throws {
@@ -152,7 +171,9 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
     @Test func serviceNamesAreValidated() throws {
         try expectError("service = \"Bad Name\"\nhandler = \"echo\"", .invalidValue, key: "service",
                         containing: "\"Bad Name\"")
-        try expectError("service = \"agent\"\nhandler = \"echo\"", .invalidValue, key: "service", containing: "reserved")
+        try expectError("service = \"agent\"\nhandler = \"echo\"", .invalidValue, key: "service", containing: "reserved",
+                        name: "agent.toml")
+        try expectError("handler = \"echo\"", .invalidValue, key: "service", containing: "reserved", name: "agent.toml")
         let error = try loadError("handler = \"echo\"", name: "Upper.toml")
         #expect(error?.kind == .invalidValue)
         #expect(error?.key == "service")
@@ -164,7 +185,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         try dir.write("tool.sh", "#!/bin/sh\ncat\n", permissions: 0o755)
         try dir.write("plain.sh", "#!/bin/sh\ncat\n", permissions: 0o644)
         let good = try dir.write("good.toml", "command = [\"tool.sh\", \"--flag\"]")
-        let definition = try ServiceDefinitionLoader.load(file: good, baseDirectory: dir.path)
+        let definition = try ServiceDefinitionLoader.load(file: good)
         #expect(definition.handler == .command(["\(dir.path)/tool.sh", "--flag"]), "relative path resolved")
         let absolute = try dir.write("abs.toml", "command = [\"/bin/cat\"]")
         #expect(try ServiceDefinitionLoader.load(file: absolute).handler == .command(["/bin/cat"]))
@@ -173,7 +194,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
                                     ("/tmp", "is not a regular file")] {
             let file = try dir.write("bad.toml", "command = [\"\(program)\"]")
             do {
-                _ = try ServiceDefinitionLoader.load(file: file, baseDirectory: dir.path)
+                _ = try ServiceDefinitionLoader.load(file: file)
                 Issue.record("\(program) accepted")
             } catch {
                 #expect(error.kind == .badProgram)
@@ -182,6 +203,26 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
                 #expect(error.description.contains(fragment), "\(error)")
             }
         }
+    }
+
+    @Test func relativeProgramsResolveAgainstTheFilesFolderWhateverTheWorkingDirectory() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: "\(dir.path)/jobs/handlers", withIntermediateDirectories: true)
+        try dir.write("jobs/handlers/tool.sh", "#!/bin/sh\ncat\n", permissions: 0o755)
+        try dir.write("jobs/tool.toml", "command = [\"handlers/tool.sh\"]")
+        try dir.write("jobs/up.toml", "command = [\"../jobs/handlers/tool.sh\"]")
+        let expected = ServiceDefinition.Handler.command(["\(dir.path)/jobs/handlers/tool.sh"])
+        #expect(try ServiceDefinitionLoader.load(file: "\(dir.path)/jobs/tool.toml").handler == expected)
+        #expect(try ServiceDefinitionLoader.load(file: "\(dir.path)/jobs/up.toml").handler
+            == .command(["\(dir.path)/jobs/../jobs/handlers/tool.sh"]))
+        // A jobs directory named relative to the working directory (never changed here: tests run
+        // in parallel) gives the program under that directory, as an absolute path.
+        let current = FileManager.default.currentDirectoryPath
+        let upToRoot = current.split(separator: "/").map { _ in ".." }.joined(separator: "/")
+        let relativeJobs = "\(upToRoot)\(dir.path)/jobs"
+        let relative = try ServiceDefinitionLoader.load(service: try ServiceName("tool"), directory: relativeJobs)
+        #expect(relative.handler == .command(["\(current)/\(relativeJobs)/handlers/tool.sh"]))
     }
 
     @Test func oversizedAndNonTextFilesAreRejectedBeforeParsing() throws {
@@ -203,7 +244,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         }
     }
 
-    @Test func loadAllReadsEveryVisibleTOMLFileAndRejectsDuplicates() throws {
+    @Test func loadAllReadsEveryVisibleTOMLFile() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         try dir.write("a.toml", "handler = \"echo\"")
@@ -214,14 +255,6 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
         #expect(all.keys.sorted().map(\.value) == ["a", "b"])
         #expect(all[try ServiceName("b")]?.handler == .builtin(.sleep))
 
-        let first = try dir.write("c.toml", "service = \"a\"\nhandler = \"spin\"")
-        do {
-            _ = try ServiceDefinitionLoader.loadAll(directory: dir.path)
-            Issue.record("duplicate accepted")
-        } catch {
-            #expect(error.kind == .duplicateService)
-            #expect(error.description.contains("\(dir.path)/a.toml") && error.description.contains(first), "\(error)")
-        }
         try FileManager.default.createDirectory(atPath: "\(dir.path)/empty", withIntermediateDirectories: false)
         #expect(try ServiceDefinitionLoader.loadAll(directory: "\(dir.path)/empty").isEmpty)
         #expect(throws: ServiceDefinitionError.self) {
@@ -247,7 +280,7 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
     }
 
     @Test func theShippedJobsDirectoryLoads() throws {
-        let all = try ServiceDefinitionLoader.loadAll(directory: "\(repositoryRoot)/jobs", baseDirectory: repositoryRoot)
+        let all = try ServiceDefinitionLoader.loadAll(directory: "\(repositoryRoot)/jobs")
         #expect(all.keys.sorted().map(\.value) == ["echo", "sha256", "sleep", "spin", "upper"])
         #expect(all[try ServiceName("echo")]?.handler == .builtin(.echo))
         #expect(all[try ServiceName("sleep")]?.handler == .builtin(.sleep))

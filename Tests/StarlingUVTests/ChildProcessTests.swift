@@ -75,6 +75,52 @@ import Testing
         }
     }
 
+    @Test func aChildOfItsOwnGroupTakesItsChildrenAlongWhenTheGroupIsSignalled() throws {
+        try withLoop { loop in
+            var exits: [ChildProcess.ExitStatus] = []
+            var output: [UInt8] = []
+            // The shell prints its background child's PID, then waits for it.
+            let sh = try ChildProcess(
+                loop: loop, executable: "/bin/sh", arguments: ["-c", "sleep 30 & echo $!; wait"],
+                stdin: .ignore, ownProcessGroup: true
+            ) { exits.append($0) }
+            defer { sh.close() }
+            #expect(sh.ownsProcessGroup)
+            try sh.stdout!.startReading { event in
+                if case .bytes(let bytes) = event { output += bytes }
+            }
+            try drive(loop, "the background PID") { output.last == UInt8(ascii: "\n") }
+            let background = try #require(Int32(String(decoding: output.dropLast(), as: UTF8.self)))
+            #expect(processGroup(of: sh.pid) == sh.pid, "the shell leads a group of its own")
+            #expect(processGroup(of: background) == sh.pid, "its child is in that group")
+            #expect(processGroup(of: getpid()) != sh.pid)
+
+            try sh.signalGroup(SIGKILL)
+            try drive(loop, "the shell killed") { !exits.isEmpty }
+            #expect(exits == [ChildProcess.ExitStatus(code: 0, signal: SIGKILL)])
+            // The background sleep got the signal too (its parent's exit alone would not end it).
+            try drive(loop, "the background sleep gone") { processGroup(of: background) == nil }
+            // A zombie left to an init that does not reap still counts for kill(); only once the
+            // whole group is reaped does the group signal answer ESRCH.
+            let after = caught { () throws(UVError) in try sh.signalGroup(0) }
+            #expect(after == nil || after?.name == "ESRCH")
+        }
+    }
+
+    @Test func signallingTheGroupOfAChildWithoutOneIsRefused() throws {
+        try withLoop { loop in
+            var exits: [ChildProcess.ExitStatus] = []
+            let sleeper = try ChildProcess(loop: loop, executable: "/bin/sleep", arguments: ["30"],
+                                           stdin: .ignore, stdout: .ignore) { exits.append($0) }
+            defer { sleeper.close() }
+            #expect(!sleeper.ownsProcessGroup)
+            // Its group is this process's own: signalling it would hit the test runner.
+            #expect(caught { () throws(UVError) in try sleeper.signalGroup(SIGKILL) }?.name == "EINVAL")
+            try sleeper.kill(SIGKILL)
+            try drive(loop, "sleep killed") { !exits.isEmpty }
+        }
+    }
+
     @Test func spawnFailureThrowsAndLeaksNothing() throws {
         try withLoop { loop in
             let error = caught { () throws(UVError) in
@@ -90,4 +136,18 @@ import Testing
         }
         // withLoop closing the loop proves the failed spawn's process and pipe handles were closed.
     }
+}
+
+/// The process group of `pid` from `/proc/PID/stat`, or nil when it is gone or a zombie.
+private func processGroup(of pid: Int32) -> Int32? {
+    guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
+    defer { fclose(file) }
+    var buffer = [CChar](repeating: 0, count: 1024)
+    guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+    let stat = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    // "pid (comm) state ppid pgrp ...": the fields after comm start after its last ')'.
+    guard let close = stat.lastIndex(of: ")") else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 2, fields[0] != "Z", fields[0] != "X" else { return nil }
+    return Int32(fields[2])
 }

@@ -6,15 +6,22 @@ import Darwin
 import StarlingCore
 import StarlingUV
 
-/// One run of an external program: feeds stdin, collects stdout and a stderr tail, and ends once
-/// the process has exited and been reaped and (unless it was killed) both outputs reached EOF.
+/// One run of an external program in a process group of its own: feeds stdin, collects stdout and
+/// a stderr tail, and ends once the process has exited and been reaped and (unless it was killed)
+/// both outputs reached EOF.
 ///
-/// After a kill the exit alone ends the job, because a grandchild may keep the pipes open; the
-/// pipes are closed with the process handle. Every handle is closed before the completion runs.
+/// A timeout, too much output or a cancel ends the whole group (`ProcessGroupTermination`:
+/// SIGTERM, then SIGKILL after `CommandHandler.terminationGraceMs`), so a command's own children
+/// do not outlive its job. After a kill, the exit and the group's end alone end the job, because a
+/// grandchild may have kept the pipes open; the pipes are closed with the process handle. Every
+/// handle is closed before the completion runs.
 final class CommandJob: RunningJob {
+    private let loop: EventLoop
     private let end: JobEnd
     private let limits: CommandHandler.Limits
     private var process: ChildProcess?
+    /// Set by the first kill: the group's SIGTERM, then SIGKILL.
+    private var termination: ProcessGroupTermination?
     private var output: [UInt8] = []
     private var stderrTail: [UInt8] = []
     private var isReadingStdout = true
@@ -24,16 +31,17 @@ final class CommandJob: RunningJob {
     private var killReason: String?
 
     init(
-        loop: EventLoop, argv: [String], payload: [UInt8], timeoutMs: Int64, limits: CommandHandler.Limits,
-        completion: @escaping (JobOutcome) -> Void
+        loop: EventLoop, argv: [String], environment: [String: String], payload: [UInt8], timeoutMs: Int64,
+        limits: CommandHandler.Limits, completion: @escaping (JobOutcome) -> Void
     ) {
+        self.loop = loop
         end = JobEnd(loop: loop, completion: completion)
         self.limits = limits
         let process: ChildProcess
         do {
             process = try ChildProcess(
-                loop: loop, executable: argv[0], arguments: Array(argv.dropFirst()),
-                stdin: .pipe, stdout: .pipe, stderr: .pipe
+                loop: loop, executable: argv[0], arguments: Array(argv.dropFirst()), environment: environment,
+                stdin: .pipe, stdout: .pipe, stderr: .pipe, ownProcessGroup: true
             ) { [self] status in exited(status) }
         } catch {
             end.finishSoon(.failed("cannot start \(argv[0]): \(error.name) (\(error.message))"))
@@ -65,24 +73,23 @@ final class CommandJob: RunningJob {
         guard !end.isDelivered else { return }
         end.cancel()
         kill(because: "cancelled")
-        // The exit callback finishes the job; if it has already run, finish from the loop.
+        // The exit callback or the group's end finishes the job; if both have come, finish from the loop.
         if exitStatus != nil || process == nil {
             end.after(ms: 0) { [self] in finishIfDone() }
         }
     }
 
-    /// Decides the failure and sends SIGKILL; never finishes by itself (it may run inside `cancel`).
+    /// Decides the failure and starts ending the process group, also when the program itself has
+    /// exited (its children may live on in the group); never finishes by itself (it may run
+    /// inside `cancel`).
     private func kill(because reason: String) {
         guard killReason == nil else { return }
         killReason = reason
         end.decide(.failed(reason))
-        guard let process, !process.hasExited else { return }
-        do {
-            try process.kill(SIGKILL)
-        } catch {
-            // Only ESRCH is possible here: the child is already gone and its exit callback is on
-            // its way, which is all this kill was for.
-        }
+        guard let process else { return }
+        termination = ProcessGroupTermination(
+            loop: loop, process: process, graceMs: CommandHandler.terminationGraceMs
+        ) { [self] in finishIfDone() }
     }
 
     private func exited(_ status: ChildProcess.ExitStatus) {
@@ -120,12 +127,14 @@ final class CommandJob: RunningJob {
         }
     }
 
-    /// Delivers once the process has been reaped and, unless it was killed, its outputs have ended.
+    /// Delivers once the process has been reaped and, unless it was killed, its outputs have ended;
+    /// if it was killed, once its group has ended.
     private func finishIfDone() {
         guard !end.isDelivered else { return }
         if let process {
             guard let status = exitStatus else { return }
             guard killReason != nil || (!isReadingStdout && !isReadingStderr) else { return }
+            guard termination?.isEnded ?? true else { return }
             end.decide(outcome(of: status))
             process.close()
         }

@@ -9,7 +9,7 @@ final class EchoHandler: JobHandler {
         self.loop = loop
     }
 
-    func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
+    func start(key: JobKey, payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
         ImmediateJob(loop: loop, outcome: .succeeded(payload), completion: completion)
     }
 }

@@ -7,12 +7,13 @@ import StarlingUV
 /// loop never blocks: waiting is done with timers and child-process events, CPU work goes to libuv's
 /// thread pool.
 public protocol JobHandler: AnyObject {
-    /// Starts one job; `completion` is called exactly once on the loop thread, never synchronously
-    /// inside `start` (nor inside `cancel`).
+    /// Starts the job `key` (the client's key, which a command sees as `STARLING_JOB_KEY`);
+    /// `completion` is called exactly once on the loop thread, never synchronously inside `start`
+    /// (nor inside `cancel`).
     ///
     /// The running job keeps itself alive until it has completed, so the caller may drop the
     /// returned value if it never needs to cancel.
-    func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob
+    func start(key: JobKey, payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob
 }
 
 /// One started job.
@@ -30,6 +31,7 @@ public func makeHandler(for definition: ServiceDefinition, loop: EventLoop) -> a
     case .builtin(.sleep): return SleepHandler(loop: loop, timeoutMs: timeoutMs)
     case .builtin(.sha256): return SHA256Handler(loop: loop, timeoutMs: timeoutMs)
     case .builtin(.spin): return SpinHandler(loop: loop, timeoutMs: timeoutMs)
-    case .command(let argv): return CommandHandler(loop: loop, argv: argv, timeoutMs: timeoutMs)
+    case .command(let argv):
+        return CommandHandler(loop: loop, service: definition.service, argv: argv, timeoutMs: timeoutMs)
     }
 }

@@ -17,7 +17,7 @@ final class SHA256Handler: JobHandler {
         self.timeoutMs = timeoutMs
     }
 
-    func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
+    func start(key: JobKey, payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
         guard payload.count > Self.inlineLimitBytes else {
             return ImmediateJob(loop: loop, outcome: .succeeded(Self.hexDigest(of: payload)), completion: completion)
         }

@@ -13,7 +13,7 @@ final class SleepHandler: JobHandler {
         self.timeoutMs = timeoutMs
     }
 
-    func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
+    func start(key: JobKey, payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
         guard let delayMs = DecimalPayload.parse(payload, maximum: timeoutMs) else {
             let reason = "sleep: payload must be decimal milliseconds in 0...\(timeoutMs)"
             return ImmediateJob(loop: loop, outcome: .failed(reason), completion: completion)

@@ -19,7 +19,7 @@ final class SpinHandler: JobHandler {
         self.timeoutMs = timeoutMs
     }
 
-    func start(payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
+    func start(key: JobKey, payload: [UInt8], completion: @escaping (JobOutcome) -> Void) -> RunningJob {
         let maximumUs = timeoutMs * 1000
         guard let spinUs = DecimalPayload.parse(payload, maximum: maximumUs) else {
             let reason = "spin: payload must be decimal microseconds in 0...\(maximumUs)"
