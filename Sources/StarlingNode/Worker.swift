@@ -59,7 +59,9 @@ public final class Worker {
         loop = try EventLoop()
         rejections = RejectionRecorder(loop: loop, logger: logger)
         ioProblems = RejectionRecorder(loop: loop, logger: logger, burst: 5)
-        let acceptor = ConnectionAcceptor(router: .standard, rejections: rejections, ioProblems: ioProblems)
+        let acceptor = ConnectionAcceptor(
+            router: .standard, limits: settings.connections, loop: loop, logger: logger, rejections: rejections,
+            ioProblems: ioProblems)
         let binding: SharedPortBinding
         let ticker: Timer
         do throws(UVError) {
@@ -76,6 +78,7 @@ public final class Worker {
             try? loop.close()
             throw error
         }
+        acceptor.limit(binding.server)
         self.acceptor = acceptor
         self.ticker = ticker
         server = binding.server
