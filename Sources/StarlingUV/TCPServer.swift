@@ -67,6 +67,11 @@ public final class TCPServer {
     public func bind(to address: SocketAddress) throws(UVError) {
         let tcp = try context.live(as: uv_tcp_t.self, "uv_tcp_bind \(address)")
         try uvCheck(address.withSocketAddress { uv_tcp_bind(tcp, $0, 0) }, "uv_tcp_bind \(address)")
+        // libuv keeps an EADDRINUSE from bind to report it from uv_listen, which this server does
+        // not call: a socket left unbound (port 0) is that error, reported here instead of a
+        // listen that would take some other ephemeral port.
+        let bound = try localAddress
+        try uvCheck(bound.port == 0 ? UV_EADDRINUSE.rawValue : 0, "uv_tcp_bind \(address)")
     }
 
     /// Starts listening; `bind` first. Each accepted connection (or accept error) goes to
