@@ -45,6 +45,12 @@ final class ConnectionAcceptor {
     /// Holds `server` to the cap: it refuses connections beyond it with the BUSY line.
     func limit(_ server: TCPServer) {
         server.maxConnections = limits.maxConnections
+        let descriptors = ConnectionLimits.descriptorLimit()
+        if limits.maxConnections > descriptors - ConnectionLimits.descriptorReserve(forLimit: descriptors) {
+            // Still answered (BUSY at EMFILE), but the process's own sockets and pipes may fail first.
+            logger.warning(
+                "--max-connections \(limits.maxConnections) leaves less than the reserve of \(ConnectionLimits.descriptorReserve(forLimit: descriptors)) below the descriptor limit (ulimit -n) of \(descriptors): peer links and job pipes may fail for want of descriptors")
+        }
         var line: [UInt8] = []
         Self.refusal.encode(into: &line)
         server.refusalMessage = line
