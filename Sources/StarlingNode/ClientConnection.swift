@@ -14,6 +14,9 @@ import StarlingUV
 /// process has client tokens, nothing but an accepted `AUTH` is handled until `WELCOME`, and a
 /// refusal is answered `ERR - UNAUTHORIZED` and the connection closed once it is written
 /// (docs/PROTOCOL.md, "Authentication").
+///
+/// The connection keeps the time it last completed a request or was answered (`lastActivityMs`),
+/// so that its handler can close it once idle: nothing in flight and no request for a while.
 final class ClientConnection {
     let id: ClientID
     private let stream: TCPStream
@@ -38,6 +41,8 @@ final class ClientConnection {
     private var finishWhenAnswered = false
     private var isFinishing = false
     private var isClosed = false
+    /// When the connection opened, last completed a request, or was last answered (loop time).
+    private(set) var lastActivityMs: UInt64
 
     init(
         id: ClientID, stream: TCPStream, maxBacklogBytes: Int,
@@ -57,7 +62,11 @@ final class ClientConnection {
         self.answer = answer
         self.reject = reject
         self.onClosed = onClosed
+        lastActivityMs = stream.loop.now
     }
+
+    /// Whether the client waits for answers to jobs: then it is never idle, however long they take.
+    var isAwaitingAnswers: Bool { !awaited.isEmpty }
 
     /// Starts reading, with any bytes already read; the connection keeps itself alive through its
     /// stream's callbacks until closed.
@@ -137,6 +146,7 @@ final class ClientConnection {
     /// Answers every complete request, unless the client is not reading its answers.
     private func drain() {
         while !isFinishing, !isClosed, unsentBytes < maxBacklogBytes, let decoded = decoder.next() {
+            lastActivityMs = stream.loop.now
             let item: ClientRequestDecoder.Decoded
             switch authentication.step(decoded, accepts: accepts) {
             case .handle(let passed):
@@ -176,6 +186,7 @@ final class ClientConnection {
     /// Queues an answer; the outbox goes out once this loop iteration's callbacks are done.
     private func send(_ response: ClientResponse) {
         guard !isClosed else { return }
+        lastActivityMs = stream.loop.now
         response.encode(into: &outbox)
         guard !isFlushScheduled else { return }
         isFlushScheduled = true

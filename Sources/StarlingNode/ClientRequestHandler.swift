@@ -2,14 +2,15 @@ import Logging
 import StarlingCore
 import StarlingUV
 
-/// The clients of one process (docs/PROTOCOL.md): admits their connections within the limits,
-/// has them authenticate where the process has client tokens (`ClientAuthentication`), answers
+/// The clients of one process (docs/PROTOCOL.md): admits their connections (the cap on connections
+/// is the server's, `ConnectionAcceptor.limit`), closes those idle for `clientIdleTimeoutMs`, has
+/// them authenticate where the process has client tokens (`ClientAuthentication`), answers
 /// `PING` and `STATUS` at once, and hands each `SUBMIT` to the job plane, whose answers come back
 /// through `deliver`. Loop-confined.
 final class ClientRequestHandler {
     private let selfID: NodeID
     private let loop: EventLoop
-    private let maxClients: Int
+    private let idleTimeoutMs: Int64
     private let maxBacklogBytes: Int
     private let jobs: JobPlane
     /// The process's record, read for `STATUS`.
@@ -20,6 +21,8 @@ final class ClientRequestHandler {
     private var clients: [ClientID: ClientConnection] = [:]
     private var nextClientID: ClientID = 1
     private var isDraining = false
+    /// Closes idle clients; made with the first client.
+    private var sweeper: Timer?
 
     init(
         selfID: NodeID, loop: EventLoop, settings: WorkerSettings, secrets: NodeSecrets, jobs: JobPlane,
@@ -28,7 +31,7 @@ final class ClientRequestHandler {
     ) {
         self.selfID = selfID
         self.loop = loop
-        maxClients = settings.maxClients
+        idleTimeoutMs = settings.connections.clientIdleTimeoutMs
         maxBacklogBytes = settings.maxClientBacklogBytes
         self.jobs = jobs
         self.rejections = rejections
@@ -58,11 +61,9 @@ final class ClientRequestHandler {
                 jobs.clientGone($0.id)
             })
         clients[id] = connection
+        startSweeping()
         if isDraining {
             connection.refuse(.error(key: nil, code: .unavailable, message: "this worker is draining; connect to another"))
-        } else if clients.count > maxClients {
-            rejections.record("client_limit", detail: "more than \(maxClients) clients", level: .warning)
-            connection.refuse(.error(key: nil, code: .busy, message: "too many clients, try again later"))
         } else {
             connection.start(initialBytes: initialBytes)
         }
@@ -80,7 +81,37 @@ final class ClientRequestHandler {
 
     /// Sends every client what is queued for it, then closes (stopping).
     func finishAll() {
+        sweeper?.close()
         for client in clients.values { client.finish() }
+    }
+
+    /// Checks a quarter of the timeout apart (at most once a second): one timer for every client.
+    private func startSweeping() {
+        guard sweeper == nil else { return }
+        do {
+            let timer = try Timer(loop: loop)
+            sweeper = timer
+            let period = UInt64(min(1_000, max(10, idleTimeoutMs / 4)))
+            try timer.start(afterMs: period, repeatMs: period) { [unowned self] in closeIdle() }
+        } catch {
+            logger.error("no timer for the client idle timeout: \(error)")
+        }
+    }
+
+    /// Closes the clients with nothing in flight that completed no request, and were answered
+    /// nothing, for `idleTimeoutMs`: a silent connection must not hold a place under the cap.
+    private func closeIdle() {
+        let now = loop.now
+        let idle = clients.values.filter { client in
+            !client.isAwaitingAnswers && now >= client.lastActivityMs && now - client.lastActivityMs >= UInt64(idleTimeoutMs)
+        }
+        for client in idle {
+            rejections.record(
+                "client_idle",
+                detail: "client \(client.id) completed no request for \(idleTimeoutMs) ms with nothing in flight: closed",
+                level: .info)
+            client.close()
+        }
     }
 
     private func answer(_ request: ClientRequest, client: ClientID) -> ClientResponse? {

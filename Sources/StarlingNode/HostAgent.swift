@@ -24,7 +24,7 @@ final class HostAgent {
             launch: .init(
                 executable: settings.executable, jobsDirectory: settings.jobsDirectory, host: member.host,
                 intervalMs: member.intervalMs, logLevel: settings.workerLogLevel,
-                clusterKeyFile: member.clusterKeyFile, clientTokenFile: member.clientTokenFile),
+                clusterKeyFile: member.clusterKeyFile, clientTokenFile: member.clientTokenFile, connections: member.connections),
             seed: address, logger: logger)
         scaler = Scaler(definitions: settings.definitions)
         self.links = links

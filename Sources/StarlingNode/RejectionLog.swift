@@ -26,8 +26,7 @@ public struct RejectionLog {
     public mutating func record(
         _ reason: String, detail: @autoclosure () -> String, nowMs: Int64, level: Logger.Level, logger: Logger
     ) {
-        let key = counts[reason] != nil || counts.count < Self.maxReasons ? reason : "other"
-        counts[key, default: 0] &+= 1
+        let key = count(reason)
         if windowStartMs.map({ nowMs &- $0 >= windowMs }) ?? true {
             if suppressedInWindow > 0 {
                 logger.notice("suppressed \(suppressedInWindow) more rejection log lines", metadata: ["total": "\(total)"])
@@ -42,6 +41,15 @@ public struct RejectionLog {
         }
         loggedInWindow += 1
         logger.log(level: level, "rejected: \(detail())", metadata: ["reason": "\(key)", "count": "\(counts[key]!)"])
+    }
+
+    /// Counts one rejection without logging it (for input whose log lines are summarised
+    /// elsewhere); returns the reason it was counted under.
+    @discardableResult
+    public mutating func count(_ reason: String) -> String {
+        let key = counts[reason] != nil || counts.count < Self.maxReasons ? reason : "other"
+        counts[key, default: 0] &+= 1
+        return key
     }
 
     /// All rejections counted so far.

@@ -22,4 +22,9 @@ final class RejectionRecorder {
     func record(_ reason: String, detail: @autoclosure () -> String, level: Logger.Level) {
         log.record(reason, detail: detail(), nowMs: Int64(clamping: loop.now), level: level, logger: logger)
     }
+
+    /// Counts one rejection without a log line (the caller logs a summary of its own).
+    func count(_ reason: String) {
+        log.count(reason)
+    }
 }

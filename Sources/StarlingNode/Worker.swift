@@ -61,7 +61,9 @@ public final class Worker {
         loop = try EventLoop()
         rejections = RejectionRecorder(loop: loop, logger: logger)
         ioProblems = RejectionRecorder(loop: loop, logger: logger, burst: 5)
-        let acceptor = ConnectionAcceptor(router: .standard, rejections: rejections, ioProblems: ioProblems)
+        let acceptor = ConnectionAcceptor(
+            router: .standard, limits: settings.connections, loop: loop, logger: logger, rejections: rejections,
+            ioProblems: ioProblems)
         let binding: SharedPortBinding
         let ticker: Timer
         do throws(UVError) {
@@ -78,6 +80,7 @@ public final class Worker {
             try? loop.close()
             throw error
         }
+        acceptor.limit(binding.server)
         self.acceptor = acceptor
         self.ticker = ticker
         server = binding.server

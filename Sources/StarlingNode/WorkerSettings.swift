@@ -12,8 +12,8 @@ public struct WorkerSettings: Sendable, Equatable {
     /// nil: the core's default (three intervals plus a jitter allowance).
     public var suspectAfterMs: Int64?
     public var priority: Int32
-    /// Concurrent TCP clients accepted; more are told `BUSY` and closed.
-    public var maxClients: Int
+    /// The cap on accepted TCP connections and their idle timeouts.
+    public var connections: ConnectionLimits
     /// Bytes queued for a slow client before its requests stop being read.
     public var maxClientBacklogBytes: Int
     /// How long a SIGTERM drain waits for held jobs before stopping anyway.
@@ -30,7 +30,7 @@ public struct WorkerSettings: Sendable, Equatable {
     public init(
         service: ServiceName, host: NodeAddress.Host = .ipv4(0x7F00_0001), port: UInt16 = 0,
         seeds: [NodeAddress] = [], intervalMs: Int64 = 100, suspectAfterMs: Int64? = nil, priority: Int32 = 0,
-        maxClients: Int = 1024, maxClientBacklogBytes: Int = 1 << 20
+        connections: ConnectionLimits = ConnectionLimits(), maxClientBacklogBytes: Int = 1 << 20
     ) {
         self.service = service
         self.host = host
@@ -39,7 +39,7 @@ public struct WorkerSettings: Sendable, Equatable {
         self.intervalMs = intervalMs
         self.suspectAfterMs = suspectAfterMs
         self.priority = priority
-        self.maxClients = maxClients
+        self.connections = connections
         self.maxClientBacklogBytes = maxClientBacklogBytes
     }
 
@@ -54,8 +54,9 @@ public struct WorkerSettings: Sendable, Equatable {
     public func validate() throws(MembershipConfigError) {
         // The address is a placeholder: only timing and bounds are checked here.
         try membershipConfig(address: NodeAddress(host: host, port: port)).validate()
-        guard maxClients >= 1, maxClientBacklogBytes >= 4096 else {
-            throw .invalid("client limits must allow at least one client and 4 KiB of backlog")
+        try connections.validate()
+        guard maxClientBacklogBytes >= 4096 else {
+            throw .invalid("a client's backlog must allow at least 4 KiB, got \(maxClientBacklogBytes)")
         }
         guard (0...3_600_000).contains(drainTimeoutMs) else {
             throw .invalid("the drain timeout must be 0–3600000 ms, got \(drainTimeoutMs)")

@@ -25,6 +25,8 @@ final class WorkerSupervisor {
         /// Handed on by path (never the secrets themselves on a command line).
         var clusterKeyFile: String?
         var clientTokenFile: String?
+        /// Handed on as flags: the agent's cap and idle timeouts apply to its workers too.
+        var connections = ConnectionLimits()
     }
 
     /// One worker it started.
@@ -128,6 +130,7 @@ final class WorkerSupervisor {
         ]
         if let path = launch.clusterKeyFile { arguments += ["--cluster-key-file", path] }
         if let path = launch.clientTokenFile { arguments += ["--client-token-file", path] }
+        arguments += launch.connections.arguments
         do {
             var pid: Int32 = 0
             let process = try ChildProcess(

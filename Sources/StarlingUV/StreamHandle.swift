@@ -34,7 +34,6 @@ public class StreamHandle {
     /// Starts delivering reads to `handler` on the loop thread until EOF, an error, `stopReading` or close.
     public func startReading(_ handler: @escaping (StreamReadEvent) -> Void) throws(UVError) {
         let stream = try context.live(as: uv_stream_t.self, "uv_read_start")
-        context.allocateReadBuffer()
         context.onRead = handler
         try uvCheck(uv_read_start(stream, streamAllocate, streamRead), "uv_read_start")
     }
@@ -81,13 +80,25 @@ public class StreamHandle {
 final class StreamContext: HandleContext {
     var readBufferSize = StreamHandle.defaultReadBufferSize
     /// One buffer reused for every read: libuv reports each read before allocating the next.
+    /// Allocated at the first read, so a connection that never sends costs no buffer.
     var readBuffer: UnsafeMutableRawBufferPointer?
     var onRead: ((StreamReadEvent) -> Void)?
+    /// Runs once when the stream starts closing (its descriptor is closed then), e.g. to count it.
+    var onClose: (() -> Void)?
 
-    func allocateReadBuffer() {
-        if readBuffer == nil {
-            readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
-        }
+    func allocateReadBuffer() -> UnsafeMutableRawBufferPointer {
+        if let readBuffer { return readBuffer }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readBufferSize, alignment: 16)
+        readBuffer = buffer
+        return buffer
+    }
+
+    override func close() {
+        guard state == .open else { return }
+        super.close()
+        let onClose = onClose
+        self.onClose = nil
+        onClose?()
     }
 
     override func didClose() {
@@ -100,7 +111,7 @@ final class StreamContext: HandleContext {
 
 private func streamAllocate(_ handle: UnsafeMutablePointer<uv_handle_t>?, _ suggested: Int,
                             _ buffer: UnsafeMutablePointer<uv_buf_t>?) {
-    let storage = HandleContext.unretained(handle, as: StreamContext.self).readBuffer!
+    let storage = HandleContext.unretained(handle, as: StreamContext.self).allocateReadBuffer()
     buffer!.pointee = uv_buf_init(storage.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(storage.count))
 }
 

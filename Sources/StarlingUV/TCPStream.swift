@@ -26,6 +26,12 @@ public final class TCPStream: StreamHandle {
         }
     }
 
+    /// Adopts a connected socket (one `TCPServer` accepted); on success the stream owns it.
+    func open(descriptor: Int32) throws(UVError) {
+        let tcp = try context.live(as: uv_tcp_t.self, "uv_tcp_open")
+        try uvCheck(uv_tcp_open(tcp, descriptor), "uv_tcp_open")
+    }
+
     /// The local end of the connection.
     public var localAddress: SocketAddress {
         get throws(UVError) {

@@ -27,6 +27,21 @@ struct MemberOptions: ParsableArguments {
     @Option(name: .customLong("drain-timeout"), help: "Milliseconds a SIGTERM drain waits for held jobs (0–3600000).")
     var drainTimeout: Int64 = 30_000
 
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp(
+        "Accepted TCP connections open at once (clients, inbound peer links, connections not yet routed); more are answered ERR - BUSY and closed. Default: the soft descriptor limit (ulimit -n) minus a reserve.",
+        valueName: "N"))
+    var maxConnections: Int?
+
+    @Option(name: .customLong("route-timeout"), help: ArgumentHelp(
+        "Milliseconds a new connection may take to send the first bytes that name its protocol (10–3600000).",
+        valueName: "MS"))
+    var routeTimeout: Int64 = ConnectionLimits.defaultRouteTimeoutMs
+
+    @Option(name: .customLong("client-idle-timeout"), help: ArgumentHelp(
+        "Milliseconds a client with no job in flight may go without completing a request (10–86400000).",
+        valueName: "MS"))
+    var clientIdleTimeout: Int64 = ConnectionLimits.defaultClientIdleTimeoutMs
+
     @Option(name: .customLong("cluster-key-file"), help: ArgumentHelp(
         "Keys that seal heartbeats and peer links (`starling keygen`; mode 600); SIGHUP re-reads it.",
         valueName: "PATH"))
@@ -61,6 +76,9 @@ struct MemberOptions: ParsableArguments {
             service: service, host: bindHost, port: UInt16(port), seeds: joins, intervalMs: interval,
             suspectAfterMs: suspectAfter, priority: priority)
         settings.drainTimeoutMs = drainTimeout
+        settings.connections = ConnectionLimits(
+            maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections(), routeTimeoutMs: routeTimeout,
+            clientIdleTimeoutMs: clientIdleTimeout)
         // Absolute: an agent hands the paths to the workers it starts.
         settings.clusterKeyFile = clusterKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         settings.clientTokenFile = clientTokenFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }

@@ -37,6 +37,11 @@ struct NodeAddressParsingTests {
         #expect(throws: MembershipConfigError.self) {
             try WorkerSettings(service: service, intervalMs: 100, suspectAfterMs: 150).validate()
         }
-        #expect(throws: MembershipConfigError.self) { try WorkerSettings(service: service, maxClients: 0).validate() }
+        #expect(throws: MembershipConfigError.self) {
+            try WorkerSettings(service: service, connections: ConnectionLimits(maxConnections: 0)).validate()
+        }
+        #expect(throws: MembershipConfigError.self) {
+            try WorkerSettings(service: service, connections: ConnectionLimits(routeTimeoutMs: 0)).validate()
+        }
     }
 }

@@ -27,10 +27,11 @@ final class WorkerProcess {
     /// The worker's stderr (its log), kept in a file so the pipe can never fill and block it.
     let logURL: URL
 
-    /// Starts a worker and waits for its `listening on` line (at most `startTimeoutMs`).
+    /// Starts a worker and waits for its `listening on` line (at most `startTimeoutMs`); with
+    /// `descriptorLimit`, under that soft `RLIMIT_NOFILE` (a shell sets it, then becomes the worker).
     init(
         service: String, port: UInt16 = 0, join: [NodeAddress] = [], interval: Int = 100, priority: Int32 = 0,
-        extra: [String] = [], startTimeoutMs: Int = 10_000
+        extra: [String] = [], descriptorLimit: Int? = nil, startTimeoutMs: Int = 10_000
     ) throws {
         var arguments = ["worker", "--service", service, "--port", "\(port)", "--interval", "\(interval)",
                          "--priority", "\(priority)"]
@@ -42,7 +43,12 @@ final class WorkerProcess {
         arguments += extra
         let logURL = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-\(service)-\(UUID().uuidString.prefix(8)).log")
-        let starling = try StarlingProcess(executable: try Self.binary(), arguments: arguments, logPath: logURL.path)
+        var executable = try Self.binary()
+        if let descriptorLimit {
+            arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", executable] + arguments
+            executable = "/bin/sh"
+        }
+        let starling = try StarlingProcess(executable: executable, arguments: arguments, logPath: logURL.path)
         self.process = starling.spawned
         self.service = service
         self.logURL = logURL

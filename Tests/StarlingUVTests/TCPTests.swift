@@ -116,4 +116,73 @@ import Testing
             #expect(caught { () throws(UVError) in try client.write(bytes: [1]) }?.name == "EBADF")
         }
     }
+
+    /// Over `maxConnections` open accepted streams, a connection reads `refusalMessage` and its
+    /// end of file (not a reset) and `onRefused` says why; closing an accepted stream frees its place.
+    @Test func aConnectionOverTheCapReadsTheRefusalAndItsEnd() throws {
+        try withLoop { loop in
+            let server = try TCPServer(loop: loop)
+            defer { server.close() }
+            server.maxConnections = 1
+            server.refusalMessage = Array("full\r\n".utf8)
+            var refusals: [TCPServer.Refusal] = []
+            server.onRefused = { refusals.append($0) }
+            var accepted: [TCPStream] = []
+            defer { accepted.forEach { $0.close() } }
+            try server.bind(to: loopback)
+            try server.listen { result in
+                if case .success(let stream) = result { accepted.append(stream) }
+            }
+            let address = try server.localAddress
+
+            let first = try TCPStream(loop: loop)
+            defer { first.close() }
+            try first.connect(to: address) { _ in }
+            try drive(loop, "the first connection accepted") { accepted.count == 1 }
+            #expect(server.openConnections == 1)
+
+            let second = try TCPStream(loop: loop)
+            defer { second.close() }
+            var read: [UInt8] = []
+            var ending: String?
+            try second.connect(to: address) { error in
+                if let error { ending = "connect \(error)"; return }
+                // Sent before reading: the refusal must still arrive, not a reset.
+                try? second.write(bytes: Array("PING\r\n".utf8))
+                try? second.startReading { event in
+                    switch event {
+                    case .bytes(let bytes): read += bytes
+                    case .endOfFile: ending = "end of file"
+                    case .failed(let error): ending = "\(error)"
+                    }
+                }
+            }
+            try drive(loop, "the second connection ended") { ending != nil }
+            #expect(ending == "end of file")
+            #expect(read == Array("full\r\n".utf8))
+            #expect(refusals == [.atCapacity(maxConnections: 1)])
+            #expect(accepted.count == 1)
+
+            accepted[0].close()
+            #expect(server.openConnections == 0)
+            let third = try TCPStream(loop: loop)
+            defer { third.close() }
+            try third.connect(to: address) { _ in }
+            try drive(loop, "a third connection accepted once the first closed") { accepted.count == 2 }
+        }
+    }
+
+    /// A bind whose port is taken for TCP fails at bind (libuv would keep the error for a listen).
+    @Test func bindingATakenPortFails() throws {
+        try withLoop { loop in
+            let holder = try TCPServer(loop: loop)
+            defer { holder.close() }
+            try holder.bind(to: loopback)
+            try holder.listen { _ in }
+            let taken = try holder.localAddress
+            let second = try TCPServer(loop: loop)
+            defer { second.close() }
+            #expect(caught { () throws(UVError) in try second.bind(to: taken) }?.name == "EADDRINUSE")
+        }
+    }
 }
