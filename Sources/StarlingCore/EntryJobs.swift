@@ -50,10 +50,15 @@ public struct EntryJobs: Sendable {
         service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, nowMs: Int64
     ) -> [JobDirective] {
         let id = JobID(service: service, key: key)
-        if let outcome = recent[id] {
-            return [.answer(client, outcome.response(for: key))]
+        switch recent.recall(id, payload: payload) {
+        case .answered(let outcome): return [.answer(client, outcome.response(for: key))]
+        case .otherPayload: return [.answer(client, .error(key: key, code: .badRequest, message: PayloadDigest.conflictMessage))]
+        case nil: break
         }
-        if pending[id] != nil {
+        if let job = pending[id] {
+            guard job.ticket.payload == payload else {
+                return [.answer(client, .error(key: key, code: .badRequest, message: PayloadDigest.conflictMessage))]
+            }
             if !pending[id]!.clients.contains(client) { pending[id]!.clients.append(client) }
             return []
         }
@@ -107,7 +112,7 @@ public struct EntryJobs: Sendable {
         case .result(_, let service, let key, let outcome):
             let id = JobID(service: service, key: key)
             guard let job = pending.removeValue(forKey: id) else { return [] }  // answered already
-            recent.remember(outcome, for: id, nowMs: nowMs)
+            recent.remember(outcome, for: id, payload: job.ticket.payload, nowMs: nowMs)
             let response = outcome.response(for: key)
             return job.clients.map { .answer($0, response) }
         case .refused(let service, let key, let code, let message):

@@ -201,7 +201,9 @@ public struct JobEngine: Sendable {
             // To the router if it dispatched the job (it relays), to the entry if it holds it.
             return router.received(message, from: peer, nowMs: nowMs) + entry.received(message, nowMs: nowMs)
         case .refused:
-            return entry.received(message, nowMs: nowMs)
+            // From an executor, to the router that dispatched the job (it tells the entry nodes);
+            // from a primary, to the entry that holds it.
+            return router.received(message, from: peer, nowMs: nowMs) + entry.received(message, nowMs: nowMs)
         case .hello, .spawn, .retire, .spawnRefused:
             return []
         }

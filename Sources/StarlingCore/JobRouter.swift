@@ -107,6 +107,13 @@ public struct JobRouter: Sendable {
         case .running(_, _, let keys):
             adopt(keys, runningOn: peer)
             return pump()
+        case .refused(_, let key, let code, let text):
+            // The executor will not run it (it knows the key with another payload): the entry
+            // nodes are told, as for a refusal here.
+            guard jobs[key]?.executor == peer, let job = jobs.removeValue(forKey: key) else { return [] }
+            inFlight[peer]?.remove(key)
+            let refusal = PeerMessage.refused(service: service, key: key, code: code, message: text)
+            return job.entries.map { .send(refusal, to: $0) } + pump()
         default:
             return []
         }
@@ -140,10 +147,16 @@ public struct JobRouter: Sendable {
 
     private mutating func forward(_ ticket: JobTicket) -> [JobDirective] {
         let id = JobID(service: ticket.service, key: ticket.key)
-        if let outcome = recent[id] {
+        switch recent.recall(id, payload: ticket.payload) {
+        case .answered(let outcome):
             return [.send(.result(epoch: epoch ?? 0, service: service, key: ticket.key, outcome: outcome), to: ticket.entry)]
+        case .otherPayload:
+            return [refuse(ticket, .badRequest, PayloadDigest.conflictMessage)]
+        case nil:
+            break
         }
-        if jobs[ticket.key] != nil {
+        if let job = jobs[ticket.key] {
+            guard job.ticket.payload == ticket.payload else { return [refuse(ticket, .badRequest, PayloadDigest.conflictMessage)] }
             if !jobs[ticket.key]!.entries.contains(ticket.entry) { jobs[ticket.key]!.entries.append(ticket.entry) }
             return []
         }
@@ -160,8 +173,8 @@ public struct JobRouter: Sendable {
 
     private mutating func finished(_ key: JobKey, outcome: JobOutcome, on executor: NodeAddress, nowMs: Int64) -> [JobDirective] {
         inFlight[executor]?.remove(key)
-        recent.remember(outcome, for: JobID(service: service, key: key), nowMs: nowMs)
         guard let job = jobs.removeValue(forKey: key) else { return pump() }
+        recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
         if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
         if let other = job.executor, other != executor { inFlight[other]?.remove(key) }
         let result = PeerMessage.result(epoch: epoch ?? 0, service: service, key: key, outcome: outcome)

@@ -3,7 +3,8 @@ import DequeModule
 /// The executor's side of jobs: it runs what its primary dispatches, at most `slots` at once, and
 /// reports each outcome to whoever dispatched it. It refuses dispatches stamped with an epoch older
 /// than one it has seen (fencing), and runs a key at most once while it runs or remembers it: a
-/// dispatch of a key it is running attaches to it, one it finished recently gets the same outcome.
+/// dispatch of a key it is running attaches to it, one it finished recently gets the same outcome,
+/// and one it knows with another payload is refused to the primary, which tells the entry nodes.
 public struct JobRunner: Sendable {
     public struct Config: Sendable {
         /// Jobs run at once (the service's `concurrency`).
@@ -69,9 +70,15 @@ public struct JobRunner: Sendable {
         guard ticket.service == service else { return decline("this process runs \(service.value)") }
         guard epoch >= fence else { return decline("epoch \(epoch) is older than \(fence)") }
         fence = epoch
-        if let outcome = recent[JobID(service: service, key: key)] {
-            return [.send(.result(epoch: epoch, service: service, key: key, outcome: outcome), to: peer)]
+        func refuseOtherPayload() -> [JobDirective] {
+            [.send(.refused(service: service, key: key, code: .badRequest, message: PayloadDigest.conflictMessage), to: peer)]
         }
+        switch recent.recall(JobID(service: service, key: key), payload: ticket.payload) {
+        case .answered(let outcome): return [.send(.result(epoch: epoch, service: service, key: key, outcome: outcome), to: peer)]
+        case .otherPayload: return refuseOtherPayload()
+        case nil: break
+        }
+        if let job = running[key] ?? waitingJobs[key], job.ticket.payload != ticket.payload { return refuseOtherPayload() }
         if running[key] != nil {
             running[key]!.attach(peer, epoch: epoch)
             return []
@@ -95,7 +102,7 @@ public struct JobRunner: Sendable {
     /// The handler finished a job started by a `.run` directive.
     public mutating func finished(_ key: JobKey, outcome: JobOutcome, nowMs: Int64) -> [JobDirective] {
         guard let job = running.removeValue(forKey: key) else { return [] }
-        recent.remember(outcome, for: JobID(service: service, key: key), nowMs: nowMs)
+        recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
         let result = PeerMessage.result(epoch: job.epoch, service: service, key: key, outcome: outcome)
         var out: [JobDirective] = job.reportTo.map { .send(result, to: $0) }
         while running.count < config.slots, let next = waiting.popFirst() {

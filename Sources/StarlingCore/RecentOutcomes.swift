@@ -1,15 +1,24 @@
 import DequeModule
 
 /// Outcomes of recently finished jobs, so that a key submitted again gets the same answer without
-/// running again. Bounded in count, in bytes of results and in time; the oldest go first.
+/// running again — if it comes with the same payload (`PayloadDigest`). Bounded in count, in bytes
+/// of results and in time; the oldest go first.
 public struct RecentOutcomes: Sendable {
+    /// What is known of a key submitted again.
+    public enum Recall: Equatable, Sendable {
+        /// It ran with this payload: the same answer again.
+        case answered(JobOutcome)
+        /// It ran with another payload: the submission is refused (`PayloadDigest.conflictMessage`).
+        case otherPayload
+    }
+
     /// The default bound on the bytes of results kept by one cache.
     public static let defaultMaxBytes = 32 << 20
 
     public let capacity: Int
     public let maxBytes: Int
     public let ttlMs: Int64
-    private var outcomes: [JobID: JobOutcome] = [:]
+    private var outcomes: [JobID: (outcome: JobOutcome, digest: PayloadDigest)] = [:]
     private var order: Deque<(id: JobID, expiresMs: Int64)> = []
     private var bytes = 0
 
@@ -21,14 +30,20 @@ public struct RecentOutcomes: Sendable {
 
     public var count: Int { outcomes.count }
 
-    public subscript(id: JobID) -> JobOutcome? { outcomes[id] }
+    /// What is known of `id` submitted again with `payload`; nil if nothing is (the payload is
+    /// digested only then).
+    public func recall(_ id: JobID, payload: [UInt8]) -> Recall? {
+        guard let known = outcomes[id] else { return nil }
+        return known.digest == PayloadDigest(service: id.service, payload: payload) ? .answered(known.outcome) : .otherPayload
+    }
 
-    /// Keeps `outcome`, dropping the oldest entries while over a bound. A result larger than the
-    /// byte bound is not kept: a key submitted again then runs again.
-    public mutating func remember(_ outcome: JobOutcome, for id: JobID, nowMs: Int64) {
+    /// Keeps `outcome` of the job `id` ran with `payload`, dropping the oldest entries while over
+    /// a bound. A result larger than the byte bound is not kept: a key submitted again then runs
+    /// again.
+    public mutating func remember(_ outcome: JobOutcome, for id: JobID, payload: [UInt8], nowMs: Int64) {
         let size = outcome.byteCount
         guard size <= maxBytes, outcomes[id] == nil else { return }
-        outcomes[id] = outcome
+        outcomes[id] = (outcome, PayloadDigest(service: id.service, payload: payload))
         bytes += size
         order.append((id, nowMs + ttlMs))
         while order.count > capacity || bytes > maxBytes, let oldest = order.popFirst() {
@@ -44,7 +59,7 @@ public struct RecentOutcomes: Sendable {
     }
 
     private mutating func dropOldest(_ id: JobID) {
-        if let outcome = outcomes.removeValue(forKey: id) { bytes -= outcome.byteCount }
+        if let known = outcomes.removeValue(forKey: id) { bytes -= known.outcome.byteCount }
     }
 }
 

@@ -52,9 +52,9 @@ private struct JobBench {
         }
     }
 
-    mutating func submit(_ key: String, at entry: NodeAddress, client: ClientID = 1) {
+    mutating func submit(_ key: String, at entry: NodeAddress, client: ClientID = 1, payload: String? = nil) {
         carry(processes[entry]!.submit(
-            service: echo, key: try! JobKey(key), payload: Array(key.utf8), client: client, nowMs: nowMs), at: entry)
+            service: echo, key: try! JobKey(key), payload: Array((payload ?? key).utf8), client: client, nowMs: nowMs), at: entry)
     }
 
     /// Every job started at `process` finishes, echoing its key.
@@ -67,6 +67,11 @@ private struct JobBench {
 
     mutating func tickAll() {
         for address in processes.keys.sorted() { carry(processes[address]!.tick(nowMs: nowMs), at: address) }
+    }
+
+    /// The messages of the `BAD_REQUEST` errors `client` got.
+    func badRequests(_ client: ClientID) -> [String] {
+        (answers[client] ?? []).compactMap { if case .error(_, .badRequest, let message) = $0 { message } else { nil } }
     }
 
     func okKeys(_ client: ClientID) -> [String] {
@@ -122,6 +127,36 @@ private struct JobBench {
         bench.deliverAll()
         #expect(bench.okKeys(3) == ["same"] && bench.okKeys(4) == ["same"])
         #expect(bench.started[p2]?.isEmpty ?? true, "ran once")
+    }
+
+    @Test func aKeyAlreadyUsedWithAnotherPayloadIsRefusedWhereverItIsKnown() {
+        let conflict = ["key already used with a different payload"]
+        var bench = JobBench(processes: 3)
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        bench.submit("k", at: p2, client: 1, payload: "a")
+        bench.submit("k", at: p2, client: 2, payload: "b")
+        #expect(bench.badRequests(2) == conflict, "pending at the same entry node")
+        bench.deliverAll()
+        bench.submit("k", at: p1, client: 3, payload: "b")
+        bench.deliverAll()
+        #expect(bench.badRequests(3) == conflict, "queued or running at the primary")
+        bench.finishAll(at: p3)
+        bench.deliverAll()
+        #expect(bench.okKeys(1) == ["k"])
+        bench.submit("k", at: p2, client: 4, payload: "b")
+        bench.submit("k", at: p1, client: 5, payload: "b")
+        bench.submit("k", at: p2, client: 6, payload: "a")
+        bench.deliverAll()
+        #expect(bench.badRequests(4) == conflict && bench.badRequests(5) == conflict, "in the recent outcomes")
+        #expect(bench.okKeys(6) == ["k"], "the same payload still gets its answer")
+        // The primary dies; the new one and entry node p2 never saw "k" (p1 was its entry), but
+        // the executor that ran it did.
+        bench.processes[p1] = nil
+        bench.makePrimary(p2, epoch: 2, executors: [p3])
+        bench.submit("k", at: p2, client: 7, payload: "c")
+        bench.deliverAll(dead: [p1])
+        #expect(bench.badRequests(7) == conflict, "refused by the executor, told through the primary")
+        #expect(bench.started[p3]?.isEmpty ?? true, "ran once")
     }
 
     @Test func whenThePrimaryDiesEntriesForwardAgainAndTheNewPrimaryAdoptsWhatRuns() {
@@ -270,13 +305,23 @@ private struct JobBench {
 
     @Test func boundedByCountBytesAndTime() {
         var recent = RecentOutcomes(capacity: 3, ttlMs: 1_000, maxBytes: 100)
-        for n in 0..<4 { recent.remember(.succeeded([UInt8](repeating: 1, count: 10)), for: id(n), nowMs: 0) }
-        #expect(recent.count == 3 && recent[id(0)] == nil, "the oldest goes past the count")
-        recent.remember(.succeeded([UInt8](repeating: 1, count: 90)), for: id(9), nowMs: 0)
-        #expect(recent[id(9)] != nil && recent[id(1)] == nil && recent.count == 2, "old ones go to make room for the bytes")
-        recent.remember(.succeeded([UInt8](repeating: 1, count: 101)), for: id(10), nowMs: 0)
-        #expect(recent[id(10)] == nil && recent[id(9)] != nil, "a result over the byte bound is not kept")
+        let known = { (recent: RecentOutcomes, n: Int) in recent.recall(id(n), payload: []) != nil }
+        for n in 0..<4 { recent.remember(.succeeded([UInt8](repeating: 1, count: 10)), for: id(n), payload: [], nowMs: 0) }
+        #expect(recent.count == 3 && !known(recent, 0), "the oldest goes past the count")
+        recent.remember(.succeeded([UInt8](repeating: 1, count: 90)), for: id(9), payload: [], nowMs: 0)
+        #expect(known(recent, 9) && !known(recent, 1) && recent.count == 2, "old ones go to make room for the bytes")
+        recent.remember(.succeeded([UInt8](repeating: 1, count: 101)), for: id(10), payload: [], nowMs: 0)
+        #expect(!known(recent, 10) && known(recent, 9), "a result over the byte bound is not kept")
         recent.expire(nowMs: 1_000)
         #expect(recent.count == 0)
+    }
+
+    @Test func aKeyIsRecalledOnlyWithTheSamePayload() {
+        var recent = RecentOutcomes(capacity: 3, ttlMs: 1_000)
+        recent.remember(.succeeded([1]), for: id(0), payload: [7, 7], nowMs: 0)
+        #expect(recent.recall(id(0), payload: [7, 7]) == .answered(.succeeded([1])))
+        #expect(recent.recall(id(0), payload: [7, 8]) == .otherPayload)
+        #expect(recent.recall(id(0), payload: []) == .otherPayload)
+        #expect(recent.recall(id(1), payload: [7, 7]) == nil)
     }
 }

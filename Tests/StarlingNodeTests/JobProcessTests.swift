@@ -119,7 +119,7 @@ import Glibc
         }
     }
 
-    @Test("bad input: NO_SERVICE, TOO_LARGE then still usable, BAD_REQUEST, FAIL with stderr, FAIL on timeout")
+    @Test("bad input: NO_SERVICE, TOO_LARGE then still usable, BAD_REQUEST, same key with another payload, FAIL with stderr, FAIL on timeout")
     func badInputGetsClearAnswers() throws {
         let jobs = try WorkerProcess.jobsDirectory(
             service: "broken", definition: "command = [\"/bin/sh\", \"-c\", \"echo boom >&2; exit 3\"]\n")
@@ -147,6 +147,14 @@ import Glibc
 
         let malformed = try exchange("SUBMIT echo\r\n", port: port)
         #expect(malformed.hasPrefix("ERR - BAD_REQUEST "))
+
+        // A key is bound to its first payload: another one is refused, on this node or another.
+        #expect(try exchange("SUBMIT echo bound 5\r\nfirst\r\n", port: port) == "OK bound 5\r\nfirst\r\n")
+        for entry in [echo, broken] {
+            let conflict = try exchange("SUBMIT echo bound 6\r\nsecond\r\n", port: entry.address.port)
+            #expect(conflict == "ERR bound BAD_REQUEST key already used with a different payload\r\n", "at \(entry.address)")
+        }
+        #expect(try exchange("SUBMIT echo bound 5\r\nfirst\r\n", port: broken.address.port) == "OK bound 5\r\nfirst\r\n")
 
         let failed = try exchange("SUBMIT broken f1 0\r\n\r\n", port: port)
         #expect(failed.hasPrefix("FAIL f1 "))
