@@ -178,14 +178,28 @@ extension ResultsSummary {
         text += "The same `echo` run (W = 4, C = 64, `StarlingClient`) with `--cluster-key-file` on every worker: "
             + "heartbeats sealed and every peer link authenticated and sealed (docs/SECURITY.md).\n\n"
         text += "| figure | keys on | keys off | on ÷ off | target (issue 10) | |\n| --- | ---: | ---: | ---: | --- | --- |\n"
+        var missed = false
         if let open, let keyed, open > 0 {
-            let met = keyed >= 0.9 * open
+            missed = keyed < 0.9 * open
             text += "| jobs/s | \(Self.rate(keyed)) | \(Self.rate(open)) | " + String(format: "%.2f×", keyed / open)
-                + " | ≥ 0.90 × keys off | \(met ? "met" : "**missed**") |\n"
+                + " | ≥ 0.90 × keys off | \(missed ? "**missed**" : "met") |\n"
         }
         if let openP99, let keyedP99, openP99 > 0 {
             text += "| p99 | \(Self.micros(keyedP99)) | \(Self.micros(openP99)) | " + String(format: "%.2f×", keyedP99 / openP99)
                 + " |  |  |\n"
+        }
+        if missed {
+            text += """
+
+                Why: the cost is per record, not per byte. Each peer write is sealed as one record and \
+                opened as one, and at C = 64 a write carries one to three frames, so a job's four hops \
+                cost about eight AEAD calls. swift-crypto's public `ChaChaPoly` API spends about 2–3 µs \
+                per call on this machine, under 15 % of it in the cipher: the rest is a new AEAD context, \
+                four to six `Data` allocations and unspecialised generic code, and the API has no \
+                in-place or reused-context call. Fewer records per job (results sent straight from the \
+                executor to the entry node, issue 13) is what would close the gap.
+
+                """
         }
         return text + "\n"
     }
