@@ -25,10 +25,12 @@ extension StarlingClient {
         public var backoffInitialMs: UInt64 = 50
         public var backoffMaxMs: UInt64 = 1_000
         /// The largest payload sent; larger ones are answered `.error(code: .tooLarge, ...)`
-        /// locally, like a node with the default limit would.
-        public var maxPayloadBytes = 1 << 20
-        /// The largest answer body (result, failure text, STATUS JSON) accepted.
-        public var maxAnswerBytes = 16 << 20
+        /// locally, as every node would. The default is the hard bound of `max_payload_bytes`:
+        /// within it, the service's own limit is its primary's to apply.
+        public var maxPayloadBytes = ServiceDefinition.maxPayloadBytesRange.upperBound
+        /// The largest answer body (result, failure text, STATUS JSON) accepted. The default is the
+        /// hard bound of `max_result_bytes`, so any result a service may give is taken.
+        public var maxAnswerBytes = ServiceDefinition.maxResultBytesRange.upperBound
         /// The token for nodes started with `--client-token-file` (docs/PROTOCOL.md,
         /// "Authentication"): sent as `AUTH <token>` first on every connection, and nothing else
         /// until the node answers `WELCOME`. nil sends no `AUTH`, as for an open cluster (a node

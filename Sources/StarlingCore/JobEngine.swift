@@ -13,6 +13,9 @@ public struct JobEngine: Sendable {
     public struct Config: Sendable {
         public var entry = EntryJobs.Config()
         public var router = JobRouter.Config()
+        /// This service's job sizes: results are checked here as they are made, payloads by the
+        /// router (this one replaces `router.sizes`).
+        public var sizes = JobSizeLimits()
 
         public init() {}
     }
@@ -27,6 +30,7 @@ public struct JobEngine: Sendable {
     private var entry: EntryJobs
     private var router: JobRouter
     private var runner: JobRunner
+    private let sizes: JobSizeLimits
     /// The primary of this service the runner last reported to.
     private var knownPrimary: JobView.Primary?
     /// Frames the shell could not send that go again as they are at the next tick: outcomes,
@@ -38,8 +42,11 @@ public struct JobEngine: Sendable {
         self.service = service
         self.slots = max(1, slots)
         entry = EntryJobs(address: address, config: config.entry)
-        router = JobRouter(service: service, config: config.router)
+        var routerConfig = config.router
+        routerConfig.sizes = config.sizes
+        router = JobRouter(service: service, config: routerConfig)
         runner = JobRunner(service: service, config: .init(slots: slots))
+        sizes = config.sizes
     }
 
     // MARK: Queries
@@ -136,9 +143,11 @@ public struct JobEngine: Sendable {
         entry.clientGone(client)
     }
 
-    /// The handler finished a job started by a `.run` directive.
+    /// The handler finished a job started by a `.run` directive. A result over `max_result_bytes`
+    /// becomes its `FAIL` here, before any frame carries it, so it never travels.
     public mutating func finished(_ key: JobKey, outcome: JobOutcome, nowMs: Int64) -> [JobDirective] {
-        deliverLocally(runner.finished(key, outcome: outcome, nowMs: nowMs), nowMs: nowMs)
+        let outcome = sizes.checked(outcome, key: key)
+        return deliverLocally(runner.finished(key, outcome: outcome, nowMs: nowMs), nowMs: nowMs)
     }
 
     /// The periodic step: dropped frames go again, old outcomes expire, jobs that waited too long

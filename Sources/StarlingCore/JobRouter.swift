@@ -18,6 +18,8 @@ public struct JobRouter: Sendable {
         /// Outcomes kept for keys forwarded again.
         public var recentCapacity = 65_536
         public var recentTTLMs: Int64 = 60_000
+        /// The service's job sizes: a payload over its limit is refused `TOO_LARGE` here.
+        public var sizes = JobSizeLimits()
 
         public init() {}
     }
@@ -163,6 +165,9 @@ public struct JobRouter: Sendable {
         // Not primary (any more, or not yet): the entry node forwards it again to the primary
         // it learns of next. A refusal here would fail a job that has a primary elsewhere.
         guard epoch != nil else { return [] }
+        if let refusal = config.sizes.payloadRefusal(ticket.payload.count, service: service) {
+            return [refuse(ticket, .tooLarge, refusal)]
+        }
         guard queue.count < config.maxQueued else {
             return [refuse(ticket, .busy, "the queue of \(service.value) is full (\(config.maxQueued) jobs)")]
         }

@@ -8,11 +8,14 @@
 /// input, and each later `next()` throws the same error again. The caller closes the connection.
 ///
 /// Memory is bounded: a length prefix announcing more than `maxFrameBytes` is an error as soon as
-/// its four bytes are in, before any of the body is kept, so once `next()` has returned nil,
-/// `bufferedByteCount` is less than `PeerMessageCodec.headerBytes + maxFrameBytes`.
+/// its four bytes are in, and one announcing more than its kind's limit (`PeerFrameLimits`) as
+/// soon as the type byte after them is in, before any more of the body is kept; so once `next()`
+/// has returned nil, `bufferedByteCount` is less than `PeerMessageCodec.headerBytes +
+/// maxFrameBytes`. Room for a large frame grows with the bytes that came, not with the length a
+/// peer announced.
 public struct PeerFrameDecoder: Sendable {
-    /// Room for a job payload at the client limit (1 MiB) plus every other field of a frame.
-    public static let defaultMaxFrameBytes = ClientRequestDecoder.defaultMaxPayloadBytes + 64 * 1024
+    /// The largest frame of any kind: a result at the hard bound of `max_result_bytes`.
+    public static let defaultMaxFrameBytes = PeerFrameLimits.largestFrameBytes
     /// Buffer capacity kept across frames; a larger buffer (after a large frame) is freed once empty.
     private static let retainedCapacity = 64 * 1024
 
@@ -59,9 +62,15 @@ public struct PeerFrameDecoder: Sendable {
         guard announced <= maxFrameBytes else {
             throw fail(.frameTooLarge(length: announced, limit: maxFrameBytes))
         }
+        if announced > PeerFrameLimits.controlFrameBytes {
+            // Only payloads and results may be this large: the type byte says which it is.
+            guard available > PeerMessageCodec.headerBytes else { return nil }
+            let limit = min(maxFrameBytes, PeerFrameLimits.maxBodyBytes(type: buffer[head + PeerMessageCodec.headerBytes]))
+            guard announced <= limit else { throw fail(.frameTooLarge(length: announced, limit: limit)) }
+        }
         let frameBytes = PeerMessageCodec.headerBytes + announced
         guard available >= frameBytes else {
-            reserve(frameBytes)
+            reserve(min(frameBytes, 2 * available + Self.retainedCapacity))
             return nil
         }
         let bodyStart = head + PeerMessageCodec.headerBytes
@@ -76,7 +85,8 @@ public struct PeerFrameDecoder: Sendable {
         return message
     }
 
-    /// Makes room for a whole announced frame at once, rather than doubling towards it.
+    /// Makes room for `frameBytes` at once, rather than doubling towards it byte by byte; the
+    /// caller asks for at most twice what has come, so an announced length alone costs nothing.
     private mutating func reserve(_ frameBytes: Int) {
         guard buffer.capacity - head < frameBytes else { return }
         if head > 0 {

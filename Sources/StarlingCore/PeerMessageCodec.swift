@@ -38,8 +38,8 @@ public enum PeerMessageCodec {
     /// one write.
     ///
     /// Preconditions: a `running` message has at most `maxRunningKeys` keys, and a body fits a
-    /// `UInt32` length. The receiver also bounds frames (`PeerFrameDecoder.maxFrameBytes`), so
-    /// payloads must stay within the job payload limit.
+    /// `UInt32` length. The receiver also bounds frames by kind (`PeerFrameLimits`), so payloads
+    /// and results must stay within the hard bounds of job sizes.
     public static func encode(_ message: PeerMessage, into buffer: inout [UInt8]) {
         let start = buffer.count
         buffer.appendBigEndian(UInt32(0))

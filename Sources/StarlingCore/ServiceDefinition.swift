@@ -45,6 +45,8 @@ public struct ServiceDefinition: Hashable, Sendable {
         case maxWorkers = "max_workers"
         case scaleUpBacklog = "scale_up_backlog"
         case scaleDownIdleMs = "scale_down_idle_ms"
+        case maxPayloadBytes = "max_payload_bytes"
+        case maxResultBytes = "max_result_bytes"
 
         public var description: String { rawValue }
     }
@@ -65,6 +67,13 @@ public struct ServiceDefinition: Hashable, Sendable {
     public static let concurrencyRange = 1...1024
     public static let timeoutMsRange: ClosedRange<Int64> = 1...86_400_000
     public static let maxWorkersRange = 1...1024
+    /// Bounds of `max_payload_bytes` and `max_result_bytes`. The upper bounds are hard: client
+    /// request decoders and peer frame limits are derived from them (`PeerFrameLimits`), so a job
+    /// within its service's limits is never refused on its way.
+    public static let maxPayloadBytesRange = 0...(64 << 20)
+    public static let maxResultBytesRange = 0...(256 << 20)
+    public static let defaultMaxPayloadBytes = 1 << 20
+    public static let defaultMaxResultBytes = 16 << 20
     /// Bounds the arguments of a command: count, and bytes per argument.
     public static let maxCommandArguments = 256
     public static let maxCommandArgumentBytes = 4096
@@ -84,10 +93,15 @@ public struct ServiceDefinition: Hashable, Sendable {
     public var scaleUpBacklog: Int
     /// How long a worker must have been idle before the scaler drains it.
     public var scaleDownIdleMs: Int64
+    /// A job's payload over this is refused (`TOO_LARGE`) by the service's primary.
+    public var maxPayloadBytes: Int
+    /// A result over this becomes a `FAIL` where it is made, naming its size and this limit.
+    public var maxResultBytes: Int
 
     public init(
         service: ServiceName, handler: Handler, concurrency: Int = 1, timeoutMs: Int64 = 30_000,
-        minWorkers: Int = 1, maxWorkers: Int = 8, scaleUpBacklog: Int = 4, scaleDownIdleMs: Int64 = 10_000
+        minWorkers: Int = 1, maxWorkers: Int = 8, scaleUpBacklog: Int = 4, scaleDownIdleMs: Int64 = 10_000,
+        maxPayloadBytes: Int = defaultMaxPayloadBytes, maxResultBytes: Int = defaultMaxResultBytes
     ) {
         self.service = service
         self.handler = handler
@@ -97,6 +111,8 @@ public struct ServiceDefinition: Hashable, Sendable {
         self.maxWorkers = maxWorkers
         self.scaleUpBacklog = scaleUpBacklog
         self.scaleDownIdleMs = scaleDownIdleMs
+        self.maxPayloadBytes = maxPayloadBytes
+        self.maxResultBytes = maxResultBytes
     }
 
     /// Checks every bound; the first violation is thrown, naming its key.
@@ -119,6 +135,10 @@ public struct ServiceDefinition: Hashable, Sendable {
         guard scaleDownIdleMs >= 0 else {
             throw Invalid(key: .scaleDownIdleMs, reason: "must be at least 0, got \(scaleDownIdleMs)")
         }
+        try check(.maxPayloadBytes, maxPayloadBytes, in: Self.maxPayloadBytesRange,
+                  bound: "0...\(Self.maxPayloadBytesRange.upperBound) (64 MiB, the hard bound)")
+        try check(.maxResultBytes, maxResultBytes, in: Self.maxResultBytesRange,
+                  bound: "0...\(Self.maxResultBytesRange.upperBound) (256 MiB, the hard bound)")
     }
 
     private func validateHandler() throws(Invalid) {

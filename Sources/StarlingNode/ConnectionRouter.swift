@@ -79,7 +79,7 @@ public struct ConnectionRouter: Sendable {
 
     /// What a Starling process serves on its port today: sealed peer links, plain peer frames, then
     /// client lines. A connection starting with 0 waits for its first four bytes: the sealed
-    /// magic's length prefix would announce a frame over the limit, so no plain link starts so.
+    /// magic's length prefix would announce a hello over a hello's limit, so no plain link starts so.
     public static let standard = ConnectionRouter(recognisers: [
         ProtocolRecogniser(.sealedPeerFrames, magic: PeerHandshake.magic),
         ProtocolRecogniser(.peerFrames, magic: [0]),

@@ -23,7 +23,9 @@ final class JobPlane {
         self.links = links
         self.answerClient = answerClient
         handler = makeHandler(for: definition, loop: loop)
-        engine = JobEngine(address: address, service: definition.service, slots: definition.concurrency)
+        var config = JobEngine.Config()
+        config.sizes = JobSizeLimits(definition)
+        engine = JobEngine(address: address, service: definition.service, slots: definition.concurrency, config: config)
         links.onFrameDropped = { [unowned self] message, peer in engine.frameDropped(message, to: peer) }
     }
 

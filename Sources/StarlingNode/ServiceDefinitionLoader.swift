@@ -267,6 +267,8 @@ private struct TableReader {
         if let value = try integer(.maxWorkers) { definition.maxWorkers = value }
         if let value = try integer(.scaleUpBacklog) { definition.scaleUpBacklog = value }
         if let value = try integer(.scaleDownIdleMs) { definition.scaleDownIdleMs = Int64(value) }
+        if let value = try integer(.maxPayloadBytes) { definition.maxPayloadBytes = value }
+        if let value = try integer(.maxResultBytes) { definition.maxResultBytes = value }
         do {
             try definition.validate()
         } catch {

@@ -27,6 +27,8 @@ import Testing
         #expect(value.maxWorkers == 8)
         #expect(value.scaleUpBacklog == 4)
         #expect(value.scaleDownIdleMs == 10_000)
+        #expect(value.maxPayloadBytes == 1_048_576)
+        #expect(value.maxResultBytes == 16_777_216)
     }
 
     @Test func boundsAreInclusive() throws {
@@ -39,6 +41,8 @@ import Testing
         #expect(try failingKey { $0.maxWorkers = 1024 } == nil)
         #expect(try failingKey { $0.scaleUpBacklog = 1 } == nil)
         #expect(try failingKey { $0.scaleDownIdleMs = 0 } == nil)
+        #expect(try failingKey { $0.maxPayloadBytes = 0; $0.maxResultBytes = 0 } == nil)
+        #expect(try failingKey { $0.maxPayloadBytes = 64 << 20; $0.maxResultBytes = 256 << 20 } == nil)
     }
 
     @Test func everyViolationNamesItsKey() throws {
@@ -53,6 +57,10 @@ import Testing
         #expect(try failingKey { $0.minWorkers = 9 } == .minWorkers)
         #expect(try failingKey { $0.scaleUpBacklog = 0 } == .scaleUpBacklog)
         #expect(try failingKey { $0.scaleDownIdleMs = -1 } == .scaleDownIdleMs)
+        #expect(try failingKey { $0.maxPayloadBytes = -1 } == .maxPayloadBytes)
+        #expect(try failingKey { $0.maxPayloadBytes = (64 << 20) + 1 } == .maxPayloadBytes)
+        #expect(try failingKey { $0.maxResultBytes = -1 } == .maxResultBytes)
+        #expect(try failingKey { $0.maxResultBytes = (256 << 20) + 1 } == .maxResultBytes)
         #expect(try failingKey { $0.handler = .command([]) } == .command)
         #expect(try failingKey { $0.handler = .command([""]) } == .command)
         #expect(try failingKey { $0.handler = .command(["/bin/echo", "a\u{0}b"]) } == .command)
@@ -75,12 +83,18 @@ import Testing
         } catch {
             #expect(error.description == "timeout_ms: must be in 1...86400000, got 0")
         }
+        value = try definition()
+        value.maxResultBytes = 300_000_000
+        #expect(throws: ServiceDefinition.Invalid(
+            key: .maxResultBytes, reason: "must be in 0...268435456 (256 MiB, the hard bound), got 300000000")) {
+            try value.validate()
+        }
     }
 
     @Test func keysAndBuiltinsAreSpelledAsInTheFiles() {
         #expect(ServiceDefinition.Key.allCases.map(\.rawValue) == [
             "service", "handler", "command", "concurrency", "timeout_ms", "min_workers", "max_workers",
-            "scale_up_backlog", "scale_down_idle_ms",
+            "scale_up_backlog", "scale_down_idle_ms", "max_payload_bytes", "max_result_bytes",
         ])
         #expect(ServiceDefinition.Builtin.allCases.map(\.rawValue) == ["echo", "sleep", "sha256", "spin"])
     }

@@ -450,7 +450,8 @@ private func failure(_ outcome: JobOutcome?) -> String? {
                 argv: ["/bin/sh", "-c", "while :; do echo yyyyyyyyyyyyyyyy; done"], timeoutMs: 10_000,
                 limits: CommandHandler.Limits(maxOutputBytes: 100_000))
             let outcome = try run(handler, [], on: loop)
-            #expect(outcome == .failed("output exceeds 100000 bytes; killed"))
+            #expect(outcome == .failed(
+                "result of more than 100000 bytes is over max_result_bytes (100000) of job \(testKey.value); killed"))
         }
     }
 }

@@ -82,11 +82,14 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
             max_workers = 3
             scale_up_backlog = 10
             scale_down_idle_ms = 0
+            max_payload_bytes = 2048
+            max_result_bytes = 33554432
             """)
         let definition = try ServiceDefinitionLoader.load(file: file)
         #expect(definition == ServiceDefinition(
             service: try ServiceName("echo"), handler: .builtin(.echo), concurrency: 64, timeoutMs: 5000,
-            minWorkers: 2, maxWorkers: 3, scaleUpBacklog: 10, scaleDownIdleMs: 0))
+            minWorkers: 2, maxWorkers: 3, scaleUpBacklog: 10, scaleDownIdleMs: 0,
+            maxPayloadBytes: 2048, maxResultBytes: 32 << 20))
     }
 
     @Test func serviceIsTheFileNameAndMayBeWrittenOutOnlyAsThat() throws {
@@ -153,6 +156,8 @@ private let repositoryRoot = URL(fileURLWithPath: #filePath)
             ("min_workers = -1", "min_workers"), ("min_workers = 9", "min_workers"),
             ("max_workers = 0", "max_workers"), ("min_workers = 1\nmax_workers = 2000", "max_workers"), ("min_workers = 0", "min_workers"),
             ("scale_up_backlog = 0", "scale_up_backlog"), ("scale_down_idle_ms = -5", "scale_down_idle_ms"),
+            ("max_payload_bytes = -1", "max_payload_bytes"), ("max_payload_bytes = 67108865", "max_payload_bytes"),
+            ("max_result_bytes = -1", "max_result_bytes"), ("max_result_bytes = 268435457", "max_result_bytes"),
         ]
         for (line, key) in cases {
             try expectError("handler = \"echo\"\n\(line)\n", .invalidValue, key: key, containing: "must be")

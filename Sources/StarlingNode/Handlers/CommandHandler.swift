@@ -24,12 +24,13 @@ public final class CommandHandler: JobHandler {
 
     /// Bounds on what one job may produce.
     public struct Limits: Sendable, Equatable {
-        /// Stdout beyond this fails the job and kills the program.
+        /// Stdout beyond this fails the job and ends the program's group at once, so a result over
+        /// its service's `max_result_bytes` (which `makeHandler` passes) is never held whole.
         public var maxOutputBytes: Int
         /// Only this many trailing bytes of stderr are kept, for the failure message.
         public var stderrTailBytes: Int
 
-        public init(maxOutputBytes: Int = 16 << 20, stderrTailBytes: Int = 4096) {
+        public init(maxOutputBytes: Int = ServiceDefinition.defaultMaxResultBytes, stderrTailBytes: Int = 4096) {
             self.maxOutputBytes = maxOutputBytes
             self.stderrTailBytes = stderrTailBytes
         }
@@ -67,7 +68,7 @@ public final class CommandHandler: JobHandler {
         var environment = environment
         environment[Self.jobKeyVariable] = key.value
         return CommandJob(
-            loop: loop, argv: argv, environment: environment, payload: payload, timeoutMs: timeoutMs, limits: limits,
+            loop: loop, key: key, argv: argv, environment: environment, payload: payload, timeoutMs: timeoutMs, limits: limits,
             completion: completion)
     }
 }

@@ -19,6 +19,7 @@ final class CommandJob: RunningJob {
     private let loop: EventLoop
     private let end: JobEnd
     private let limits: CommandHandler.Limits
+    private let key: JobKey
     private var process: ChildProcess?
     /// Set by the first kill: the group's SIGTERM, then SIGKILL.
     private var termination: ProcessGroupTermination?
@@ -31,10 +32,11 @@ final class CommandJob: RunningJob {
     private var killReason: String?
 
     init(
-        loop: EventLoop, argv: [String], environment: [String: String], payload: [UInt8], timeoutMs: Int64,
-        limits: CommandHandler.Limits, completion: @escaping (JobOutcome) -> Void
+        loop: EventLoop, key: JobKey, argv: [String], environment: [String: String], payload: [UInt8],
+        timeoutMs: Int64, limits: CommandHandler.Limits, completion: @escaping (JobOutcome) -> Void
     ) {
         self.loop = loop
+        self.key = key
         end = JobEnd(loop: loop, completion: completion)
         self.limits = limits
         let process: ChildProcess
@@ -107,7 +109,8 @@ final class CommandJob: RunningJob {
             output = []
             isReadingStdout = false
             process?.stdout?.stopReading()
-            kill(because: "output exceeds \(limits.maxOutputBytes) bytes; killed")
+            let size = "more than \(limits.maxOutputBytes) bytes"
+            kill(because: JobSizeLimits.resultTooLarge(size, limit: limits.maxOutputBytes, key: key) + "; killed")
             finishIfDone()
             return
         }

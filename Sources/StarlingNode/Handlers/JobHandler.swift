@@ -32,6 +32,8 @@ public func makeHandler(for definition: ServiceDefinition, loop: EventLoop) -> a
     case .builtin(.sha256): return SHA256Handler(loop: loop, timeoutMs: timeoutMs)
     case .builtin(.spin): return SpinHandler(loop: loop, timeoutMs: timeoutMs)
     case .command(let argv):
-        return CommandHandler(loop: loop, service: definition.service, argv: argv, timeoutMs: timeoutMs)
+        return CommandHandler(
+            loop: loop, service: definition.service, argv: argv, timeoutMs: timeoutMs,
+            limits: CommandHandler.Limits(maxOutputBytes: definition.maxResultBytes))
     }
 }

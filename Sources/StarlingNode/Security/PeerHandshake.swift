@@ -48,8 +48,9 @@ public struct PeerSealError: Error, Sendable, Equatable, CustomStringConvertible
 /// anything on a new connection. Pure: no sockets, no clock.
 public enum PeerHandshake {
     /// What a sealed connection starts with. Read as a plain frame's length prefix it would announce
-    /// 0x0053544C = 5,461,068 bytes, over `PeerFrameDecoder.defaultMaxFrameBytes`: no plain peer
-    /// connection can start with it.
+    /// 0x0053544C = 5,461,068 bytes, and the version byte after it would be the type of a `hello`,
+    /// whose limit (`PeerFrameLimits.controlFrameBytes`) that is over: no plain peer connection can
+    /// start with it.
     public static let magic: [UInt8] = [0x00, 0x53, 0x54, 0x4C]
     public static let version: UInt8 = 1
     public static let nonceBytes = 32
