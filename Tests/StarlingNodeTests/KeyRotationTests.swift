@@ -52,10 +52,11 @@ import Glibc
             }
         }
         /// Waits for `count` more answers (the load keeps flowing across the step). It awaits
-        /// rather than blocks: the submitters run on the same few cooperative threads.
+        /// rather than blocks: the submitters run on the same few cooperative threads, which the
+        /// suite's blocking process tests can hold for many seconds, hence the generous deadline.
         func answers(_ count: Int, after step: String) async {
             let target = answered.value.load(ordering: .relaxed) + count
-            let flowed = await pollAsync(within: .seconds(15)) { answered.value.load(ordering: .relaxed) >= target ? true : nil }
+            let flowed = await pollAsync(within: .seconds(45)) { answered.value.load(ordering: .relaxed) >= target ? true : nil }
             #expect(flowed == true, "jobs stopped flowing after \(step): \(answered.value.load(ordering: .relaxed)) answered")
         }
 

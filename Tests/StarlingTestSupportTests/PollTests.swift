@@ -35,7 +35,9 @@ import Testing
 
     @Test func asyncProbesMayAwait() async {
         let asked = Atomic<Int>(0)
-        let value = await pollAsync(within: .seconds(10), every: .milliseconds(1)) { () async -> Int? in
+        // A generous deadline: blocking process tests can hold the cooperative threads for many
+        // seconds on a 2-core machine, and this test is about awaiting, not about speed.
+        let value = await pollAsync(within: .seconds(60), every: .milliseconds(1)) { () async -> Int? in
             await Task.yield()
             let count = asked.add(1, ordering: .relaxed).newValue
             return count == 3 ? count : nil
