@@ -109,10 +109,10 @@ public struct JobRouter: Sendable {
         case .running(_, _, let keys):
             adopt(keys, runningOn: peer)
             return pump()
-        case .refused(_, let key, let code, let text):
+        case .refused(let refusedService, let key, let code, let text):
             // The executor will not run it (it knows the key with another payload): the entry
             // nodes are told, as for a refusal here.
-            guard jobs[key]?.executor == peer, let job = jobs.removeValue(forKey: key) else { return [] }
+            guard refusedService == service, jobs[key]?.executor == peer, let job = jobs.removeValue(forKey: key) else { return [] }
             inFlight[peer]?.remove(key)
             let refusal = PeerMessage.refused(service: service, key: key, code: code, message: text)
             return job.entries.map { .send(refusal, to: $0) } + pump()

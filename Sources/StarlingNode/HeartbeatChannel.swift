@@ -25,7 +25,7 @@ final class HeartbeatChannel {
     private var random = SystemRandomNumberGenerator()
     /// The seal counter: +1 for every sealed datagram; never repeats in this process.
     private var sealCounter: UInt64 = 0
-    /// Senders' keys derived from the current cluster keys; emptied when they change.
+    /// Senders' keys derived from the cluster keys (it notices when those change).
     private var senderKeys = HeartbeatSenderKeys()
     /// What this process last said, sealed again (with a new counter) to answer a challenge.
     private var latest: Heartbeat?
@@ -45,7 +45,6 @@ final class HeartbeatChannel {
         self.rejections = rejections
         self.ioProblems = ioProblems
         freshness = HeartbeatFreshness(config: .init(intervalMs: intervalMs))
-        secrets.onClusterKeysChanged.append { [weak self] in self?.senderKeys.forgetAll() }
     }
 
     /// Starts receiving; each heartbeat that passes goes to `onHeartbeat`.

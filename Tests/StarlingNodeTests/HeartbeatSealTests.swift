@@ -45,6 +45,21 @@ struct HeartbeatSealTests {
         #expect(HeartbeatSeal.open(HeartbeatSeal.seal(challenge, with: sealer.sealing), keys: rotated.all) == .success(challenge))
     }
 
+    @Test("the derived sender keys follow a change of cluster keys: none is used after its cluster key went")
+    func senderKeysFollowTheClusterKeys() throws {
+        let a = try Self.keys([ClusterKeys.generateLine()]), b = try Self.keys([ClusterKeys.generateLine()])
+        let plain = datagram()
+        var senderKeys = HeartbeatSenderKeys()
+        #expect(HeartbeatSeal.open(HeartbeatSeal.seal(plain, with: a.sealing), keys: a.all, senderKeys: &senderKeys) == .success(plain))
+        // Remembered under A: a datagram sealed with B opens under B, one sealed with A no longer does.
+        #expect(HeartbeatSeal.open(HeartbeatSeal.seal(plain, with: b.sealing), keys: b.all, senderKeys: &senderKeys) == .success(plain))
+        #expect(HeartbeatSeal.open(HeartbeatSeal.seal(plain, with: a.sealing), keys: b.all, senderKeys: &senderKeys)
+            .failureReason == "heartbeat_unopened")
+        // Sealing through the same table uses the current first key.
+        let sealed = HeartbeatSeal.seal(plain, with: b.all, senderKeys: &senderKeys)
+        #expect(HeartbeatSeal.open(sealed, keys: b.all) == .success(plain))
+    }
+
     @Test("another key, any flipped bit, any truncation, a plain heartbeat: refused by reason")
     func refusals() throws {
         let keys = try Self.keys([ClusterKeys.generateLine()])

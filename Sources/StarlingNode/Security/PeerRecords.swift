@@ -44,7 +44,7 @@ public struct PeerRecordSealer {
         // 2⁶⁴ records is out of reach; a wrapped counter would reuse a nonce, so it stops here.
         precondition(counter < .max, "peer record counter exhausted")
         counter += 1
-        // ChaChaPoly only fails for a malformed nonce, which `nonce(_:)` never makes.
+        // ChaChaPoly only fails for a malformed nonce, which `Nonce(counter:)` never makes.
         let box = try! ChaChaPoly.seal(chunk, using: key, nonce: nonce, authenticating: out[headerStart...])
         // After the nonce, the combined box is the ciphertext and then the tag: one copy.
         out.appendBytes(of: box.combined.dropFirst(ChaChaPoly.Nonce.length))
