@@ -191,13 +191,13 @@ extension ResultsSummary {
         if missed {
             text += """
 
-                Why: the cost is per record, not per byte. Each peer write is sealed as one record and \
-                opened as one, and at C = 64 a write carries one to three frames, so a job's four hops \
-                cost about eight AEAD calls. swift-crypto's public `ChaChaPoly` API spends about 2–3 µs \
-                per call on this machine, under 15 % of it in the cipher: the rest is a new AEAD context, \
-                four to six `Data` allocations and unspecialised generic code, and the API has no \
-                in-place or reused-context call. Fewer records per job (results sent straight from the \
-                executor to the entry node, issue 13) is what would close the gap.
+                Why: sealing costs CPU on the workers, and on these 2 cores CPU is the limit. Peer \
+                writes are batched, so a record carries several frames and a job costs less than one \
+                seal and one open; but each of those calls into swift-crypto's `ChaChaPoly` costs a \
+                few microseconds, most of it outside the cipher (a new AEAD context, `Data` allocations \
+                and copies, generic code), and the API has no in-place or reused-context call. \
+                [`README.md`](README.md#where-the-time-goes) shows how to count the records per job \
+                and profile what they cost.
 
                 """
         }
