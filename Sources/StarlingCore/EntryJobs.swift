@@ -50,15 +50,14 @@ public struct EntryJobs: Sendable {
         service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, nowMs: Int64
     ) -> [JobDirective] {
         let id = JobID(service: service, key: key)
+        func conflict() -> JobDirective { .answer(client, .error(key: key, code: .badRequest, message: PayloadDigest.conflictMessage)) }
         switch recent.recall(id, payload: payload) {
         case .answered(let outcome): return [.answer(client, outcome.response(for: key))]
-        case .otherPayload: return [.answer(client, .error(key: key, code: .badRequest, message: PayloadDigest.conflictMessage))]
+        case .otherPayload: return [conflict()]
         case nil: break
         }
         if let job = pending[id] {
-            guard job.ticket.payload == payload else {
-                return [.answer(client, .error(key: key, code: .badRequest, message: PayloadDigest.conflictMessage))]
-            }
+            guard job.ticket.payload == payload else { return [conflict()] }
             if !pending[id]!.clients.contains(client) { pending[id]!.clients.append(client) }
             return []
         }

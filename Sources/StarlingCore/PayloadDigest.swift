@@ -1,6 +1,6 @@
 /// What a job's key is bound to: a digest of its service and payload, so that a key submitted
 /// again with another payload is refused instead of answered with the first payload's outcome
-/// (docs/PROTOCOL.md, "Keys").
+/// (docs/PROTOCOL.md, "Idempotency keys").
 ///
 /// A 64-bit SipHash (Swift's `Hasher`) with this process's seed: digests are compared only within
 /// the process that made them, never sent. An accidental match is a 2⁻⁶⁴ chance, and a client
