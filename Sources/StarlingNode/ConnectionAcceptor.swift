@@ -46,7 +46,7 @@ final class ConnectionAcceptor {
     func limit(_ server: TCPServer) {
         server.maxConnections = limits.maxConnections
         let descriptors = ConnectionLimits.descriptorLimit()
-        if limits.maxConnections > descriptors - ConnectionLimits.descriptorReserve(forLimit: descriptors) {
+        if limits.maxConnections > ConnectionLimits.defaultMaxConnections(descriptorLimit: descriptors) {
             // Still answered (BUSY at EMFILE), but the process's own sockets and pipes may fail first.
             logger.warning(
                 "--max-connections \(limits.maxConnections) leaves less than the reserve of \(ConnectionLimits.descriptorReserve(forLimit: descriptors)) below the descriptor limit (ulimit -n) of \(descriptors): peer links and job pipes may fail for want of descriptors")

@@ -25,9 +25,9 @@ public final class TCPServer {
     /// At most this many connections are accepted per readiness callback, so that a flood of
     /// connections cannot hold the loop; the rest are taken on the next loop iteration.
     static let acceptsPerCallback = 128
-    /// How long accepting pauses when the process is out of descriptors and the reserve could not
-    /// be reopened (another part of the process took the number first).
-    static let outOfDescriptorsPauseMs: UInt64 = 100
+    /// How long accepting pauses when a connection cannot be taken at all: out of descriptors with
+    /// the reserve gone (its number taken elsewhere first), or an error such as `ENOBUFS`.
+    static let acceptPauseMs: UInt64 = 100
 
     private let context: ServerContext
     private let readBufferSize: Int
@@ -120,6 +120,9 @@ public final class TCPServer {
 
     /// Takes the connections waiting in the backlog, up to `acceptsPerCallback`.
     private func acceptWaiting() {
+        // A reserve lost at EMFILE (its number taken elsewhere) is taken back as soon as a
+        // descriptor is free, not only at the next EMFILE; a no-op while it is held.
+        reserve.hold()
         for _ in 0..<Self.acceptsPerCallback {
             guard context.state == .open, let onConnection else { return }
             let descriptor = CLibUV.accept4(listeningDescriptor, nil, nil, Self.acceptFlags)
@@ -136,12 +139,18 @@ public final class TCPServer {
             switch code {
             case EAGAIN, EWOULDBLOCK:
                 return
-            case EINTR, ECONNABORTED:
-                continue  // a signal, or a client that left the backlog before it was taken
+            case EINTR, ECONNABORTED, EPROTO, EPERM, ENETDOWN, ENETUNREACH, EHOSTDOWN, EHOSTUNREACH:
+                // A signal, a client that left the backlog before it was taken, or (Linux) a
+                // network error pending on the new socket or a firewall's veto: that one
+                // connection's, so take the next (accept(2) says to treat these as EAGAIN).
+                continue
             case EMFILE, ENFILE:
                 guard refuseWithReserve(code) else { return }
             default:
+                // ENOBUFS, ENOMEM, ...: the backlog stays readable, so without a pause the
+                // level-triggered watch would call back (and report) on every loop iteration.
                 onConnection(.failure(uvStatus(-code, "accept4")!))
+                pauseAccepting()
                 return
             }
         }
@@ -156,9 +165,15 @@ public final class TCPServer {
         }
         reserve.release()
         let descriptor = CLibUV.accept4(listeningDescriptor, nil, nil, Self.acceptFlags)
+        let retryError = errno
         if descriptor >= 0 { refuse(descriptor) }
         reserve.hold()
-        guard descriptor >= 0 else { return false }
+        guard descriptor >= 0 else {
+            // The freed number went elsewhere first (another thread, or another process under
+            // ENFILE): the backlog cannot be taken now, and watching on would spin the loop.
+            if retryError == EMFILE || retryError == ENFILE { pauseAccepting() }
+            return false
+        }
         onRefused(.outOfDescriptors(errorName: code == ENFILE ? "ENFILE" : "EMFILE"))
         return true
     }
@@ -166,13 +181,14 @@ public final class TCPServer {
     /// Stops watching for a while: a level-triggered watch of a backlog that cannot be taken
     /// would otherwise call back on every loop iteration.
     private func pauseAccepting() {
+        // `onConnection` may have closed the server: then no timer may be made that nothing closes.
+        guard context.state == .open else { return }
         watch?.stop()
         do {
             let timer = try pauseTimer ?? Timer(loop: context.loop)
             pauseTimer = timer
-            try timer.start(afterMs: Self.outOfDescriptorsPauseMs) { [unowned self] in
+            try timer.start(afterMs: Self.acceptPauseMs) { [unowned self] in
                 guard context.state == .open, let watch else { return }
-                reserve.hold()
                 try? watch.startReadable { [unowned self] in acceptWaiting() }
             }
         } catch {

@@ -17,7 +17,7 @@ import Glibc
 
     /// 10,000 connections that never send a byte, then a new client: the worker holds them all
     /// (they are under its default cap) and still answers the client.
-    @Test func tenThousandIdleConnectionsThenANewClientIsServed() throws {
+    @Test func tenThousandIdleConnectionsThenANewClientIsServed() async throws {
         let idleCount = 10_000
         let needed = idleCount + 256
         let limit = RawConnections.raiseDescriptorLimit(to: needed)
@@ -30,26 +30,25 @@ import Glibc
         // timeout is lengthened so that a slow machine does not see the idle ones closed.
         let worker = try WorkerProcess(service: "echo", extra: ["--route-timeout", "120000"])
         let port = worker.address.port
-        #expect((try? RawSocket.exchangeTCP(Array("PING\r\n".utf8), with: port)) == Array("PONG\r\n".utf8))
+        #expect(await RawConnections.isServed(port, within: .seconds(5)))
         let rssBefore = try #require(RunningProcess.read(worker.pid)?.residentKB)
 
         let started = ContinuousClock.now
-        let idle = try RawConnections.openIdle(idleCount, to: port)
+        // Blocking for seconds: off the cooperative threads that other tests run on.
+        let idle = try await runOnDedicatedThread { try RawConnections.openIdle(idleCount, to: port) }
         defer { RawConnections.closeAll(idle) }
         let connectTime = ContinuousClock.now - started
 
         // Connections are accepted in order, so the answer comes after the worker took all 10,000.
-        let client = try RawSocket.connectTCP(to: port)
-        defer { close(client) }
-        let answer = RawConnections.read(client, within: 10_000, untilLineEnd: true, sending: "PING\r\n")
+        let answer = try await RawConnections.exchange("PING\r\n", with: port, within: 10_000)
         #expect(answer.end != .reset, "the new client was reset: \(answer)")
         #expect(answer.text == "PONG\r\n" || answer.text == Self.busyLine, "the new client read \(answer)")
         #expect(answer.text == "PONG\r\n", "under the default cap (limit \(limit)) the client is served: \(answer)")
 
         let rssAfter = try #require(RunningProcess.read(worker.pid)?.residentKB)
-        let held = RawConnections.openDescriptors(of: worker.pid)
+        let held = RunningProcess.read(worker.pid)?.socketInodes.count ?? 0
         print("""
-            \(idleCount) idle connections opened in \(connectTime); the worker holds \(held) descriptors; \
+            \(idleCount) idle connections opened in \(connectTime); the worker holds \(held) sockets; \
             a new client read \(answer.text.debugDescription); worker RSS \(rssBefore) KB before, \(rssAfter) KB after \
             (+\(rssAfter - rssBefore) KB, \((rssAfter - rssBefore) * 1024 / idleCount) bytes a connection)
             """)
@@ -64,15 +63,13 @@ import Glibc
     /// With --max-connections 50 and 50 connections open, the 51st reads the BUSY line and is
     /// closed (not reset); the line is an ordinary client-protocol error. Once one closes, a new
     /// client is served, and the refusals are counted.
-    @Test func theConnectionOverTheCapReadsBusy() throws {
+    @Test func theConnectionOverTheCapReadsBusy() async throws {
         let worker = try WorkerProcess(service: "echo", extra: ["--max-connections", "50"])
         let port = worker.address.port
         var idle = try RawConnections.openIdle(50, to: port)
         defer { RawConnections.closeAll(idle) }
 
-        let over = try RawSocket.connectTCP(to: port)
-        defer { close(over) }
-        let refused = RawConnections.send("PING\r\n", on: over, readingFor: 5_000)
+        let refused = try await RawConnections.exchange("PING\r\n", with: port, within: 5_000, untilLineEnd: false)
         #expect(refused.text == Self.busyLine)
         #expect(refused.end == .closed, "the refused client should see the connection closed: \(refused)")
         var decoder = ClientResponseDecoder()
@@ -84,13 +81,10 @@ import Glibc
 
         // A place frees once one of them closes (the worker sees its end of file).
         close(idle.removeFirst())
-        let served = poll(within: .seconds(5), every: .milliseconds(20)) { () -> Bool? in
-            (try? RawSocket.exchangeTCP(Array("PING\r\n".utf8), with: port)) == Array("PONG\r\n".utf8) ? true : nil
-        }
-        #expect(served == true, "no client was served after one of the 50 closed")
+        #expect(await RawConnections.isServed(port, within: .seconds(5)), "no client was served after one of the 50 closed")
         // STATUS takes a place too: free one more for it.
         close(idle.removeFirst())
-        let report = poll(within: .seconds(5), every: .milliseconds(20)) { worker.status() }
+        let report = await pollAsync(within: .seconds(5), every: .milliseconds(20)) { worker.status() }
         #expect((report?.rejected["connection_limit"] ?? 0) >= 1, "\(report?.rejected ?? [:])")
         #expect(worker.log.contains("with ERR - BUSY: 50 connections open (--max-connections)"))
     }
@@ -115,15 +109,13 @@ import Glibc
 
     /// Out of descriptors (EMFILE) before the cap: a new client reads the BUSY line through the
     /// reserved descriptor, never a reset, and the worker serves again once descriptors free.
-    @Test func outOfDescriptorsAnswersBusyFromTheReserve() throws {
+    @Test func outOfDescriptorsAnswersBusyFromTheReserve() async throws {
         let worker = try WorkerProcess(service: "echo", extra: ["--max-connections", "1000"], descriptorLimit: 64)
         let port = worker.address.port
         // More than 64 connections: the worker runs out of descriptors on the way.
         var idle = try RawConnections.openIdle(80, to: port)
         defer { RawConnections.closeAll(idle) }
-        let client = try RawSocket.connectTCP(to: port)
-        defer { close(client) }
-        let refused = RawConnections.send("PING\r\n", on: client, readingFor: 5_000)
+        let refused = try await RawConnections.exchange("PING\r\n", with: port, within: 5_000, untilLineEnd: false)
         #expect(refused.text == Self.busyLine)
         #expect(refused.end == .closed, "\(refused)")
         // Every one of the 80 is held (open, silent) or was refused with the line: none was reset
@@ -136,58 +128,55 @@ import Glibc
         // Free some: the worker serves again.
         RawConnections.closeAll(Array(idle.prefix(10)))
         idle.removeFirst(10)
-        let served = poll(within: .seconds(5), every: .milliseconds(20)) { () -> Bool? in
-            (try? RawSocket.exchangeTCP(Array("PING\r\n".utf8), with: port)) == Array("PONG\r\n".utf8) ? true : nil
-        }
-        #expect(served == true)
+        #expect(await RawConnections.isServed(port, within: .seconds(5)))
         #expect(worker.log.contains("out of file descriptors (EMFILE)"), "\(worker.log.suffix(1500))")
     }
 
     /// A connection that names no protocol is closed after --route-timeout; a client with nothing
     /// in flight after --client-idle-timeout. Both are counted.
-    @Test func idleConnectionsAreClosedAfterTheirTimeouts() throws {
+    @Test func idleConnectionsAreClosedAfterTheirTimeouts() async throws {
         let worker = try WorkerProcess(
             service: "echo", extra: ["--route-timeout", "300", "--client-idle-timeout", "400"])
         let port = worker.address.port
         let silent = try RawSocket.connectTCP(to: port)
         defer { close(silent) }
         let opened = ContinuousClock.now
-        let silentEnd = RawConnections.read(silent, within: 5_000)
+        let silentEnd = await RawConnections.readOffPool(silent, within: 5_000)
         let silentFor = ContinuousClock.now - opened
         #expect(silentEnd.end == .closed && silentEnd.bytes.isEmpty, "\(silentEnd)")
         #expect(silentFor >= .milliseconds(300) && silentFor < .seconds(3), "closed after \(silentFor)")
 
         let client = try RawSocket.connectTCP(to: port)
         defer { close(client) }
-        let pong = RawConnections.read(client, within: 2_000, untilLineEnd: true, sending: "PING\r\n")
+        let pong = await RawConnections.readOffPool(client, within: 2_000, untilLineEnd: true, sending: "PING\r\n")
         #expect(pong.text == "PONG\r\n")
         let answered = ContinuousClock.now
-        let clientEnd = RawConnections.read(client, within: 5_000)
+        let clientEnd = await RawConnections.readOffPool(client, within: 5_000)
         let idleFor = ContinuousClock.now - answered
         #expect(clientEnd.end == .closed && clientEnd.bytes.isEmpty, "\(clientEnd)")
         #expect(idleFor >= .milliseconds(350) && idleFor < .seconds(3), "closed after \(idleFor)")
 
-        let report = poll(within: .seconds(3), every: .milliseconds(20)) { worker.status() }
+        let report = await pollAsync(within: .seconds(3), every: .milliseconds(20)) { worker.status() }
         #expect(report?.rejected["route_timeout"] == 1, "\(report?.rejected ?? [:])")
         #expect(report?.rejected["client_idle"] == 1, "\(report?.rejected ?? [:])")
     }
 
     /// A client waiting for a job is not idle: a 1.5 s job on a worker whose idle timeout is
     /// 300 ms is answered on the same connection, which then closes once idle.
-    @Test func aClientWaitingOnALongJobIsNotClosed() throws {
+    @Test func aClientWaitingOnALongJobIsNotClosed() async throws {
         let jobs = try WorkerProcess.jobsDirectory(service: "sleep", definition: "handler = \"sleep\"\ntimeout_ms = 10000\n")
         let worker = try WorkerProcess(
             service: "sleep", extra: ["--jobs", jobs, "--client-idle-timeout", "300", "--route-timeout", "300"])
         let client = try RawSocket.connectTCP(to: worker.address.port)
         defer { close(client) }
         let submitted = ContinuousClock.now
-        let answer = RawConnections.read(
+        let answer = await RawConnections.readOffPool(
             client, within: 10_000, untilLineEnd: true,
             sending: "SUBMIT sleep long-1 4\r\n1500\r\n")
         #expect(answer.text.hasPrefix("OK long-1 "), "\(answer)")
         #expect(answer.end == .stillOpen, "\(answer)")
         #expect(ContinuousClock.now - submitted >= .milliseconds(1500))
-        let end = RawConnections.read(client, within: 5_000)
+        let end = await RawConnections.readOffPool(client, within: 5_000)
         #expect(end.end == .closed, "idle after its answer, the connection closes: \(end)")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import StarlingTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -7,7 +8,7 @@ import Glibc
 
 /// What a raw TCP client read before the other end closed or reset the connection, or before a
 /// deadline passed with it still open.
-struct RawReading: CustomStringConvertible {
+struct RawReading: CustomStringConvertible, Sendable {
     enum End: Equatable { case closed, reset, stillOpen }
     var bytes: [UInt8] = []
     var end: End = .stillOpen
@@ -50,10 +51,35 @@ enum RawConnections {
         for descriptor in descriptors { close(descriptor) }
     }
 
-    /// Sends `request`, then reads until the worker closes or resets the connection, or `timeoutMs`
-    /// passes (the connection is left open then; the caller closes it).
-    static func send(_ request: String, on descriptor: Int32, readingFor timeoutMs: Int) -> RawReading {
-        read(descriptor, within: timeoutMs, sending: request)
+    /// Connects to 127.0.0.1:`port`, sends `request` and reads (as `read`) until the other end
+    /// closes or resets, `timeoutMs` passes or, with `untilLineEnd`, a line has arrived; then closes.
+    /// On a thread of its own (`runOnDedicatedThread`), so the wait holds no cooperative thread.
+    static func exchange(
+        _ request: String, with port: UInt16, within timeoutMs: Int, untilLineEnd: Bool = true
+    ) async throws -> RawReading {
+        try await runOnDedicatedThread {
+            let descriptor = try RawSocket.connectTCP(to: port)
+            defer { close(descriptor) }
+            return read(descriptor, within: timeoutMs, untilLineEnd: untilLineEnd, sending: request)
+        }
+    }
+
+    /// Whether a new client of 127.0.0.1:`port` is answered `PONG` to its `PING` within `timeout`
+    /// (asked again every 20 ms while it is refused), e.g. once a place under the cap has freed.
+    static func isServed(_ port: UInt16, within timeout: Duration) async -> Bool {
+        await pollAsync(within: timeout, every: .milliseconds(20)) { () async -> Bool? in
+            let answer = try? await exchange("PING\r\n", with: port, within: 2_000)
+            return answer?.text == "PONG\r\n" ? true : nil
+        } ?? false
+    }
+
+    /// `read` on a thread of its own (`runOnDedicatedThread`), so the wait holds no cooperative thread.
+    static func readOffPool(
+        _ descriptor: Int32, within timeoutMs: Int, untilLineEnd: Bool = false, sending request: String = ""
+    ) async -> RawReading {
+        await runOnDedicatedThread {
+            read(descriptor, within: timeoutMs, untilLineEnd: untilLineEnd, sending: request)
+        }
     }
 
     /// Reads until the other end closes or resets the connection, or until `timeoutMs` passes, or,
@@ -94,10 +120,5 @@ enum RawConnections {
     /// line and its end already; one the worker holds has nothing.
     static func readNow(_ descriptor: Int32) -> RawReading {
         read(descriptor, within: 0)
-    }
-
-    /// Open descriptors of process `pid` (entries of /proc/PID/fd).
-    static func openDescriptors(of pid: Int32) -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
     }
 }
