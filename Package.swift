@@ -86,7 +86,7 @@ let package = Package(
                 .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
-        .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV"]),
+        .testTarget(name: "StarlingUVTests", dependencies: ["StarlingUV", "StarlingTestSupport"]),
         .testTarget(
             name: "StarlingNodeTests",
             dependencies: [

@@ -79,16 +79,31 @@ public final class ChildProcess {
     }
 
     /// Sends `signal` to every process of the child's process group (spawned with `ownProcessGroup`),
-    /// also after the child itself has exited: its children may live on in the group. `ESRCH` when
-    /// no process of the group is left; signal 0 only checks that (a zombie still counts).
+    /// also after the child itself has exited: its children may live on in the group. `ESRCH` once
+    /// no process of the group is left, and from then on; signal 0 only checks (a zombie counts).
     ///
-    /// Unlike a PID, the group ID cannot name an unrelated group while any member lives: the kernel
-    /// keeps the number allocated until the last process using it as its group is gone. Only once
-    /// the group is empty could the number come back, and then as a new process's PID that must
-    /// also make itself a group leader, so callers stop signalling once they see `ESRCH`.
+    /// Why this never reaches an unrelated group, though the group ID is a number the system may
+    /// hand out again. The kernel (and POSIX) keeps a process ID from being reused while a process
+    /// group of that ID has a member, so `-pid` names this group for as long as the group exists.
+    /// Until the child is reaped it is itself a member (a zombie at least), so nothing can go wrong.
+    /// After libuv has reaped it, the number can come back only once the group is empty, and only
+    /// as the PID of a new process (the number must be free to be allocated); a new group of that
+    /// ID needs that process to make itself its leader. So a process numbered `pid` existing once
+    /// the child is reaped means the group is gone and the number is another process's: that
+    /// answers `ESRCH` without signalling anything. What is left is the moment between that check
+    /// and the signal, in which the last member would have to end and the allocator wrap around
+    /// `pid_max` to this very number (Linux hands PIDs out cyclically): not a practical race. Once
+    /// `ESRCH` has been seen it is kept, so later calls cannot reach a group that took the number.
     public func signalGroup(_ signal: Int32) throws(UVError) {
         try uvCheck(ownsProcessGroup ? 0 : UVCode.invalid, "kill(-\(pid)): the child has no process group of its own")
-        try uvCheck(uv_kill(-pid, signal), "kill(-\(pid), \(signal))")
+        if !context.groupIsGone && context.hasExited && uv_kill(pid, 0) != UVCode.noSuchProcess {
+            // Reaped, yet a process has its number: the number was free, so the group was empty.
+            context.groupIsGone = true
+        }
+        try uvCheck(context.groupIsGone ? UVCode.noSuchProcess : 0, "kill(-\(pid)): the group has ended")
+        let code = uv_kill(-pid, signal)
+        if code == UVCode.noSuchProcess { context.groupIsGone = true }
+        try uvCheck(code, "kill(-\(pid), \(signal))")
     }
 
     /// Closes the process handle and its pipes; idempotent. Does not kill a running child.
@@ -189,6 +204,8 @@ extension ChildProcess {
 private final class ProcessContext: HandleContext {
     var onExit: ((ChildProcess.ExitStatus) -> Void)?
     var hasExited = false
+    /// Latched once the child's process group is known to be empty: its ID may be reused.
+    var groupIsGone = false
 
     override func didClose() {
         onExit = nil

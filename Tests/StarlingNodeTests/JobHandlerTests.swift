@@ -374,44 +374,39 @@ private func failure(_ outcome: JobOutcome?) -> String? {
         }
     }
 
-    /// The running processes whose arguments are exactly `sleep marker`.
-    private func sleepers(_ marker: String) -> [RunningProcess] {
-        RunningProcess.all().filter {
-            let arguments = $0.arguments
-            return arguments.count == 2 && arguments[0].hasSuffix("sleep") && arguments[1] == marker
-        }
+    /// Starts `script(marker)` as a command job and runs the loop until `sleeps` of its `sleep
+    /// marker` processes run.
+    private func startSleepers(
+        _ script: (String) -> String, sleeps: Int, timeoutMs: Int64 = 10_000, on loop: EventLoop,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> (marker: SleepMarker, job: RunningJob, completions: Completions) {
+        let marker = SleepMarker()
+        let command = ServiceDefinition.Handler.command(["/bin/sh", "-c", script(marker.value)])
+        let handler = makeHandler(for: try definition(command, timeoutMs: timeoutMs), loop: loop)
+        let completions = Completions()
+        let job = handler.start(key: testKey, payload: [], completion: completions.record)
+        let started = try runLoop(loop) { marker.sleepers.count == sleeps }
+        #expect(started, "the sleeps never ran", sourceLocation: sourceLocation)
+        return (marker, job, completions)
     }
 
     @Test func aTimeoutEndsTheCommandsWholeProcessGroup() throws {
-        // Unique per run, so that other tests' (or other runs') sleeps are never counted.
-        let marker = "987654.\(UInt32.random(in: 100_000...999_999))"
         try withJobLoop { loop in
-            let script = "sleep \(marker) & sleep \(marker); wait"
-            let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", script]), timeoutMs: 500), loop: loop)
-            let completions = Completions()
-            _ = handler.start(key: testKey, payload: [], completion: completions.record)
-            let started = try runLoop(loop) { sleepers(marker).count == 2 }
-            #expect(started, "the two sleeps never ran")
-            let group = sleepers(marker).first?.group
+            let (marker, _, completions) = try startSleepers({ "sleep \($0) & sleep \($0); wait" }, sleeps: 2, timeoutMs: 500, on: loop)
+            let group = marker.sleepers.first?.group
             #expect(group != nil && group != getpgrp(), "the command runs in a process group of its own")
             #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 10_000))
             #expect(completions.outcomes == [.failed("timed out after 500 ms; killed")])
-            let gone = try runLoop(loop, timeoutMs: 5000) { sleepers(marker).isEmpty }
-            #expect(gone, "left behind: \(sleepers(marker).map(\.pid))")
+            let gone = try runLoop(loop, timeoutMs: 5000) { marker.sleepers.isEmpty }
+            #expect(gone, "left behind: \(marker.sleepers.map(\.pid))")
         }
     }
 
     @Test func aCommandThatIgnoresSIGTERMIsKilledAfterTheGracePeriod() throws {
         try withJobLoop { loop in
-            let marker = "987654.\(UInt32.random(in: 100_000...999_999))"
             // The shell and its background sleep ignore SIGTERM (an ignored signal stays ignored
             // across fork and exec).
-            let script = "trap '' TERM; sleep \(marker) & wait"
-            let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", script]), timeoutMs: 300), loop: loop)
-            let completions = Completions()
-            _ = handler.start(key: testKey, payload: [], completion: completions.record)
-            let started = try runLoop(loop) { sleepers(marker).count == 1 }
-            #expect(started, "the background sleep never ran")
+            let (marker, _, completions) = try startSleepers({ "trap '' TERM; sleep \($0) & wait" }, sleeps: 1, timeoutMs: 300, on: loop)
             loop.updateTime()
             let startMs = loop.now
             #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 10_000))
@@ -421,25 +416,21 @@ private func failure(_ outcome: JobOutcome?) -> String? {
             // The timeout (300 ms) plus the grace period, not much more.
             #expect(tookMs >= CommandHandler.terminationGraceMs, "answered after \(tookMs) ms")
             #expect(tookMs < CommandHandler.terminationGraceMs + 2_000, "answered after \(tookMs) ms")
-            let gone = try runLoop(loop) { sleepers(marker).isEmpty }
-            #expect(gone, "left behind: \(sleepers(marker).map(\.pid))")
+            let gone = try runLoop(loop) { marker.sleepers.isEmpty }
+            #expect(gone, "left behind: \(marker.sleepers.map(\.pid))")
         }
     }
 
     @Test func cancelEndsBackgroundChildrenEvenAfterTheProgramExited() throws {
         try withJobLoop { loop in
-            let marker = "987654.\(UInt32.random(in: 100_000...999_999))"
             // The program exits at once; its background child keeps stdout open, so the job waits.
-            let handler = makeHandler(for: try definition(.command(["/bin/sh", "-c", "sleep \(marker) &"])), loop: loop)
-            let completions = Completions()
-            let job = handler.start(key: testKey, payload: [], completion: completions.record)
-            let started = try runLoop(loop) { sleepers(marker).count == 1 }
-            #expect(started, "the background sleep never ran")
+            let (marker, job, completions) = try startSleepers({ "sleep \($0) &" }, sleeps: 1, on: loop)
             job.cancel()
+            #expect(completions.outcomes.isEmpty, "completion ran inside cancel")
             #expect(try loop.run(until: { completions.first != nil }, timeoutMs: 10_000))
             #expect(completions.outcomes == [.failed("cancelled")])
-            let gone = try runLoop(loop) { sleepers(marker).isEmpty }
-            #expect(gone, "left behind: \(sleepers(marker).map(\.pid))")
+            let gone = try runLoop(loop) { marker.sleepers.isEmpty }
+            #expect(gone, "left behind: \(marker.sleepers.map(\.pid))")
         }
     }
 

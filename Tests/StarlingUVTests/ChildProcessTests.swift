@@ -1,4 +1,5 @@
 import Glibc
+import StarlingTestSupport
 import StarlingUV
 import Testing
 
@@ -62,13 +63,11 @@ import Testing
 
     @Test func killReportsTheSignal() throws {
         try withLoop { loop in
-            var exits: [ChildProcess.ExitStatus] = []
-            let sleeper = try ChildProcess(loop: loop, executable: "/bin/sleep", arguments: ["30"],
-                                           stdin: .ignore, stdout: .ignore) { exits.append($0) }
+            let (sleeper, exits) = try sleep30(on: loop)
             defer { sleeper.close() }
             try sleeper.kill(SIGKILL)
-            try drive(loop, "sleep killed") { !exits.isEmpty }
-            #expect(exits == [ChildProcess.ExitStatus(code: 0, signal: SIGKILL)])
+            try drive(loop, "sleep killed") { !exits.statuses.isEmpty }
+            #expect(exits.statuses == [ChildProcess.ExitStatus(code: 0, signal: SIGKILL)])
             #expect(sleeper.hasExited)
             // Its PID may be reused now, so a second kill must not reach anything.
             #expect(caught { () throws(UVError) in try sleeper.kill(SIGKILL) }?.name == "ESRCH")
@@ -109,15 +108,13 @@ import Testing
 
     @Test func signallingTheGroupOfAChildWithoutOneIsRefused() throws {
         try withLoop { loop in
-            var exits: [ChildProcess.ExitStatus] = []
-            let sleeper = try ChildProcess(loop: loop, executable: "/bin/sleep", arguments: ["30"],
-                                           stdin: .ignore, stdout: .ignore) { exits.append($0) }
+            let (sleeper, exits) = try sleep30(on: loop)
             defer { sleeper.close() }
             #expect(!sleeper.ownsProcessGroup)
             // Its group is this process's own: signalling it would hit the test runner.
             #expect(caught { () throws(UVError) in try sleeper.signalGroup(SIGKILL) }?.name == "EINVAL")
             try sleeper.kill(SIGKILL)
-            try drive(loop, "sleep killed") { !exits.isEmpty }
+            try drive(loop, "sleep killed") { !exits.statuses.isEmpty }
         }
     }
 
@@ -138,16 +135,22 @@ import Testing
     }
 }
 
-/// The process group of `pid` from `/proc/PID/stat`, or nil when it is gone or a zombie.
+
+/// A child's exit statuses, recorded by its exit callback.
+private final class Exits {
+    var statuses: [ChildProcess.ExitStatus] = []
+}
+
+/// `/bin/sleep 30`, without stdin or stdout, and where its exits are recorded.
+private func sleep30(on loop: EventLoop) throws -> (ChildProcess, Exits) {
+    let exits = Exits()
+    let sleeper = try ChildProcess(loop: loop, executable: "/bin/sleep", arguments: ["30"], stdin: .ignore, stdout: .ignore) {
+        exits.statuses.append($0)
+    }
+    return (sleeper, exits)
+}
+
+/// The process group of `pid`, or nil when it is gone or a zombie.
 private func processGroup(of pid: Int32) -> Int32? {
-    guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
-    defer { fclose(file) }
-    var buffer = [CChar](repeating: 0, count: 1024)
-    guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
-    let stat = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    // "pid (comm) state ppid pgrp ...": the fields after comm start after its last ')'.
-    guard let close = stat.lastIndex(of: ")") else { return nil }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    guard fields.count > 2, fields[0] != "Z", fields[0] != "X" else { return nil }
-    return Int32(fields[2])
+    RunningProcess.read(pid)?.group
 }

@@ -37,11 +37,10 @@ public final class CommandHandler: JobHandler {
     }
 
     private let loop: EventLoop
-    private let service: ServiceName
     private let argv: [String]
     private let timeoutMs: Int64
     private let limits: Limits
-    /// Every job's environment but its key.
+    /// Every job's environment but its key, which `start` sets (over any inherited one).
     private let environment: [String: String]
 
     /// `argv[0]` is the program's path (not searched in `PATH`; relative paths resolve against the
@@ -54,13 +53,11 @@ public final class CommandHandler: JobHandler {
         precondition(!argv.isEmpty, "a command needs a program")
         precondition(timeoutMs >= 1 && limits.maxOutputBytes >= 0 && limits.stderrTailBytes >= 0)
         self.loop = loop
-        self.service = service
         self.argv = argv
         self.timeoutMs = timeoutMs
         self.limits = limits
         var environment = inherited
         environment[Self.serviceVariable] = service.value
-        environment[Self.jobKeyVariable] = nil
         self.environment = environment
     }
 

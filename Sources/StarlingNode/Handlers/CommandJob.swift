@@ -28,7 +28,7 @@ final class CommandJob: RunningJob {
     private var isReadingStdout = true
     private var isReadingStderr = true
     private var exitStatus: ChildProcess.ExitStatus?
-    /// Why the process was sent SIGKILL; set at most once.
+    /// Why the process group is being ended; set at most once.
     private var killReason: String?
 
     init(
@@ -74,24 +74,34 @@ final class CommandJob: RunningJob {
     func cancel() {
         guard !end.isDelivered else { return }
         end.cancel()
+        // The group's end (or, without a process, the pending `finishSoon`) finishes the job.
         kill(because: "cancelled")
-        // The exit callback or the group's end finishes the job; if both have come, finish from the loop.
-        if exitStatus != nil || process == nil {
-            end.after(ms: 0) { [self] in finishIfDone() }
-        }
     }
 
     /// Decides the failure and starts ending the process group, also when the program itself has
-    /// exited (its children may live on in the group); never finishes by itself (it may run
-    /// inside `cancel`).
+    /// exited (its children may live on in the group). The job's timer, whose deadline no longer
+    /// matters, then checks on the group until it has ended and finishes from there; never
+    /// finishes by itself (it may run inside `cancel`).
     private func kill(because reason: String) {
         guard killReason == nil else { return }
         killReason = reason
         end.decide(.failed(reason))
         guard let process else { return }
+        loop.updateTime()
         termination = ProcessGroupTermination(
-            loop: loop, process: process, graceMs: CommandHandler.terminationGraceMs
-        ) { [self] in finishIfDone() }
+            process: process, nowMs: loop.now, graceMs: CommandHandler.terminationGraceMs)
+        checkTermination(afterMs: 0)
+    }
+
+    private func checkTermination(afterMs: UInt64) {
+        end.after(ms: afterMs) { [self] in
+            termination?.check(nowMs: loop.now)
+            guard termination?.isEnded ?? true else {
+                checkTermination(afterMs: ProcessGroupTermination.checkEveryMs)
+                return
+            }
+            finishIfDone()
+        }
     }
 
     private func exited(_ status: ChildProcess.ExitStatus) {
