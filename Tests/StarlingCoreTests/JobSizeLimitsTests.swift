@@ -21,7 +21,7 @@ import Testing
     /// p1 is the primary and the entry node; p2 the standby that runs the job. Returns both engines.
     private func cluster(sizes: JobSizeLimits) -> (primary: JobEngine, standby: JobEngine) {
         var config = JobEngine.Config()
-        config.sizes = sizes
+        config.router.sizes = sizes
         var primary = JobEngine(address: p1, service: echo, slots: 1, config: config)
         var standby = JobEngine(address: p2, service: echo, slots: 1, config: config)
         let primaries: [ServiceName: JobView.Primary?] = [echo: .init(address: p1, epoch: 1)]
