@@ -94,18 +94,7 @@ import Testing
     @Test func aTenMegabyteResultFrameDecodesInChunks() throws {
         let result = PeerMessage.result(
             epoch: 3, service: try ServiceName("big"), key: try JobKey("k"), outcome: .succeeded(Array(repeating: 0x61, count: 10_000_000)))
-        let bytes = PeerMessageCodec.encode(result)
-        var decoder = PeerFrameDecoder()
-        var decoded: [PeerMessage] = []
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(offset + 65_536, bytes.count)
-            decoder.append(bytes[offset..<end])
-            offset = end
-            while let message = try decoder.next() { decoded.append(message) }
-        }
-        #expect(decoded == [result])
-        #expect(decoder.bufferedByteCount == 0)
+        #expect(decode(PeerMessageCodec.encode(result), chunks: [65_536]) == DecodedFrames(messages: [result]))
     }
 }
 
