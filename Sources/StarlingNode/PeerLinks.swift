@@ -65,16 +65,12 @@ final class PeerLinks {
         }
         let start = link.buffer.count
         PeerMessageCodec.encode(message, into: &link.buffer)
-        let bodyBytes = link.buffer.count - start - PeerMessageCodec.headerBytes
-        guard bodyBytes <= PeerFrameLimits.maxBodyBytes(of: message) else {
+        if let refusal = PeerFrameLimits.refusal(ofFrame: link.buffer[start...]) {
             // The peer would refuse it and drop the link, and the core would ask for it again:
             // a frame over the limits is dropped here, once, and never handed back to be resent.
             // (The core keeps results within max_result_bytes, so this is a bug's backstop.)
             link.buffer.removeSubrange(start...)
-            rejections.record(
-                "peer_frame_over_limit",
-                detail: "not sending a \(bodyBytes)-byte frame to \(peer): over the \(PeerFrameLimits.maxBodyBytes(of: message))-byte limit of its kind",
-                level: .error)
+            rejections.record("peer_frame_over_limit", detail: "not sending a frame to \(peer): \(refusal)", level: .error)
             return
         }
         markDirty(link)

@@ -91,6 +91,17 @@ import Testing
         }
     }
 
+    @Test func theSenderChecksAnEncodedFrameByTheDecodersNumbers() throws {
+        let result = PeerMessage.result(epoch: 1, service: try ServiceName("s"), key: try JobKey("k"), outcome: .succeeded([1, 2, 3]))
+        #expect(PeerFrameLimits.refusal(ofFrame: PeerMessageCodec.encode(result)[...]) == nil)
+        for type: UInt8 in [1, 6, 99] {
+            let limit = PeerFrameLimits.controlFrameBytes
+            let atLimit = header(limit, type: type) + [UInt8](repeating: 0, count: limit - 1)
+            #expect(PeerFrameLimits.refusal(ofFrame: atLimit[...]) == nil)
+            #expect(PeerFrameLimits.refusal(ofFrame: (atLimit + [0])[...]) == .frameTooLarge(length: limit + 1, limit: limit))
+        }
+    }
+
     @Test func aTenMegabyteResultFrameDecodesInChunks() throws {
         let result = PeerMessage.result(
             epoch: 3, service: try ServiceName("big"), key: try JobKey("k"), outcome: .succeeded(Array(repeating: 0x61, count: 10_000_000)))
