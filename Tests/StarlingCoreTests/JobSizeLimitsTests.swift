@@ -62,16 +62,31 @@ import Testing
         (0..<4).map { UInt8(truncatingIfNeeded: length >> (24 - 8 * $0)) } + [type]
     }
 
-    @Test func limitsFollowTheHardBoundsOfJobSizes() {
-        #expect(PeerFrameLimits.payloadFrameBytes == ServiceDefinition.maxPayloadBytesRange.upperBound + PeerFrameLimits.overheadBytes)
-        #expect(PeerFrameLimits.resultFrameBytes == ServiceDefinition.maxResultBytesRange.upperBound + PeerFrameLimits.overheadBytes)
+    @Test func aFrameMadeWithinTheHardBoundsIsWithinItsKindsLimit() throws {
         #expect(PeerFrameDecoder.defaultMaxFrameBytes == PeerFrameLimits.resultFrameBytes)
+        // Every field but the payload or result at its longest fits the overhead...
+        let service = try ServiceName(String(repeating: "s", count: ServiceName.maxLength))
+        let key = try JobKey(String(repeating: "k", count: JobKey.maxLength))
+        let entry = NodeAddress(host: .ipv6(high: .max, low: .max), port: .max)
+        func body(_ message: PeerMessage) -> Int { PeerMessageCodec.encode(message).count - PeerMessageCodec.headerBytes }
+        func ticket(_ payload: [UInt8]) -> JobTicket { JobTicket(service: service, key: key, entry: entry, payload: payload) }
+        let longest = String(repeating: "é", count: PeerMessageCodec.maxTextBytes)
+        for message: PeerMessage in [
+            .forward(ticket([])), .dispatch(epoch: .max, ticket: ticket([])),
+            .result(epoch: .max, service: service, key: key, outcome: .succeeded([])),
+            .result(epoch: .max, service: service, key: key, outcome: .failed(longest)),
+        ] {
+            #expect(body(message) <= PeerFrameLimits.overheadBytes, "\(message)")
+        }
+        // ...and a payload or result adds exactly its own length.
+        let payload = [UInt8](repeating: 7, count: 1000)
+        #expect(body(.forward(ticket(payload))) == body(.forward(ticket([]))) + payload.count)
+        #expect(body(.dispatch(epoch: 1, ticket: ticket(payload))) == body(.dispatch(epoch: 1, ticket: ticket([]))) + payload.count)
+        let result = { (bytes: [UInt8]) in PeerMessage.result(epoch: 1, service: service, key: key, outcome: .succeeded(bytes)) }
+        #expect(body(result(payload)) == body(result([])) + payload.count)
         // A full running list (the largest control frame) fits the control limit.
-        let keys = (0..<PeerMessageCodec.maxRunningKeys).map { try! JobKey(String(repeating: "k", count: 60) + String($0)) }
-        let running = PeerMessageCodec.encode(.running(epoch: 1, service: try! ServiceName("echo"), keys: keys))
-        #expect(running.count - 4 <= PeerFrameLimits.controlFrameBytes)
-        // A failure text at its longest fits the overhead of a result frame.
-        #expect(PeerMessageCodec.maxTextBytes + 200 < PeerFrameLimits.overheadBytes)
+        let keys = try (0..<PeerMessageCodec.maxRunningKeys).map { try JobKey(String(repeating: "k", count: JobKey.maxLength - String($0).count) + String($0)) }
+        #expect(body(.running(epoch: .max, service: service, keys: keys)) <= PeerFrameLimits.controlFrameBytes)
     }
 
     @Test func eachKindIsRefusedJustOverItsOwnLimit() throws {
