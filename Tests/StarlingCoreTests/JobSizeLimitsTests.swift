@@ -120,7 +120,12 @@ import Testing
     @Test func aTenMegabyteResultFrameDecodesInChunks() throws {
         let result = PeerMessage.result(
             epoch: 3, service: try ServiceName("big"), key: try JobKey("k"), outcome: .succeeded(Array(repeating: 0x61, count: 10_000_000)))
-        #expect(decode(PeerMessageCodec.encode(result), chunks: [65_536]) == DecodedFrames(messages: [result]))
+        // The frames after it come in the same read as its end: the decoder lets go of the large
+        // buffer there, keeping only what follows.
+        let after = PeerMessage.retire(reason: "after")
+        let stream = PeerMessageCodec.encode(result) + PeerMessageCodec.encode(after) + PeerMessageCodec.encode(after)
+        #expect(decode(stream, chunks: [65_536]) == DecodedFrames(messages: [result, after, after]))
+        #expect(decode(stream, chunks: [10_000_040, 7]) == DecodedFrames(messages: [result, after, after]))
     }
 }
 
