@@ -47,7 +47,10 @@ public struct ClientRequestGrammar: LineGrammar {
         }
     }
 
-    public static var defaultMaxBodyBytes: Int { 1 << 20 }
+    /// The hard bound of `max_payload_bytes`: a worker reads a payload for any service, whose
+    /// primary then applies the service's own limit (an entry node of another service does not
+    /// know it).
+    public static var defaultMaxBodyBytes: Int { ServiceDefinition.maxPayloadBytesRange.upperBound }
 
     public let maxBodyBytes: Int
     /// The `SUBMIT` whose payload the framer reads: what the payload, or its missing line

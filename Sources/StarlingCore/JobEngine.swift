@@ -12,10 +12,9 @@ import DequeModule
 public struct JobEngine: Sendable {
     public struct Config: Sendable {
         public var entry = EntryJobs.Config()
+        /// Also holds this service's job sizes (`router.sizes`): payloads are checked by the
+        /// router, results here as they are made.
         public var router = JobRouter.Config()
-        /// This service's job sizes: results are checked here as they are made, payloads by the
-        /// router (this one replaces `router.sizes`).
-        public var sizes = JobSizeLimits()
 
         public init() {}
     }
@@ -30,7 +29,6 @@ public struct JobEngine: Sendable {
     private var entry: EntryJobs
     private var router: JobRouter
     private var runner: JobRunner
-    private let sizes: JobSizeLimits
     /// The primary of this service the runner last reported to.
     private var knownPrimary: JobView.Primary?
     /// Frames the shell could not send that go again as they are at the next tick: outcomes,
@@ -42,11 +40,8 @@ public struct JobEngine: Sendable {
         self.service = service
         self.slots = max(1, slots)
         entry = EntryJobs(address: address, config: config.entry)
-        var routerConfig = config.router
-        routerConfig.sizes = config.sizes
-        router = JobRouter(service: service, config: routerConfig)
+        router = JobRouter(service: service, config: config.router)
         runner = JobRunner(service: service, config: .init(slots: slots))
-        sizes = config.sizes
     }
 
     // MARK: Queries
@@ -146,7 +141,7 @@ public struct JobEngine: Sendable {
     /// The handler finished a job started by a `.run` directive. A result over `max_result_bytes`
     /// becomes its `FAIL` here, before any frame carries it, so it never travels.
     public mutating func finished(_ key: JobKey, outcome: JobOutcome, nowMs: Int64) -> [JobDirective] {
-        let outcome = sizes.checked(outcome, key: key)
+        let outcome = router.config.sizes.checked(outcome, key: key)
         return deliverLocally(runner.finished(key, outcome: outcome, nowMs: nowMs), nowMs: nowMs)
     }
 

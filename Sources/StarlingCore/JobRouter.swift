@@ -18,7 +18,8 @@ public struct JobRouter: Sendable {
         /// Outcomes kept for keys forwarded again.
         public var recentCapacity = 65_536
         public var recentTTLMs: Int64 = 60_000
-        /// The service's job sizes: a payload over its limit is refused `TOO_LARGE` here.
+        /// The service's job sizes: a payload over its limit is refused `TOO_LARGE` here; the
+        /// engine checks results against the same limits (`JobEngine.finished`).
         public var sizes = JobSizeLimits()
 
         public init() {}

@@ -16,7 +16,8 @@
 public struct PeerFrameDecoder: Sendable {
     /// The largest frame of any kind: a result at the hard bound of `max_result_bytes`.
     public static let defaultMaxFrameBytes = PeerFrameLimits.largestFrameBytes
-    /// Buffer capacity kept across frames; a larger buffer (after a large frame) is freed once empty.
+    /// Buffer capacity kept across frames; a larger buffer (after a large frame) is freed once
+    /// what is left of it is no more than this.
     private static let retainedCapacity = 64 * 1024
 
     /// The largest frame body accepted (the value of the length prefix, prefix not counted).
@@ -98,13 +99,19 @@ public struct PeerFrameDecoder: Sendable {
 
     private mutating func consume(_ count: Int) {
         head += count
-        guard head == buffer.count else { return }
-        if buffer.capacity > Self.retainedCapacity {
-            buffer = []
-        } else {
-            buffer.removeAll(keepingCapacity: true)
+        if head == buffer.count {
+            if buffer.capacity > Self.retainedCapacity {
+                buffer = []
+            } else {
+                buffer.removeAll(keepingCapacity: true)
+            }
+            head = 0
+        } else if buffer.capacity > Self.retainedCapacity, buffer.count - head <= Self.retainedCapacity {
+            // A large frame's storage goes with it even when the next frame's first bytes came in
+            // the same read: on a busy link the buffer may never be empty between frames.
+            buffer = Array(buffer[head...])
+            head = 0
         }
-        head = 0
     }
 
     private mutating func fail(_ error: PeerDecodingError) -> PeerDecodingError {

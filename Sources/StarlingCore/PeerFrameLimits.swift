@@ -3,9 +3,9 @@
 /// made within its service's limits is never refused by a peer (docs/HANDBOOK.md, "job sizes").
 ///
 /// The decoder (`PeerFrameDecoder`) checks a frame's announced length against its kind's limit as
-/// soon as the type byte is in, and the sender (`PeerLinks`) checks the frames it encodes against
-/// the same numbers, so a frame over them is dropped where it is made and never sent, let alone
-/// sent again.
+/// soon as the type byte is in, and the sender (`PeerLinks`) checks each frame it encodes with
+/// `refusal(ofFrame:)`, by the same numbers, so a frame over them is dropped where it is made and
+/// never sent, let alone sent again.
 public enum PeerFrameLimits {
     /// Room for every field of a frame but its payload or result: type, epoch, service, key,
     /// entry address, lengths, a failure text (≤ `PeerMessageCodec.maxTextBytes`).
@@ -30,12 +30,12 @@ public enum PeerFrameLimits {
         }
     }
 
-    /// The limit of `message`'s frame body.
-    public static func maxBodyBytes(of message: PeerMessage) -> Int {
-        switch message {
-        case .forward, .dispatch: payloadFrameBytes
-        case .result: resultFrameBytes
-        case .hello, .refused, .declined, .running, .spawn, .retire, .spawnRefused: controlFrameBytes
-        }
+    /// How a peer's decoder would refuse `frame`, one frame as `PeerMessageCodec.encode` made it
+    /// (length prefix first), or nil when it is within its kind's limit: what the sender checks
+    /// before it queues the frame, by the same numbers as the decoder.
+    public static func refusal(ofFrame frame: ArraySlice<UInt8>) -> PeerDecodingError? {
+        let bodyBytes = frame.count - PeerMessageCodec.headerBytes
+        let limit = maxBodyBytes(type: frame[frame.startIndex + PeerMessageCodec.headerBytes])
+        return bodyBytes > limit ? .frameTooLarge(length: bodyBytes, limit: limit) : nil
     }
 }

@@ -135,10 +135,13 @@ public struct ServiceDefinition: Hashable, Sendable {
         guard scaleDownIdleMs >= 0 else {
             throw Invalid(key: .scaleDownIdleMs, reason: "must be at least 0, got \(scaleDownIdleMs)")
         }
-        try check(.maxPayloadBytes, maxPayloadBytes, in: Self.maxPayloadBytesRange,
-                  bound: "0...\(Self.maxPayloadBytesRange.upperBound) (64 MiB, the hard bound)")
-        try check(.maxResultBytes, maxResultBytes, in: Self.maxResultBytesRange,
-                  bound: "0...\(Self.maxResultBytesRange.upperBound) (256 MiB, the hard bound)")
+        try checkSize(.maxPayloadBytes, maxPayloadBytes, in: Self.maxPayloadBytesRange)
+        try checkSize(.maxResultBytes, maxResultBytes, in: Self.maxResultBytesRange)
+    }
+
+    /// A job size within its range; the message names the hard bound in MiB as well.
+    private func checkSize(_ key: Key, _ value: Int, in range: ClosedRange<Int>) throws(Invalid) {
+        try check(key, value, in: range, bound: "\(range) (\(range.upperBound >> 20) MiB, the hard bound)")
     }
 
     private func validateHandler() throws(Invalid) {

@@ -20,9 +20,9 @@ import StarlingUV
 final class ClientConnection {
     let id: ClientID
     private let stream: TCPStream
-    /// Payloads up to the hard bound of `max_payload_bytes`, the cap over all services: an entry
-    /// node does not know other services' limits; their primaries apply them.
-    private var decoder = ClientRequestDecoder(maxPayloadBytes: ServiceDefinition.maxPayloadBytesRange.upperBound)
+    /// Payloads up to the hard bound of `max_payload_bytes` (the decoder's default): their
+    /// services' primaries apply the services' own limits.
+    private var decoder = ClientRequestDecoder()
     private let maxBacklogBytes: Int
     /// Answers encoded and not yet handed to the stream; written by `flush()`.
     private var outbox: [UInt8] = []

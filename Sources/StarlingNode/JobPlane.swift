@@ -24,7 +24,7 @@ final class JobPlane {
         self.answerClient = answerClient
         handler = makeHandler(for: definition, loop: loop)
         var config = JobEngine.Config()
-        config.sizes = JobSizeLimits(definition)
+        config.router.sizes = JobSizeLimits(definition)
         engine = JobEngine(address: address, service: definition.service, slots: definition.concurrency, config: config)
         links.onFrameDropped = { [unowned self] message, peer in engine.frameDropped(message, to: peer) }
     }

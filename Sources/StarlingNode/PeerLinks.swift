@@ -16,8 +16,9 @@ import StarlingUV
 /// counted when the peer's proof was wrong, retried with backoff while the peer is wanted. A key
 /// reload breaks the links proved with a key no longer accepted. Loop-confined.
 final class PeerLinks {
-    /// Bytes buffered for one peer before its frames are dropped; each dropped frame is handed to
-    /// `onFrameDropped`, so the core sends it again or places its job again.
+    /// Bytes waiting for one peer (in its buffer, or written and not yet taken by the kernel)
+    /// before its frames are dropped; each dropped frame is handed to `onFrameDropped`, so the
+    /// core sends it again or places its job again.
     static let maxBufferedBytes = 64 << 20
     static let firstRetryMs: UInt64 = 20
     static let maxRetryMs: UInt64 = 1_000
@@ -58,23 +59,21 @@ final class PeerLinks {
             links[peer] = link
             return link
         }()
-        guard link.buffer.count < Self.maxBufferedBytes else {
+        // An open link's buffer is emptied into its stream at every write: what a slow or stalled
+        // peer has not taken waits in the stream's write queue, and counts against the bound too.
+        guard link.unsentBytes < Self.maxBufferedBytes else {
             onProblem("peer_buffer_full", "cannot queue a frame to \(peer): \(Self.maxBufferedBytes) bytes already wait; it goes again later")
             onFrameDropped(message, peer)
             return
         }
         let start = link.buffer.count
         PeerMessageCodec.encode(message, into: &link.buffer)
-        let bodyBytes = link.buffer.count - start - PeerMessageCodec.headerBytes
-        guard bodyBytes <= PeerFrameLimits.maxBodyBytes(of: message) else {
+        if let refusal = PeerFrameLimits.refusal(ofFrame: link.buffer[start...]) {
             // The peer would refuse it and drop the link, and the core would ask for it again:
             // a frame over the limits is dropped here, once, and never handed back to be resent.
             // (The core keeps results within max_result_bytes, so this is a bug's backstop.)
             link.buffer.removeSubrange(start...)
-            rejections.record(
-                "peer_frame_over_limit",
-                detail: "not sending a \(bodyBytes)-byte frame to \(peer): over the \(PeerFrameLimits.maxBodyBytes(of: message))-byte limit of its kind",
-                level: .error)
+            rejections.record("peer_frame_over_limit", detail: "not sending a frame to \(peer): \(refusal)", level: .error)
             return
         }
         markDirty(link)
@@ -314,6 +313,8 @@ private final class OutboundLink {
     var state = State.idle
     var stream: TCPStream?
     var buffer: [UInt8] = []
+    /// Bytes for the peer not yet handed to the kernel: the buffer and the stream's write queue.
+    var unsentBytes: Int { buffer.count + (stream?.writeQueueSize ?? 0) }
     /// Whether it is in `PeerLinks.dirty`.
     var isDirty = false
     var retryTimer: Timer?

@@ -21,7 +21,7 @@ import Testing
     /// p1 is the primary and the entry node; p2 the standby that runs the job. Returns both engines.
     private func cluster(sizes: JobSizeLimits) -> (primary: JobEngine, standby: JobEngine) {
         var config = JobEngine.Config()
-        config.sizes = sizes
+        config.router.sizes = sizes
         var primary = JobEngine(address: p1, service: echo, slots: 1, config: config)
         var standby = JobEngine(address: p2, service: echo, slots: 1, config: config)
         let primaries: [ServiceName: JobView.Primary?] = [echo: .init(address: p1, epoch: 1)]
@@ -62,16 +62,31 @@ import Testing
         (0..<4).map { UInt8(truncatingIfNeeded: length >> (24 - 8 * $0)) } + [type]
     }
 
-    @Test func limitsFollowTheHardBoundsOfJobSizes() {
-        #expect(PeerFrameLimits.payloadFrameBytes == ServiceDefinition.maxPayloadBytesRange.upperBound + PeerFrameLimits.overheadBytes)
-        #expect(PeerFrameLimits.resultFrameBytes == ServiceDefinition.maxResultBytesRange.upperBound + PeerFrameLimits.overheadBytes)
+    @Test func aFrameMadeWithinTheHardBoundsIsWithinItsKindsLimit() throws {
         #expect(PeerFrameDecoder.defaultMaxFrameBytes == PeerFrameLimits.resultFrameBytes)
+        // Every field but the payload or result at its longest fits the overhead...
+        let service = try ServiceName(String(repeating: "s", count: ServiceName.maxLength))
+        let key = try JobKey(String(repeating: "k", count: JobKey.maxLength))
+        let entry = NodeAddress(host: .ipv6(high: .max, low: .max), port: .max)
+        func body(_ message: PeerMessage) -> Int { PeerMessageCodec.encode(message).count - PeerMessageCodec.headerBytes }
+        func ticket(_ payload: [UInt8]) -> JobTicket { JobTicket(service: service, key: key, entry: entry, payload: payload) }
+        let longest = String(repeating: "é", count: PeerMessageCodec.maxTextBytes)
+        for message: PeerMessage in [
+            .forward(ticket([])), .dispatch(epoch: .max, ticket: ticket([])),
+            .result(epoch: .max, service: service, key: key, outcome: .succeeded([])),
+            .result(epoch: .max, service: service, key: key, outcome: .failed(longest)),
+        ] {
+            #expect(body(message) <= PeerFrameLimits.overheadBytes, "\(message)")
+        }
+        // ...and a payload or result adds exactly its own length.
+        let payload = [UInt8](repeating: 7, count: 1000)
+        #expect(body(.forward(ticket(payload))) == body(.forward(ticket([]))) + payload.count)
+        #expect(body(.dispatch(epoch: 1, ticket: ticket(payload))) == body(.dispatch(epoch: 1, ticket: ticket([]))) + payload.count)
+        let result = { (bytes: [UInt8]) in PeerMessage.result(epoch: 1, service: service, key: key, outcome: .succeeded(bytes)) }
+        #expect(body(result(payload)) == body(result([])) + payload.count)
         // A full running list (the largest control frame) fits the control limit.
-        let keys = (0..<PeerMessageCodec.maxRunningKeys).map { try! JobKey(String(repeating: "k", count: 60) + String($0)) }
-        let running = PeerMessageCodec.encode(.running(epoch: 1, service: try! ServiceName("echo"), keys: keys))
-        #expect(running.count - 4 <= PeerFrameLimits.controlFrameBytes)
-        // A failure text at its longest fits the overhead of a result frame.
-        #expect(PeerMessageCodec.maxTextBytes + 200 < PeerFrameLimits.overheadBytes)
+        let keys = try (0..<PeerMessageCodec.maxRunningKeys).map { try JobKey(String(repeating: "k", count: JobKey.maxLength - String($0).count) + String($0)) }
+        #expect(body(.running(epoch: .max, service: service, keys: keys)) <= PeerFrameLimits.controlFrameBytes)
     }
 
     @Test func eachKindIsRefusedJustOverItsOwnLimit() throws {
@@ -91,21 +106,26 @@ import Testing
         }
     }
 
+    @Test func theSenderChecksAnEncodedFrameByTheDecodersNumbers() throws {
+        let result = PeerMessage.result(epoch: 1, service: try ServiceName("s"), key: try JobKey("k"), outcome: .succeeded([1, 2, 3]))
+        #expect(PeerFrameLimits.refusal(ofFrame: PeerMessageCodec.encode(result)[...]) == nil)
+        for type: UInt8 in [1, 6, 99] {
+            let limit = PeerFrameLimits.controlFrameBytes
+            let atLimit = header(limit, type: type) + [UInt8](repeating: 0, count: limit - 1)
+            #expect(PeerFrameLimits.refusal(ofFrame: atLimit[...]) == nil)
+            #expect(PeerFrameLimits.refusal(ofFrame: (atLimit + [0])[...]) == .frameTooLarge(length: limit + 1, limit: limit))
+        }
+    }
+
     @Test func aTenMegabyteResultFrameDecodesInChunks() throws {
         let result = PeerMessage.result(
             epoch: 3, service: try ServiceName("big"), key: try JobKey("k"), outcome: .succeeded(Array(repeating: 0x61, count: 10_000_000)))
-        let bytes = PeerMessageCodec.encode(result)
-        var decoder = PeerFrameDecoder()
-        var decoded: [PeerMessage] = []
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(offset + 65_536, bytes.count)
-            decoder.append(bytes[offset..<end])
-            offset = end
-            while let message = try decoder.next() { decoded.append(message) }
-        }
-        #expect(decoded == [result])
-        #expect(decoder.bufferedByteCount == 0)
+        // The frames after it come in the same read as its end: the decoder lets go of the large
+        // buffer there, keeping only what follows.
+        let after = PeerMessage.retire(reason: "after")
+        let stream = PeerMessageCodec.encode(result) + PeerMessageCodec.encode(after) + PeerMessageCodec.encode(after)
+        #expect(decode(stream, chunks: [65_536]) == DecodedFrames(messages: [result, after, after]))
+        #expect(decode(stream, chunks: [10_000_040, 7]) == DecodedFrames(messages: [result, after, after]))
     }
 }
 

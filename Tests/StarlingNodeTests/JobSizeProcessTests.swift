@@ -8,12 +8,43 @@ import Testing
 /// standby reaches the client through another entry node, an oversized one is a `FAIL` where it is
 /// made and the entry node goes on answering, and a payload over its service's limit is refused.
 @Suite(.serialized) struct JobSizeProcessTests {
-    /// `starling submit` as a process (its stdout is the result); started now, collected later.
-    private func submit(_ service: String, _ payload: String, key: String, at node: WorkerProcess) throws -> SpawnedProcess {
-        try SpawnedProcess(
+    /// A temporary folder for one test's files, removed by the caller.
+    private func scratch(_ name: String) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("starling-\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
+    /// `starling submit` as a process, started now; its stdout (the result) and stderr go to
+    /// files in `folder`, so nothing has to read them while it runs.
+    private func submit(_ service: String, _ payload: String, key: String, at node: WorkerProcess, into folder: URL) throws -> Submission {
+        let stdout = folder.appendingPathComponent("\(key).stdout").path, stderr = folder.appendingPathComponent("\(key).stderr").path
+        let process = try SpawnedProcess(
             executable: try WorkerProcess.binary(),
             arguments: ["submit", "--node", node.address.description, "--key", key, "--timeout", "60000", service, payload],
-            stdout: .pipe, stderr: .pipe)
+            stdout: .file(stdout), stderr: .file(stderr))
+        return Submission(process: process, stdout: stdout, stderr: stderr)
+    }
+
+    private struct Submission {
+        let process: SpawnedProcess
+        let stdout: String, stderr: String
+
+        /// Waits for it to exit without holding a cooperative thread (killed after `timeout`);
+        /// how it ended, with what it wrote.
+        func outcome(within timeout: Duration) async -> (status: ChildProcess.ExitStatus, stdout: [UInt8], stderr: [UInt8]) {
+            let status = await pollAsync(within: timeout) { process.reap() } ?? {
+                process.kill()
+                return process.reap() ?? ChildProcess.ExitStatus(code: -1, signal: SIGKILL)
+            }()
+            func read(_ path: String) -> [UInt8] { (FileManager.default.contents(atPath: path)).map { [UInt8]($0) } ?? [] }
+            return (status, read(stdout), read(stderr))
+        }
+    }
+
+    /// `awaitAgreement`, probed with pauses that hold no cooperative thread.
+    private func agreement(_ workers: [WorkerProcess], within timeout: Duration) async -> [String: StatusReport.Entry]? {
+        await pollAsync(within: timeout, every: .milliseconds(50)) { awaitAgreement(workers, within: 0) }
     }
 
     /// Peak RSS (`VmHWM`) of a process, in MB.
@@ -24,11 +55,10 @@ import Testing
     }
 
     @Test("a 10 MB result made on a standby reaches the client through another entry node; a 300 MB one is a FAIL naming the limit, and the next job is answered at once")
-    func largeResultsCrossTheClusterAndOversizedOnesFailWhereMade() throws {
+    func largeResultsCrossTheClusterAndOversizedOnesFailWhereMade() async throws {
         // The command prints as many bytes as its payload says, and leaves the PID of the worker
         // that ran it (its parent) in markers/<key>.
-        let markers = FileManager.default.temporaryDirectory.appendingPathComponent("starling-sizes-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: markers, withIntermediateDirectories: true)
+        let markers = try scratch("sizes")
         defer { try? FileManager.default.removeItem(at: markers) }
         let jobs = try WorkerProcess.jobsDirectory(service: "sized", definition: """
             command = ['/bin/sh', '-c', 'echo $PPID > \(markers.path)/$STARLING_JOB_KEY; head -c "$(cat)" /dev/zero | tr "\\0" a']
@@ -37,15 +67,16 @@ import Testing
         let seed = try WorkerProcess(service: "sized", extra: ["--jobs", jobs])
         let workers = [seed] + (try (0..<2).map { _ in try WorkerProcess(service: "sized", join: [seed.address], extra: ["--jobs", jobs]) })
         defer { workers.forEach { $0.kill() } }
-        let agreed = try #require(awaitAgreement(workers, within: 10))
+        let agreed = try #require(await agreement(workers, within: .seconds(10)))
         let primary = try #require(workers.first { $0.id == agreed["sized"]?.id })
         let standbys = workers.filter { $0 !== primary }
         let entry = standbys[0]
 
         // Two at once: the primary dispatches them to its two standbys, one of them not the entry.
         let started = ContinuousClock.now
-        let runs = try ["big-1", "big-2"].map { try submit("sized", "10000000", key: $0, at: entry) }
-        let outputs = runs.map { $0.collect(timeout: .seconds(60)) }
+        let runs = try ["big-1", "big-2"].map { try submit("sized", "10000000", key: $0, at: entry, into: markers) }
+        var outputs: [(status: ChildProcess.ExitStatus, stdout: [UInt8], stderr: [UInt8])] = []
+        for run in runs { outputs.append(await run.outcome(within: .seconds(60))) }
         let elapsed = ContinuousClock.now - started
         for output in outputs {
             #expect(output.status == ChildProcess.ExitStatus(code: 0, signal: 0), "\(String(decoding: output.stderr, as: UTF8.self))")
@@ -62,7 +93,7 @@ import Testing
 
         // 300 MB: the command is stopped once over 16 MiB, and the job fails naming the limit.
         let hugeStarted = ContinuousClock.now
-        let huge = try submit("sized", "300000000", key: "huge", at: entry).collect(timeout: .seconds(30))
+        let huge = try await submit("sized", "300000000", key: "huge", at: entry, into: markers).outcome(within: .seconds(30))
         let hugeElapsed = ContinuousClock.now - hugeStarted
         let text = String(decoding: huge.stderr, as: UTF8.self)
         #expect(huge.status.code == 1, "FAIL exits 1: \(text)")
@@ -70,7 +101,7 @@ import Testing
         #expect(hugeElapsed < .seconds(5), "\(hugeElapsed)")
 
         let nextStarted = ContinuousClock.now
-        let next = try submit("sized", "5", key: "after", at: entry).collect(timeout: .seconds(10))
+        let next = try await submit("sized", "5", key: "after", at: entry, into: markers).outcome(within: .seconds(10))
         let nextElapsed = ContinuousClock.now - nextStarted
         #expect(next.stdout == Array("aaaaa".utf8))
         #expect(nextElapsed < .seconds(2), "\(nextElapsed)")
@@ -85,7 +116,9 @@ import Testing
     }
 
     @Test("a payload over its service's max_payload_bytes is refused TOO_LARGE, also through an entry node of another service; a result over max_result_bytes is a FAIL")
-    func payloadOverTheServiceLimitIsRefused() throws {
+    func payloadOverTheServiceLimitIsRefused() async throws {
+        let outputs = try scratch("payloads")
+        defer { try? FileManager.default.removeItem(at: outputs) }
         let jobs = try WorkerProcess.jobsDirectory(
             service: "tiny", definition: "handler = \"echo\"\nmax_payload_bytes = 100\nmax_result_bytes = 10\n")
         try Data("handler = \"echo\"\n".utf8).write(to: URL(fileURLWithPath: jobs).appendingPathComponent("echo.toml"))
@@ -93,17 +126,17 @@ import Testing
         defer { tiny.kill() }
         let other = try WorkerProcess(service: "echo", join: [tiny.address], extra: ["--jobs", jobs])
         defer { other.kill() }
-        #expect(awaitAgreement([tiny, other], within: 10) != nil)
+        #expect(await agreement([tiny, other], within: .seconds(10)) != nil)
 
         for entry in [tiny, other] {
-            let over = try submit("tiny", String(repeating: "x", count: 101), key: "over-\(entry.pid)", at: entry)
-                .collect(timeout: .seconds(10))
+            let over = try await submit("tiny", String(repeating: "x", count: 101), key: "over-\(entry.pid)", at: entry, into: outputs)
+                .outcome(within: .seconds(10))
             #expect(over.status.code == 2)
             #expect(String(decoding: over.stderr, as: UTF8.self)
                 == "TOO_LARGE: payload of 101 bytes is over max_payload_bytes (100) of service tiny\n")
-            let atLimit = try submit("tiny", "0123456789", key: "ok-\(entry.pid)", at: entry).collect(timeout: .seconds(10))
+            let atLimit = try await submit("tiny", "0123456789", key: "ok-\(entry.pid)", at: entry, into: outputs).outcome(within: .seconds(10))
             #expect(atLimit.stdout == Array("0123456789".utf8))
-            let bigResult = try submit("tiny", "01234567890", key: "fail-\(entry.pid)", at: entry).collect(timeout: .seconds(10))
+            let bigResult = try await submit("tiny", "01234567890", key: "fail-\(entry.pid)", at: entry, into: outputs).outcome(within: .seconds(10))
             #expect(bigResult.status.code == 1)
             #expect(String(decoding: bigResult.stderr, as: UTF8.self)
                 == "result of 11 bytes is over max_result_bytes (10) of job fail-\(entry.pid)\n")
