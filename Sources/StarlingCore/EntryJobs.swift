@@ -13,6 +13,8 @@ public struct EntryJobs: Sendable {
         /// Answers kept for keys submitted again.
         public var recentCapacity = 65_536
         public var recentTTLMs: Int64 = 60_000
+        /// When a forward with no answer goes again.
+        public var overdue = JobOverdue()
 
         public init() {}
     }
@@ -27,6 +29,15 @@ public struct EntryJobs: Sendable {
         var forwardDropped = false
         /// Since when it has waited without a primary to go to.
         var waitingSinceMs: Int64
+        /// When its forward last went, and how often it went again for being overdue.
+        var forwardedAtMs: Int64
+        var overdueRounds = 0
+
+        /// Records that the forward goes now.
+        mutating func forwarded(nowMs: Int64) {
+            forwardedAtMs = nowMs
+            forwardDropped = false
+        }
     }
 
     public let config: Config
@@ -68,7 +79,7 @@ public struct EntryJobs: Sendable {
             return [.answer(client, .error(key: key, code: .busy, message: "\(config.maxPending) jobs already wait at this node"))]
         }
         let ticket = JobTicket(service: service, key: key, entry: address, payload: payload)
-        pending[id] = Pending(ticket: ticket, clients: [client], forwardedTo: primary, waitingSinceMs: nowMs)
+        pending[id] = Pending(ticket: ticket, clients: [client], forwardedTo: primary, waitingSinceMs: nowMs, forwardedAtMs: nowMs)
         guard let primary else { return [] }
         return [.send(.forward(ticket), to: primary.address)]
     }
@@ -84,7 +95,9 @@ public struct EntryJobs: Sendable {
             let primary = primaries[id.service] ?? nil
             guard primary != job.forwardedTo else { continue }
             pending[id]!.forwardedTo = primary
+            pending[id]!.overdueRounds = 0
             if let primary {
+                pending[id]!.forwarded(nowMs: nowMs)
                 out.append(.send(.forward(job.ticket), to: primary.address))
             } else {
                 pending[id]!.waitingSinceMs = nowMs
@@ -95,8 +108,13 @@ public struct EntryJobs: Sendable {
 
     /// The connection to `peer` broke: frames to it may be lost, so its jobs go again (to the
     /// same primary if it is still the primary; it attaches them to what it already has).
-    public mutating func linkLost(to peer: NodeAddress) -> [JobDirective] {
-        pending.values.filter { $0.forwardedTo?.address == peer }.map { .send(.forward($0.ticket), to: peer) }
+    public mutating func linkLost(to peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
+        var out: [JobDirective] = []
+        for (id, job) in pending where job.forwardedTo?.address == peer {
+            pending[id]!.forwarded(nowMs: nowMs)
+            out.append(.send(.forward(job.ticket), to: peer))
+        }
+        return out
     }
 
     /// The shell could not send the forward of `id`: it goes again at the next tick, to whoever
@@ -130,14 +148,20 @@ public struct EntryJobs: Sendable {
         }
     }
 
-    /// The periodic step: forwards the shell dropped go again; jobs that waited too long for a
-    /// primary are refused; old answers go.
+    /// The periodic step: forwards the shell dropped, and forwards overdue (`JobOverdue`), go again;
+    /// jobs that waited too long for a primary are refused; old answers go.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
         recent.expire(nowMs: nowMs)
         var out: [JobDirective] = []
-        for (id, job) in pending where job.forwardDropped {
-            pending[id]!.forwardDropped = false
-            if let primary = job.forwardedTo { out.append(.send(.forward(job.ticket), to: primary.address)) }
+        for (id, job) in pending {
+            guard let primary = job.forwardedTo else { continue }
+            if !job.forwardDropped {
+                let timeout = primary.jobTimeoutMs > 0 ? primary.jobTimeoutMs : ServiceDefinition.defaultTimeoutMs
+                guard nowMs - job.forwardedAtMs >= config.overdue.forwardMs(jobTimeoutMs: timeout, round: job.overdueRounds) else { continue }
+                pending[id]!.overdueRounds += 1
+            }
+            pending[id]!.forwarded(nowMs: nowMs)
+            out.append(.send(.forward(job.ticket), to: primary.address))
         }
         for (id, job) in pending where job.forwardedTo == nil && nowMs - job.waitingSinceMs >= config.unavailableAfterMs {
             pending[id] = nil

@@ -2,7 +2,7 @@
 ///
 /// ```
 /// magic "SH" | version u8 | flags u8 | status u8 | reserved u8 | priority i32 | sender 16 bytes
-/// sequence u64 | epoch u64 | running u32 | capacity u32 | backlog u32 | address
+/// sequence u64 | epoch u64 | running u32 | capacity u32 | backlog u32 | job timeout ms u32 | address
 /// service: length u8, bytes | gossip count u8, each: id 16 bytes, sequence u64, address
 /// auth tag: length u8, bytes
 /// address = family u8 (4 or 6) | 4 or 16 host bytes | port u16
@@ -10,7 +10,7 @@
 /// Decoding is total: any byte string gives a heartbeat or a `HeartbeatDecodingError`.
 public enum HeartbeatCodec {
     public static let magic: [UInt8] = [0x53, 0x48]  // "SH"
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     /// Stays under a 1500-byte Ethernet MTU so heartbeats are never fragmented.
     public static let maxDatagramBytes = 1400
     public static let maxGossipEntries = 24
@@ -31,6 +31,7 @@ public enum HeartbeatCodec {
         out.appendBigEndian(heartbeat.workload.running)
         out.appendBigEndian(heartbeat.workload.capacity)
         out.appendBigEndian(heartbeat.workload.backlog)
+        out.appendBigEndian(heartbeat.workload.jobTimeoutMs)
         out.appendNodeAddress(heartbeat.address)
         out.appendName(heartbeat.service.value)
         precondition(heartbeat.gossip.count <= maxGossipEntries, "too many gossip entries")
@@ -71,7 +72,8 @@ public enum HeartbeatCodec {
         let workload = Workload(
             running: try reader.integer(UInt32.self, "running"),
             capacity: try reader.integer(UInt32.self, "capacity"),
-            backlog: try reader.integer(UInt32.self, "backlog"))
+            backlog: try reader.integer(UInt32.self, "backlog"),
+            jobTimeoutMs: try reader.integer(UInt32.self, "job timeout"))
         let address = try reader.address("address")
         var noCache: ServiceName?
         let service = try reader.service(cache: &noCache)

@@ -39,9 +39,15 @@ public struct JobEngine: Sendable {
         self.address = address
         self.service = service
         self.slots = max(1, slots)
+        // A job sent again for being overdue must find its outcome where it was made, so the
+        // router and the executor keep outcomes past the first two resends.
+        var router = config.router
+        router.recentTTLMs = max(router.recentTTLMs, router.overdue.forwardMs(jobTimeoutMs: router.jobTimeoutMs, round: 1))
+        var runner = JobRunner.Config(slots: slots)
+        runner.recentTTLMs = max(runner.recentTTLMs, router.recentTTLMs)
         entry = EntryJobs(address: address, config: config.entry)
-        router = JobRouter(service: service, config: config.router)
-        runner = JobRunner(service: service, config: .init(slots: slots))
+        self.router = JobRouter(service: service, config: router)
+        self.runner = JobRunner(service: service, config: runner)
     }
 
     // MARK: Queries
@@ -50,7 +56,7 @@ public struct JobEngine: Sendable {
     public var workload: Workload {
         Workload(
             running: UInt32(clamping: runner.runningCount), capacity: isDraining ? 0 : UInt32(clamping: slots),
-            backlog: UInt32(clamping: router.backlog))
+            backlog: UInt32(clamping: router.backlog), jobTimeoutMs: UInt32(clamping: router.config.jobTimeoutMs))
     }
 
     /// Nothing held: no client waits on this entry node, nothing runs or waits to run here.
@@ -113,7 +119,7 @@ public struct JobEngine: Sendable {
     /// A connection to or from `peer` broke: frames either way may be lost, so each part asks
     /// again for what it waits on from there (the far end's caches make that safe).
     public mutating func linkLost(to peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
-        deliverLocally(entry.linkLost(to: peer) + router.linkLost(to: peer), nowMs: nowMs)
+        deliverLocally(entry.linkLost(to: peer, nowMs: nowMs) + router.linkLost(to: peer, nowMs: nowMs), nowMs: nowMs)
     }
 
     /// The shell could not send `message` to `peer` (its buffer for that peer is full). Nothing
@@ -167,7 +173,7 @@ public struct JobEngine: Sendable {
     public mutating func follow(_ view: JobView, nowMs: Int64) -> [JobDirective] {
         var out: [JobDirective] = []
         if let epoch = view.primaryEpoch, router.epoch != epoch {
-            out += router.becamePrimary(epoch: epoch)
+            out += router.becamePrimary(epoch: epoch, nowMs: nowMs)
         } else if view.primaryEpoch == nil, router.epoch != nil {
             router.steppedDown()
         }
@@ -183,7 +189,7 @@ public struct JobEngine: Sendable {
         if !executors.contains(where: { $0.slots > 0 }) && !isDraining && view.primaryEpoch != nil {
             executors.append(JobRouter.Executor(address: address, slots: slots))
         }
-        out += router.update(executors: executors)
+        out += router.update(executors: executors, nowMs: nowMs)
         return deliverLocally(out, nowMs: nowMs)
     }
 

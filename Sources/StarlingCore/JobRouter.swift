@@ -21,6 +21,10 @@ public struct JobRouter: Sendable {
         /// The service's job sizes: a payload over its limit is refused `TOO_LARGE` here; the
         /// engine checks results against the same limits (`JobEngine.finished`).
         public var sizes = JobSizeLimits()
+        /// The service's `timeout_ms`: a dispatch with no answer is sent again after `overdue`'s
+        /// bound derived from it.
+        public var jobTimeoutMs = ServiceDefinition.defaultTimeoutMs
+        public var overdue = JobOverdue()
 
         public init() {}
     }
@@ -42,6 +46,9 @@ public struct JobRouter: Sendable {
         /// Entry nodes to tell the outcome: the ticket's, and any that forwarded the same key.
         var entries: [NodeAddress]
         var executor: NodeAddress?
+        /// When its dispatch last went, and how often it went again for being overdue.
+        var dispatchedAtMs: Int64 = 0
+        var overdueRounds = 0
     }
 
     public let config: Config
@@ -68,9 +75,9 @@ public struct JobRouter: Sendable {
     // MARK: Role
 
     /// This process became primary with `epoch`.
-    public mutating func becamePrimary(epoch: UInt64) -> [JobDirective] {
+    public mutating func becamePrimary(epoch: UInt64, nowMs: Int64) -> [JobDirective] {
         self.epoch = epoch
-        return pump()
+        return pump(nowMs: nowMs)
     }
 
     /// This process is no longer primary: the queue is dropped (its entry nodes forward those jobs
@@ -82,12 +89,12 @@ public struct JobRouter: Sendable {
     }
 
     /// The executors the shell sees now. Jobs on one that is gone are dispatched again.
-    public mutating func update(executors current: [Executor]) -> [JobDirective] {
+    public mutating func update(executors current: [Executor], nowMs: Int64) -> [JobDirective] {
         let next = Dictionary(current.map { ($0.address, max(0, $0.slots)) }, uniquingKeysWith: max)
         guard next != executors else { return [] }
         for gone in executors.keys where next[gone] == nil { requeue(everythingOn: gone) }
         executors = next
-        return pump()
+        return pump(nowMs: nowMs)
     }
 
     // MARK: Frames
@@ -96,7 +103,7 @@ public struct JobRouter: Sendable {
     public mutating func received(_ message: PeerMessage, from peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
         switch message {
         case .forward(let ticket):
-            return forward(ticket)
+            return forward(ticket, nowMs: nowMs)
         case .result(_, _, let key, let outcome):
             return finished(key, outcome: outcome, on: peer, nowMs: nowMs)
         case .declined(_, _, let key, _):
@@ -106,17 +113,17 @@ public struct JobRouter: Sendable {
             // It will not take more now; it comes back with the next change of the record.
             executors[peer] = nil
             requeue(everythingOn: peer)
-            return pump()
+            return pump(nowMs: nowMs)
         case .running(_, _, let keys):
-            adopt(keys, runningOn: peer)
-            return pump()
+            adopt(keys, runningOn: peer, nowMs: nowMs)
+            return pump(nowMs: nowMs)
         case .refused(let refusedService, let key, let code, let text):
             // The executor will not run it (it knows the key with another payload): the entry
             // nodes are told, as for a refusal here.
             guard refusedService == service, jobs[key]?.executor == peer, let job = jobs.removeValue(forKey: key) else { return [] }
             inFlight[peer]?.remove(key)
             let refusal = PeerMessage.refused(service: service, key: key, code: code, message: text)
-            return job.entries.map { .send(refusal, to: $0) } + pump()
+            return job.entries.map { .send(refusal, to: $0) } + pump(nowMs: nowMs)
         default:
             return []
         }
@@ -124,9 +131,9 @@ public struct JobRouter: Sendable {
 
     /// The link to `peer` broke: what was sent to it may be lost, so its jobs go again. An
     /// executor that still runs one attaches the new dispatch to it instead of running it twice.
-    public mutating func linkLost(to peer: NodeAddress) -> [JobDirective] {
+    public mutating func linkLost(to peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
         requeue(everythingOn: peer)
-        return pump()
+        return pump(nowMs: nowMs)
     }
 
     /// The shell could not send the dispatch of `key` to `executor`: the job is queued again and
@@ -137,10 +144,29 @@ public struct JobRouter: Sendable {
         requeue(key)
     }
 
-    /// The periodic step: old outcomes go, and jobs queued again since the last step are dispatched.
+    /// The periodic step: old outcomes go, jobs queued again since the last step are dispatched,
+    /// and overdue dispatches (`JobOverdue`) go again to the same executor, which attaches them to
+    /// the job or answers from its recent outcomes. After stepping down, an overdue job is let go:
+    /// its entry nodes forward it to the new primary.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
         recent.expire(nowMs: nowMs)
-        return pump()
+        var out: [JobDirective] = []
+        for (executor, keys) in inFlight {
+            for key in keys {
+                guard let job = jobs[key], job.executor == executor,
+                      nowMs - job.dispatchedAtMs >= config.overdue.dispatchMs(jobTimeoutMs: config.jobTimeoutMs, round: job.overdueRounds)
+                else { continue }
+                guard let epoch else {
+                    jobs[key] = nil
+                    inFlight[executor]?.remove(key)
+                    continue
+                }
+                jobs[key]!.dispatchedAtMs = nowMs
+                jobs[key]!.overdueRounds += 1
+                out.append(.send(.dispatch(epoch: epoch, ticket: job.ticket), to: executor))
+            }
+        }
+        return out + pump(nowMs: nowMs)
     }
 
     /// Jobs this router holds: queued, dispatched, or relayed after stepping down.
@@ -148,7 +174,7 @@ public struct JobRouter: Sendable {
 
     // MARK: Internals
 
-    private mutating func forward(_ ticket: JobTicket) -> [JobDirective] {
+    private mutating func forward(_ ticket: JobTicket, nowMs: Int64) -> [JobDirective] {
         let id = JobID(service: ticket.service, key: ticket.key)
         switch recent.recall(id, payload: ticket.payload) {
         case .answered(let outcome):
@@ -174,26 +200,27 @@ public struct JobRouter: Sendable {
         }
         jobs[ticket.key] = Routed(ticket: ticket, entries: [ticket.entry], executor: nil)
         queue.append(ticket.key)
-        return pump()
+        return pump(nowMs: nowMs)
     }
 
     private mutating func finished(_ key: JobKey, outcome: JobOutcome, on executor: NodeAddress, nowMs: Int64) -> [JobDirective] {
         inFlight[executor]?.remove(key)
-        guard let job = jobs.removeValue(forKey: key) else { return pump() }
+        guard let job = jobs.removeValue(forKey: key) else { return pump(nowMs: nowMs) }
         recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
         if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
         if let other = job.executor, other != executor { inFlight[other]?.remove(key) }
         let result = PeerMessage.result(epoch: epoch ?? 0, service: service, key: key, outcome: outcome)
-        return job.entries.map { .send(result, to: $0) } + pump()
+        return job.entries.map { .send(result, to: $0) } + pump(nowMs: nowMs)
     }
 
     /// A new primary learns what an executor still runs from the old one's dispatches.
-    private mutating func adopt(_ keys: [JobKey], runningOn executor: NodeAddress) {
+    private mutating func adopt(_ keys: [JobKey], runningOn executor: NodeAddress, nowMs: Int64) {
         for key in keys {
             guard var job = jobs[key] else { continue }  // its entry node forwards it again soon
             if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
             if let other = job.executor { inFlight[other]?.remove(key) }
             job.executor = executor
+            job.dispatchedAtMs = nowMs
             jobs[key] = job
             inFlight[executor, default: []].insert(key)
         }
@@ -223,13 +250,14 @@ public struct JobRouter: Sendable {
 
     /// Dispatches queued jobs, each to the executor with the lowest share of its slots in use,
     /// while any has room (slots plus prefetch).
-    private mutating func pump() -> [JobDirective] {
+    private mutating func pump(nowMs: Int64) -> [JobDirective] {
         guard let epoch, !queue.isEmpty, !executors.isEmpty else { return [] }
         var out: [JobDirective] = []
         while !queue.isEmpty, let executor = leastLoaded() {
             let key = queue.removeFirst()
             guard jobs[key] != nil else { continue }
             jobs[key]!.executor = executor
+            jobs[key]!.dispatchedAtMs = nowMs
             inFlight[executor, default: []].insert(key)
             out.append(.send(.dispatch(epoch: epoch, ticket: jobs[key]!.ticket), to: executor))
         }

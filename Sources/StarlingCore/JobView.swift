@@ -6,10 +6,13 @@ public struct JobView: Hashable, Sendable {
     public struct Primary: Hashable, Sendable {
         public var address: NodeAddress
         public var epoch: UInt64
+        /// The service's job timeout as the primary announces it (0: it does not say).
+        public var jobTimeoutMs: Int64
 
-        public init(address: NodeAddress, epoch: UInt64) {
+        public init(address: NodeAddress, epoch: UInt64, jobTimeoutMs: Int64 = 0) {
             self.address = address
             self.epoch = epoch
+            self.jobTimeoutMs = jobTimeoutMs
         }
     }
 
@@ -40,7 +43,9 @@ public struct JobView: Hashable, Sendable {
             primaries[member.service] = .some(nil)
         }
         for name in Array(primaries.keys) {
-            primaries[name] = .some(membership.primary(of: name, nowMs: nowMs).map { Primary(address: $0.address, epoch: $0.epoch) })
+            primaries[name] = .some(membership.primary(of: name, nowMs: nowMs).map {
+                Primary(address: $0.address, epoch: $0.epoch, jobTimeoutMs: Int64($0.workload.jobTimeoutMs))
+            })
         }
         self.primaries = primaries
         executors = membership.members.values

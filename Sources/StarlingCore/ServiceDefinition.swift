@@ -72,6 +72,7 @@ public struct ServiceDefinition: Hashable, Sendable {
     /// within its service's limits is never refused on its way.
     public static let maxPayloadBytesRange = 0...(64 << 20)
     public static let maxResultBytesRange = 0...(256 << 20)
+    public static let defaultTimeoutMs: Int64 = 30_000
     public static let defaultMaxPayloadBytes = 1 << 20
     public static let defaultMaxResultBytes = 16 << 20
     /// Bounds the arguments of a command: count, and bytes per argument.
@@ -99,7 +100,7 @@ public struct ServiceDefinition: Hashable, Sendable {
     public var maxResultBytes: Int
 
     public init(
-        service: ServiceName, handler: Handler, concurrency: Int = 1, timeoutMs: Int64 = 30_000,
+        service: ServiceName, handler: Handler, concurrency: Int = 1, timeoutMs: Int64 = defaultTimeoutMs,
         minWorkers: Int = 1, maxWorkers: Int = 8, scaleUpBacklog: Int = 4, scaleDownIdleMs: Int64 = 10_000,
         maxPayloadBytes: Int = defaultMaxPayloadBytes, maxResultBytes: Int = defaultMaxResultBytes
     ) {

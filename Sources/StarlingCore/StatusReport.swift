@@ -47,6 +47,7 @@ public struct StatusReport: Codable, Hashable, Sendable {
 
         private enum WorkloadKeys: String, CodingKey {
             case running, capacity, backlog
+            case jobTimeoutMs = "job_timeout_ms"
         }
 
         /// Longest `address` accepted when decoding (an IPv6 address with port is 48).
@@ -78,7 +79,8 @@ public struct StatusReport: Codable, Hashable, Sendable {
             workload = Workload(
                 running: try w.decode(UInt32.self, forKey: .running),
                 capacity: try w.decode(UInt32.self, forKey: .capacity),
-                backlog: try w.decode(UInt32.self, forKey: .backlog))
+                backlog: try w.decode(UInt32.self, forKey: .backlog),
+                jobTimeoutMs: try w.decodeIfPresent(UInt32.self, forKey: .jobTimeoutMs) ?? 0)
             lastHeardMs = try c.decode(Int64.self, forKey: .lastHeardMs)
             guard lastHeardMs >= 0 else {
                 throw DecodingError.dataCorruptedError(
@@ -98,6 +100,7 @@ public struct StatusReport: Codable, Hashable, Sendable {
             try w.encode(workload.running, forKey: .running)
             try w.encode(workload.capacity, forKey: .capacity)
             try w.encode(workload.backlog, forKey: .backlog)
+            try w.encode(workload.jobTimeoutMs, forKey: .jobTimeoutMs)
             try c.encode(lastHeardMs, forKey: .lastHeardMs)
         }
     }

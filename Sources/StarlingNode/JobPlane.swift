@@ -25,6 +25,7 @@ final class JobPlane {
         handler = makeHandler(for: definition, loop: loop)
         var config = JobEngine.Config()
         config.router.sizes = JobSizeLimits(definition)
+        config.router.jobTimeoutMs = definition.timeoutMs
         engine = JobEngine(address: address, service: definition.service, slots: definition.concurrency, config: config)
         links.onFrameDropped = { [unowned self] message, peer in engine.frameDropped(message, to: peer) }
     }

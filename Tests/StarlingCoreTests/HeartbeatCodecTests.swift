@@ -5,7 +5,7 @@ import Testing
     static let sample = Heartbeat(
         sender: NodeID(high: 0x0192_F3A4_5B6C_7D8E, low: 0x9F00_1122_3344_5566),
         service: try! ServiceName("resize"), status: .toBecomePrimary, priority: -7, epoch: 42,
-        workload: Workload(running: 3, capacity: 8, backlog: 11),
+        workload: Workload(running: 3, capacity: 8, backlog: 11, jobTimeoutMs: 30_000),
         address: .ipv4(127, 0, 0, 1, port: 7946), flags: [.join], sequence: 9_001,
         gossip: [
             .init(id: NodeID(high: 1, low: 2), sequence: 5, address: .ipv4(127, 0, 0, 2, port: 1)),
@@ -24,9 +24,9 @@ import Testing
         func be<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
             (0..<MemoryLayout<T>.size).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
         }
-        var expected: [UInt8] = [0x53, 0x48, 1, Heartbeat.Flags.join.rawValue, MemberStatus.toBecomePrimary.rawValue, 0]
+        var expected: [UInt8] = [0x53, 0x48, 2, Heartbeat.Flags.join.rawValue, MemberStatus.toBecomePrimary.rawValue, 0]
         expected += be(UInt32(bitPattern: -7)) + be(UInt64(0x0192_F3A4_5B6C_7D8E)) + be(UInt64(0x9F00_1122_3344_5566))
-        expected += be(UInt64(9_001)) + be(UInt64(42)) + be(UInt32(3)) + be(UInt32(8)) + be(UInt32(11))
+        expected += be(UInt64(9_001)) + be(UInt64(42)) + be(UInt32(3)) + be(UInt32(8)) + be(UInt32(11)) + be(UInt32(30_000))
         expected += [4, 127, 0, 0, 1] + be(UInt16(7946))
         expected += [6] + Array("resize".utf8)
         expected += [2]
@@ -72,14 +72,14 @@ import Testing
             return reason(bytes)
         }
         #expect(reason(setting: 0, to: 0) == "bad_magic")
-        #expect(reason(setting: 2, to: 2) == "unsupported_version")
+        #expect(reason(setting: 2, to: 1) == "unsupported_version")
         #expect(reason(setting: 4, to: 9) == "bad_status")
         #expect(reason(good + [0]) == "trailing_bytes")
         #expect(reason(good + Array(repeating: 0, count: HeartbeatCodec.maxDatagramBytes)) == "oversized")
-        // The address family byte follows the fixed header (54 bytes).
-        #expect(reason(setting: 54, to: 5) == "bad_address")
+        // The address family byte follows the fixed header (58 bytes).
+        #expect(reason(setting: 58, to: 5) == "bad_address")
         // The service name starts after the IPv4 address (1 + 4 + 2 bytes) and its length byte.
-        #expect(reason(setting: 62, to: UInt8(ascii: "R")) == "bad_service")
+        #expect(reason(setting: 66, to: UInt8(ascii: "R")) == "bad_service")
     }
 
     @Test func unknownFlagBitsAreIgnored() throws {

@@ -11,6 +11,8 @@ private struct JobBench {
     var answers: [ClientID: [ClientResponse]] = [:]
     /// Jobs started per process, in order, with the epoch they run under.
     var started: [NodeAddress: [JobKey]] = [:]
+    /// Handler runs over all processes, finished or not.
+    var runs = 0
     var nowMs: Int64 = 0
 
     static func address(_ n: UInt16) -> NodeAddress { .ipv4(127, 0, 0, 1, port: n) }
@@ -27,7 +29,9 @@ private struct JobBench {
             switch directive {
             case .answer(let client, let response): answers[client, default: []].append(response)
             case .send(let message, let to): wire.append((process, to, message))
-            case .run(let ticket, _): started[process, default: []].append(ticket.key)
+            case .run(let ticket, _):
+                started[process, default: []].append(ticket.key)
+                runs += 1
             }
         }
     }
@@ -245,6 +249,52 @@ private struct JobBench {
         #expect(bench.processes.values.allSatisfy { $0.holdings.pending == 0 && $0.holdings.resend == 0 })
     }
 
+    /// A frame lost with nobody told (a connection that died half-open): the job is answered once
+    /// its forward or dispatch is overdue (`JobOverdue`), and it runs once. Nothing goes again
+    /// before the bound derived from the job timeout.
+    @Test(arguments: ["forward", "dispatch", "result to the primary", "result to the entry"])
+    func aFrameLostSilentlyIsSentAgainOnceOverdue(lost kind: String) {
+        var bench = JobBench(processes: 3)
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        bench.submit("k", at: p2)
+        let matches: (PeerMessage, NodeAddress) -> Bool = { message, to in
+            switch (kind, message) {
+            case ("forward", .forward), ("dispatch", .dispatch): true
+            case ("result to the primary", .result): to == p1
+            case ("result to the entry", .result): to == p2
+            default: false
+            }
+        }
+        var lostOne = false
+        func step(_ bench: inout JobBench) {
+            while !bench.wire.isEmpty {
+                let frame = bench.wire.removeFirst()
+                if !lostOne && matches(frame.message, frame.to) {
+                    lostOne = true
+                } else {
+                    bench.carry(bench.processes[frame.to]!.received(frame.message, from: frame.from, nowMs: bench.nowMs), at: frame.to)
+                }
+            }
+            bench.finishAll(at: p3)
+            bench.tickAll()
+        }
+        step(&bench)
+        step(&bench)
+        #expect(lostOne, "the scenario lost its frame")
+        let timeout = ServiceDefinition.defaultTimeoutMs, overdue = JobOverdue()
+        // Just before the earliest bound nothing goes again.
+        bench.nowMs = overdue.dispatchMs(jobTimeoutMs: timeout, round: 0) - 1
+        step(&bench)
+        #expect(bench.answers.isEmpty && bench.wire.isEmpty)
+        for ms in stride(from: bench.nowMs, through: overdue.forwardMs(jobTimeoutMs: timeout, round: 0) + 1_000, by: 100) {
+            bench.nowMs = ms
+            step(&bench)
+        }
+        #expect(bench.okKeys(1) == ["k"], "answered once: \(bench.answers)")
+        #expect(bench.runs == 1, "ran once")
+        #expect(bench.processes.values.allSatisfy { $0.holdings.pending == 0 && $0.holdings.routed == 0 })
+    }
+
     @Test func aForwardToAProcessThatIsNotPrimaryWaitsForTheNextPrimary() {
         var bench = JobBench(processes: 3)
         // p2 believes p1 is primary at epoch 1, but p1 has stepped down: the forward is ignored.
@@ -292,7 +342,7 @@ private struct JobBench {
         #expect(entry.pendingCount == 0)
 
         var router = JobRouter(service: echo, config: { var c = JobRouter.Config(); c.maxQueued = 1; return c }())
-        _ = router.becamePrimary(epoch: 1)
+        _ = router.becamePrimary(epoch: 1, nowMs: 0)
         let ticket = { (key: String) in JobTicket(service: echo, key: try! JobKey(key), entry: p2, payload: []) }
         #expect(router.received(.forward(ticket("a")), from: p2, nowMs: 0).isEmpty, "queued: no executor yet")
         let full = router.received(.forward(ticket("b")), from: p2, nowMs: 0)

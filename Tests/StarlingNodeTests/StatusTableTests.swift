@@ -45,7 +45,7 @@ private func sampleReport() -> StatusReport {
         #expect(primary["epoch"] as? Int == 3)
         #expect(primary["priority"] as? Int == 5)
         #expect(primary["address"] as? String == "127.0.0.1:7001")
-        #expect((primary["workload"] as? [String: Int]) == ["running": 1, "capacity": 4, "backlog": 7])
+        #expect((primary["workload"] as? [String: Int]) == ["running": 1, "capacity": 4, "backlog": 7, "job_timeout_ms": 0])
         #expect(primary["last_heard_ms"] as? Int == 12)
         #expect(Set(primary.keys) == ["id", "service", "status", "epoch", "priority", "address", "workload", "last_heard_ms"])
         let me = members.first { $0["id"] as? String == b.description }!

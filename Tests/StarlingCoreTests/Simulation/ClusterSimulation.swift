@@ -277,6 +277,8 @@ final class ClusterSimulation {
         case .stallLink(let from, let to, let durationMs):
             guard from != to else { return }
             links[linkKey(from, to), default: SimulatedLink()].stalledUntilMs = nowMs + durationMs
+        case .loseSilently(let from, let to):
+            loseSilently(from: from, to: to)
         case .drain(let index):
             guard slots[index].isRunning, !slots[index].isDraining else { return }
             slots[index].drainDeadlineMs = nowMs + 2_000
@@ -338,6 +340,15 @@ final class ClusterSimulation {
         }
     }
 
+    /// The simulated handlers' timeout, and overdue bounds scaled to the simulation's few seconds.
+    static let engineConfig: JobEngine.Config = {
+        var config = JobEngine.Config()
+        config.router.jobTimeoutMs = SimulatedHandler.timeoutMs
+        config.router.overdue = JobOverdue(allowanceMs: 500)
+        config.entry.overdue = JobOverdue(allowanceMs: 500)
+        return config
+    }()
+
     private func start(_ index: Int) {
         let seeds = index == 0 ? [slots[1 % slots.count].address] : [slots[0].address]
         let config = MembershipConfig(
@@ -347,7 +358,8 @@ final class ClusterSimulation {
         var membership = Membership(config: config, id: id)
         let directives = membership.start(nowMs: nowMs)
         slots[index].membership = membership
-        slots[index].engine = JobEngine(address: slots[index].address, service: config.service, slots: 1 + index % 4)
+        slots[index].engine = JobEngine(
+            address: slots[index].address, service: config.service, slots: 1 + index % 4, config: Self.engineConfig)
         slots[index].incarnation += 1
         slots[index].pausedUntilMs = 0
         slots[index].admittedAtMs = nil
@@ -558,6 +570,16 @@ final class ClusterSimulation {
             schedule(.linkLost(slot: to, incarnation: slots[to].incarnation, peer: slots[from].address),
                      atMs: nowMs + Int64.random(in: 1...5, using: &network), phase: 2)
         }
+    }
+
+    /// What is in flight from `from` to `to` is lost, and neither end hears of it.
+    private func loseSilently(from: Int, to: Int) {
+        let key = linkKey(from, to)
+        guard from != to, links[key] != nil else { return }
+        log("the link from slot \(from) to slot \(to) loses what is in flight, silently")
+        links[key]!.generation += 1
+        links[key]!.bytesInFlight = 0
+        links[key]!.lastArrivalMs = nowMs
     }
 
     // MARK: Clients

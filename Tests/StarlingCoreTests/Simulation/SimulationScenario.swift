@@ -52,6 +52,9 @@ struct SimulationScenario: CustomStringConvertible {
         case breakLink(Int, Int)
         /// The link from one process to another delivers nothing for a while, then all of it late.
         case stallLink(from: Int, to: Int, forMs: Int64)
+        /// What is in flight on the link from one process to another vanishes and neither end is
+        /// told, as when a connection dies half-open: only overdue resends (`JobOverdue`) recover it.
+        case loseSilently(from: Int, to: Int)
         /// A graceful stop: the process drains, then leaves.
         case drain(slot: Int)
         /// Forged heartbeats (issue 10, item 4), reaching `victims` only: they drop a live member
@@ -145,6 +148,14 @@ struct SimulationScenario: CustomStringConvertible {
         if forging.chance(0.5) {
             for _ in 0..<Int.random(in: 1...3, using: &forging) {
                 scenario.faults.append((Int64.random(in: 2_000...t, using: &forging), forgery(&forging, processCount: count)))
+            }
+        }
+        // Silent losses likewise from a generator of their own.
+        var vanishing = rng.fork()
+        if vanishing.chance(0.3) {
+            for _ in 0..<Int.random(in: 1...3, using: &vanishing) {
+                let from = Int.random(in: 0..<count, using: &vanishing), to = Int.random(in: 0..<count, using: &vanishing)
+                scenario.faults.append((Int64.random(in: 2_000...t, using: &vanishing), .loseSilently(from: from, to: to)))
             }
         }
         return scenario
