@@ -97,6 +97,8 @@ final class ClusterSimulation {
     private var slotAt: [NodeAddress: Int] = [:]
     private var partitionSide: Set<Int>?
     private var lastFaultMs: Int64 = 0
+    /// When a client last got an answer: a backlog still being answered is slow, not stuck.
+    private var lastAnswerMs: Int64 = 0
     private var lastHealMs: Int64 = -1_000_000
     private var trace: [String] = []
     private var dualPrimarySince: [ServiceName: Int64] = [:]
@@ -165,11 +167,11 @@ final class ClusterSimulation {
         for (atMs, fault) in scenario.faults { schedule(.fault(fault), atMs: atMs, phase: 0) }
         for client in clients.indices { schedule(.clientWake(client: client), atMs: clients[client].plan.startMs, phase: 2) }
         lastFaultMs = 0
-        while let event = events.popMin(), event.atMs <= scenario.endMs {
+        while let event = events.popMin(), event.atMs <= scenario.endMs || event.atMs <= endMs {
             nowMs = event.atMs
             try handle(event)
         }
-        nowMs = scenario.endMs
+        nowMs = endMs
         try checkAtEnd()
     }
 
@@ -673,6 +675,7 @@ final class ClusterSimulation {
             throw violation("\(key) answered \(response), expected \(expected)")
         }
         clients[index].results[job] = response
+        lastAnswerMs = nowMs
         submitMore(index)
     }
 
@@ -692,6 +695,17 @@ final class ClusterSimulation {
         }
     }
 
+    /// When the run ends: `livenessMs` after the last fault, or, while jobs are unanswered but
+    /// answers still come, `livenessMs` after the last answer, up to three times as long. A
+    /// backlog larger than the executors clear in `livenessMs` is slow, not lost; a job that is
+    /// lost while others are answered still fails the run, at the later end.
+    private var endMs: Int64 {
+        guard clients.contains(where: \.awaitsAnswers) else {
+            return scenario.endMs
+        }
+        return min(max(scenario.endMs, lastAnswerMs + SimulationScenario.livenessMs), scenario.endMs + 2 * SimulationScenario.livenessMs)
+    }
+
     /// The liveness phase: every fault healed `livenessMs` ago; every job submitted has its one
     /// answer, and every engine has let go of everything.
     private func checkAtEnd() throws(Violation) {
@@ -700,7 +714,7 @@ final class ClusterSimulation {
             guard unanswered.isEmpty else {
                 throw violation("client \(client.index) has no answer for \(unanswered.count) of \(client.submitted) jobs "
                     + "(\(unanswered.prefix(5).map { client.key($0).value }), waiting \(client.outstanding.count), to resubmit \(client.again.count)) "
-                    + "\(scenario.endMs - scenario.faultsEndMs) ms after the last fault")
+                    + "\(nowMs - scenario.faultsEndMs) ms after the last fault, \(nowMs - lastAnswerMs) ms after the last answer")
             }
         }
         for index in slots.indices {

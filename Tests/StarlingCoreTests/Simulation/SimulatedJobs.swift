@@ -36,6 +36,9 @@ struct SimulatedClient {
     func payload(_ n: Int) -> [UInt8] { Array("payload of c\(index)-\(n)".utf8) }
 
     var isDone: Bool { submitted == plan.jobs && outstanding.isEmpty && again.isEmpty }
+
+    /// A job it submitted still has no answer.
+    var awaitsAnswers: Bool { results.count < submitted }
 }
 
 /// How a simulated handler treats a job: decided by the job's key, so every run of one job (a
