@@ -97,7 +97,8 @@ struct LossyScenario {
         for (index, host) in hosts.enumerated() {
             workers.append(try WorkerProcess(
                 service: "echo", port: port, join: index == 0 ? [] : [hosts[0].address],
-                extra: ["--host", host.text], launcher: lab.launcher(in: host.namespace)))
+                // --parent-pid: should this test process die, the workers drain and exit by themselves.
+                extra: ["--host", host.text, "--parent-pid", "\(getpid())"], launcher: lab.launcher(in: host.namespace)))
         }
 
         // Converged: every host's record holds the three, all admitted, and the same one primary.
@@ -119,6 +120,8 @@ struct LossyScenario {
                 + "\n" + workers.map { "\($0.address): \($0.log.suffix(1500))" }.joined(separator: "\n"))
         }
 
+        // Where each log stands when loss begins: the digest below shows what came after.
+        let logOffsets = workers.map { $0.log.utf8.count }
         try lab.setLoss(percent: lossPercent)
         let loadStart = ContinuousClock.now
         let stopAt = loadStart + window
@@ -162,7 +165,9 @@ struct LossyScenario {
         for failure in outcome.failures { print("  client failure: \(failure)") }
         for answer in outcome.nonOK.prefix(10) { print("  non-OK: \(answer)") }
         for (host, worker) in workers.enumerated() {
-            print(LogDigest(host: host + 1, log: worker.log).text)
+            let log = worker.log
+            let start = log.utf8.index(log.utf8.startIndex, offsetBy: min(logOffsets[host], log.utf8.count))
+            print(LogDigest(host: host + 1, log: log[start...]).text)
         }
         return outcome
     }
@@ -211,13 +216,17 @@ struct PrimaryID: Hashable, Sendable, CustomStringConvertible {
     var address: String
     var epoch: UInt64
 
+    init(_ entry: StatusReport.Entry) {
+        id = "\(entry.id)"
+        address = entry.address
+        epoch = entry.epoch
+    }
+
     /// The one primary of `echo` in `report`; nil when it shows none or several.
     init?(of report: StatusReport) {
         let primaries = report.primaries(of: "echo")
         guard primaries.count == 1 else { return nil }
-        id = "\(primaries[0].id)"
-        address = primaries[0].address
-        epoch = primaries[0].epoch
+        self.init(primaries[0])
     }
 
     var description: String { "\(id) (\(address)) epoch \(epoch)" }
@@ -228,6 +237,8 @@ struct PrimarySample: Sendable {
     var host: Int
     var atMs: Int64
     var primaries: [PrimaryID?]?
+    /// How many `echo` members its record held (nil when it did not answer).
+    var members: Int? = nil
 }
 
 enum PrimarySampler {
@@ -240,17 +251,14 @@ enum PrimarySampler {
         while ContinuousClock.now < until {
             let asked = ContinuousClock.now
             let report = try? StatusClient.fetch(from: address, timeoutMs: 1_000)
+            // One element per primary the host's record shows; none is recorded as [nil].
             let primaries: [PrimaryID?]? = report.map { report in
-                let all = report.primaries(of: "echo")
-                // One entry per claimed primary; an empty claim list is recorded as [nil].
-                if all.isEmpty { return [nil] }
-                return all.map { entry in
-                    var single = report
-                    single.members = [entry]
-                    return PrimaryID(of: single)
-                }
+                let all = report.primaries(of: "echo").map(PrimaryID.init)
+                return all.isEmpty ? [nil] : all
             }
-            samples.append(PrimarySample(host: host, atMs: (asked - start).milliseconds, primaries: primaries))
+            let members = report?.members.filter { $0.service.value == "echo" }.count
+            samples.append(PrimarySample(
+                host: host, atMs: (asked - start).milliseconds, primaries: primaries, members: members))
             // The sampling interval, not a synchronisation: the next sample is simply due then.
             let next = asked + interval
             let left = min(next, until) - ContinuousClock.now
@@ -438,7 +446,8 @@ struct LossyOutcome {
         let seen = primariesSeen.subtracting([before]).map(\.description).sorted()
         return "primary before: \(before); after: \(after.map { $0?.description ?? "none" }.joined(separator: " / "))"
             + (seen.isEmpty ? "" : "; others seen: \(seen.joined(separator: ", "))")
-            + "; \(samples.count) samples, \(samplesWithoutOnePrimary) without one primary; "
+            + "; \(samples.count) samples, \(samplesWithoutOnePrimary) without one primary, "
+            + "\(samples.filter { ($0.members ?? 3) < 3 }.count) missing a member; "
             + "p90 \(ms(percentile(0.9))), p999 \(ms(percentile(0.999)))"
     }
 
@@ -455,20 +464,26 @@ private func grouped(_ value: Int) -> String {
     return (value < 0 ? "-" : "") + out
 }
 
-/// The lines of a worker's log that say what the loss did to it: links, suspicions, deaths,
-/// status changes; counted by kind, with the first few shown.
+/// What a worker logged while the network was lossy: each kind of message (the text after the
+/// logger's `[StarlingNode] ` label, such as `member died`) counted, and the last few lines shown.
 struct LogDigest {
     var host: Int
-    var log: String
-
-    static let words = ["link", "suspect", "dead", "primary", "standby", "epoch", "warning", "error", "left", "joined"]
+    /// The log from the moment loss was turned on.
+    var log: Substring
 
     var text: String {
         let lines = log.split(separator: "\n")
-        let telling = lines.filter { line in Self.words.contains { line.localizedCaseInsensitiveContains($0) } }
-        var out = "  worker h\(host): \(lines.count) log lines, \(telling.count) about links, suspicions or status"
-        for line in telling.prefix(8) { out += "\n    \(line.prefix(220))" }
-        if telling.count > 8 { out += "\n    ... and \(telling.count - 8) more" }
+        var kinds: [String: Int] = [:]
+        for line in lines {
+            let message = line.range(of: "] ", options: .backwards).map { String(line[$0.upperBound...]) }
+            kinds[message ?? String(line), default: 0] += 1
+        }
+        var out = "  worker h\(host): \(lines.count) log lines under loss"
+        if !kinds.isEmpty {
+            out += ": " + kinds.sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+                .map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+        }
+        for line in lines.suffix(6) { out += "\n    \(line.prefix(240))" }
         return out
     }
 }
