@@ -23,8 +23,9 @@ public final class NetworkLab {
     public let namespaces: [String]
     /// The hosts' addresses on `lab0`, in the order of `namespaces`.
     public let addresses: [String]
-    /// The hub's log (its stderr), for a failure message.
+    /// The hub's log (its stderr): after `tearDown`, its count of frames forwarded and refused.
     public let hubLogPath: String
+    public var hubLog: String { ProcFile.read(hubLogPath) ?? "" }
     public static let interface = "lab0"
 
     private var hub: SpawnedProcess?
@@ -41,6 +42,7 @@ public final class NetworkLab {
         namespaces = (1...hosts).map { "\(prefix)h\($0)" }
         addresses = (1...hosts).map { "\(subnet).\($0)" }
         hubLogPath = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-hub.log").path
+        try? FileManager.default.removeItem(atPath: hubLogPath)  // a file of an earlier process with this PID
         do {
             for name in namespaces {
                 try Self.ip(["netns", "add", name])

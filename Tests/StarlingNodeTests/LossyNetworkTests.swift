@@ -169,6 +169,11 @@ struct LossyScenario {
             let start = log.utf8.index(log.utf8.startIndex, offsetBy: min(logOffsets[host], log.utf8.count))
             print(LogDigest(host: host + 1, log: log[start...]).text)
         }
+        // Stopped here rather than by the defers (which then find nothing left), for the hub's own
+        // count of what it forwarded: it says on exit whether a tap ever refused a frame.
+        workers.forEach { $0.kill() }
+        lab.tearDown()
+        print("  \(lab.hubLog.trimmingCharacters(in: .whitespacesAndNewlines))")
         return outcome
     }
 }
