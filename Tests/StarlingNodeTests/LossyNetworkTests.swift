@@ -154,7 +154,6 @@ struct LossyScenario {
         let drained = ContinuousClock.now - stopAt
         let samples = await sampling
         let after = await statusOfAll(hosts).map { $0.flatMap { PrimaryID(of: $0) } }
-        try? lab.setLoss(percent: 0)
 
         let outcome = LossyOutcome(
             label: label, tallies: tallies, before: before, after: after, samples: samples)
