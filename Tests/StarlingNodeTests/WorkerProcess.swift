@@ -28,10 +28,12 @@ final class WorkerProcess {
     let logURL: URL
 
     /// Starts a worker and waits for its `listening on` line (at most `startTimeoutMs`); with
-    /// `descriptorLimit`, under that soft `RLIMIT_NOFILE` (a shell sets it, then becomes the worker).
+    /// `descriptorLimit`, under that soft `RLIMIT_NOFILE` (a shell sets it, then becomes the worker);
+    /// with a `launcher` (a command that execs the rest, such as `ip netns exec NS`), through it, so
+    /// the PID is still the worker's.
     init(
         service: String, port: UInt16 = 0, join: [NodeAddress] = [], interval: Int = 100, priority: Int32 = 0,
-        extra: [String] = [], descriptorLimit: Int? = nil, startTimeoutMs: Int = 10_000
+        extra: [String] = [], descriptorLimit: Int? = nil, launcher: [String] = [], startTimeoutMs: Int = 10_000
     ) throws {
         var arguments = ["worker", "--service", service, "--port", "\(port)", "--interval", "\(interval)",
                          "--priority", "\(priority)"]
@@ -47,6 +49,10 @@ final class WorkerProcess {
         if let descriptorLimit {
             arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", executable] + arguments
             executable = "/bin/sh"
+        }
+        if let first = launcher.first {
+            arguments = Array(launcher.dropFirst()) + [executable] + arguments
+            executable = first
         }
         let starling = try StarlingProcess(executable: executable, arguments: arguments, logPath: logURL.path)
         self.process = starling.spawned
