@@ -94,7 +94,9 @@ public final class Worker {
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
         seedSilence = SeedSilence(seeds: settings.seeds, intervalMs: settings.intervalMs)
-        links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections)
+        links = PeerLinks(
+            loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections,
+            stallTimeoutMs: Int(settings.connections.peerStallTimeoutMs))
         peers = InboundPeerConnections(secrets: secrets, rejections: rejections)
         let definition: ServiceDefinition
         switch role {
