@@ -125,6 +125,12 @@ public final class Worker {
         }
         links.onProblem = { [unowned self] reason, detail in ioProblems.record(reason, detail: detail, level: .info) }
         peers.onMessage = { [unowned self] message, peer in received(message, from: peer) }
+        peers.onSuperseded = { [unowned self] peer in
+            ioProblems.record(
+                "peer_link_superseded",
+                detail: "\(peer) opened a new peer link: closing its older one (what was in flight on it is asked for again)",
+                level: .info)
+        }
         peers.onClosed = { [unowned self] peer in
             // Frames from it may have been lost on the way: the core asks again where it must.
             if !isStopping { jobs.linkLost(to: peer, nowMs: nowMs) }
