@@ -28,10 +28,12 @@ final class WorkerProcess {
     let logURL: URL
 
     /// Starts a worker and waits for its `listening on` line (at most `startTimeoutMs`); with
-    /// `descriptorLimit`, under that soft `RLIMIT_NOFILE` (a shell sets it, then becomes the worker).
+    /// `descriptorLimit`, under that soft `RLIMIT_NOFILE` (a shell sets it, then becomes the worker);
+    /// with `prefix`, through that command, which must exec the worker in its own PID (e.g.
+    /// `ip netns exec NS`).
     init(
         service: String, port: UInt16 = 0, join: [NodeAddress] = [], interval: Int = 100, priority: Int32 = 0,
-        extra: [String] = [], descriptorLimit: Int? = nil, startTimeoutMs: Int = 10_000
+        extra: [String] = [], descriptorLimit: Int? = nil, prefix: [String] = [], startTimeoutMs: Int = 10_000
     ) throws {
         var arguments = ["worker", "--service", service, "--port", "\(port)", "--interval", "\(interval)",
                          "--priority", "\(priority)"]
@@ -47,6 +49,10 @@ final class WorkerProcess {
         if let descriptorLimit {
             arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", executable] + arguments
             executable = "/bin/sh"
+        }
+        if let command = prefix.first {
+            arguments = Array(prefix.dropFirst()) + [executable] + arguments
+            executable = command
         }
         let starling = try StarlingProcess(executable: executable, arguments: arguments, logPath: logURL.path)
         self.process = starling.spawned
