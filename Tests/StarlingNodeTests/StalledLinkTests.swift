@@ -85,7 +85,70 @@ import Glibc
             + "the logs' peer lines:\n\(linkLines.joined(separator: "\n"))")
     }
 
+    @Test("a link whose first SYN is lost opens with a second attempt 250 ms later, not the SYN resent after 1 s")
+    func racingAttemptBeatsALostSYN() async throws {
+        guard getuid() == 0, let ip = Self.tool("ip"), let nft = Self.tool("nft") else {
+            print("StalledLinkTests skipped: a network namespace needs root, ip and nft")
+            return
+        }
+        let namespace = "starling-race-\(getpid())-\(UUID().uuidString.prefix(6))"
+        try Self.run(ip, ["netns", "add", namespace])
+        defer { _ = try? Self.run(ip, ["netns", "delete", namespace]) }
+        try Self.run(ip, ["-n", namespace, "link", "set", "lo", "up"])
+        let prefix = [ip, "netns", "exec", namespace]
+        let b = try WorkerProcess(service: "echo", priority: 10, extra: ["--host", "127.0.0.3"], prefix: prefix)
+        defer { b.kill() }
+        let a = try WorkerProcess(service: "echo", join: [b.address], extra: ["--host", "127.0.0.2"], prefix: prefix)
+        defer { a.kill() }
+        // A SYN on lo is 60 bytes: "until 100 bytes" drops the first one towards b and no other.
+        let ruleset = """
+            table inet starling_race {
+                chain input {
+                    type filter hook input priority 0; policy accept;
+                    tcp dport \(b.address.port) tcp flags & (syn | ack) == syn quota until 100 bytes drop
+                }
+            }
+
+            """
+        let rulesetPath = FileManager.default.temporaryDirectory.appendingPathComponent("\(namespace).nft").path
+        try Data(ruleset.utf8).write(to: URL(fileURLWithPath: rulesetPath))
+        defer { try? FileManager.default.removeItem(atPath: rulesetPath) }
+        let addresses = [a.address, b.address]
+        let entry = a.address
+        let (answer, took, rules) = try await runOnDedicatedThread { () throws -> (String, Duration, String) in
+            try Self.enterNetworkNamespace(namespace)
+            guard Self.awaitAgreement(addresses, withinMs: 10_000) else { throw StallTestError.noAgreement }
+            let client = try LineClient(from: Self.clientHost, to: entry)
+            defer { client.close() }
+            try Self.run(ip, ["netns", "exec", namespace, nft, "-f", rulesetPath])
+            let started = ContinuousClock.now
+            // b is the primary: a's link to b opens for this job's forward.
+            try client.submit(key: "race", payload: "raced")
+            let answer = try client.readAnswer()
+            let took = ContinuousClock.now - started
+            let rules = try Self.output(ip, ["netns", "exec", namespace, nft, "list", "table", "inet", "starling_race"])
+            return (answer, took, rules)
+        }
+        #expect(answer == "OK race raced")
+        // The rule dropped a SYN (else the link was open already and this proves nothing).
+        #expect(rules.contains(" used ") && !rules.contains("used 0 bytes"), "\(rules)")
+        #expect(took < .milliseconds(900), "answered after \(took): the first attempt's SYN resent after 1 s won")
+        print("lost first SYN: answered after \(took)")
+    }
+
     // MARK: Helpers
+
+    private static func output(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        let pipe = Pipe()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
 
     private static func tool(_ name: String) -> String? {
         ["/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"].map { $0 + name }
