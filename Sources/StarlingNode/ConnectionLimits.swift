@@ -5,7 +5,8 @@ import StarlingCore
 
 /// The bounds on the TCP connections a process accepts (docs/PROTOCOL.md, "Connections"): one cap
 /// over every accepted socket — clients, inbound peer links and connections whose protocol is not
-/// known yet — and the idle timeouts that keep silent connections from holding it.
+/// known yet — and the idle timeouts that keep silent connections from holding it; and how long
+/// its own peer links may stall.
 public struct ConnectionLimits: Sendable, Equatable {
     /// Accepted sockets open at once; one more is answered `ERR - BUSY too many connections` and
     /// closed. The default leaves a reserve below the process's descriptor limit for what it opens
@@ -16,9 +17,15 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// How long a client connection with no job in flight may go without completing a request,
     /// counted from its opening or its last answer. A client waiting for a job is never idle.
     public var clientIdleTimeoutMs: Int64
+    /// How long data sent on a peer link may go unacknowledged before the link is closed and
+    /// made again (`TCP_USER_TIMEOUT`). The default, 1.5 s, is about three retransmissions at
+    /// Linux's 200 ms minimum RTO: a lossy but live link survives it, a stalled one does not wait
+    /// for retransmission timeouts that back off to tens of seconds.
+    public var peerStallTimeoutMs: Int64
 
     public static let defaultRouteTimeoutMs: Int64 = 10_000
     public static let defaultClientIdleTimeoutMs: Int64 = 60_000
+    public static let defaultPeerStallTimeoutMs: Int64 = 1_500
     /// The highest cap accepted: far more than one loop serves well, and bounded so that no input
     /// makes arithmetic on it overflow.
     public static let maxMaxConnections = 1 << 20
@@ -26,11 +33,13 @@ public struct ConnectionLimits: Sendable, Equatable {
     public init(
         maxConnections: Int = ConnectionLimits.defaultMaxConnections(),
         routeTimeoutMs: Int64 = ConnectionLimits.defaultRouteTimeoutMs,
-        clientIdleTimeoutMs: Int64 = ConnectionLimits.defaultClientIdleTimeoutMs
+        clientIdleTimeoutMs: Int64 = ConnectionLimits.defaultClientIdleTimeoutMs,
+        peerStallTimeoutMs: Int64 = ConnectionLimits.defaultPeerStallTimeoutMs
     ) {
         self.maxConnections = maxConnections
         self.routeTimeoutMs = routeTimeoutMs
         self.clientIdleTimeoutMs = clientIdleTimeoutMs
+        self.peerStallTimeoutMs = peerStallTimeoutMs
     }
 
     /// The process's soft `RLIMIT_NOFILE` (what `open` and `accept` fail at with `EMFILE`).
@@ -67,11 +76,16 @@ public struct ConnectionLimits: Sendable, Equatable {
         guard (10...86_400_000).contains(clientIdleTimeoutMs) else {
             throw .invalid("--client-idle-timeout must be 10–86400000 ms, got \(clientIdleTimeoutMs)")
         }
+        guard (200...600_000).contains(peerStallTimeoutMs) else {
+            throw .invalid(
+                "--peer-stall-timeout must be 200–600000 ms (below Linux's 200 ms minimum retransmission "
+                    + "timeout a healthy link would be cut), got \(peerStallTimeoutMs)")
+        }
     }
 
     /// The `starling worker` flags that set these limits: an agent hands its own to its workers.
     public var arguments: [String] {
         ["--max-connections", "\(maxConnections)", "--route-timeout", "\(routeTimeoutMs)",
-         "--client-idle-timeout", "\(clientIdleTimeoutMs)"]
+         "--client-idle-timeout", "\(clientIdleTimeoutMs)", "--peer-stall-timeout", "\(peerStallTimeoutMs)"]
     }
 }

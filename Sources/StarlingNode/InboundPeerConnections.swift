@@ -8,7 +8,12 @@ import StarlingUV
 /// With cluster keys only sealed connections are taken (`PeerHandshake`); a plain one is closed and
 /// counted (`peer_unsealed`). Without keys only plain ones are, and a sealed one is counted
 /// (`peer_sealed_without_key`). A key reload closes the connections proved with a key no longer
-/// accepted. Loop-confined.
+/// accepted.
+///
+/// A peer keeps one link to this process: a connection whose hello names a peer that already has
+/// one **supersedes** it. The peer made it because its old one broke, perhaps without a word (a
+/// stall aborted by `TCP_USER_TIMEOUT` sends no RST): the older connection is closed, and its
+/// `onClosed` makes the core ask again for what it waits on from that peer. Loop-confined.
 final class InboundPeerConnections {
     private let rejections: RejectionRecorder
     private let secrets: NodeSecrets
@@ -16,6 +21,8 @@ final class InboundPeerConnections {
     var onMessage: (PeerMessage, NodeAddress) -> Void = { _, _ in }
     /// Called with the sender, once known (its hello arrived), when its connection closes.
     var onClosed: (NodeAddress) -> Void = { _ in }
+    /// Called with the sender when its new connection supersedes an older one (for the log).
+    var onSuperseded: (NodeAddress) -> Void = { _ in }
 
     init(secrets: NodeSecrets, rejections: RejectionRecorder) {
         self.secrets = secrets
@@ -63,7 +70,16 @@ final class InboundPeerConnections {
 
     private func start(_ connection: PeerConnection, initialBytes: [UInt8]) {
         connections.insert(connection)
+        connection.onHello = { [unowned self] in supersede(by: $0) }
         connection.start(initialBytes: initialBytes)
+    }
+
+    private func supersede(by connection: PeerConnection) {
+        guard let peer = connection.peer else { return }
+        let older = connections.filter { $0 !== connection && $0.peer == peer }
+        guard !older.isEmpty else { return }
+        onSuperseded(peer)
+        for old in older { old.close() }
     }
 
     private func closed(_ connection: PeerConnection) {

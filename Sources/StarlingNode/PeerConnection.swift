@@ -17,6 +17,8 @@ final class PeerConnection {
     private let onMessage: (PeerMessage, NodeAddress) -> Void
     private let onRejected: (String, String) -> Void
     private let onClosed: (PeerConnection) -> Void
+    /// Called once the sender's hello named it (`peer` is set).
+    var onHello: (PeerConnection) -> Void = { _ in }
     private var isClosed = false
     /// Where a sealed connection's keys come from (read at each step, so a reload counts at once).
     private let secrets: NodeSecrets?
@@ -159,7 +161,9 @@ final class PeerConnection {
         do {
             while !isClosed, let message = try decoder.next() {
                 if case .hello(_, let address) = message {
+                    let isFirst = peer == nil
                     peer = address
+                    if isFirst { onHello(self) }
                 } else if let peer {
                     onMessage(message, peer)
                 } else {

@@ -7,8 +7,13 @@ import StarlingUV
 /// Frames are appended to a per-peer buffer. `flush()`, which the worker calls after handling each
 /// event, schedules one write per peer once the loop iteration's callbacks are done
 /// (`EventLoop.soon`), so every frame of a burst of events goes in one syscall per peer.
-/// A connection that cannot be made keeps its frames and retries with backoff; only a connection
-/// that was open and broke reports `onLinkLost`, because only then may frames have been lost.
+/// A link connects with up to three racing attempts (`ConnectAttempts`); one that cannot be made
+/// keeps its frames and retries with backoff. Only a connection that was open and broke reports
+/// `onLinkLost`, because only then may frames have been lost; it then reconnects at once while the
+/// peer is wanted, even with nothing to send, since the new connection's hello tells the peer the
+/// old one is gone (so it sends again what it waits on). Every socket has `TCP_USER_TIMEOUT` set to
+/// the stall timeout: a live link whose data goes unacknowledged that long (heavy loss, a dead
+/// host) is aborted by the kernel, not left to retransmission timeouts that back off to minutes.
 ///
 /// With cluster keys a link is sealed: once connected it runs the opener's side of
 /// `PeerHandshake` (within `PeerHandshake.timeoutMs`) while its frames wait, then each write is
@@ -24,6 +29,8 @@ final class PeerLinks {
     static let maxRetryMs: UInt64 = 1_000
 
     private let loop: EventLoop
+    /// `TCP_USER_TIMEOUT` of every link: how long sent data may go unacknowledged.
+    private let stallTimeoutMs: Int
     private let hello: [UInt8]
     private let secrets: NodeSecrets
     private let rejections: RejectionRecorder
@@ -45,8 +52,12 @@ final class PeerLinks {
     /// Called for conditions worth a log line (connect failures, dropped frames).
     var onProblem: (String, String) -> Void = { _, _ in }
 
-    init(loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets, rejections: RejectionRecorder) {
+    init(
+        loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets, rejections: RejectionRecorder,
+        stallTimeoutMs: Int = Int(ConnectionLimits.defaultPeerStallTimeoutMs)
+    ) {
         self.loop = loop
+        self.stallTimeoutMs = stallTimeoutMs
         self.secrets = secrets
         self.rejections = rejections
         hello = PeerMessageCodec.encode(.hello(sender: sender, address: address))
@@ -102,7 +113,7 @@ final class PeerLinks {
             switch link.state {
             case .idle: connect(link)
             case .open: write(link)
-            case .connecting, .handshaking, .waitingToRetry: break
+            case .connecting, .waitingToRetry: break
             }
         }
         writing.removeAll(keepingCapacity: true)
@@ -124,89 +135,128 @@ final class PeerLinks {
 
     // MARK: Internals
 
+    /// Starts the race of connect attempts; another joins every `ConnectAttempts.staggerMs`.
     private func connect(_ link: OutboundLink) {
+        link.state = .connecting
+        startAttempt(link)
+        guard link.state == .connecting else { return }
         do {
-            let stream = try TCPStream(loop: loop)
-            link.stream = stream
-            link.state = .connecting
-            try? stream.setNoDelay(true)
-            try stream.connect(to: link.peer.socketAddress) { [weak self, weak link] error in
-                guard let self, let link, link.stream === stream else { return }
+            let timer = try link.attempts.staggerTimer ?? Timer(loop: loop)
+            link.attempts.staggerTimer = timer
+            try timer.start(afterMs: ConnectAttempts.staggerMs, repeatMs: ConnectAttempts.staggerMs) {
+                [weak self, weak link] in
+                guard let self, let link, link.state == .connecting, link.attempts.canStartAnother else { return }
+                startAttempt(link)
+            }
+        } catch {
+            // No timer: the attempt in flight races alone.
+        }
+    }
+
+    private func startAttempt(_ link: OutboundLink) {
+        let address = link.peer.socketAddress
+        let stream: TCPStream
+        do {
+            stream = try TCPStream(loop: loop, socketFor: address)
+        } catch {
+            attemptFailed(link, nil, "\(error)")
+            return
+        }
+        let attempt = ConnectAttempt(stream: stream)
+        link.attempts.add(attempt)
+        try? stream.setNoDelay(true)
+        do {
+            // Before connecting: it also bounds the SYN retries.
+            try stream.setUserTimeout(milliseconds: stallTimeoutMs)
+        } catch {
+            onProblem("peer_stall_timeout", "the link to \(link.peer) cannot detect stalls: \(error)")
+        }
+        do {
+            try stream.connect(to: address) { [weak self, weak link, weak attempt] error in
+                guard let self, let link, let attempt, link.attempts.contains(attempt) else { return }
                 if let error {
-                    connectFailed(link, "\(error)")
+                    attemptFailed(link, attempt, "\(error)")
                 } else if secrets.clusterKeys != nil {
-                    startHandshake(link, on: stream)
+                    startHandshake(link, attempt)
                 } else {
-                    link.state = .open
-                    link.retryMs = Self.firstRetryMs
+                    won(link, attempt)
                     // Reading only tells us when the peer goes away; nothing comes this way.
-                    try? stream.startReading { [weak self, weak link] event in
-                        guard case .bytes = event else {
-                            if let self, let link { broke(link) }
-                            return
+                    do throws(UVError) {
+                        try stream.startReading { [weak self, weak link] event in
+                            guard let self, let link, link.stream === stream else { return }
+                            if case .failed(let error) = event { broke(link, error) } else if case .endOfFile = event { broke(link) }
                         }
+                    } catch {
+                        broke(link, error)
+                        return
                     }
-                    link.buffer.insert(contentsOf: hello, at: 0)
                     write(link)
                 }
             }
         } catch {
-            connectFailed(link, "\(error)")
+            attemptFailed(link, attempt, "\(error)")
         }
     }
 
     /// Sends the opener's hello and waits for the peer's proof; frames wait in the buffer.
-    private func startHandshake(_ link: OutboundLink, on stream: TCPStream) {
-        link.state = .handshaking
+    private func startHandshake(_ link: OutboundLink, _ attempt: ConnectAttempt) {
+        let stream = attempt.stream
         var handshake = PeerOpenerHandshake()
         do {
-            try stream.startReading { [weak self, weak link] event in
-                guard let self, let link, link.stream === stream else { return }
+            try stream.startReading { [weak self, weak link, weak attempt] event in
+                guard let self, let link else { return }
+                // Once open, nothing comes this way (answers go on the peer's own link).
+                guard let attempt, link.attempts.contains(attempt) else {
+                    guard link.stream === stream else { return }
+                    if case .failed(let error) = event { broke(link, error) } else if case .endOfFile = event { broke(link) }
+                    return
+                }
                 switch event {
                 case .bytes(let bytes):
-                    // Once open, nothing comes this way (answers go on the peer's own link).
-                    guard link.state == .handshaking, let keys = secrets.clusterKeys else { return }
+                    guard let keys = secrets.clusterKeys else { return }
                     do throws(PeerSealError) {
                         guard let done = try handshake.receive(bytes, keys: keys) else { return }
-                        handshakeSucceeded(link, proof: done.proof, session: done.session)
+                        handshakeSucceeded(link, attempt, proof: done.proof, session: done.session)
                     } catch {
                         rejections.record(error.reason, detail: "peer \(link.peer): \(error)", level: .warning)
-                        connectFailed(link, "sealed-link handshake failed: \(error)")
+                        attemptFailed(link, attempt, "sealed-link handshake failed: \(error)")
                     }
                 case .endOfFile, .failed:
-                    if link.state == .handshaking {
-                        connectFailed(
-                            link, "the peer closed the connection during the sealed-link handshake "
-                                + "(it has no cluster key, or does not accept ours)")
-                    } else {
-                        broke(link)
-                    }
+                    attemptFailed(
+                        link, attempt, "the peer closed the connection during the sealed-link handshake "
+                            + "(it has no cluster key, or does not accept ours)")
                 }
             }
             try stream.write(bytes: handshake.hello)
-            let timer = try link.handshakeTimer ?? Timer(loop: loop)
-            link.handshakeTimer = timer
-            try timer.start(afterMs: PeerHandshake.timeoutMs) { [weak self, weak link] in
-                guard let self, let link, link.state == .handshaking, link.stream === stream else { return }
+            let timer = try Timer(loop: loop)
+            attempt.handshakeTimer = timer
+            try timer.start(afterMs: PeerHandshake.timeoutMs) { [weak self, weak link, weak attempt] in
+                guard let self, let link, let attempt, link.attempts.contains(attempt) else { return }
                 rejections.record(
                     "peer_handshake_timeout", detail: "peer \(link.peer): no sealed-link proof within \(PeerHandshake.timeoutMs) ms",
                     level: .warning)
-                connectFailed(link, "no sealed-link proof within \(PeerHandshake.timeoutMs) ms")
+                attemptFailed(link, attempt, "no sealed-link proof within \(PeerHandshake.timeoutMs) ms")
             }
         } catch {
-            connectFailed(link, "\(error)")
+            attemptFailed(link, attempt, "\(error)")
         }
     }
 
     /// The peer proved the key: the hello and the waiting frames go out sealed, after our proof.
-    private func handshakeSucceeded(_ link: OutboundLink, proof: [UInt8], session: PeerSession) {
-        link.handshakeTimer?.stop()
-        link.state = .open
-        link.retryMs = Self.firstRetryMs
+    private func handshakeSucceeded(_ link: OutboundLink, _ attempt: ConnectAttempt, proof: [UInt8], session: PeerSession) {
+        won(link, attempt)
         link.clusterKey = session.clusterKey
         link.sealer = session.sealer
-        link.buffer.insert(contentsOf: hello, at: 0)
         write(link, after: proof)
+    }
+
+    /// The first attempt to complete becomes the link; the others are closed.
+    private func won(_ link: OutboundLink, _ attempt: ConnectAttempt) {
+        link.attempts.take(attempt)
+        link.stream = attempt.stream
+        link.state = .open
+        link.openedAtMs = loop.now
+        link.buffer.insert(contentsOf: hello, at: 0)
     }
 
     /// After a key reload: links proved with a key no longer accepted break (the core sends again
@@ -223,10 +273,15 @@ final class PeerLinks {
         }
     }
 
+    /// One attempt failed (nil: it could not even start): the link fails once none is left.
+    private func attemptFailed(_ link: OutboundLink, _ attempt: ConnectAttempt?, _ why: String) {
+        if let attempt { link.attempts.fail(attempt) }
+        guard link.state == .connecting, link.attempts.isEmpty else { return }
+        connectFailed(link, why)
+    }
+
     private func connectFailed(_ link: OutboundLink, _ why: String) {
-        link.resetSession()
-        link.stream?.close()
-        link.stream = nil
+        link.attempts.stopAll()
         guard isWanted(link.peer) else {
             // Gone from the record: what waits for it is answered through other paths.
             onProblem("peer_gone", "dropping \(link.buffer.count) bytes for \(link.peer): cannot connect (\(why)) and it left the record")
@@ -234,15 +289,15 @@ final class PeerLinks {
             return
         }
         onProblem("peer_connect", "cannot connect to \(link.peer): \(why); retrying in \(link.retryMs) ms")
+        retryLater(link)
+    }
+
+    /// Connects again after `retryMs`, which doubles up to `maxRetryMs`.
+    private func retryLater(_ link: OutboundLink) {
         link.state = .waitingToRetry
         do {
-            let timer: Timer
-            if let existing = link.retryTimer {
-                timer = existing
-            } else {
-                timer = try Timer(loop: loop)
-                link.retryTimer = timer
-            }
+            let timer = try link.retryTimer ?? Timer(loop: loop)
+            link.retryTimer = timer
             try timer.start(afterMs: link.retryMs) { [weak self, weak link] in
                 guard let self, let link, link.state == .waitingToRetry else { return }
                 link.state = .idle
@@ -257,7 +312,7 @@ final class PeerLinks {
     /// Writes the buffer: as it is, or sealed as records after `prefix` (the handshake's proof).
     private func write(_ link: OutboundLink, after prefix: [UInt8] = []) {
         guard !link.buffer.isEmpty || !prefix.isEmpty, let stream = link.stream else { return }
-        var failed = false
+        var failure: UVError?
         do {
             let bytes: [UInt8]
             if link.sealer != nil {
@@ -269,10 +324,10 @@ final class PeerLinks {
                 bytes = link.buffer
             }
             try stream.write(bytes: bytes) { [weak self, weak link] error in
-                if error != nil, let self, let link, link.stream === stream { broke(link) }
+                if let error, let self, let link, link.stream === stream { broke(link, error) }
             }
         } catch {
-            failed = true
+            failure = error
         }
         // The stream copied the bytes: empty the buffer in place, keeping a small one's storage.
         if link.buffer.capacity > 256 * 1024 {
@@ -282,7 +337,7 @@ final class PeerLinks {
         }
         if sealed.capacity > 256 * 1024 { sealed = [] }
         // After emptying: the core may queue frames again in answer to the loss.
-        if failed { broke(link) }
+        if let failure { broke(link, failure) }
     }
 
     private func markDirty(_ link: OutboundLink) {
@@ -291,27 +346,48 @@ final class PeerLinks {
         dirty.append(link)
     }
 
-    /// An open link failed: start over on the next frame, and tell the core frames may be lost.
-    private func broke(_ link: OutboundLink) {
+    /// An open link failed: tell the core frames may be lost, and connect again at once while the
+    /// peer is wanted. A link that breaks within `maxRetryMs` of opening (a peer that accepts and
+    /// closes) waits with backoff instead, so it cannot spin.
+    private func broke(_ link: OutboundLink, _ error: UVError? = nil) {
         guard link.state == .open else { return }
+        if error?.name == "ETIMEDOUT" {
+            onProblem("peer_link_stalled", "peer link to \(link.peer) stalled: nothing acknowledged for \(stallTimeoutMs) ms; reconnecting")
+        }
         link.resetSession()
         link.stream?.close()
         link.stream = nil
         link.state = .idle
+        let wasSteady = loop.now - link.openedAtMs >= Self.maxRetryMs
         onLinkLost(link.peer)
-        // Frames queued by the core in answer to the loss go out on a new connection.
-        if !link.buffer.isEmpty { markDirty(link) }
+        guard links[link.peer] === link, link.state == .idle else { return }
+        if isWanted(link.peer) {
+            if wasSteady {
+                link.retryMs = Self.firstRetryMs
+                markDirty(link)
+            } else {
+                onProblem("peer_link_flapping", "the link to \(link.peer) broke soon after opening; reconnecting in \(link.retryMs) ms")
+                retryLater(link)
+            }
+        } else if !link.buffer.isEmpty {
+            // Frames queued by the core in answer to the loss go out on a new connection.
+            markDirty(link)
+        }
         flush()
     }
 }
 
 /// One peer's outbound connection and the frames waiting for it.
 private final class OutboundLink {
-    enum State { case idle, connecting, handshaking, open, waitingToRetry }
+    enum State { case idle, connecting, open, waitingToRetry }
 
     let peer: NodeAddress
     var state = State.idle
+    /// While connecting: the attempts racing; a sealed one is handshaking once connected.
+    let attempts = ConnectAttempts()
+    /// The open connection.
     var stream: TCPStream?
+    var openedAtMs: UInt64 = 0
     var buffer: [UInt8] = []
     /// Bytes for the peer not yet handed to the kernel: the buffer and the stream's write queue.
     var unsentBytes: Int { buffer.count + (stream?.writeQueueSize ?? 0) }
@@ -319,8 +395,6 @@ private final class OutboundLink {
     var isDirty = false
     var retryTimer: Timer?
     var retryMs = PeerLinks.firstRetryMs
-    /// A sealed link's handshake deadline.
-    var handshakeTimer: Timer?
     /// A sealed link, once open: the cluster key it was proved with, and its records' sealer.
     var clusterKey: SymmetricKey?
     var sealer: PeerRecordSealer?
@@ -331,19 +405,17 @@ private final class OutboundLink {
 
     /// Forgets the sealed session (the connection is going).
     func resetSession() {
-        handshakeTimer?.stop()
         clusterKey = nil
         sealer = nil
     }
 
     func close() {
         resetSession()
+        attempts.close()
         stream?.close()
         stream = nil
         retryTimer?.close()
         retryTimer = nil
-        handshakeTimer?.close()
-        handshakeTimer = nil
         state = .idle
     }
 }

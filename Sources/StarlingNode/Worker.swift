@@ -94,7 +94,9 @@ public final class Worker {
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
         seedSilence = SeedSilence(seeds: settings.seeds, intervalMs: settings.intervalMs)
-        links = PeerLinks(loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections)
+        links = PeerLinks(
+            loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections,
+            stallTimeoutMs: Int(settings.connections.peerStallTimeoutMs))
         peers = InboundPeerConnections(secrets: secrets, rejections: rejections)
         let definition: ServiceDefinition
         switch role {
@@ -123,6 +125,12 @@ public final class Worker {
         }
         links.onProblem = { [unowned self] reason, detail in ioProblems.record(reason, detail: detail, level: .info) }
         peers.onMessage = { [unowned self] message, peer in received(message, from: peer) }
+        peers.onSuperseded = { [unowned self] peer in
+            ioProblems.record(
+                "peer_link_superseded",
+                detail: "\(peer) opened a new peer link: closing its older one (what was in flight on it is asked for again)",
+                level: .info)
+        }
         peers.onClosed = { [unowned self] peer in
             // Frames from it may have been lost on the way: the core asks again where it must.
             if !isStopping { jobs.linkLost(to: peer, nowMs: nowMs) }

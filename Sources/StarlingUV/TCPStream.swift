@@ -1,13 +1,25 @@
 import CLibUV
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A TCP connection, outgoing (`connect`) or accepted by a `TCPServer`. Loop-confined.
 public final class TCPStream: StreamHandle {
-    /// Creates an unconnected TCP handle; reads deliver at most `readBufferSize` bytes each.
-    public init(loop: EventLoop, readBufferSize: Int = StreamHandle.defaultReadBufferSize) throws(UVError) {
+    /// Creates an unconnected TCP handle; reads deliver at most `readBufferSize` bytes each. With
+    /// `socketFor`, its socket is created at once for that address's family, so socket options
+    /// (`setUserTimeout`) can be set before `connect`.
+    public init(
+        loop: EventLoop, readBufferSize: Int = StreamHandle.defaultReadBufferSize, socketFor address: SocketAddress? = nil
+    ) throws(UVError) {
         try uvCheck(readBufferSize > 0 ? 0 : UVCode.invalid, "TCPStream read buffer size \(readBufferSize)")
         let handle = allocateHandle(uv_tcp_t.self)
         do {
-            try uvCheck(uv_tcp_init(loop.raw, handle), "uv_tcp_init")
+            if let address {
+                let family = UInt32(address.isIPv6 ? AF_INET6 : AF_INET)
+                try uvCheck(uv_tcp_init_ex(loop.raw, handle, family), "uv_tcp_init_ex")
+            } else {
+                try uvCheck(uv_tcp_init(loop.raw, handle), "uv_tcp_init")
+            }
         } catch {
             handle.deallocate()
             throw error
@@ -52,6 +64,23 @@ public final class TCPStream: StreamHandle {
     public func setNoDelay(_ enabled: Bool) throws(UVError) {
         let tcp = try context.live(as: uv_tcp_t.self, "uv_tcp_nodelay")
         try uvCheck(uv_tcp_nodelay(tcp, enabled ? 1 : 0), "uv_tcp_nodelay")
+    }
+
+    /// Sets `TCP_USER_TIMEOUT` (Linux): once sent data stays unacknowledged for longer than
+    /// `milliseconds`, the kernel aborts the connection and the next read or write fails with
+    /// `ETIMEDOUT`; it also bounds the SYN retries of a `connect`. 0 restores the system default.
+    /// Needs the socket: after `connect`, or on a stream created with `socketFor`.
+    public func setUserTimeout(milliseconds: Int) throws(UVError) {
+        let operation = "setsockopt TCP_USER_TIMEOUT \(milliseconds) ms"
+        try uvCheck((0...Int(Int32.max)).contains(milliseconds) ? 0 : UVCode.invalid, operation)
+        let tcp = try context.live(as: uv_tcp_t.self, operation)
+        var descriptor: uv_os_fd_t = -1
+        try uvCheck(tcp.withMemoryRebound(to: uv_handle_t.self, capacity: 1) { uv_fileno($0, &descriptor) }, operation)
+        var value = UInt32(milliseconds)
+        let result = setsockopt(
+            descriptor, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &value, socklen_t(MemoryLayout<UInt32>.size))
+        // libuv's codes are negated errno values on Unix.
+        try uvCheck(result == 0 ? 0 : -errno, operation)
     }
 }
 

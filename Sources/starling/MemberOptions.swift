@@ -42,6 +42,11 @@ struct MemberOptions: ParsableArguments {
         valueName: "MS"))
     var clientIdleTimeout: Int64 = ConnectionLimits.defaultClientIdleTimeoutMs
 
+    @Option(name: .customLong("peer-stall-timeout"), help: ArgumentHelp(
+        "Milliseconds data sent on a peer link may go unacknowledged before the link is closed and made again (200–600000). The default, 1500, is about three retransmissions at Linux's 200 ms minimum RTO: a lossy link survives it, a stalled one is not left to back-offs of tens of seconds.",
+        valueName: "MS"))
+    var peerStallTimeout: Int64 = ConnectionLimits.defaultPeerStallTimeoutMs
+
     @Option(name: .customLong("cluster-key-file"), help: ArgumentHelp(
         "Keys that seal heartbeats and peer links (`starling keygen`; mode 600); SIGHUP re-reads it.",
         valueName: "PATH"))
@@ -78,7 +83,7 @@ struct MemberOptions: ParsableArguments {
         settings.drainTimeoutMs = drainTimeout
         settings.connections = ConnectionLimits(
             maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections(), routeTimeoutMs: routeTimeout,
-            clientIdleTimeoutMs: clientIdleTimeout)
+            clientIdleTimeoutMs: clientIdleTimeout, peerStallTimeoutMs: peerStallTimeout)
         // Absolute: an agent hands the paths to the workers it starts.
         settings.clusterKeyFile = clusterKeyFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         settings.clientTokenFile = clientTokenFile.map { URL(fileURLWithPath: $0).standardizedFileURL.path }

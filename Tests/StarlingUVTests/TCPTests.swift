@@ -186,3 +186,28 @@ import Testing
         }
     }
 }
+
+@Suite struct TCPUserTimeoutTests {
+    @Test("setUserTimeout sets TCP_USER_TIMEOUT before connect; bad values and unopened sockets fail clearly")
+    func setsUserTimeout() throws {
+        try withLoop { loop in
+            let stream = try TCPStream(loop: loop, socketFor: loopback)
+            defer { stream.close() }
+            try stream.setUserTimeout(milliseconds: 1_500)
+            try stream.setUserTimeout(milliseconds: 0)
+            do throws(UVError) {
+                try stream.setUserTimeout(milliseconds: -1)
+                Issue.record("a negative timeout was accepted")
+            } catch {
+                #expect(error.name == "EINVAL")
+                #expect(error.operation.contains("TCP_USER_TIMEOUT"))
+            }
+            // Without `socketFor` there is no socket before connect: EBADF, not a silent no-op.
+            let lazy = try TCPStream(loop: loop)
+            defer { lazy.close() }
+            #expect(throws: UVError.self) { try lazy.setUserTimeout(milliseconds: 1_500) }
+            stream.close()
+            #expect(throws: UVError.self) { try stream.setUserTimeout(milliseconds: 1_500) }
+        }
+    }
+}
