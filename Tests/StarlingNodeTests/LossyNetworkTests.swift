@@ -63,7 +63,7 @@ struct LossyNetworkTests {
     func thirtyPercentLoss() async throws {
         let outcome = try await LossyScenario(label: "30% loss", prefix: "stl\(getpid())a", lossPercent: 30).run()
         #expect(outcome.failures.isEmpty, "\(outcome.failures)")
-        Self.report("30% loss", [("p99", outcome.percentile(0.99), 3_000), ("max", Double(outcome.maximum), 10_000)])
+        Self.report("30% loss", [("p99", outcome.percentile(0.99), 3_000), ("max", outcome.maximum, 10_000)])
         #expect(outcome.lost.isEmpty, "unanswered: \(outcome.lost.prefix(20))")
         #expect(outcome.primaryChanges == 0, "primaries seen: \(outcome.primariesSeen)")
         #expect(outcome.samplesWithoutOnePrimary == 0)
