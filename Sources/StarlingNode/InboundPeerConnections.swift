@@ -23,6 +23,8 @@ final class InboundPeerConnections {
     var onClosed: (NodeAddress) -> Void = { _ in }
     /// Called with the sender when its new connection supersedes an older one (for the log).
     var onSuperseded: (NodeAddress) -> Void = { _ in }
+    /// Bytes read from peers' connections, handshakes and seals included.
+    private(set) var bytesReceived: UInt64 = 0
 
     init(secrets: NodeSecrets, rejections: RejectionRecorder) {
         self.secrets = secrets
@@ -71,6 +73,8 @@ final class InboundPeerConnections {
     private func start(_ connection: PeerConnection, initialBytes: [UInt8]) {
         connections.insert(connection)
         connection.onHello = { [unowned self] in supersede(by: $0) }
+        connection.onBytesRead = { [unowned self] in bytesReceived &+= UInt64($0) }
+        bytesReceived &+= UInt64(initialBytes.count)
         connection.start(initialBytes: initialBytes)
     }
 

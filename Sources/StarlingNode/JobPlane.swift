@@ -14,12 +14,17 @@ final class JobPlane {
     private let answerClient: (ClientID, ClientResponse) -> Void
     private var engine: JobEngine
     private var handlerRuns: [JobKey: any RunningJob] = [:]
+    private let metrics: NodeMetrics
+    /// The jobs of this entry node's clients not answered yet: their service, first submit time
+    /// and how many answers are still owed (a client may submit a key again before its answer).
+    private var submittedAt: [ClientID: [JobKey: SubmittedJob]] = [:]
 
     init(
-        loop: EventLoop, address: NodeAddress, definition: ServiceDefinition, links: PeerLinks, logger: Logger,
-        answerClient: @escaping (ClientID, ClientResponse) -> Void
+        loop: EventLoop, address: NodeAddress, definition: ServiceDefinition, links: PeerLinks, metrics: NodeMetrics,
+        logger: Logger, answerClient: @escaping (ClientID, ClientResponse) -> Void
     ) {
         self.loop = loop
+        self.metrics = metrics
         self.links = links
         self.answerClient = answerClient
         handler = makeHandler(for: definition, loop: loop)
@@ -39,6 +44,9 @@ final class JobPlane {
     // MARK: Inputs
 
     func submit(service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, nowMs: Int64) {
+        metrics.jobSubmitted(service: service)
+        submittedAt[client, default: [:]][key, default: SubmittedJob(service: service, atNs: EventLoop.hrtimeNs)]
+            .answersOwed += 1
         perform(engine.submit(service: service, key: key, payload: payload, client: client, nowMs: nowMs))
     }
 
@@ -51,6 +59,7 @@ final class JobPlane {
     }
 
     func clientGone(_ client: ClientID) {
+        submittedAt[client] = nil
         engine.clientGone(client)
     }
 
@@ -80,6 +89,7 @@ final class JobPlane {
         for directive in directives {
             switch directive {
             case .answer(let client, let response):
+                count(response, to: client)
                 answerClient(client, response)
             case .send(let message, let peer):
                 links.send(message, to: peer)
@@ -88,6 +98,25 @@ final class JobPlane {
             }
         }
         links.flush()
+    }
+
+    /// Counts a job's answer where its client is answered (docs/METRICS.md).
+    private func count(_ response: ClientResponse, to client: ClientID) {
+        let key: JobKey
+        let outcome: JobAnswerOutcome
+        switch response {
+        case .ok(let answered, _): (key, outcome) = (answered, .ok)
+        case .fail(let answered, _): (key, outcome) = (answered, .fail)
+        case .error(let answered?, _, _): (key, outcome) = (answered, .error)
+        case .error(nil, _, _), .pong, .welcome, .status: return
+        }
+        guard var submitted = submittedAt[client]?[key] else { return }
+        submitted.answersOwed -= 1
+        submittedAt[client]?[key] = submitted.answersOwed > 0 ? submitted : nil
+        if submittedAt[client]?.isEmpty == true { submittedAt[client] = nil }
+        metrics.jobAnswered(
+            service: submitted.service, outcome: outcome,
+            duration: .nanoseconds(Int64(clamping: EventLoop.hrtimeNs &- submitted.atNs)))
     }
 
     private func start(_ ticket: JobTicket) {
@@ -99,4 +128,12 @@ final class JobPlane {
             perform(engine.finished(key, outcome: outcome, nowMs: Int64(clamping: loop.now)))
         }
     }
+}
+
+/// A job submitted at this entry node, until its client is answered.
+private struct SubmittedJob {
+    let service: ServiceName
+    /// `EventLoop.hrtimeNs` at its first submit.
+    let atNs: UInt64
+    var answersOwed = 0
 }

@@ -19,6 +19,8 @@ final class PeerConnection {
     private let onClosed: (PeerConnection) -> Void
     /// Called once the sender's hello named it (`peer` is set).
     var onHello: (PeerConnection) -> Void = { _ in }
+    /// Called with the size of every read (for the byte counters of docs/METRICS.md).
+    var onBytesRead: (Int) -> Void = { _ in }
     private var isClosed = false
     /// Where a sealed connection's keys come from (read at each step, so a reload counts at once).
     private let secrets: NodeSecrets?
@@ -68,7 +70,9 @@ final class PeerConnection {
         do {
             try stream.startReading { [self] event in
                 switch event {
-                case .bytes(let bytes): consume(bytes)
+                case .bytes(let bytes):
+                    onBytesRead(bytes.count)
+                    consume(bytes)
                 case .endOfFile, .failed:
                     if isHandshaking {
                         onRejected("peer_handshake_incomplete", "\(remote): a sealed peer connection closed during its handshake")

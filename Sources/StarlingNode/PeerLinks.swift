@@ -51,6 +51,12 @@ final class PeerLinks {
     var isWanted: (NodeAddress) -> Bool = { _ in true }
     /// Called for conditions worth a log line (connect failures, dropped frames).
     var onProblem: (String, String) -> Void = { _, _ in }
+    /// Links opened to a peer that had one before (docs/METRICS.md).
+    private(set) var reconnects: UInt64 = 0
+    /// Bytes handed to the kernel on every link, seals and handshakes included.
+    private(set) var bytesSent: UInt64 = 0
+    /// Links open now.
+    var openLinks: Int { links.values.count { $0.state == .open } }
 
     init(
         loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets, rejections: RejectionRecorder,
@@ -256,6 +262,8 @@ final class PeerLinks {
         link.stream = attempt.stream
         link.state = .open
         link.openedAtMs = loop.now
+        if link.hasOpened { reconnects += 1 }
+        link.hasOpened = true
         link.buffer.insert(contentsOf: hello, at: 0)
     }
 
@@ -323,6 +331,7 @@ final class PeerLinks {
             } else {
                 bytes = link.buffer
             }
+            bytesSent &+= UInt64(bytes.count)
             try stream.write(bytes: bytes) { [weak self, weak link] error in
                 if let error, let self, let link, link.stream === stream { broke(link, error) }
             }
@@ -388,6 +397,8 @@ private final class OutboundLink {
     /// The open connection.
     var stream: TCPStream?
     var openedAtMs: UInt64 = 0
+    /// Whether it was ever open: opening again is a reconnect.
+    var hasOpened = false
     var buffer: [UInt8] = []
     /// Bytes for the peer not yet handed to the kernel: the buffer and the stream's write queue.
     var unsentBytes: Int { buffer.count + (stream?.writeQueueSize ?? 0) }

@@ -19,6 +19,8 @@ public final class Worker {
     public let id: NodeID
     /// The real bound address: UDP heartbeats and TCP clients.
     public let address: NodeAddress
+    /// Where `--http` listens, once bound; nil without it.
+    public var httpAddress: NodeAddress? { http?.address }
 
     private let settings: WorkerSettings
     /// Cluster keys and client tokens, re-read on SIGHUP.
@@ -51,6 +53,10 @@ public final class Worker {
     private let ioProblems: RejectionRecorder
     private var isStopping = false
     private var didRun = false
+    /// What `GET /metrics` shows (docs/METRICS.md).
+    private let metrics = NodeMetrics()
+    /// The operator's endpoints, with `--http`.
+    private var http: HTTPServer?
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
     public init(settings: WorkerSettings, role: WorkerRole, secrets: NodeSecrets, logger: Logger) throws(UVError) {
@@ -72,6 +78,16 @@ public final class Worker {
             do throws(UVError) {
                 ticker = try Timer(loop: loop)
             } catch {
+                binding.udp.close()
+                binding.server.close()
+                throw error
+            }
+            do throws(UVError) {
+                if let address = settings.httpAddress {
+                    http = try HTTPServer(at: address, loop: loop, limits: settings.httpLimits, rejections: rejections)
+                }
+            } catch {
+                ticker.close()
                 binding.udp.close()
                 binding.server.close()
                 throw error
@@ -110,12 +126,14 @@ public final class Worker {
                 address: binding.address, links: links, logger: logger)
         }
         jobs = JobPlane(
-            loop: loop, address: binding.address, definition: definition, links: links, logger: logger,
+            loop: loop, address: binding.address, definition: definition, links: links, metrics: metrics, logger: logger,
             answerClient: { [unowned self] client, response in clients.deliver(response, to: client) })
         clients = ClientRequestHandler(
             selfID: id, loop: loop, settings: settings, secrets: secrets, jobs: jobs, rejections: rejections, logger: logger,
             record: { [unowned self] in membership })
         membership.workload = workload
+        agent?.onScalerDecision = { [unowned self] kind in metrics.scalerDecided(kind) }
+        http?.route = { [unowned self] in serve($0) }
         links.onLinkLost = { [unowned self] peer in
             logger.info("peer link lost", metadata: ["peer": "\(peer)"])
             jobs.linkLost(to: peer, nowMs: nowMs)
@@ -201,9 +219,11 @@ public final class Worker {
             membership.workload = workload
             perform(membership.tick(nowMs: nowMs))
             jobs.tick(nowMs: nowMs)
+            metrics.follow(membership, nowMs: nowMs)
             scale()
             warnIfNoSeedAnswered()
         }
+        try http?.start()
         perform(membership.start(nowMs: nowMs))
     }
 
@@ -258,6 +278,7 @@ public final class Worker {
         for signal in signals { signal.close() }
         server.close()
         acceptor.close()
+        http?.close()
         jobs.cancelAll()
         clients.finishAll()
         peers.closeAll()
@@ -272,6 +293,7 @@ public final class Worker {
         for signal in signals { signal.close() }
         server.close()
         acceptor.close()
+        http?.close()
         heartbeats.close()
     }
 
@@ -338,6 +360,37 @@ public final class Worker {
         logger.warning(
             "no --join seed has answered (\(seeds)): running as a cluster of one; check the addresses, the firewall and the cluster key",
             metadata: ["seeds": "\(seeds)"])
+    }
+
+    // MARK: HTTP
+
+    /// The `--http` endpoints (README, "HTTP").
+    private func serve(_ request: HTTPRequest) -> HTTPResponse {
+        switch request.path {
+        case "/metrics":
+            let sources = NodeMetrics.Sources(
+                members: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)],
+                rejected: rejections.counts, openLinks: links.openLinks, reconnects: links.reconnects,
+                bytesSent: links.bytesSent, bytesReceived: peers.bytesReceived)
+            return HTTPResponse(
+                status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(sources))
+        case "/api/status":
+            do {
+                return .json(try statusReport().jsonBytes())
+            } catch {
+                logger.error("cannot encode the status: \(error)")
+                return .text(500, "the status could not be encoded")
+            }
+        default:
+            return .text(404, "no such page; try /metrics or /api/status")
+        }
+    }
+
+    /// This process's record as `STATUS` and `/api/status` report it.
+    private func statusReport() -> StatusReport {
+        StatusReport(
+            selfID: id, members: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)],
+            nowMs: nowMs, rejected: rejections.counts, scaler: membership.primary(of: .agent, nowMs: nowMs)?.id)
     }
 
     // MARK: Scaling

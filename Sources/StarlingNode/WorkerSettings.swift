@@ -22,6 +22,9 @@ public struct WorkerSettings: Sendable, Equatable {
     /// is no longer its child (the parent died, even by SIGKILL), it drains and stops, so that no
     /// worker outlives its agent unmanaged. nil: it lives on its own.
     public var parentPID: Int32?
+    /// `--http`: where the operator's endpoints listen (README, "HTTP"); nil serves none.
+    public var httpAddress: NodeAddress?
+    public var httpLimits = HTTPLimits()
     /// `--cluster-key-file`, an absolute path: nil leaves the cluster open (docs/SECURITY.md).
     public var clusterKeyFile: String?
     /// `--client-token-file`, an absolute path: nil lets any client submit (docs/PROTOCOL.md).

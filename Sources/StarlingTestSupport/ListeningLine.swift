@@ -2,7 +2,8 @@ import StarlingCore
 import StarlingUV
 
 /// The line a `starling worker` or a `starling up` agent writes to stdout once it is bound:
-/// `starling <worker|agent> <id> listening on HOST:PORT` (see the README).
+/// `starling <worker|agent> <id> listening on HOST:PORT`, followed by ` http HOST:PORT` when it
+/// serves `--http` (see the README).
 public struct ListeningLine: Hashable, Sendable {
     /// Which command wrote it.
     public enum Kind: String, Sendable {
@@ -13,14 +14,22 @@ public struct ListeningLine: Hashable, Sendable {
     public let kind: Kind
     public let id: NodeID
     public let address: NodeAddress
+    /// Where its `--http` endpoints listen, when it serves them.
+    public let httpAddress: NodeAddress?
 
     /// Parses one stdout line (without its newline); nil for any other line.
     public init?(_ line: String) {
         let words = line.split(separator: " ", omittingEmptySubsequences: false)
-        guard words.count == 6, words[0] == "starling", let kind = Kind(rawValue: String(words[1])),
+        guard words.count == 6 || words.count == 8, words[0] == "starling", let kind = Kind(rawValue: String(words[1])),
               let id = NodeID(words[2]), words[3] == "listening", words[4] == "on",
               let address = Self.address(words[5])
         else { return nil }
+        if words.count == 8 {
+            guard words[6] == "http", let http = Self.address(words[7]) else { return nil }
+            httpAddress = http
+        } else {
+            httpAddress = nil
+        }
         (self.kind, self.id, self.address) = (kind, id, address)
     }
 
@@ -34,5 +43,7 @@ public struct ListeningLine: Hashable, Sendable {
     }
 
     /// The line as the process writes it.
-    public var text: String { "starling \(kind.rawValue) \(id) listening on \(address)" }
+    public var text: String {
+        "starling \(kind.rawValue) \(id) listening on \(address)" + (httpAddress.map { " http \($0)" } ?? "")
+    }
 }

@@ -80,6 +80,9 @@ public final class EventLoop {
     /// The loop's cached time in milliseconds (`uv_now`), updated at the start of each iteration.
     public var now: UInt64 { uv_now(raw) }
 
+    /// A monotonic clock in nanoseconds (`uv_hrtime`), read now: for durations finer than `now`'s.
+    public static var hrtimeNs: UInt64 { uv_hrtime() }
+
     /// Refreshes the cached time used by `now` and by timers started from here.
     public func updateTime() {
         uv_update_time(raw)

@@ -57,6 +57,16 @@ struct MemberOptions: ParsableArguments {
         valueName: "PATH"))
     var clientTokenFile: String?
 
+    @Option(name: .customLong("http"), help: ArgumentHelp(
+        "Serve GET /metrics (Prometheus), /api/status and the dashboard at / on this numeric HOST:PORT (port 0 takes a free one). Off unless given.",
+        valueName: "HOST:PORT"))
+    var http: String?
+
+    @Option(name: .customLong("http-request-timeout"), help: ArgumentHelp(
+        "Milliseconds an HTTP request may take from its first byte to its end; a slower one is answered 408 and closed (100–600000).",
+        valueName: "MS"))
+    var httpRequestTimeout: Int64 = Int64(HTTPLimits().requestTimeoutMs)
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = LogLevelOption(argument: "info")!
 
@@ -81,6 +91,13 @@ struct MemberOptions: ParsableArguments {
             service: service, host: bindHost, port: UInt16(port), seeds: joins, intervalMs: interval,
             suspectAfterMs: suspectAfter, priority: priority)
         settings.drainTimeoutMs = drainTimeout
+        if let http {
+            do { settings.httpAddress = try NodeAddress(parsing: http) } catch { throw ValidationError("--http: \(error)") }
+        }
+        guard (100...600_000).contains(httpRequestTimeout) else {
+            throw ValidationError("--http-request-timeout must be 100–600000 ms, got \(httpRequestTimeout)")
+        }
+        settings.httpLimits.requestTimeoutMs = UInt64(httpRequestTimeout)
         settings.connections = ConnectionLimits(
             maxConnections: maxConnections ?? ConnectionLimits.defaultMaxConnections(), routeTimeoutMs: routeTimeout,
             clientIdleTimeoutMs: clientIdleTimeout, peerStallTimeoutMs: peerStallTimeout)
@@ -126,7 +143,8 @@ func runMember(kind: String, settings: WorkerSettings, role: WorkerRole, logLeve
         throw ExitCode.failure
     }
     // Written straight to the descriptor: no stdio buffer to flush.
-    FileHandle.standardOutput.write(Data("starling \(kind) \(worker.id) listening on \(worker.address)\n".utf8))
+    let httpPart = worker.httpAddress.map { " http \($0)" } ?? ""
+    FileHandle.standardOutput.write(Data("starling \(kind) \(worker.id) listening on \(worker.address)\(httpPart)\n".utf8))
     do {
         try worker.run()
     } catch {

@@ -1,5 +1,6 @@
 import Testing
 import StarlingCore
+import StarlingTestSupport
 
 private typealias Decoded = ClientRequestDecoder.Decoded
 

@@ -1,5 +1,6 @@
 import StarlingCore
 import Testing
+import StarlingTestSupport
 
 @Suite struct HeartbeatCodecTests {
     static let sample = Heartbeat(

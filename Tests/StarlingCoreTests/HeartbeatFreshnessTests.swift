@@ -1,5 +1,6 @@
 import StarlingCore
 import Testing
+import StarlingTestSupport
 
 /// The replay rules of sealed heartbeats, on an explicit clock and a seeded generator
 /// (docs/SECURITY.md, "Sealed heartbeats").

@@ -1,5 +1,6 @@
 import StarlingCore
 import Testing
+import StarlingTestSupport
 
 /// A few processes wired together by hand: every heartbeat is delivered at once, in order,
 /// unless a test drops or holds it. Time moves only when a test says so.

@@ -1,5 +1,6 @@
 import StarlingCore
 import Testing
+import StarlingTestSupport
 
 @Suite struct NodeIDTests {
     @Test func carriesTheAdmissionTimeAndOrdersOlderFirst() {

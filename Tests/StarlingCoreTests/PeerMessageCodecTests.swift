@@ -1,5 +1,6 @@
 import StarlingCore
 import Testing
+import StarlingTestSupport
 
 private func service(_ text: String) -> ServiceName { try! ServiceName(text) }
 private func key(_ text: String) -> JobKey { try! JobKey(text) }

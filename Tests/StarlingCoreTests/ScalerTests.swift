@@ -1,5 +1,6 @@
 import StarlingCore
 import Testing
+import StarlingTestSupport
 
 // MARK: - Records by hand
 

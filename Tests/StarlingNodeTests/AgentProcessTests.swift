@@ -217,11 +217,14 @@ final class AgentProcess {
     let process: SpawnedProcess
     let id: NodeID
     let address: NodeAddress
+    /// Where its `--http` endpoints listen, when started with `--http`.
+    let httpAddress: NodeAddress?
     let logURL: URL
 
-    init(jobs: String, join: [NodeAddress] = []) throws {
+    init(jobs: String, join: [NodeAddress] = [], extra: [String] = []) throws {
         var arguments = ["up", jobs, "--port", "0", "--worker-log-level", "info"]
         for seed in join { arguments += ["--join", seed.description] }
+        arguments += extra
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("starling-agent-\(UUID().uuidString.prefix(8)).log")
         let starling = try StarlingProcess(
             executable: try WorkerProcess.binary(), arguments: arguments, logPath: logURL.path, ownProcessGroup: true)
@@ -233,6 +236,7 @@ final class AgentProcess {
         }
         self.id = listening.id
         self.address = listening.address
+        self.httpAddress = listening.httpAddress
     }
 
     func status() -> StatusReport? {

@@ -23,6 +23,8 @@ final class WorkerProcess {
     let process: SpawnedProcess
     let id: NodeID
     let address: NodeAddress
+    /// Where its `--http` endpoints listen, when started with `--http`.
+    let httpAddress: NodeAddress?
     let service: String
     /// The worker's stderr (its log), kept in a file so the pipe can never fill and block it.
     let logURL: URL
@@ -64,6 +66,7 @@ final class WorkerProcess {
         }
         self.id = listening.id
         self.address = listening.address
+        self.httpAddress = listening.httpAddress
     }
 
     deinit {

@@ -1,5 +1,6 @@
 import HeapModule
 import StarlingCore
+import StarlingTestSupport
 
 /// Runs many processes of the production core — `Membership` and `JobEngine` together — in one
 /// test, over a simulated clock and network: heartbeats over a lossy, duplicating, reordering

@@ -1,4 +1,5 @@
 import StarlingCore
+import StarlingTestSupport
 
 /// What one seed runs: the cluster's shape, its clients and the faults it suffers. Drawn from the
 /// seed ("swarm" testing: every run gets its own mix of faults).
