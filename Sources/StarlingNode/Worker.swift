@@ -93,7 +93,7 @@ public final class Worker {
             udp: binding.udp, loop: loop, selfID: id, selfAddress: binding.address, intervalMs: settings.intervalMs,
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
-        seedSilence = SeedSilence(seeds: settings.seeds, intervalMs: settings.intervalMs)
+        seedSilence = SeedSilence(seeds: settings.seeds.map(\.description), intervalMs: settings.intervalMs)
         links = PeerLinks(
             loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections,
             stallTimeoutMs: Int(settings.connections.peerStallTimeoutMs))
