@@ -31,6 +31,8 @@ public struct Membership: Sendable {
     var contacts: [NodeAddress: Contact] = [:]
     /// Recently departed identities with the last sequence heard, so stale packets do not resurrect them.
     var departed: [NodeID: Departure] = [:]
+    /// The seed addresses the shell last resolved from `--join` host names (`seedsResolved`).
+    var resolvedSeeds: Set<NodeAddress> = []
 
     struct Contact: Sendable {
         enum Kind: Sendable { case seed, relayed, departed }
@@ -82,6 +84,33 @@ public struct Membership: Sendable {
             contacts[seed] = Contact(kind: .seed, sinceMs: nowMs)
         }
         return heartbeatToAll(nowMs: nowMs)
+    }
+
+    /// The shell resolved the `--join` host names (docs/HANDBOOK.md, "seed"), again: these are all
+    /// the addresses they name now. Each that is neither this process nor a live member becomes a
+    /// seed to announce ourselves to (at once, and then as any seed), also one that answered before
+    /// and has since died; seeds resolved earlier that no name gives any more are dropped, unless
+    /// `--join` named them as numbers. Bounded by `maxContacts`.
+    public mutating func seedsResolved(_ addresses: [NodeAddress], nowMs: Int64) -> [MembershipDirective] {
+        let now = Set(addresses)
+        for gone in resolvedSeeds.subtracting(now)
+        where contacts[gone]?.kind == .seed && !config.seeds.contains(gone) {
+            contacts[gone] = nil
+        }
+        resolvedSeeds = now
+        let live = Set(members.values.map(\.address))
+        var added: [NodeAddress] = []
+        for address in now.sorted() where address != config.address && !live.contains(address) {
+            if let known = contacts[address] {
+                guard known.kind != .seed else { continue }
+            } else if contacts.count >= config.maxContacts {
+                continue
+            }
+            contacts[address] = Contact(kind: .seed, sinceMs: nowMs)
+            added.append(address)
+        }
+        guard !added.isEmpty, !isLeaving else { return [] }
+        return [.send(makeHeartbeat(), to: added)]
     }
 
     /// The periodic step, once per interval: failure detection, admission, election, heartbeats.

@@ -7,7 +7,8 @@
 /// `firstWarningAfterMs` after the start, then one every `repeatEveryMs`. Pure: the caller passes
 /// the time and the record's size.
 public struct SeedSilence: Hashable, Sendable {
-    public let seeds: [NodeAddress]
+    /// The seeds as `--join` named them (numbers or host names).
+    public let seeds: [String]
     public let firstWarningAfterMs: Int64
     public let repeatEveryMs: Int64
     private var nextWarningMs: Int64?
@@ -16,7 +17,7 @@ public struct SeedSilence: Hashable, Sendable {
 
     /// The defaults scale with the heartbeat interval: 20 intervals (at least 2 s) before the
     /// first warning, well past admission, and at most one every 10 s (or 100 intervals) after.
-    public init(seeds: [NodeAddress], intervalMs: Int64) {
+    public init(seeds: [String], intervalMs: Int64) {
         self.seeds = seeds
         firstWarningAfterMs = max(2_000, 20 * intervalMs)
         repeatEveryMs = max(10_000, 100 * intervalMs)

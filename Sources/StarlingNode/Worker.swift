@@ -35,6 +35,8 @@ public final class Worker {
     private var membership: Membership
     /// Whether the `--join` seeds ever answered; warns while none did.
     private var seedSilence: SeedSilence
+    /// Resolves the `--join` host names, again every announce round.
+    private let seedResolver: SeedResolver
     private let peers: InboundPeerConnections
     private let links: PeerLinks
     /// Set in `init`, once `self` can be captured: their callbacks come back here.
@@ -109,7 +111,13 @@ public final class Worker {
             udp: binding.udp, loop: loop, selfID: id, selfAddress: binding.address, intervalMs: settings.intervalMs,
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)
         membership = Membership(config: settings.membershipConfig(address: binding.address), id: id)
-        seedSilence = SeedSilence(seeds: settings.seeds, intervalMs: settings.intervalMs)
+        seedSilence = SeedSilence(seeds: settings.joins.map(\.description), intervalMs: settings.intervalMs)
+        // Names are looked up again as often as the core announces itself to its seeds once
+        // admitted (every `probeEveryTicks` intervals), at most twice a second.
+        let config = membership.config
+        seedResolver = SeedResolver(
+            loop: loop, joins: settings.joins, family: binding.address.socketAddress.isIPv6 ? .ipv6 : .ipv4,
+            roundMs: max(500, Int64(config.probeEveryTicks) * config.intervalMs), logger: logger)
         links = PeerLinks(
             loop: loop, sender: id, address: binding.address, secrets: secrets, rejections: rejections,
             stallTimeoutMs: Int(settings.connections.peerStallTimeoutMs))
@@ -143,6 +151,10 @@ public final class Worker {
         }
         links.onProblem = { [unowned self] reason, detail in ioProblems.record(reason, detail: detail, level: .info) }
         peers.onMessage = { [unowned self] message, peer in received(message, from: peer) }
+        seedResolver.onResolved = { [unowned self] addresses in
+            guard !isStopping else { return }
+            perform(membership.seedsResolved(addresses, nowMs: nowMs))
+        }
         peers.onSuperseded = { [unowned self] peer in
             ioProblems.record(
                 "peer_link_superseded",
@@ -184,7 +196,7 @@ public final class Worker {
             metadata: ["id": "\(id)", "service": "\(settings.service)", "priority": "\(settings.priority)",
                        "interval_ms": "\(settings.intervalMs)",
                        "suspect_after_ms": "\(membership.config.suspectAfterMs)",
-                       "seeds": "\(settings.seeds.map(\.description).joined(separator: ","))"])
+                       "seeds": "\(settings.joins.map(\.description).joined(separator: ","))"])
         loop.run()
         try loop.close()
         logger.info("stopped", metadata: ["id": "\(id)"])
@@ -221,10 +233,12 @@ public final class Worker {
             jobs.tick(nowMs: nowMs)
             metrics.follow(membership, nowMs: nowMs)
             scale()
+            seedResolver.tick(nowMs: nowMs)
             warnIfNoSeedAnswered()
         }
         try http?.start()
         perform(membership.start(nowMs: nowMs))
+        seedResolver.tick(nowMs: nowMs)
     }
 
     /// The first SIGINT/SIGTERM drains: no new clients or jobs, step down and say goodbye so peers
@@ -275,6 +289,7 @@ public final class Worker {
         isStopping = true
         drainTimer?.close()
         ticker.close()
+        seedResolver.close()
         for signal in signals { signal.close() }
         server.close()
         acceptor.close()
@@ -290,6 +305,7 @@ public final class Worker {
     private func closeEverything() {
         isStopping = true
         ticker.close()
+        seedResolver.close()
         for signal in signals { signal.close() }
         server.close()
         acceptor.close()
@@ -356,7 +372,7 @@ public final class Worker {
 
     private func warnIfNoSeedAnswered() {
         guard seedSilence.tick(nowMs: nowMs, peersInRecord: membership.members.count) else { return }
-        let seeds = seedSilence.seeds.map(\.description).joined(separator: ", ")
+        let seeds = settings.joins.map(seedResolver.describe).joined(separator: ", ")
         logger.warning(
             "no --join seed has answered (\(seeds)): running as a cluster of one; check the addresses, the firewall and the cluster key",
             metadata: ["seeds": "\(seeds)"])

@@ -7,7 +7,9 @@ public struct WorkerSettings: Sendable, Equatable {
     public var host: NodeAddress.Host
     /// UDP heartbeats and TCP clients share it; 0 takes a free port.
     public var port: UInt16
-    public var seeds: [NodeAddress]
+    /// `--join`: numeric seeds go to the core as they are; host names are resolved by the worker,
+    /// again every announce round (`SeedResolver`).
+    public var joins: [JoinTarget]
     public var intervalMs: Int64
     /// nil: the core's default (three intervals plus a jitter allowance).
     public var suspectAfterMs: Int64?
@@ -32,13 +34,13 @@ public struct WorkerSettings: Sendable, Equatable {
 
     public init(
         service: ServiceName, host: NodeAddress.Host = .ipv4(0x7F00_0001), port: UInt16 = 0,
-        seeds: [NodeAddress] = [], intervalMs: Int64 = 100, suspectAfterMs: Int64? = nil, priority: Int32 = 0,
+        joins: [JoinTarget] = [], intervalMs: Int64 = 100, suspectAfterMs: Int64? = nil, priority: Int32 = 0,
         connections: ConnectionLimits = ConnectionLimits(), maxClientBacklogBytes: Int = 1 << 20
     ) {
         self.service = service
         self.host = host
         self.port = port
-        self.seeds = seeds
+        self.joins = joins
         self.intervalMs = intervalMs
         self.suspectAfterMs = suspectAfterMs
         self.priority = priority
@@ -49,7 +51,7 @@ public struct WorkerSettings: Sendable, Equatable {
     /// The membership settings once the real address is known.
     public func membershipConfig(address: NodeAddress) -> MembershipConfig {
         MembershipConfig(
-            service: service, priority: priority, address: address, seeds: seeds,
+            service: service, priority: priority, address: address, seeds: joins.compactMap { $0.address },
             intervalMs: intervalMs, suspectAfterMs: suspectAfterMs)
     }
 

@@ -12,7 +12,9 @@ struct MemberOptions: ParsableArguments {
     @Option(help: "Numeric address to bind and advertise.")
     var host: String = "127.0.0.1"
 
-    @Option(name: .customLong("join"), help: "HOST:PORT of a member to announce ourselves to (repeatable).")
+    @Option(name: .customLong("join"), help: ArgumentHelp(
+        "A member to announce ourselves to (repeatable): IPv4:PORT, [IPv6]:PORT or NAME:PORT. A name is resolved again every announce round, and every address it gives is a seed.",
+        valueName: "HOST:PORT"))
     var seeds: [String] = []
 
     @Option(help: "Heartbeat interval in milliseconds (10–60000).")
@@ -76,19 +78,17 @@ struct MemberOptions: ParsableArguments {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0–65535, got \(port)") }
         let bindHost: NodeAddress.Host
         do { bindHost = try NodeAddress.parseHost(host) } catch { throw ValidationError("--host: \(error)") }
-        var joins: [NodeAddress] = []
+        var joins: [JoinTarget] = []
         for seed in seeds {
             do {
-                let address = try NodeAddress(parsing: seed)
-                guard address.port != 0 else { throw ValidationError("--join \(seed): port 0 cannot be joined") }
-                joins.append(address)
-            } catch let error as NodeAddress.ParseError {
+                joins.append(try JoinTarget(parsing: seed))
+            } catch {
                 throw ValidationError("--join: \(error)")
             }
         }
         guard joins.count <= 64 else { throw ValidationError("--join: at most 64 seeds, got \(joins.count)") }
         var settings = WorkerSettings(
-            service: service, host: bindHost, port: UInt16(port), seeds: joins, intervalMs: interval,
+            service: service, host: bindHost, port: UInt16(port), joins: joins, intervalMs: interval,
             suspectAfterMs: suspectAfter, priority: priority)
         settings.drainTimeoutMs = drainTimeout
         if let http {

@@ -7,6 +7,8 @@ struct Starling: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "A masterless, workload-aware job dispatcher.",
+        // The one place the version is written: `starling --version` prints it.
+        version: "starling 0.1.0",
         subcommands: [
             WorkerCommand.self, UpCommand.self, StatusCommand.self, SubmitCommand.self, KeygenCommand.self,
             DemoCommand.self,

@@ -329,6 +329,43 @@ private struct LocalCluster {
         #expect(ignored == 7)
     }
 
+    @Test func resolvedSeedsJoinTwoLoneProcessesIntoOnePrimary() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo", seeds: [])
+        cluster.run(forMs: 500)
+        #expect(cluster.primaries(of: "echo") == [0, 1], "each alone: \(cluster.log)")
+        // The name of process 0 resolves only now (a headless service that gained it).
+        let announce = cluster.nodes[1].seedsResolved([cluster.nodes[0].config.address], nowMs: cluster.nowMs)
+        #expect(announce.count == 1, "announced at once: \(announce)")
+        cluster.deliver(announce, from: 1)
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo").count == 1, "\(cluster.log)")
+        #expect(cluster.nodes.allSatisfy { $0.members.count == 1 })
+    }
+
+    @Test func resolvedSeedsAreAnnouncedToOnceEachAndReplacedByTheNextAnswer() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo", seeds: [0])
+        cluster.run(forMs: 1_000)
+        var node = cluster.nodes[1]
+        let nowhere = NodeAddress.ipv4(10, 9, 9, 9, port: 7946)
+        func targets(_ directives: [MembershipDirective]) -> [NodeAddress] {
+            directives.flatMap { directive -> [NodeAddress] in
+                guard case .send(_, let to) = directive else { return [] }
+                return to
+            }
+        }
+        // Its own address and a live member's are never seeds; a new address is, once.
+        let live = cluster.nodes[0].config.address
+        #expect(targets(node.seedsResolved([node.config.address, live, nowhere], nowMs: 1_000)) == [nowhere])
+        #expect(targets(node.seedsResolved([nowhere, live], nowMs: 1_100)).isEmpty, "already a seed")
+        // An answer without it drops it: named again, it is announced to again.
+        #expect(targets(node.seedsResolved([live], nowMs: 1_200)).isEmpty)
+        #expect(targets(node.seedsResolved([nowhere], nowMs: 1_300)) == [nowhere])
+    }
+
     @Test func settingsAreValidated() {
         var config = MembershipConfig(service: try! ServiceName("echo"), address: .ipv4(127, 0, 0, 1, port: 1), intervalMs: 5)
         #expect(throws: MembershipConfigError.self) { try config.validate() }

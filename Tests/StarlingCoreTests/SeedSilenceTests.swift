@@ -2,7 +2,8 @@ import StarlingCore
 import Testing
 
 @Suite struct SeedSilenceTests {
-    private let seed = NodeAddress(host: .ipv4(0x7F00_0001), port: 7946)
+    /// As `--join` named it.
+    private let seed = "127.0.0.1:7946"
 
     /// The times (ms) at which warnings come in `untilMs`, ticking every 100 ms.
     private func warnings(_ silence: inout SeedSilence, peers: (Int64) -> Int = { _ in 0 }, untilMs: Int64) -> [Int64] {
