@@ -7,6 +7,8 @@ import StarlingUV
 /// `Scaler`'s decisions. The `Worker` it lives in owns membership, jobs and draining. Loop-confined.
 final class HostAgent {
     private let settings: AgentSettings
+    /// The service types it may start workers of: `settings.definitions` until a SIGHUP reloads them.
+    private var definitions: [ServiceName: ServiceDefinition]
     private let supervisor: WorkerSupervisor
     private var scaler: Scaler
     private let links: PeerLinks
@@ -23,9 +25,10 @@ final class HostAgent {
             loop: loop,
             launch: .init(
                 executable: settings.executable, jobsDirectory: settings.jobsDirectory, host: member.host,
-                intervalMs: member.intervalMs, logLevel: settings.workerLogLevel,
+                intervalMs: member.intervalMs, logLevel: settings.workerLogLevel, logFormat: settings.logFormat,
                 clusterKeyFile: member.clusterKeyFile, clientTokenFile: member.clientTokenFile, connections: member.connections),
             seed: address, logger: logger)
+        definitions = settings.definitions
         scaler = Scaler(definitions: settings.definitions)
         self.links = links
         self.address = address
@@ -37,7 +40,7 @@ final class HostAgent {
         // A drain drops delayed starts (`stopWorkers`), so one that is due is never draining.
         supervisor.admission = { [unowned self] service in
             SpawnAdmission.refusal(
-                of: service, isDraining: false, definitions: settings.definitions,
+                of: service, isDraining: false, definitions: definitions,
                 workers: supervisor.count, maxWorkers: settings.maxWorkers)
         }
     }
@@ -98,7 +101,7 @@ final class HostAgent {
     /// Starts a worker unless `SpawnAdmission` refuses; returns the refusal, or why it failed to start.
     private func startWorker(_ service: ServiceName, reason: String, draining: Bool, requester: NodeAddress) -> String? {
         if let refusal = SpawnAdmission.refusal(
-            of: service, isDraining: draining, definitions: settings.definitions,
+            of: service, isDraining: draining, definitions: definitions,
             workers: supervisor.count, maxWorkers: settings.maxWorkers) {
             return refusal
         }

@@ -54,6 +54,14 @@ public final class Worker {
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
     public init(settings: WorkerSettings, role: WorkerRole, secrets: NodeSecrets, logger: Logger) throws(UVError) {
+        // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
+        // which the core never reads. First, so that every line this process logs names it.
+        var rng = SystemRandomNumberGenerator()
+        let id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
+        self.id = id
+        var stamped = logger
+        stamped[metadataKey: JSONLogHandler.nodeKey] = "\(id)"
+        let logger = stamped
         self.settings = settings
         self.secrets = secrets
         self.role = role
@@ -85,10 +93,6 @@ public final class Worker {
         self.ticker = ticker
         server = binding.server
         address = binding.address
-        // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
-        // which the core never reads.
-        var rng = SystemRandomNumberGenerator()
-        id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         heartbeats = HeartbeatChannel(
             udp: binding.udp, loop: loop, selfID: id, selfAddress: binding.address, intervalMs: settings.intervalMs,
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)

@@ -60,10 +60,12 @@ struct UpCommand: ParsableCommand {
         settings = try member.settings(service: .agent, defaultPort: 7946)
         agent = AgentSettings(
             definitions: definitions, jobsDirectory: absolute, maxWorkers: maxWorkers, executable: executable,
-            workerLogLevel: workerLogLevel.level.rawValue)
+            workerLogLevel: workerLogLevel.level.rawValue, logFormat: member.logFormat.format)
     }
 
     func run() throws {
-        try runMember(kind: "agent", settings: settings!, role: .agent(agent!), logLevel: member.logLevel.level)
+        try runMember(
+            kind: "agent", settings: settings!, role: .agent(agent!), logLevel: member.logLevel.level,
+            logFormat: member.logFormat.format)
     }
 }
