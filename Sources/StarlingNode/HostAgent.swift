@@ -45,6 +45,41 @@ final class HostAgent {
         }
     }
 
+    /// SIGHUP: reads the jobs directory again (docs/HANDBOOK.md, "definitions reload"). New services
+    /// get their workers from the scaler's next tick and changed ones are judged by their new
+    /// bounds; running workers are left alone (a worker reads its file when it starts, so a changed
+    /// definition reaches the workers started from now on). A removed service's workers keep
+    /// running unmanaged, logged with their PIDs: draining them on what may be a half-written
+    /// directory could stop a service cluster-wide. A directory that fails to load, or holds no
+    /// definition, keeps the previous set and logs why, naming the file.
+    func reloadDefinitions() {
+        let loaded: [ServiceName: ServiceDefinition]
+        do {
+            loaded = try ServiceDefinitionLoader.loadAll(directory: settings.jobsDirectory)
+        } catch {
+            logger.error("SIGHUP: kept the previous service definitions: \(error)", metadata: ["file": "\(error.file)"])
+            return
+        }
+        guard !loaded.isEmpty else {
+            logger.error(
+                "SIGHUP: kept the previous service definitions: \(settings.jobsDirectory) holds no service definitions (*.toml)",
+                metadata: ["file": "\(settings.jobsDirectory)"])
+            return
+        }
+        definitions = loaded
+        let changes = scaler.replaceDefinitions(loaded)
+        func names(_ services: [ServiceName]) -> Logger.Metadata.Value { "\(services.map(\.value).joined(separator: ","))" }
+        logger.notice(changes.isEmpty ? "SIGHUP: service definitions unchanged" : "SIGHUP: service definitions reloaded", metadata: [
+            "services": "\(loaded.count)", "added": names(changes.added), "changed": names(changes.changed),
+            "removed": names(changes.removed)])
+        for service in changes.removed {
+            let pids = supervisor.pids(of: service)
+            logger.warning(
+                "SIGHUP: \(service) has no definition any more: its \(pids.count) workers here keep running, no longer replaced or scaled; stop them with SIGTERM, or restore its file",
+                metadata: ["service": "\(service)", "pids": "\(pids.map(String.init).joined(separator: ","))"])
+        }
+    }
+
     /// SIGHUP reached the agent: its workers re-read their secrets too.
     func forwardHangUp() {
         supervisor.hangUpAll()

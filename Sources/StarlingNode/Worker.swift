@@ -192,7 +192,7 @@ public final class Worker {
         }
         let hangUp = try Signal(loop: loop)
         signals.append(hangUp)
-        try hangUp.start(signal: SIGHUP) { [unowned self] _ in reloadSecrets() }
+        try hangUp.start(signal: SIGHUP) { [unowned self] _ in reload() }
         try heartbeats.start { [unowned self] heartbeat in
             guard !isStopping else { return }
             perform(membership.receive(heartbeat, nowMs: nowMs))
@@ -292,9 +292,10 @@ public final class Worker {
         return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
     }
 
-    /// SIGHUP: re-reads the key and token files (an agent passes the signal on to its workers).
-    /// A file that fails keeps what it held; a process without such files has nothing to reload.
-    private func reloadSecrets() {
+    /// SIGHUP: re-reads the key and token files; an agent also reloads its service definitions
+    /// and passes the signal on to its workers. A file that fails keeps what it held; a process
+    /// without such files has nothing to reload. It never stops the process.
+    private func reload() {
         guard !isStopping else { return }
         let problems = secrets.reload()
         for problem in problems { logger.error("SIGHUP: kept the previous secrets: \(problem)") }
@@ -303,6 +304,7 @@ public final class Worker {
                 "cluster_keys": "\(secrets.clusterKeys?.all.count ?? 0)",
                 "client_tokens": "\(secrets.clientTokenFile == nil ? "off" : "on")"])
         }
+        agent?.reloadDefinitions()
         agent?.forwardHangUp()
     }
 

@@ -207,6 +207,11 @@ final class WorkerSupervisor {
         signalAll(SIGTERM)
     }
 
+    /// The workers of `service` running now, by PID.
+    func pids(of service: ServiceName) -> [Int32] {
+        children.filter { $0.value.service == service }.map(\.key).sorted()
+    }
+
     /// Passes SIGHUP on: each worker re-reads its key and token files.
     func hangUpAll() {
         signalAll(SIGHUP)

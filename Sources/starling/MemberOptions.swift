@@ -108,6 +108,9 @@ func runMember(
 ) throws {
     // A peer that closes its socket mid-write must give this process EPIPE, not kill it.
     signal(SIGPIPE, SIG_IGN)
+    // SIGHUP reloads once the loop watches it; until then its default action would end the process.
+    // libuv gives the processes it spawns the default dispositions back.
+    signal(SIGHUP, SIG_IGN)
     LoggingSystem.bootstrap { label in
         logFormat.handler(label: label, service: settings.service, level: logLevel)
     }

@@ -20,7 +20,9 @@ struct UpCommand: ParsableCommand {
               starling agent <id> listening on HOST:PORT
 
             SIGINT/SIGTERM drains the agent and the workers it started. Workers whose agent is \
-            killed (even with -9) drain and stop on their own.
+            killed (even with -9) drain and stop on their own. SIGHUP reloads DIR: new services \
+            get their workers, changed ones apply to workers started from then on, nothing \
+            running restarts; a DIR that fails to load keeps the previous definitions.
             """)
 
     @Argument(help: "Directory of service definitions (*.toml).")
