@@ -92,6 +92,7 @@ let package = Package(
             dependencies: [
                 "StarlingNode", "StarlingCore", "StarlingUV", "StarlingClient", "StarlingTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

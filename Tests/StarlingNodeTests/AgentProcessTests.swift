@@ -219,9 +219,10 @@ final class AgentProcess {
     let address: NodeAddress
     let logURL: URL
 
-    init(jobs: String, join: [NodeAddress] = []) throws {
+    init(jobs: String, join: [NodeAddress] = [], extra: [String] = []) throws {
         var arguments = ["up", jobs, "--port", "0", "--worker-log-level", "info"]
         for seed in join { arguments += ["--join", seed.description] }
+        arguments += extra
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("starling-agent-\(UUID().uuidString.prefix(8)).log")
         let starling = try StarlingProcess(
             executable: try WorkerProcess.binary(), arguments: arguments, logPath: logURL.path, ownProcessGroup: true)
