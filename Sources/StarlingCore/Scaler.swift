@@ -19,8 +19,8 @@
 ///
 /// No clock reads, no randomness: the same calls give the same directives.
 public struct Scaler: Sendable {
-    /// The service types it keeps in bounds; `agent` is never scaled. The shell may replace them.
-    public var definitions: [ServiceName: ServiceDefinition] {
+    /// The service types it keeps in bounds; `agent` is never scaled. Replaced by `replaceDefinitions`.
+    public private(set) var definitions: [ServiceName: ServiceDefinition] {
         didSet { definitions[.agent] = nil }
     }
     public let config: ScalerConfig
@@ -80,6 +80,25 @@ public struct Scaler: Sendable {
     /// counting, the agent is tried last for that service for a while, and the next tick retries.
     public mutating func spawnFailed(service: ServiceName, agent: NodeAddress, nowMs: Int64) {
         states[service]?.spawnFailed(on: agent, nowMs: nowMs)
+    }
+
+    /// Takes a new set of definitions (an agent's SIGHUP reload), effective from the next tick:
+    /// - an added service is kept in bounds from then on, as at a cold start (below `min_workers`,
+    ///   a worker at once);
+    /// - a changed one keeps what is on its way (spawns, retirements, demand timers) and is judged
+    ///   by its new bounds and thresholds; its running workers are left as they are;
+    /// - a removed one is forgotten: its workers are neither replaced, scaled nor retired (they are
+    ///   left to the operator rather than drained on what may be a half-written directory).
+    @discardableResult
+    public mutating func replaceDefinitions(_ new: [ServiceName: ServiceDefinition]) -> ServiceDefinitionChanges {
+        let new = new.filter { $0.key != .agent }
+        let changes = ServiceDefinitionChanges(from: definitions, to: new)
+        definitions = new
+        for service in changes.removed {
+            states[service] = nil
+            reports[service] = nil
+        }
+        return changes
     }
 
     // MARK: Decisions

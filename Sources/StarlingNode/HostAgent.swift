@@ -7,6 +7,8 @@ import StarlingUV
 /// `Scaler`'s decisions. The `Worker` it lives in owns membership, jobs and draining. Loop-confined.
 final class HostAgent {
     private let settings: AgentSettings
+    /// The service types it may start workers of: `settings.definitions` until a SIGHUP reloads them.
+    private var definitions: [ServiceName: ServiceDefinition]
     private let supervisor: WorkerSupervisor
     private var scaler: Scaler
     private let links: PeerLinks
@@ -25,9 +27,10 @@ final class HostAgent {
             loop: loop,
             launch: .init(
                 executable: settings.executable, jobsDirectory: settings.jobsDirectory, host: member.host,
-                intervalMs: member.intervalMs, logLevel: settings.workerLogLevel,
+                intervalMs: member.intervalMs, logLevel: settings.workerLogLevel, logFormat: settings.logFormat,
                 clusterKeyFile: member.clusterKeyFile, clientTokenFile: member.clientTokenFile, connections: member.connections),
             seed: address, logger: logger)
+        definitions = settings.definitions
         scaler = Scaler(definitions: settings.definitions)
         self.links = links
         self.address = address
@@ -39,8 +42,43 @@ final class HostAgent {
         // A drain drops delayed starts (`stopWorkers`), so one that is due is never draining.
         supervisor.admission = { [unowned self] service in
             SpawnAdmission.refusal(
-                of: service, isDraining: false, definitions: settings.definitions,
+                of: service, isDraining: false, definitions: definitions,
                 workers: supervisor.count, maxWorkers: settings.maxWorkers)
+        }
+    }
+
+    /// SIGHUP: reads the jobs directory again (docs/HANDBOOK.md, "definitions reload"). New services
+    /// get their workers from the scaler's next tick and changed ones are judged by their new
+    /// bounds; running workers are left alone (a worker reads its file when it starts, so a changed
+    /// definition reaches the workers started from now on). A removed service's workers keep
+    /// running unmanaged, logged with their PIDs: draining them on what may be a half-written
+    /// directory could stop a service cluster-wide. A directory that fails to load, or holds no
+    /// definition, keeps the previous set and logs why, naming the file.
+    func reloadDefinitions() {
+        let loaded: [ServiceName: ServiceDefinition]
+        do {
+            loaded = try ServiceDefinitionLoader.loadAll(directory: settings.jobsDirectory)
+        } catch {
+            logger.error("SIGHUP: kept the previous service definitions: \(error)", metadata: ["file": "\(error.file)"])
+            return
+        }
+        guard !loaded.isEmpty else {
+            logger.error(
+                "SIGHUP: kept the previous service definitions: \(settings.jobsDirectory) holds no service definitions (*.toml)",
+                metadata: ["file": "\(settings.jobsDirectory)"])
+            return
+        }
+        definitions = loaded
+        let changes = scaler.replaceDefinitions(loaded)
+        func names(_ services: [ServiceName]) -> Logger.Metadata.Value { "\(services.map(\.value).joined(separator: ","))" }
+        logger.notice(changes.isEmpty ? "SIGHUP: service definitions unchanged" : "SIGHUP: service definitions reloaded", metadata: [
+            "services": "\(loaded.count)", "added": names(changes.added), "changed": names(changes.changed),
+            "removed": names(changes.removed)])
+        for service in changes.removed {
+            let pids = supervisor.pids(of: service)
+            logger.warning(
+                "SIGHUP: \(service) has no definition any more: its \(pids.count) workers here keep running, no longer replaced or scaled; stop them with SIGTERM, or restore its file",
+                metadata: ["service": "\(service)", "pids": "\(pids.map(String.init).joined(separator: ","))"])
         }
     }
 
@@ -103,7 +141,7 @@ final class HostAgent {
     /// Starts a worker unless `SpawnAdmission` refuses; returns the refusal, or why it failed to start.
     private func startWorker(_ service: ServiceName, reason: String, draining: Bool, requester: NodeAddress) -> String? {
         if let refusal = SpawnAdmission.refusal(
-            of: service, isDraining: draining, definitions: settings.definitions,
+            of: service, isDraining: draining, definitions: definitions,
             workers: supervisor.count, maxWorkers: settings.maxWorkers) {
             return refusal
         }

@@ -62,6 +62,14 @@ public final class Worker {
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
     public init(settings: WorkerSettings, role: WorkerRole, secrets: NodeSecrets, logger: Logger) throws(UVError) {
+        // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
+        // which the core never reads. First, so that every line this process logs names it.
+        var rng = SystemRandomNumberGenerator()
+        let id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
+        self.id = id
+        var stamped = logger
+        stamped[metadataKey: JSONLogHandler.nodeKey] = "\(id)"
+        let logger = stamped
         self.settings = settings
         self.secrets = secrets
         self.role = role
@@ -103,10 +111,6 @@ public final class Worker {
         self.ticker = ticker
         server = binding.server
         address = binding.address
-        // Identity is drawn here, in the shell: it needs the wall clock and system randomness,
-        // which the core never reads.
-        var rng = SystemRandomNumberGenerator()
-        id = NodeID(admittedAtUnixMs: Self.wallClockMs(), using: &rng)
         heartbeats = HeartbeatChannel(
             udp: binding.udp, loop: loop, selfID: id, selfAddress: binding.address, intervalMs: settings.intervalMs,
             secrets: secrets, rejections: rejections, ioProblems: ioProblems)
@@ -218,7 +222,7 @@ public final class Worker {
         }
         let hangUp = try Signal(loop: loop)
         signals.append(hangUp)
-        try hangUp.start(signal: SIGHUP) { [unowned self] _ in reloadSecrets() }
+        try hangUp.start(signal: SIGHUP) { [unowned self] _ in reload() }
         try heartbeats.start { [unowned self] heartbeat in
             guard !isStopping else { return }
             perform(membership.receive(heartbeat, nowMs: nowMs))
@@ -326,9 +330,10 @@ public final class Worker {
         return UInt64(now.tv_sec) * 1000 + UInt64(now.tv_nsec) / 1_000_000
     }
 
-    /// SIGHUP: re-reads the key and token files (an agent passes the signal on to its workers).
-    /// A file that fails keeps what it held; a process without such files has nothing to reload.
-    private func reloadSecrets() {
+    /// SIGHUP: re-reads the key and token files; an agent also reloads its service definitions
+    /// and passes the signal on to its workers. A file that fails keeps what it held; a process
+    /// without such files has nothing to reload. It never stops the process.
+    private func reload() {
         guard !isStopping else { return }
         let problems = secrets.reload()
         for problem in problems { logger.error("SIGHUP: kept the previous secrets: \(problem)") }
@@ -337,6 +342,7 @@ public final class Worker {
                 "cluster_keys": "\(secrets.clusterKeys?.all.count ?? 0)",
                 "client_tokens": "\(secrets.clientTokenFile == nil ? "off" : "on")"])
         }
+        agent?.reloadDefinitions()
         agent?.forwardHangUp()
     }
 

@@ -21,15 +21,18 @@ public struct AgentSettings: Sendable {
     public var executable: String
     /// The log level its workers get.
     public var workerLogLevel: String
+    /// Its own `--log-format`, which its workers get too.
+    public var logFormat: LogFormat
 
     public init(
         definitions: [ServiceName: ServiceDefinition], jobsDirectory: String, maxWorkers: Int, executable: String,
-        workerLogLevel: String = "info"
+        workerLogLevel: String = "info", logFormat: LogFormat = .text
     ) {
         self.definitions = definitions
         self.jobsDirectory = jobsDirectory
         self.maxWorkers = maxWorkers
         self.executable = executable
         self.workerLogLevel = workerLogLevel
+        self.logFormat = logFormat
     }
 }

@@ -9,8 +9,8 @@ import StarlingUV
 /// An agent's workers: `starling worker` processes it spawned on this host through libuv's process
 /// API, each joining the heartbeat group at the agent's address. Loop-confined.
 ///
-/// A worker's stderr passes through here, line by line, to the agent's own stderr, and its last
-/// lines are kept: a worker that exits soon after its start (`StartBackoff`) is logged as a
+/// A worker's stderr passes through here, line by line, to the agent's own stderr, each line
+/// naming the worker (`WorkerLogRelay`), and its last lines are kept: a worker that exits soon after its start (`StartBackoff`) is logged as a
 /// warning with them, the spawn is reported failed (`onStartFailed`) if it never said where it
 /// listens, and the next start of its service here waits, 0.5 s doubling to 30 s, instead of
 /// following at once (docs/HANDBOOK.md, "start backoff").
@@ -22,6 +22,8 @@ final class WorkerSupervisor {
         var host: NodeAddress.Host
         var intervalMs: Int64
         var logLevel: String
+        /// The agent's own `--log-format`: its workers write theirs the same way.
+        var logFormat: LogFormat = .text
         /// Handed on by path (never the secrets themselves on a command line).
         var clusterKeyFile: String?
         var clientTokenFile: String?
@@ -37,6 +39,7 @@ final class WorkerSupervisor {
         /// The scaler that asked for it.
         let requester: NodeAddress
         var stderr = StderrTail()
+        var relay: WorkerLogRelay
         /// Whether it wrote its `listening on` line.
         var listened = false
     }
@@ -126,7 +129,7 @@ final class WorkerSupervisor {
         var arguments = [
             "worker", "--service", service.value, "--port", "0", "--host", hostText,
             "--join", seed.description, "--jobs", launch.jobsDirectory, "--interval", "\(launch.intervalMs)",
-            "--log-level", launch.logLevel, "--parent-pid", "\(getpid())",
+            "--log-level", launch.logLevel, "--log-format", launch.logFormat.rawValue, "--parent-pid", "\(getpid())",
         ]
         if let path = launch.clusterKeyFile { arguments += ["--cluster-key-file", path] }
         if let path = launch.clientTokenFile { arguments += ["--client-token-file", path] }
@@ -140,18 +143,22 @@ final class WorkerSupervisor {
                 self?.exited(pid, status: status)
             }
             pid = process.pid
-            children[pid] = Child(service: service, process: process, startedMs: nowMs, requester: requester)
+            children[pid] = Child(
+                service: service, process: process, startedMs: nowMs, requester: requester,
+                relay: WorkerLogRelay(format: launch.logFormat, service: service, pid: pid))
             // Its one stdout line says where it listens; a closed stdout would make that write fail.
             try? process.stdout?.startReading { [weak self] event in
                 guard let self, case .bytes(let bytes) = event else { return }
+                let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                 children[pid]?.listened = true
-                logger.info("\(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+                children[pid]?.relay.listened(line)
+                logger.info("\(line)")
             }
             try? process.stderr?.startReading { [weak self] event in
                 guard let self, case .bytes(let bytes) = event, let complete = children[pid]?.stderr.append(bytes),
-                      !complete.isEmpty else { return }
+                      !complete.isEmpty, let relayed = children[pid]?.relay.relay(complete), !relayed.isEmpty else { return }
                 // Its log goes on to the agent's stderr, whole lines at a time.
-                FileHandle.standardError.write(Data(complete))
+                JSONLogHandler.writeToStandardError(relayed)
             }
             logger.notice("spawned a worker", metadata: ["service": "\(service)", "pid": "\(pid)", "reason": "\(reason)"])
         } catch {
@@ -164,7 +171,9 @@ final class WorkerSupervisor {
         guard let child = children.removeValue(forKey: pid) else { return }
         child.process.close()
         guard !isStopping else {
-            logger.info("worker exited", metadata: ["service": "\(child.service)", "pid": "\(pid)", "status": "\(status)"])
+            logger.info("worker exited", metadata: [
+                "service": "\(child.service)", "pid": "\(pid)", "worker": "\(child.relay.id.map(\.description) ?? "-")",
+                "status": "\(status)"])
             return
         }
         let now = nowMs
@@ -174,7 +183,8 @@ final class WorkerSupervisor {
         guard let wait else {
             let level: Logger.Level = status.code == 0 && status.signal == 0 ? .info : .notice
             logger.log(level: level, "worker exited", metadata: [
-                "service": "\(child.service)", "pid": "\(pid)", "status": "\(status)"])
+                "service": "\(child.service)", "pid": "\(pid)", "worker": "\(child.relay.id.map(\.description) ?? "-")",
+                "status": "\(status)"])
             return
         }
         let lines = child.stderr.recentLines
@@ -195,6 +205,11 @@ final class WorkerSupervisor {
         for pending in delayed.values { pending.timer.close() }
         delayed.removeAll()
         signalAll(SIGTERM)
+    }
+
+    /// The workers of `service` running now, by PID.
+    func pids(of service: ServiceName) -> [Int32] {
+        children.filter { $0.value.service == service }.map(\.key).sorted()
     }
 
     /// Passes SIGHUP on: each worker re-reads its key and token files.

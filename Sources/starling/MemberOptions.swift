@@ -72,6 +72,11 @@ struct MemberOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = LogLevelOption(argument: "info")!
 
+    @Option(name: .customLong("log-format"), help: ArgumentHelp(
+        "text, or json: one object per line with time, level, node, service, message and fields (`starling up` hands it on to its workers).",
+        valueName: "FORMAT"))
+    var logFormat = LogFormatOption(argument: "text")!
+
     /// The validated settings for a process of `service`; the message names the flag at fault.
     func settings(service: ServiceName, defaultPort: Int? = nil) throws -> WorkerSettings {
         guard let port = port ?? defaultPort else { throw ValidationError("--port is required (0 takes a free port)") }
@@ -115,15 +120,18 @@ struct MemberOptions: ParsableArguments {
 
 /// Runs one process of the heartbeat group until it has drained: logs to stderr, one line on
 /// stdout once bound (`starling <kind> <id> listening on HOST:PORT`), which scripts wait for.
-func runMember(kind: String, settings: WorkerSettings, role: WorkerRole, logLevel: Logger.Level) throws {
+func runMember(
+    kind: String, settings: WorkerSettings, role: WorkerRole, logLevel: Logger.Level, logFormat: LogFormat
+) throws {
     // A peer that closes its socket mid-write must give this process EPIPE, not kill it.
     signal(SIGPIPE, SIG_IGN)
+    // SIGHUP reloads once the loop watches it; until then its default action would end the process.
+    // libuv gives the processes it spawns the default dispositions back.
+    signal(SIGHUP, SIG_IGN)
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = logLevel
-        return handler
+        logFormat.handler(label: label, service: settings.service, level: logLevel)
     }
-    let logger = Logger(label: "starling.\(kind)")
+    var logger = Logger(label: "starling.\(kind)")
     let secrets: NodeSecrets
     do {
         secrets = try NodeSecrets(clusterKeyFile: settings.clusterKeyFile, clientTokenFile: settings.clientTokenFile)
@@ -131,16 +139,18 @@ func runMember(kind: String, settings: WorkerSettings, role: WorkerRole, logLeve
         logger.critical("cannot start: \(error)")
         throw ExitCode.failure
     }
-    if secrets.clusterKeys == nil {
-        logger.warning(
-            "no --cluster-key-file: the cluster is open; anyone who can reach this port can join it, forge heartbeats and peer frames (see docs/SECURITY.md)")
-    }
     let worker: Worker
     do {
         worker = try Worker(settings: settings, role: role, secrets: secrets, logger: logger)
     } catch {
         logger.critical("cannot start: \(error)")
         throw ExitCode.failure
+    }
+    // From here on its own lines name it too, as the worker's do.
+    logger[metadataKey: JSONLogHandler.nodeKey] = "\(worker.id)"
+    if secrets.clusterKeys == nil {
+        logger.warning(
+            "no --cluster-key-file: the cluster is open; anyone who can reach this port can join it, forge heartbeats and peer frames (see docs/SECURITY.md)")
     }
     // Written straight to the descriptor: no stdio buffer to flush.
     let httpPart = worker.httpAddress.map { " http \($0)" } ?? ""

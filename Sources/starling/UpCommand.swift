@@ -20,7 +20,9 @@ struct UpCommand: ParsableCommand {
               starling agent <id> listening on HOST:PORT
 
             SIGINT/SIGTERM drains the agent and the workers it started. Workers whose agent is \
-            killed (even with -9) drain and stop on their own.
+            killed (even with -9) drain and stop on their own. SIGHUP reloads DIR: new services \
+            get their workers, changed ones apply to workers started from then on, nothing \
+            running restarts; a DIR that fails to load keeps the previous definitions.
             """)
 
     @Argument(help: "Directory of service definitions (*.toml).")
@@ -60,10 +62,12 @@ struct UpCommand: ParsableCommand {
         settings = try member.settings(service: .agent, defaultPort: 7946)
         agent = AgentSettings(
             definitions: definitions, jobsDirectory: absolute, maxWorkers: maxWorkers, executable: executable,
-            workerLogLevel: workerLogLevel.level.rawValue)
+            workerLogLevel: workerLogLevel.level.rawValue, logFormat: member.logFormat.format)
     }
 
     func run() throws {
-        try runMember(kind: "agent", settings: settings!, role: .agent(agent!), logLevel: member.logLevel.level)
+        try runMember(
+            kind: "agent", settings: settings!, role: .agent(agent!), logLevel: member.logLevel.level,
+            logFormat: member.logFormat.format)
     }
 }

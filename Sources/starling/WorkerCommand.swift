@@ -53,6 +53,8 @@ struct WorkerCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runMember(kind: "worker", settings: settings!, role: .worker(definition!), logLevel: member.logLevel.level)
+        try runMember(
+            kind: "worker", settings: settings!, role: .worker(definition!), logLevel: member.logLevel.level,
+            logFormat: member.logFormat.format)
     }
 }

@@ -291,6 +291,78 @@ private func run(_ scaler: inout Scaler, from fromMs: Int64, to toMs: Int64, _ m
         }
     }
 
+    // MARK: Definitions replaced (an agent's SIGHUP reload)
+
+    @Test func anAddedServiceGetsItsWorkersAtTheNextTickAndTheOthersAreLeftAlone() {
+        var scaler = Scaler(definitions: [echo: definition(min: 1)])
+        let record = [agent(host: 1), agent(host: 2), worker(1, echo, .primary)]
+        #expect(run(&scaler, from: 0, to: 1_000, record).isEmpty)
+
+        let changes = scaler.replaceDefinitions([echo: definition(min: 1), sha: definition(sha, min: 2)])
+        #expect(changes == ServiceDefinitionChanges(added: [sha]))
+        let first = scaler.tick(nowMs: 1_000, members: record)
+        guard case .spawn(sha, _, let reason)? = first.first, first.count == 1 else {
+            Issue.record("expected one spawn of sha256: \(first)")
+            return
+        }
+        #expect(reason == "0 of min_workers 2")
+        // The second follows once the first is seen; echo, already in bounds, gets nothing.
+        let later = run(&scaler, from: 1_100, to: 3_000, record + [worker(2, sha, .primary, host: 2)])
+        #expect(later.count == 1 && later.allSatisfy { if case .spawn(sha, _, _) = $0 { true } else { false } }, "\(later)")
+    }
+
+    @Test func aChangedDefinitionIsJudgedByItsNewBoundsAndKeepsWhatIsOnItsWay() {
+        var scaler = Scaler(definitions: [echo: definition(min: 2)])
+        let record = [agent(host: 1), worker(1, echo, .primary)]
+        let spawned = scaler.tick(nowMs: 0, members: record)
+        #expect(spawned.count == 1 && spawned.allSatisfy(\.isSpawn))
+        #expect(scaler.spawnsInFlight(for: echo) == 1)
+
+        // Same bounds, another concurrency: the spawn on its way still counts, none is added.
+        var changed = scaler.replaceDefinitions([echo: definition(min: 2, concurrency: 8)])
+        #expect(changed == ServiceDefinitionChanges(changed: [echo]))
+        #expect(scaler.spawnsInFlight(for: echo) == 1)
+        #expect(scaler.tick(nowMs: 100, members: record).isEmpty)
+        #expect(scaler.definitions[echo]?.concurrency == 8)
+
+        // min_workers raised to 3: one more once the first spawn is seen.
+        changed = scaler.replaceDefinitions([echo: definition(min: 3, concurrency: 8)])
+        #expect(changed == ServiceDefinitionChanges(changed: [echo]))
+        let next = scaler.tick(nowMs: 200, members: record + [worker(2)])
+        #expect(next.count == 1 && next.allSatisfy(\.isSpawn), "\(next)")
+
+        // The same set again changes nothing.
+        #expect(scaler.replaceDefinitions([echo: definition(min: 3, concurrency: 8)]).isEmpty)
+    }
+
+    @Test func aRemovedServiceIsForgottenNeitherReplacedNorRetired() {
+        var scaler = Scaler(definitions: [echo: definition(min: 1), sha: definition(sha, min: 1, max: 1)])
+        let record = [agent(host: 1), worker(1, echo, .primary), worker(2, sha, .primary), worker(3, sha)]
+        _ = scaler.tick(nowMs: 0, members: record)
+        #expect(scaler.reports[sha] != nil)
+
+        let changes = scaler.replaceDefinitions([echo: definition(min: 1)])
+        #expect(changes == ServiceDefinitionChanges(removed: [sha]))
+        #expect(scaler.reports[sha] == nil)
+        // Two sha256 workers over its old max_workers, then none at all: nothing is asked of either.
+        #expect(run(&scaler, from: 100, to: 20_000, record).isEmpty)
+        #expect(run(&scaler, from: 20_000, to: 40_000, [agent(host: 1), worker(1, echo, .primary)]).isEmpty)
+        #expect(scaler.reports[sha] == nil && scaler.blocked.isEmpty)
+
+        // Defined again, it starts afresh: a worker at once.
+        #expect(scaler.replaceDefinitions([echo: definition(min: 1), sha: definition(sha, min: 1)]).added == [sha])
+        let again = scaler.tick(nowMs: 40_000, members: [agent(host: 1), worker(1, echo, .primary)])
+        #expect(again.count == 1 && again.allSatisfy { if case .spawn(sha, _, _) = $0 { true } else { false } }, "\(again)")
+    }
+
+    @Test func aReplacementNeverDefinesTheAgents() {
+        var scaler = Scaler(definitions: [echo: definition(min: 1)])
+        let agentDefinition = ServiceDefinition(service: .agent, handler: .builtin(.echo), minWorkers: 3, maxWorkers: 3)
+        let changes = scaler.replaceDefinitions([echo: definition(min: 1), .agent: agentDefinition])
+        #expect(changes.isEmpty)
+        #expect(scaler.definitions[.agent] == nil)
+    }
+
     @Test func theSameInputsGiveTheSameDecisions() {
         func events() -> [String] {
             var model = ServiceModel(definition: definition(min: 2, max: 8), jobMs: 150, seed: 42, noise: 0.3) { t in
