@@ -41,30 +41,14 @@ public enum JoinTarget: Hashable, Sendable, CustomStringConvertible {
     /// labels of letters, digits and hyphens (no hyphen first or last), at most 253 characters
     /// (one final dot allowed). `localhost` is a name like any other.
     public init(parsing text: String) throws(ParseError) {
-        let hostText: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
-                throw .missingPort(text)
-            }
-            hostText = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
-            guard !hostText.isEmpty else { throw .emptyHost(text) }
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { throw .missingPort(text) }
-            hostText = text[..<colon]
-            portText = text[text.index(after: colon)...]
-            // An unbracketed IPv6 address is ambiguous ("::1:80"): brackets are required.
-            guard !hostText.contains(":") else { throw .missingPort(text) }
-            guard !hostText.isEmpty else { throw .emptyHost(text) }
-        }
-        guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
-              let port = UInt16(portText) else { throw .badPort(String(portText)) }
+        guard let split = HostAndPort(text) else { throw .missingPort(text) }
+        guard !split.host.isEmpty else { throw .emptyHost(text) }
+        guard let port = split.portNumber else { throw .badPort(String(split.port)) }
         guard port != 0 else { throw .portZero(text) }
-        let host = String(hostText)
+        let host = String(split.host)
         // Brackets hold an IPv6 address, never a name.
-        if text.hasPrefix("[") && !host.contains(":") { throw .notIPv6(host) }
-        if text.hasPrefix("[") || host.allSatisfy({ $0 == "." || ($0.isASCII && $0.isNumber) }) {
+        if split.isBracketed && !host.contains(":") { throw .notIPv6(host) }
+        if split.isBracketed || host.allSatisfy({ $0 == "." || ($0.isASCII && $0.isNumber) }) {
             do {
                 self = .address(NodeAddress(host: try NodeAddress.parseHost(host), port: port))
             } catch {

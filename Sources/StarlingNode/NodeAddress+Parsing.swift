@@ -20,22 +20,9 @@ extension NodeAddress {
     /// Parses `HOST:PORT`: a dotted IPv4 address, `[IPv6]`, or `localhost` (127.0.0.1).
     /// No name resolution: that would block, and a seed list should be explicit.
     public init(parsing text: String) throws(ParseError) {
-        let hostText: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
-                throw .missingPort(text)
-            }
-            hostText = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { throw .missingPort(text) }
-            hostText = text[..<colon]
-            portText = text[text.index(after: colon)...]
-        }
-        guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
-              let port = UInt16(portText) else { throw .badPort(String(portText)) }
-        self.init(host: try Self.parseHost(String(hostText)), port: port)
+        guard let split = HostAndPort(text) else { throw .missingPort(text) }
+        guard let port = split.portNumber else { throw .badPort(String(split.port)) }
+        self.init(host: try Self.parseHost(String(split.host)), port: port)
     }
 
     /// Parses a bare numeric host (IPv4, IPv6 with or without brackets) or `localhost`.
@@ -58,5 +45,36 @@ extension NodeAddress {
     public init(_ socket: SocketAddress) {
         // SocketAddress only ever holds 4 or 16 host bytes.
         self = NodeAddress(hostBytes: socket.hostBytes, port: socket.port)!
+    }
+}
+
+/// `HOST:PORT` or `[HOST]:PORT` cut at the port's colon, the brackets dropped: what `--join`,
+/// `--http` and the like take apart before they read the host.
+struct HostAndPort {
+    let host: Substring
+    let port: Substring
+    /// Whether the host was in brackets (an IPv6 address).
+    let isBracketed: Bool
+
+    /// nil when there is no port, or when a host without brackets holds a colon ("::1:80" is
+    /// ambiguous: IPv6 addresses need brackets).
+    init?(_ text: String) {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+            isBracketed = true
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+            isBracketed = false
+        }
+    }
+
+    /// The port, when it is 1–5 ASCII digits of at most 65535.
+    var portNumber: UInt16? {
+        guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return UInt16(port)
     }
 }
