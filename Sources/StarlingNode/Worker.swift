@@ -411,7 +411,7 @@ public final class Worker {
 
     // MARK: HTTP
 
-    /// The `--http` endpoints (README, "Watching it over HTTP"): the metrics and the status JSON.
+    /// The `--http` endpoints (README, "Watching it over HTTP"): the dashboard, its JSON, the metrics.
     private func serve(_ request: HTTPRequest) -> HTTPResponse {
         switch request.path {
         case "/metrics":
@@ -421,6 +421,8 @@ public final class Worker {
                 bytesSent: links.bytesSent, bytesReceived: peers.bytesReceived)
             return HTTPResponse(
                 status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(sources))
+        case "/":
+            return DashboardPage.response()
         case "/api/status":
             do {
                 let status = DashboardStatus(
@@ -432,7 +434,7 @@ public final class Worker {
                 return .text(500, "the status could not be encoded")
             }
         default:
-            return .text(404, "no such page; try /metrics or /api/status")
+            return .text(404, "no such page; try /, /metrics or /api/status")
         }
     }
 
