@@ -47,6 +47,9 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                // The dashboard's per-service p99 (docs/HANDBOOK.md, "job rate window").
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .target(

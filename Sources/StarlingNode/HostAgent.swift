@@ -17,8 +17,9 @@ final class HostAgent {
     private let logger: Logger
     private let loop: EventLoop
     private var refusals = RejectionLog(burst: 5)
-    /// Each decision of its scaler, by kind (`spawn`, `retire`, `spawn_refused`), for the metrics.
-    var onScalerDecision: (String) -> Void = { _ in }
+    /// Each decision of its scaler: its kind (`spawn`, `retire`, `spawn_refused`) for the metrics,
+    /// and the service and what and why in words for the dashboard's event timeline.
+    var onScalerDecision: (_ kind: String, _ service: ServiceName, _ detail: String) -> Void = { _, _, _ in }
 
     init(settings: AgentSettings, loop: EventLoop, member: WorkerSettings,
          address: NodeAddress, links: PeerLinks, logger: Logger) {
@@ -102,7 +103,7 @@ final class HostAgent {
         for decision in scaler.tick(nowMs: nowMs, members: record) {
             switch decision {
             case .spawn(let service, let agent, let reason):
-                onScalerDecision("spawn")
+                onScalerDecision("spawn", service, "start a worker on the agent at \(agent): \(reason)")
                 logger.notice("scaler: start a worker", metadata: ["service": "\(service)", "agent": "\(agent)", "reason": "\(reason)"])
                 if agent == address {
                     if let refusal = startWorker(service, reason: reason, draining: draining, requester: address) {
@@ -112,7 +113,7 @@ final class HostAgent {
                     links.send(.spawn(service: service, reason: reason), to: agent)
                 }
             case .retire(let service, let worker, let reason):
-                onScalerDecision("retire")
+                onScalerDecision("retire", service, "retire the worker at \(worker): \(reason)")
                 logger.notice("scaler: retire a worker", metadata: ["service": "\(service)", "worker": "\(worker)", "reason": "\(reason)"])
                 links.send(.retire(reason: reason), to: worker)
             }
@@ -133,7 +134,7 @@ final class HostAgent {
 
     /// An agent (this one or another) did not start a worker this agent's scaler asked for.
     func spawnRefused(_ service: ServiceName, reason: String, by agent: NodeAddress, nowMs: Int64) {
-        onScalerDecision("spawn_refused")
+        onScalerDecision("spawn_refused", service, "the agent at \(agent) did not start a worker: \(reason)")
         logger.notice("scaler: spawn refused", metadata: ["service": "\(service)", "agent": "\(agent)", "reason": "\(reason)"])
         scaler.spawnFailed(service: service, agent: agent, nowMs: nowMs)
     }

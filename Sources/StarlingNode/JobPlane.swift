@@ -15,16 +15,19 @@ final class JobPlane {
     private var engine: JobEngine
     private var handlerRuns: [JobKey: any RunningJob] = [:]
     private let metrics: NodeMetrics
+    /// The dashboard's jobs/s and p99, counted with the metrics.
+    private let rates: JobRateWindow
     /// The jobs of this entry node's clients not answered yet: their service, first submit time
     /// and how many answers are still owed (a client may submit a key again before its answer).
     private var submittedAt: [ClientID: [JobKey: SubmittedJob]] = [:]
 
     init(
         loop: EventLoop, address: NodeAddress, definition: ServiceDefinition, links: PeerLinks, metrics: NodeMetrics,
-        logger: Logger, answerClient: @escaping (ClientID, ClientResponse) -> Void
+        rates: JobRateWindow, logger: Logger, answerClient: @escaping (ClientID, ClientResponse) -> Void
     ) {
         self.loop = loop
         self.metrics = metrics
+        self.rates = rates
         self.links = links
         self.answerClient = answerClient
         handler = makeHandler(for: definition, loop: loop)
@@ -100,7 +103,7 @@ final class JobPlane {
         links.flush()
     }
 
-    /// Counts a job's answer where its client is answered (docs/METRICS.md).
+    /// Counts a job's answer where its client is answered (docs/METRICS.md; the dashboard's job rate window).
     private func count(_ response: ClientResponse, to client: ClientID) {
         let key: JobKey
         let outcome: JobAnswerOutcome
@@ -114,9 +117,9 @@ final class JobPlane {
         submitted.answersOwed -= 1
         submittedAt[client]?[key] = submitted.answersOwed > 0 ? submitted : nil
         if submittedAt[client]?.isEmpty == true { submittedAt[client] = nil }
-        metrics.jobAnswered(
-            service: submitted.service, outcome: outcome,
-            duration: .nanoseconds(Int64(clamping: EventLoop.hrtimeNs &- submitted.atNs)))
+        let duration = Duration.nanoseconds(Int64(clamping: EventLoop.hrtimeNs &- submitted.atNs))
+        metrics.jobAnswered(service: submitted.service, outcome: outcome, duration: duration)
+        rates.record(service: submitted.service, duration: duration, nowMs: Int64(clamping: loop.now))
     }
 
     private func start(_ ticket: JobTicket) {

@@ -59,6 +59,10 @@ public final class Worker {
     private let metrics = NodeMetrics()
     /// The operator's endpoints, with `--http`.
     private var http: HTTPServer?
+    /// The dashboard's jobs/s and p99 (docs/HANDBOOK.md, "job rate window").
+    private let rates = JobRateWindow()
+    /// What the dashboard lists as it happened (docs/HANDBOOK.md, "event timeline").
+    private let timeline = EventTimeline()
 
     /// Creates the loop and binds the shared port; nothing runs until `run()`.
     public init(settings: WorkerSettings, role: WorkerRole, secrets: NodeSecrets, logger: Logger) throws(UVError) {
@@ -138,13 +142,17 @@ public final class Worker {
                 address: binding.address, links: links, logger: logger)
         }
         jobs = JobPlane(
-            loop: loop, address: binding.address, definition: definition, links: links, metrics: metrics, logger: logger,
+            loop: loop, address: binding.address, definition: definition, links: links, metrics: metrics, rates: rates,
+            logger: logger,
             answerClient: { [unowned self] client, response in clients.deliver(response, to: client) })
         clients = ClientRequestHandler(
             selfID: id, loop: loop, settings: settings, secrets: secrets, jobs: jobs, rejections: rejections, logger: logger,
             record: { [unowned self] in membership })
         membership.workload = workload
-        agent?.onScalerDecision = { [unowned self] kind in metrics.scalerDecided(kind) }
+        agent?.onScalerDecision = { [unowned self] kind, service, detail in
+            metrics.scalerDecided(kind)
+            note(.scaler, service: service, detail: "\(kind): \(detail)")
+        }
         http?.route = { [unowned self] in serve($0) }
         links.onLinkLost = { [unowned self] peer in
             logger.info("peer link lost", metadata: ["peer": "\(peer)"])
@@ -235,7 +243,11 @@ public final class Worker {
             membership.workload = workload
             perform(membership.tick(nowMs: nowMs))
             jobs.tick(nowMs: nowMs)
-            metrics.follow(membership, nowMs: nowMs)
+            for failover in metrics.follow(membership, nowMs: nowMs) {
+                note(.failover, service: failover.service, member: failover.to,
+                     detail: "primary \(failover.from) -> \(failover.to) (epoch \(failover.epoch))",
+                     durationMs: failover.durationMs)
+            }
             scale()
             seedResolver.tick(nowMs: nowMs)
             warnIfNoSeedAnswered()
@@ -356,16 +368,20 @@ public final class Worker {
             case .send(let heartbeat, let targets):
                 heartbeats.send(heartbeat, to: targets)
             case .statusChanged(let from, let to, let epoch, let reason):
+                note(.status, service: settings.service, member: id, detail: "\(from) -> \(to) (epoch \(epoch)): \(reason)")
                 logger.notice(
                     "status \(from) -> \(to)",
                     metadata: ["epoch": "\(epoch)", "reason": "\(reason)", "service": "\(settings.service)"])
             case .memberJoined(let member):
+                note(.joined, service: member.service, member: member.id, detail: "joined at \(member.address) (\(member.status))")
                 logger.info(
                     "member joined",
                     metadata: ["member": "\(member.id)", "service": "\(member.service)",
                                "status": "\(member.status)", "address": "\(member.address)"])
             case .memberLeft(let member, let reason):
                 links.forget(member.address)
+                note(reason == .timedOut ? .died : .left, service: member.service, member: member.id,
+                     detail: reason == .timedOut ? "not heard for the failure timeout (was \(member.status))" : "left (was \(member.status))")
                 logger.info(
                     reason == .timedOut ? "member died" : "member left",
                     metadata: ["member": "\(member.id)", "service": "\(member.service)",
@@ -374,6 +390,15 @@ public final class Worker {
                 rejections.record(reason, detail: "heartbeat from \(from) ignored: \(reason)", level: .notice)
             }
         }
+    }
+
+    /// Adds to the event timeline, dated by the wall clock (for display only; nothing decides by it).
+    private func note(
+        _ kind: ClusterEvent.Kind, service: ServiceName, member: NodeID? = nil, detail: String, durationMs: Int64? = nil
+    ) {
+        timeline.record(ClusterEvent(
+            atUnixMs: Self.wallClockMs(), kind: kind, service: service.value, member: member?.description, detail: detail,
+            durationMs: durationMs))
     }
 
     private func warnIfNoSeedAnswered() {
@@ -386,7 +411,7 @@ public final class Worker {
 
     // MARK: HTTP
 
-    /// The `--http` endpoints (README, "HTTP").
+    /// The `--http` endpoints (README, "Watching it over HTTP"): the dashboard, its JSON, the metrics.
     private func serve(_ request: HTTPRequest) -> HTTPResponse {
         switch request.path {
         case "/metrics":
@@ -396,15 +421,20 @@ public final class Worker {
                 bytesSent: links.bytesSent, bytesReceived: peers.bytesReceived)
             return HTTPResponse(
                 status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(sources))
+        case "/":
+            return DashboardPage.response()
         case "/api/status":
             do {
-                return .json(try statusReport().jsonBytes())
+                let status = DashboardStatus(
+                    report: statusReport(), jobs: rates.snapshot(nowMs: nowMs), events: timeline.events,
+                    nowUnixMs: Self.wallClockMs())
+                return .json(try status.jsonBytes())
             } catch {
                 logger.error("cannot encode the status: \(error)")
                 return .text(500, "the status could not be encoded")
             }
         default:
-            return .text(404, "no such page; try /metrics or /api/status")
+            return .text(404, "no such page; try /, /metrics or /api/status")
         }
     }
 

@@ -26,8 +26,8 @@ final class NodeMetrics {
     private var services: [String: ServiceSeries] = [:]
     private var rejected: [String: CounterMirror] = [:]
     private var scalerDecisions: [String: Counter] = [:]
-    /// The primary of each service seen last, to count changes of primary.
-    private var primaries: [ServiceName: NodeID] = [:]
+    /// Each service's primary, to see it change.
+    private var failoverWatch = FailoverWatch()
     private let reconnects: CounterMirror
     private let bytesSent: CounterMirror
     private let bytesReceived: CounterMirror
@@ -65,14 +65,14 @@ final class NodeMetrics {
     }
 
     /// Follows the record each interval: a service whose primary changed to another member has
-    /// failed over, as this process saw it.
-    func follow(_ membership: Membership, nowMs: Int64) {
+    /// failed over, as this process saw it. Returns those failovers (for the event timeline).
+    func follow(_ membership: Membership, nowMs: Int64) -> [Failover] {
         for service in Set(membership.members.values.map(\.service)).union([membership.config.service]) {
-            let series = series(of: service)
-            guard let primary = membership.primary(of: service, nowMs: nowMs)?.id else { continue }
-            if let previous = primaries[service], previous != primary { series.failovers.increment() }
-            primaries[service] = primary
+            _ = series(of: service)
         }
+        let failovers = failoverWatch.follow(membership, nowMs: nowMs)
+        for failover in failovers { series(of: failover.service).failovers.increment() }
+        return failovers
     }
 
     private func series(of service: ServiceName) -> ServiceSeries {
