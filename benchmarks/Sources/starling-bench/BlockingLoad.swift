@@ -32,6 +32,14 @@ protocol LoadWire: Sendable {
     mutating func forget(slot: Int)
     /// The connection is gone: forget everything about it.
     mutating func reset()
+    /// Runs once on each new connection, after `reset` and before the first submit (NATS says
+    /// who it is and subscribes to its inbox here); throws if the connection is unusable.
+    mutating func handshake(_ socket: LoopbackSocket) throws(WireError)
+}
+
+extension LoadWire {
+    /// Gearman and Starling need nothing before the first submit.
+    mutating func handshake(_ socket: LoopbackSocket) throws(WireError) {}
 }
 
 /// The closed-loop load over plain blocking sockets: `connections` connections (one thread
@@ -157,6 +165,7 @@ private struct BlockingLoadConnection<Wire: LoadWire> {
     /// Submits and answers until `end`, then drains; throws when the connection fails.
     private mutating func serve(_ socket: LoopbackSocket, lostAfterNs: UInt64, drainEnd: UInt64) throws(WireError) {
         wire.reset()
+        try wire.handshake(socket)
         while true {
             let now = monotonicNs()
             // Start every idle slot whose time has come.

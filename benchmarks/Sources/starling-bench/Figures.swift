@@ -12,8 +12,8 @@ struct KillEvent: Codable, Sendable {
 
 /// What the `failure` scenario measures beyond `echo`.
 struct FailureFigures: Codable, Sendable {
-    /// `workers` (Starling: the primary, then a standby; gearmand: a worker, then another) or
-    /// `server` (Starling: the primary; gearmand: gearmand itself).
+    /// `workers` (Starling: the primary, then a standby; gearmand, nats: a worker, then another)
+    /// or `server` (Starling: the primary; gearmand, nats: the server itself).
     var kind: String
     var kills: [KillEvent]
     /// Milliseconds of each bucket in `jobsPerSecond`.
@@ -23,7 +23,7 @@ struct FailureFigures: Codable, Sendable {
     /// The longest stretch inside the measured window with no answer at all.
     var longestGapMs: Int
     var longestGapAtS: Double
-    /// gearmand restarted (as a supervisor would) this long after it was killed; nil: not killed
+    /// gearmand or nats-server restarted (as a supervisor would) this long after it was killed; nil: not killed
     /// or not restarted.
     var restartAfterMs: Int?
 

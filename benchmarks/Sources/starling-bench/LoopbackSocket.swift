@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// One blocking TCP connection to 127.0.0.1 (gearmand, or a starling worker), used by one thread
-/// only: writes go out whole, reads are buffered and parsed by the caller's framing.
+/// One blocking TCP connection to 127.0.0.1 (gearmand, nats-server, or a starling worker), used
+/// by one thread only: writes go out whole, reads are buffered and parsed by the caller's framing.
 final class LoopbackSocket {
     private var fd: Int32
     private var buffer: [UInt8] = []
@@ -31,6 +31,25 @@ final class LoopbackSocket {
         }
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// A port that was free on 127.0.0.1 a moment ago.
+    static func freePort() throws(WireError) -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw WireError("socket: \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+            }
+        }
+        guard bound == 0 else { throw WireError("bind 127.0.0.1:0: \(String(cString: strerror(errno)))") }
+        return UInt16(bigEndian: address.sin_port)
     }
 
     deinit { close() }

@@ -77,7 +77,7 @@ struct BenchReport: Codable, Sendable {
     }
 
     var benchmark: String
-    /// `starling` or `gearmand`.
+    /// `starling` (`-raw`, `-keyed`), `gearmand` or `nats`.
     var system: String
     var date: String
     var machine: Machine

@@ -57,6 +57,7 @@ enum ScenarioRunner {
             switch options.system {
             case .starling: run = try await StarlingSystem.run(plan, options: options) { directory = $0 }
             case .gearmand: run = try await GearmandSystem.run(plan, options: options) { directory = $0 }
+            case .nats: run = try await NATSSystem.run(plan, options: options) { directory = $0 }
             }
             Children.shared.stopAll()
             if options.keepLogs {
@@ -128,7 +129,7 @@ enum ScenarioRunner {
                 kind: failure.kind.rawValue, kills: run.kills, bucketMs: bucketMs,
                 jobsPerSecond: timeline.rates(bucketMs: bucketMs, fromS: 0, toS: endS),
                 longestGapMs: gap.ms, longestGapAtS: gap.atS,
-                restartAfterMs: options.system == .gearmand && failure.kind == .server && failure.restartAfterMs > 0
+                restartAfterMs: options.system != .starling && failure.kind == .server && failure.restartAfterMs > 0
                     ? failure.restartAfterMs : nil)
         }
         if let scale = plan.scale {

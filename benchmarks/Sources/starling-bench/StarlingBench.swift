@@ -6,20 +6,23 @@ import StarlingClient
 import Glibc
 #endif
 
-/// `starling-bench`: benchmarks of a real Starling cluster and of gearmand on this machine
-/// (benchmarks/README.md).
+/// `starling-bench`: benchmarks of a real Starling cluster, of gearmand and of nats-server on this
+/// machine (benchmarks/README.md).
 @main
 struct StarlingBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling-bench",
-        abstract: "Benchmarks of real starling workers (or gearmand and gearman workers) on loopback.",
-        subcommands: [Echo.self, Latency.self, Failure.self, Scale.self, Summarize.self, GearmanWorker.self])
+        abstract: "Benchmarks of real starling workers (or gearmand, or nats-server, and their workers) on loopback.",
+        subcommands: [Echo.self, Latency.self, Failure.self, Scale.self, Summarize.self, GearmanWorker.self,
+                      NATSWorker.self])
 }
 
 /// The system a scenario runs against.
 enum SystemUnderTest: String, ExpressibleByArgument, CaseIterable, Sendable {
     case starling
     case gearmand
+    /// nats-server with workers in a queue group, requests answered to a reply inbox.
+    case nats
 }
 
 /// How the bench talks to Starling.
@@ -32,10 +35,10 @@ enum StarlingClientKind: String, ExpressibleByArgument, CaseIterable, Sendable {
 
 /// Options shared by every benchmark.
 struct CommonOptions: ParsableArguments {
-    @Option(help: "starling or gearmand.")
+    @Option(help: "starling, gearmand or nats.")
     var system: SystemUnderTest = .starling
 
-    @Option(help: "Workers to start (starling: the first is the seed, the others join it; gearmand: worker processes).")
+    @Option(help: "Workers to start (starling: the first is the seed, the others join it; gearmand, nats: worker processes).")
     var workers = 4
 
     @Option(help: "Seconds measured, after the warm-up.")
@@ -106,9 +109,9 @@ extension StarlingBench {
             discussion: """
                 starling: starts W workers of service 'echo' on 127.0.0.1, waits until they agree \
                 on a primary, then keeps C jobs outstanding across the standbys as entry nodes. \
-                gearmand: starts gearmand on a free loopback port and W gearman worker processes, \
-                then keeps C jobs outstanding over W - 1 client connections. Each job is measured \
-                from submit to answer.
+                gearmand (nats): starts gearmand (nats-server) on a free loopback port and W gearman \
+                (NATS) worker processes, then keeps C jobs outstanding over W - 1 client \
+                connections. Each job is measured from submit to answer.
                 """)
 
         @OptionGroup var options: CommonOptions
@@ -141,9 +144,10 @@ extension StarlingBench {
             abstract: "Echo load while processes are killed with -9: jobs/s over time, longest gap, lost, duplicated.",
             discussion: """
                 --kill workers: starling loses its primary at the first kill and a standby at the \
-                second; gearmand loses a worker, then another. --kill server: starling loses its \
-                primary; gearmand itself is killed (its single point of failure) and started again \
-                on the same port --restart-after-ms later, as a supervisor would (0: never).
+                second; gearmand and nats lose a worker, then another. --kill server: starling loses \
+                its primary; gearmand (nats-server) itself is killed (its single point of failure) \
+                and started again on the same port --restart-after-ms later, as a supervisor would \
+                (0: never).
                 """)
 
         @OptionGroup var options: CommonOptions
@@ -160,7 +164,7 @@ extension StarlingBench {
         @Option(name: .customLong("second-kill-at"), help: "Seconds into the measured window of the second kill (--kill workers).")
         var secondKillAt = 6.5
 
-        @Option(name: .customLong("restart-after-ms"), help: "gearmand (--kill server) is started again this long after its kill; 0: never.")
+        @Option(name: .customLong("restart-after-ms"), help: "gearmand or nats-server (--kill server) is started again this long after its kill; 0: never.")
         var restartAfterMs = 1_000
 
         func validate() throws {
@@ -215,6 +219,9 @@ extension StarlingBench {
 
         func validate() throws {
             try options.validate(concurrency: to)
+            guard options.system != .nats else {
+                throw ValidationError("scale is not measured for nats: it has no autoscaler and no sleep worker")
+            }
             guard from >= 1, from < to else { throw ValidationError("--from must be 1 or more and below --to") }
             guard stepAt > 0, stepAt < options.duration else { throw ValidationError("--step-at must be inside (0, --duration)") }
             guard (1...10_000).contains(sleepMs) else { throw ValidationError("--sleep-ms must be 1...10000") }

@@ -46,7 +46,7 @@ final class GearmandCluster: Sendable {
         var lastError: (any Error)?
         var chosen: (port: UInt16, pid: pid_t)?
         for _ in 0..<3 {
-            let candidate = try Self.freePort()
+            let candidate = try LoopbackSocket.freePort()
             do {
                 let pid = try Self.startServer(binary: binary, port: candidate, threads: threads,
                                                logPath: directory + "/gearmand-0.log", directory: directory)
@@ -100,25 +100,6 @@ final class GearmandCluster: Sendable {
     /// kill -9 of worker `index`.
     func killWorker(_ index: Int) {
         Spawn.killNow(workerPIDs[index])
-    }
-
-    /// A port that was free on 127.0.0.1 a moment ago.
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
-            }
-        }
-        guard bound == 0 else { throw BenchError("bind 127.0.0.1:0: \(String(cString: strerror(errno)))") }
-        return UInt16(bigEndian: address.sin_port)
     }
 
     /// Starts gearmand in the foreground (no --daemon) and waits until it answers ECHO_REQ.
