@@ -13,7 +13,7 @@ struct StarlingBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling-bench",
         abstract: "Benchmarks of real starling workers (or gearmand, or nats-server, and their workers) on loopback.",
-        subcommands: [Echo.self, Latency.self, Failure.self, Scale.self, Summarize.self, GearmanWorker.self,
+        subcommands: [Echo.self, Latency.self, Failure.self, Scale.self, Members.self, Summarize.self, GearmanWorker.self,
                       NATSWorker.self])
 }
 
