@@ -8,8 +8,9 @@ extension StarlingBench {
             abstract: "Writes RESULTS.md and SVG charts from the JSON results of a run (benchmarks/run calls it).",
             discussion: """
                 Reads every <scenario>-<system>-run<N>.json in --results, takes the median of each \
-                figure over the runs, and writes the comparison (Starling ÷ gearmand, the targets of \
-                issue 5) to --out, with the charts as SVG files next to the JSON.
+                figure over the runs, and writes the comparison (Starling ÷ NATS, Starling ÷ gearmand, \
+                the targets of issues 5 and 13, the members scenario) to --out, with the charts as SVG \
+                files next to the JSON.
                 """)
 
         @Option(help: "Folder of the JSON results.")
@@ -39,16 +40,26 @@ extension StarlingBench {
             let names = try FileManager.default.contentsOfDirectory(atPath: results)
                 .filter { $0.hasSuffix(".json") && $0.contains("-run") }.sorted()
             var reports: [BenchReport] = []
+            var members: [MembersReport] = []
             let decoder = JSONDecoder()
+            /// The one field every report has, to tell a members report from the others.
+            struct Kind: Decodable { var benchmark: String }
             for name in names {
                 do {
-                    reports.append(try decoder.decode(BenchReport.self, from: Data(contentsOf: URL(fileURLWithPath: results + "/" + name))))
+                    let data = try Data(contentsOf: URL(fileURLWithPath: results + "/" + name))
+                    if try decoder.decode(Kind.self, from: data).benchmark == "members" {
+                        members.append(try decoder.decode(MembersReport.self, from: data))
+                    } else {
+                        reports.append(try decoder.decode(BenchReport.self, from: data))
+                    }
                 } catch {
                     throw ValidationError("\(results)/\(name): not a starling-bench report: \(error)")
                 }
             }
-            guard !reports.isEmpty else { throw ValidationError("no <scenario>-<system>-run<N>.json in \(results)") }
-            let summary = ResultsSummary(reports: reports, command: command, notes: note, resultsFolder: results,
+            guard !reports.isEmpty || !members.isEmpty else {
+                throw ValidationError("no <scenario>-<system>-run<N>.json in \(results)")
+            }
+            let summary = ResultsSummary(reports: reports, membersReports: members, command: command, notes: note, resultsFolder: results,
                                          outFolder: URL(fileURLWithPath: out).deletingLastPathComponent().path)
             for (name, svg) in summary.charts() {
                 try Data(svg.utf8).write(to: URL(fileURLWithPath: results + "/" + name))
@@ -63,6 +74,8 @@ extension StarlingBench {
 /// The figures of one run, grouped by scenario and system, with medians and ratios.
 struct ResultsSummary {
     let reports: [BenchReport]
+    /// The `members` scenario's reports (Starling only), one per run.
+    let membersReports: [MembersReport]
     let command: String
     let notes: [String]
     let resultsFolder: String
@@ -70,6 +83,7 @@ struct ResultsSummary {
 
     static let starlingColor = "#1f5fbf"
     static let gearmandColor = "#d9480f"
+    static let natsColor = "#2f9e44"
 
     func runs(_ benchmark: String, _ system: String) -> [BenchReport] {
         reports.filter { $0.benchmark == benchmark && $0.system == system }
@@ -99,11 +113,11 @@ struct ResultsSummary {
             let benchmark = "failure-\(kind)"
             var series: [SVGChart.Series] = []
             var markers: [SVGChart.Marker] = []
-            for (system, color) in [("starling", Self.starlingColor), ("gearmand", Self.gearmandColor)] {
+            for (system, color) in [("starling", Self.starlingColor), ("nats", Self.natsColor), ("gearmand", Self.gearmandColor)] {
                 guard let report = runs(benchmark, system).last, let failure = report.failure else { continue }
                 let step = Double(failure.bucketMs) / 1_000
                 series.append(SVGChart.Series(
-                    name: system == "starling" ? "Starling" : "gearmand", color: color,
+                    name: Self.displayName(system), color: color,
                     points: failure.jobsPerSecond.enumerated().map { (Double($0.offset) * step + step / 2, $0.element) }))
                 for kill in failure.kills {
                     markers.append(SVGChart.Marker(x: kill.atS, label: Self.shortLabel(kill.what), color: color))
@@ -111,8 +125,8 @@ struct ResultsSummary {
             }
             guard !series.isEmpty else { continue }
             let title = kind == "workers"
-                ? "Echo jobs/s per 100 ms, kill -9 of the Starling primary then a standby / of two gearman workers"
-                : "Echo jobs/s per 100 ms, kill -9 of the Starling primary / of gearmand itself"
+                ? "Echo jobs/s per 100 ms, kill -9 of the Starling primary then a standby / of two NATS, two gearman workers"
+                : "Echo jobs/s per 100 ms, kill -9 of the Starling primary / of nats-server, of gearmand itself"
             let chart = SVGChart(title: title, xLabel: "seconds since the load started (the first 2 s are warm-up)",
                                  yLabel: "jobs/s", series: series, markers: markers)
             charts.append(("\(benchmark).svg", chart.render()))
@@ -151,7 +165,9 @@ struct ResultsSummary {
     static func shortLabel(_ what: String) -> String {
         if what.contains("primary") { return "primary killed" }
         if what.contains("standby") { return "standby killed" }
+        if what.contains("nats-server started again") { return "nats-server restarted" }
         if what.contains("started again") { return "gearmand restarted" }
+        if what.contains("of nats-server") { return "nats-server killed" }
         if what.contains("of gearmand") { return "gearmand killed" }
         if what.contains("worker") { return "worker killed" }
         return what

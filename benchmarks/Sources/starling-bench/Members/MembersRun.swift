@@ -1,5 +1,6 @@
 import Foundation
 import StarlingCore
+import StarlingTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -20,16 +21,42 @@ struct MembersRun {
 
     func run(workers count: Int) throws -> MembersPoint {
         let started = monotonicNs()
-        var workers: [StartedWorker] = []
-        defer { Children.stop(workers.map(\.pid), graceMs: 3_000) }
-        for index in 0..<count {
+        var pids: [pid_t] = []
+        defer { Children.stop(pids, graceMs: 3_000) }
+        func arguments(_ index: Int) -> [String] {
             // --parent-pid: should the bench die without stopping them (kill -9), the workers go too.
-            var arguments = ["worker", "--service", services[index % services.count], "--port", "0",
-                             "--host", "127.0.0.1", "--interval", "\(intervalMs)", "--jobs", directory,
-                             "--parent-pid", "\(getpid())"]
-            if let seed = workers.first { arguments += ["--join", seed.address] }
-            workers.append(try Cluster.spawnWorker(binary: binary, arguments: arguments,
-                                                   logPath: directory + "/worker-\(count)-\(index).log", startTimeoutMs: 30_000))
+            ["worker", "--service", services[index % services.count], "--port", "0", "--host", "127.0.0.1",
+             "--interval", "\(intervalMs)", "--jobs", directory, "--parent-pid", "\(getpid())"]
+        }
+        func logPath(_ index: Int) -> String { directory + "/worker-\(count)-\(index).log" }
+        let seed = try Cluster.spawnWorker(binary: binary, arguments: arguments(0), logPath: logPath(0), startTimeoutMs: 30_000)
+        pids.append(seed.pid)
+        // The others all at once, then their lines: one after another, the later ones wait behind
+        // workers that already keep both cores busy (minutes at 150).
+        var pending: [StarlingProcess] = []
+        for index in 1..<max(1, count) {
+            let process: StarlingProcess
+            do {
+                process = try StarlingProcess(executable: binary, arguments: arguments(index) + ["--join", seed.address],
+                                              logPath: logPath(index), ownProcessGroup: true)
+            } catch {
+                throw BenchError(error.description)
+            }
+            guard Children.shared.add(process.pid) else {
+                Children.stop([process.pid], graceMs: 0)
+                throw BenchError("stopping: \(binary) not started")
+            }
+            pids.append(process.pid)
+            pending.append(process)
+        }
+        var workers = [seed]
+        let startDeadline = ContinuousClock.now + .seconds(max(60, count))
+        for process in pending {
+            guard let line = process.waitUntilListening(as: .worker, timeout: max(.zero, startDeadline - ContinuousClock.now)) else {
+                throw BenchError("worker \(process.pid) did not report its address within \(max(60, count)) s of the start "
+                    + "(last line: '\(process.lastOtherLine)'); its log:\n\(Spawn.logTail(process.logPath))")
+            }
+            workers.append(StartedWorker(pid: process.pid, id: line.id, address: line.address.description, logPath: process.logPath))
         }
         let allStarted = monotonicNs()
         let startS = Double(allStarted - started) / 1e9
@@ -43,13 +70,13 @@ struct MembersRun {
         // Nothing polls them while they are measured: the figures are the idle cluster's own.
         probes.forEach { $0.close() }
 
-        let pids = workers.map(\.pid)
-        let ticksBefore = pids.map { ProcessCounters.cpuTicks($0) }
-        let udpBefore = ProcessCounters.udp(of: pids[0])
+        let workerPIDs = workers.map(\.pid)
+        let ticksBefore = workerPIDs.map { ProcessCounters.cpuTicks($0) }
+        let udpBefore = ProcessCounters.udp(of: workerPIDs[0])
         let measureStart = monotonicNs()
         usleep(useconds_t(measureS * 1e6))
-        let ticksAfter = pids.map { ProcessCounters.cpuTicks($0) }
-        let udpAfter = ProcessCounters.udp(of: pids[0])
+        let ticksAfter = workerPIDs.map { ProcessCounters.cpuTicks($0) }
+        let udpAfter = ProcessCounters.udp(of: workerPIDs[0])
         let measuredS = Double(monotonicNs() - measureStart) / 1e9
         var ticks: UInt64 = 0
         var alive = 0
@@ -91,11 +118,9 @@ struct MembersRun {
         let ids = Set(workers.map(\.id))
         let deadline = start + UInt64(convergeTimeoutS * 1e9)
         var done = Array(repeating: false, count: workers.count)
-        var smallest = Array(repeating: 0, count: workers.count)
         var lastAt: UInt64 = 0
         func check(_ index: Int) -> (ok: Bool, primaries: Set<NodeID>, record: StatusReport?) {
             guard let report = probes[index].status() else { return (false, [], nil) }
-            smallest[index] = report.members.count
             let primaries = report.members.filter { $0.status == .primary }
             let ok = report.members.count == ids.count && Set(report.members.map(\.id)) == ids
                 && report.members.allSatisfy { $0.status == .primary || $0.status == .standby }
@@ -126,9 +151,14 @@ struct MembersRun {
             }
             usleep(200_000)
         }
+        // Where they stand: up to ten records spread over the workers (all of them could take minutes).
         let holding = done.filter { $0 }.count
-        return Convergence(atS: nil, note: "at the timeout \(holding) of \(workers.count) workers had been seen holding all "
-            + "\(workers.count); the smallest record last read held \(smallest.min() ?? 0)", record: nil)
+        let sample = Array(Set(stride(from: 0, to: workers.count, by: max(1, workers.count / 10)).map { $0 })).sorted()
+        let sizes = sample.compactMap { probes[$0].status(timeoutMs: 1_000)?.members.count }
+        let read = sizes.isEmpty ? "none of \(sample.count) sampled workers answered STATUS within 1 s"
+            : "\(sizes.count) of \(sample.count) sampled records held \(sizes.min()!)–\(sizes.max()!) members"
+        return Convergence(atS: nil, note: "not converged: \(holding) of \(workers.count) workers had been seen holding all "
+            + "\(workers.count); at the timeout \(read)", record: nil)
     }
 
     // MARK: - A primary's kill
