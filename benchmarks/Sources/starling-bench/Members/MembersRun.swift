@@ -120,7 +120,9 @@ struct MembersRun {
         var done = Array(repeating: false, count: workers.count)
         var lastAt: UInt64 = 0
         func check(_ index: Int) -> (ok: Bool, primaries: Set<NodeID>, record: StatusReport?) {
-            guard let report = probes[index].status() else { return (false, [], nil) }
+            // At 150 an overloaded worker took over 5 s to answer on this machine: a short timeout
+            // would report "no answer" where the record is merely late.
+            guard let report = probes[index].status(timeoutMs: 5_000) else { return (false, [], nil) }
             let primaries = report.members.filter { $0.status == .primary }
             let ok = report.members.count == ids.count && Set(report.members.map(\.id)) == ids
                 && report.members.allSatisfy { $0.status == .primary || $0.status == .standby }
@@ -154,8 +156,8 @@ struct MembersRun {
         // Where they stand: up to ten records spread over the workers (all of them could take minutes).
         let holding = done.filter { $0 }.count
         let sample = Array(Set(stride(from: 0, to: workers.count, by: max(1, workers.count / 10)).map { $0 })).sorted()
-        let sizes = sample.compactMap { probes[$0].status(timeoutMs: 1_000)?.members.count }
-        let read = sizes.isEmpty ? "none of \(sample.count) sampled workers answered STATUS within 1 s"
+        let sizes = sample.compactMap { probes[$0].status(timeoutMs: 3_000)?.members.count }
+        let read = sizes.isEmpty ? "none of \(sample.count) sampled workers answered STATUS within 3 s"
             : "\(sizes.count) of \(sample.count) sampled records held \(sizes.min()!)–\(sizes.max()!) members"
         return Convergence(atS: nil, note: "not converged: \(holding) of \(workers.count) workers had been seen holding all "
             + "\(workers.count); at the timeout \(read)", record: nil)
