@@ -1,4 +1,4 @@
-/// nats-server's text protocol (docs.nats.io, "Client Protocol"): every operation is a control
+/// nats-server's text protocol (benchmarks/README.md, "NATS"): every operation is a control
 /// line ended by CRLF whose fields are separated by spaces or tabs, operation names in any case;
 /// `MSG` and `HMSG` are followed by a payload of the size the line gives, and a CRLF.
 ///
