@@ -44,6 +44,9 @@ public final class StarlingClient: Sendable {
     /// A random prefix that makes generated keys unique across clients.
     private let keyPrefix: String
     private let nextID = Atomic<UInt64>(1)
+    /// The service name last validated: callers submit to few services, and checking a name
+    /// character by character costs more than comparing it with the last one.
+    private let lastService = Mutex<ServiceName?>(nil)
 
     /// A client of `nodes`, e.g. `["127.0.0.1:7946", "[::1]:7946"]` (numeric addresses or
     /// `localhost`; no DNS). Nothing is connected until the first call.
@@ -108,7 +111,12 @@ public final class StarlingClient: Sendable {
     /// overloaded, cancelled, invalid arguments); a node's `OK`, `FAIL` and `ERR` are answers.
     public func submit(service: String, payload: [UInt8], key: String? = nil) async throws(StarlingClientError) -> JobAnswer {
         let serviceName: ServiceName
-        do { serviceName = try ServiceName(service) } catch { throw .invalidArgument("\(error)") }
+        if let last = lastService.withLock({ $0 }), last.value == service {
+            serviceName = last
+        } else {
+            do { serviceName = try ServiceName(service) } catch { throw .invalidArgument("\(error)") }
+            lastService.withLock { $0 = serviceName }
+        }
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let jobKey: JobKey
         do { jobKey = try JobKey(key ?? "\(keyPrefix)-\(id)") } catch { throw .invalidArgument("\(error)") }

@@ -126,6 +126,21 @@ private func fastFailover() -> StarlingClient.Configuration {
         #expect(throws: StarlingClientError.self) { try StarlingClient(nodes: ["127.0.0.1:1"], configuration: bad) }
     }
 
+    @Test func eachServiceNameIsCheckedWhateverCameBefore() async throws {
+        // The client remembers the last valid name: a different one is still checked in full.
+        let node = try FakeNode()
+        defer { node.stop() }
+        let client = try StarlingClient(nodes: [node.address])
+        #expect(try await client.submit(service: "echo", payload: bytes("a")) == .ok(bytes("a")))
+        for bad in ["echo ", "Echo", "", "-echo", "ech\u{00F6}"] {
+            await #expect(throws: StarlingClientError.self) { try await client.submit(service: bad, payload: []) }
+        }
+        #expect(try await client.submit(service: "echo", payload: bytes("b")) == .ok(bytes("b")))
+        #expect(try await client.submit(service: "nosuch", payload: []) == .error(code: .noService, message: "no such service"))
+        #expect(try await client.submit(service: "echo", payload: bytes("c")) == .ok(bytes("c")))
+        await client.close()
+    }
+
     @Test func failsOverToTheNextNodeAndResubmitsWithTheSameKeys() async throws {
         // The first node reads 5 jobs, answers none and drops the connection (killed worker); the
         // second answers everything twice, so duplicates must be dropped.
