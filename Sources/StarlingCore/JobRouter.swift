@@ -46,6 +46,10 @@ public struct JobRouter: Sendable {
         /// Entry nodes to tell the outcome: the ticket's, and any that forwarded the same key.
         var entries: [NodeAddress]
         var executor: NodeAddress?
+        /// Whether this router dispatched `ticket` to `executor` itself (not adopted it from a
+        /// `running` list): that executor then sends the outcome straight to `ticket.entry`, and
+        /// the router relays it only to the other entry nodes.
+        var executorKnowsEntry = false
         /// When its dispatch last went, and how often it went again for being overdue.
         var dispatchedAtMs: Int64 = 0
         var overdueRounds = 0
@@ -163,6 +167,7 @@ public struct JobRouter: Sendable {
                 }
                 jobs[key]!.dispatchedAtMs = nowMs
                 jobs[key]!.overdueRounds += 1
+                jobs[key]!.executorKnowsEntry = true
                 out.append(.send(.dispatch(epoch: epoch, ticket: job.ticket), to: executor))
             }
         }
@@ -210,7 +215,9 @@ public struct JobRouter: Sendable {
         if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
         if let other = job.executor, other != executor { inFlight[other]?.remove(key) }
         let result = PeerMessage.result(epoch: epoch ?? 0, service: service, key: key, outcome: outcome)
-        return job.entries.map { .send(result, to: $0) } + pump(nowMs: nowMs)
+        // The executor this router dispatched to has told the ticket's entry node itself.
+        let toldByExecutor = job.executorKnowsEntry && job.executor == executor ? job.ticket.entry : nil
+        return job.entries.filter { $0 != toldByExecutor }.map { .send(result, to: $0) } + pump(nowMs: nowMs)
     }
 
     /// A new primary learns what an executor still runs from the old one's dispatches.
@@ -220,6 +227,7 @@ public struct JobRouter: Sendable {
             if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
             if let other = job.executor { inFlight[other]?.remove(key) }
             job.executor = executor
+            job.executorKnowsEntry = false
             job.dispatchedAtMs = nowMs
             jobs[key] = job
             inFlight[executor, default: []].insert(key)
@@ -257,6 +265,7 @@ public struct JobRouter: Sendable {
             let key = queue.removeFirst()
             guard jobs[key] != nil else { continue }
             jobs[key]!.executor = executor
+            jobs[key]!.executorKnowsEntry = true
             jobs[key]!.dispatchedAtMs = nowMs
             inFlight[executor, default: []].insert(key)
             out.append(.send(.dispatch(epoch: epoch, ticket: jobs[key]!.ticket), to: executor))

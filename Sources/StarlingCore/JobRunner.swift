@@ -1,7 +1,7 @@
 import DequeModule
 
 /// The executor's side of jobs: it runs what its primary dispatches, at most `slots` at once, and
-/// reports each outcome to whoever dispatched it. It refuses dispatches stamped with an epoch older
+/// reports each outcome to whoever dispatched it and straight to the job's entry node. It refuses dispatches stamped with an epoch older
 /// than one it has seen (fencing), and runs a key at most once while it runs or remembers it: a
 /// dispatch of a key it is running attaches to it, one it finished recently gets the same outcome,
 /// and one it knows with another payload is refused to the primary, which tells the entry nodes.
@@ -27,6 +27,9 @@ public struct JobRunner: Sendable {
         var epoch: UInt64
         /// The primaries to report to: the one that dispatched it, and any later one that did again.
         var reportTo: [NodeAddress]
+        /// The entry nodes its dispatches named: they get the outcome straight from here, without
+        /// the hop through the primary (docs/HANDBOOK.md, "The job path").
+        var entries: [NodeAddress]
     }
 
     public let config: Config
@@ -74,21 +77,23 @@ public struct JobRunner: Sendable {
             [.send(.refused(service: service, key: key, code: .badRequest, message: PayloadDigest.conflictMessage), to: peer)]
         }
         switch recent.recall(JobID(service: service, key: key), payload: ticket.payload) {
-        case .answered(let outcome): return [.send(.result(epoch: epoch, service: service, key: key, outcome: outcome), to: peer)]
+        case .answered(let outcome):
+            let result = PeerMessage.result(epoch: epoch, service: service, key: key, outcome: outcome)
+            return Self.recipients(primaries: [peer], entries: [ticket.entry]).map { .send(result, to: $0) }
         case .otherPayload: return refuseOtherPayload()
         case nil: break
         }
         if let job = running[key] ?? waitingJobs[key], job.ticket.payload != ticket.payload { return refuseOtherPayload() }
         if running[key] != nil {
-            running[key]!.attach(peer, epoch: epoch)
+            running[key]!.attach(peer, epoch: epoch, entry: ticket.entry)
             return []
         }
         if waitingJobs[key] != nil {
-            waitingJobs[key]!.attach(peer, epoch: epoch)
+            waitingJobs[key]!.attach(peer, epoch: epoch, entry: ticket.entry)
             return []
         }
         guard !isDraining else { return decline("draining") }
-        let accepted = Accepted(ticket: ticket, epoch: epoch, reportTo: [peer])
+        let accepted = Accepted(ticket: ticket, epoch: epoch, reportTo: [peer], entries: [ticket.entry])
         if running.count < config.slots {
             running[key] = accepted
             return [.run(ticket, epoch: epoch)]
@@ -104,7 +109,7 @@ public struct JobRunner: Sendable {
         guard let job = running.removeValue(forKey: key) else { return [] }
         recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
         let result = PeerMessage.result(epoch: job.epoch, service: service, key: key, outcome: outcome)
-        var out: [JobDirective] = job.reportTo.map { .send(result, to: $0) }
+        var out: [JobDirective] = Self.recipients(primaries: job.reportTo, entries: job.entries).map { .send(result, to: $0) }
         while running.count < config.slots, let next = waiting.popFirst() {
             guard let accepted = waitingJobs.removeValue(forKey: next) else { continue }
             // The fence rose while it waited and no newer primary dispatched it again: whoever
@@ -137,12 +142,20 @@ public struct JobRunner: Sendable {
     public mutating func tick(nowMs: Int64) {
         recent.expire(nowMs: nowMs)
     }
+
+    /// Who hears an outcome: every primary that dispatched the job (each relays it to entry nodes
+    /// the executor does not know of) and every entry node its dispatches named. A process that is
+    /// both gets one frame, which its engine hands to both parts.
+    static func recipients(primaries: [NodeAddress], entries: [NodeAddress]) -> [NodeAddress] {
+        primaries + entries.filter { !primaries.contains($0) }
+    }
 }
 
 extension JobRunner.Accepted {
-    /// Another dispatch of the same key (from `peer`, at `epoch`) joins this one.
-    mutating func attach(_ peer: NodeAddress, epoch dispatchEpoch: UInt64) {
+    /// Another dispatch of the same key (from `peer`, at `epoch`, naming `entry`) joins this one.
+    mutating func attach(_ peer: NodeAddress, epoch dispatchEpoch: UInt64, entry: NodeAddress) {
         if !reportTo.contains(peer) { reportTo.append(peer) }
+        if !entries.contains(entry) { entries.append(entry) }
         epoch = max(epoch, dispatchEpoch)
     }
 }

@@ -252,6 +252,29 @@ private struct JobBench {
     /// A frame lost with nobody told (a connection that died half-open): the job is answered once
     /// its forward or dispatch is overdue (`JobOverdue`), and it runs once. Nothing goes again
     /// before the bound derived from the job timeout.
+    /// The outcome goes from the executor straight to the entry node: three hops, not four, and
+    /// a large result never crosses the primary on its way out (docs/HANDBOOK.md, "The job path").
+    @Test func theOutcomeGoesStraightFromTheExecutorToTheEntryNode() {
+        var bench = JobBench(processes: 3)
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        bench.submit("k", at: p2)
+        bench.deliverAll()
+        bench.finishAll(at: p3)
+        let results = bench.wire.filter { if case .result = $0.message { true } else { false } }
+        #expect(results.map(\.from) == [p3, p3])
+        #expect(Set(results.map(\.to)) == [p1, p2])
+        var later: [PeerMessage] = []
+        while !bench.wire.isEmpty {
+            let frame = bench.wire.removeFirst()
+            later.append(frame.message)
+            bench.carry(bench.processes[frame.to]!.received(frame.message, from: frame.from, nowMs: bench.nowMs), at: frame.to)
+        }
+        #expect(bench.okKeys(1) == ["k"])
+        // The primary took note and relayed nothing: the entry node it would relay to was told.
+        #expect(later.count == 2, "\(later)")
+        #expect(bench.processes.values.allSatisfy { $0.holdings.pending == 0 && $0.holdings.routed == 0 })
+    }
+
     @Test(arguments: ["forward", "dispatch", "result to the primary", "result to the entry"])
     func aFrameLostSilentlyIsSentAgainOnceOverdue(lost kind: String) {
         var bench = JobBench(processes: 3)
@@ -282,10 +305,12 @@ private struct JobBench {
         step(&bench)
         #expect(lostOne, "the scenario lost its frame")
         let timeout = ServiceDefinition.defaultTimeoutMs, overdue = JobOverdue()
-        // Just before the earliest bound nothing goes again.
+        // Just before the earliest bound nothing goes again. The entry node hears the outcome
+        // from the executor itself, so losing the primary's copy delays only the router's release.
         bench.nowMs = overdue.dispatchMs(jobTimeoutMs: timeout, round: 0) - 1
         step(&bench)
-        #expect(bench.answers.isEmpty && bench.wire.isEmpty)
+        #expect(bench.wire.isEmpty)
+        #expect(kind == "result to the primary" ? bench.okKeys(1) == ["k"] : bench.answers.isEmpty, "\(bench.answers)")
         for ms in stride(from: bench.nowMs, through: overdue.forwardMs(jobTimeoutMs: timeout, round: 0) + 1_000, by: 100) {
             bench.nowMs = ms
             step(&bench)
