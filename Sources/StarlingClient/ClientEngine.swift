@@ -7,6 +7,8 @@ import StarlingUV
 final class ClientEngine {
     let loop: EventLoop
     let mailbox: Mailbox
+    /// Where the tasks that prefer `StarlingClient.executor` run: here, between events.
+    private let executor: UnownedTaskExecutor
     let nodes: [SocketAddress]
     let configuration: StarlingClient.Configuration
 
@@ -44,8 +46,8 @@ final class ClientEngine {
 
     /// Runs a client's loop on the current thread until `close()`; `started` is told once whether
     /// the loop and its handles could be created.
-    static func run(mailbox: Mailbox, nodes: [SocketAddress], configuration: StarlingClient.Configuration,
-                    started: (UVError?) -> Void) {
+    static func run(mailbox: Mailbox, executor: ClientExecutor, nodes: [SocketAddress],
+                    configuration: StarlingClient.Configuration, started: (UVError?) -> Void) {
         let loop: EventLoop
         do {
             loop = try EventLoop()
@@ -55,7 +57,8 @@ final class ClientEngine {
         }
         let engine: ClientEngine
         do {
-            engine = try ClientEngine(loop: loop, mailbox: mailbox, nodes: nodes, configuration: configuration)
+            engine = try ClientEngine(loop: loop, mailbox: mailbox, executor: executor, nodes: nodes,
+                                      configuration: configuration)
         } catch {
             try? loop.close()
             started(error)
@@ -74,10 +77,11 @@ final class ClientEngine {
         mailbox.finish()
     }
 
-    private init(loop: EventLoop, mailbox: Mailbox, nodes: [SocketAddress],
+    private init(loop: EventLoop, mailbox: Mailbox, executor: ClientExecutor, nodes: [SocketAddress],
                  configuration: StarlingClient.Configuration) throws(UVError) {
         self.loop = loop
         self.mailbox = mailbox
+        self.executor = executor.asUnownedTaskExecutor()
         self.nodes = nodes
         self.configuration = configuration
         table = PendingTable(maxInFlight: configuration.maxInFlight, maxWaiting: configuration.maxWaiting,
@@ -91,7 +95,7 @@ final class ClientEngine {
             throw error
         }
         do {
-            wakeup = try LoopWakeup(loop: loop) { [weak self] in self?.drainMailbox() }
+            wakeup = try LoopWakeup(loop: loop) { [weak self] in self?.afterEvent() }
         } catch {
             linkTimer.close()
             deadlineTimer.close()
@@ -100,22 +104,33 @@ final class ClientEngine {
         mailbox.attach(wakeup!.waker)
     }
 
-    // MARK: - Commands from callers
+    // MARK: - Commands and tasks from callers
 
+    /// Rounds of the mailbox taken after one event. Tasks on the loop thread that submit again
+    /// as soon as they are answered refill it; the bound keeps them from starving the connection.
+    private static let maxMailboxRounds = 16
+
+    /// Handles the callers' commands and runs the task jobs queued for `ClientExecutor`, again
+    /// while they queue more (up to `maxMailboxRounds`; the rest waits for the next turn of the
+    /// loop). On `close()` the jobs still run, and the client shuts down.
     private func drainMailbox() {
-        let (commands, closeRequested) = mailbox.take()
-        for command in commands {
+        for _ in 0..<Self.maxMailboxRounds {
+            let (commands, jobs, closeRequested) = mailbox.take()
+            guard !commands.isEmpty || !jobs.isEmpty || closeRequested else { return }
+            for command in commands {
+                if closeRequested {
+                    command.reply?.resume(returning: .failure(.closed))
+                } else {
+                    handle(command)
+                }
+            }
+            for job in jobs { job.runSynchronously(on: executor) }
             if closeRequested {
-                command.reply?.resume(returning: .failure(.closed))
-            } else {
-                handle(command)
+                shutDown()
+                return
             }
         }
-        if closeRequested {
-            shutDown()
-        } else {
-            afterEvent()
-        }
+        wakeup?.waker.wake()
     }
 
     private func handle(_ command: Command) {
@@ -158,8 +173,12 @@ final class ClientEngine {
 
     // MARK: - After every event
 
-    /// Flushes the outbox and re-arms the deadline timer; every callback entry point ends here.
+    /// Takes what callers queued (answers resumed during the event may have queued their tasks'
+    /// next calls), flushes the outbox in one write and re-arms the deadline timer; every
+    /// callback entry point ends here.
     func afterEvent() {
+        guard !isShutDown else { return }
+        drainMailbox()
         guard !isShutDown else { return }
         flush()
         armDeadline()
@@ -203,7 +222,11 @@ final class ClientEngine {
         deadlineTimer.close()
         wakeup?.close()
         wakeup = nil
-        // Commands queued after the last take() (none can be added once close was requested).
-        for command in mailbox.take().commands { command.reply?.resume(returning: .failure(.closed)) }
+        // Commands queued after the last take() (none can be added once close was requested), and
+        // the tasks the calls just failed resumed: they run now, or at `Mailbox.finish()` on the
+        // global executor if they queue again.
+        let (commands, jobs, _) = mailbox.take()
+        for command in commands { command.reply?.resume(returning: .failure(.closed)) }
+        for job in jobs { job.runSynchronously(on: executor) }
     }
 }

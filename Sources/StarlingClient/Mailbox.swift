@@ -29,16 +29,19 @@ enum Command: Sendable {
 }
 
 /// The thread-safe hand-off between callers (any thread) and the client's loop thread: a
-/// lock-protected queue of commands plus the loop's waker.
+/// lock-protected queue of commands and of task jobs for `ClientExecutor`, plus the loop's waker.
 final class Mailbox: Sendable {
     private struct State {
         var commands: [Command] = []
+        var jobs: [UnownedJob] = []
         var waker: LoopWakeup.Waker?
         /// Set by `close()` (or the client's deinit): no command is accepted any more.
         var closeRequested = false
         /// Set by the loop thread as its last act: the loop is closed and the thread is ending.
         var finished = false
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
+
+        var isEmpty: Bool { commands.isEmpty && jobs.isEmpty }
     }
 
     private let state = Mutex(State())
@@ -47,20 +50,36 @@ final class Mailbox: Sendable {
     func attach(_ waker: LoopWakeup.Waker) {
         let wake = state.withLock { state in
             state.waker = waker
-            return !state.commands.isEmpty || state.closeRequested
+            return !state.isEmpty || state.closeRequested
         }
         if wake { waker.wake() }
     }
 
     /// Queues a command for the loop thread; false (and nothing queued) once closing.
     ///
-    /// Only the command that finds the queue empty wakes the loop: the loop takes the whole queue
-    /// at once, and until it has, the wake for the first command is still to be delivered.
+    /// Only what finds the mailbox empty wakes the loop: the loop takes everything at once, and
+    /// until it has, the wake for the first arrival is still to be delivered.
     func send(_ command: Command) -> Bool {
         let waker: LoopWakeup.Waker?? = state.withLock { state in
             guard !state.closeRequested else { return .none }
+            let wasEmpty = state.isEmpty
             state.commands.append(command)
-            return .some(state.commands.count == 1 ? state.waker : nil)
+            return .some(wasEmpty ? state.waker : nil)
+        }
+        guard case .some(let waker) = waker else { return false }
+        waker?.wake()
+        return true
+    }
+
+    /// Queues a task job for the loop thread; false (and nothing queued) once the loop has
+    /// finished, when the caller runs it elsewhere. Jobs are taken while closing: the loop runs
+    /// them until its last act.
+    func enqueue(_ job: UnownedJob) -> Bool {
+        let waker: LoopWakeup.Waker?? = state.withLock { state in
+            guard !state.finished else { return .none }
+            let wasEmpty = state.isEmpty
+            state.jobs.append(job)
+            return .some(wasEmpty ? state.waker : nil)
         }
         guard case .some(let waker) = waker else { return false }
         waker?.wake()
@@ -68,10 +87,13 @@ final class Mailbox: Sendable {
     }
 
     /// Everything queued so far, and whether the client is closing.
-    func take() -> (commands: [Command], closeRequested: Bool) {
+    func take() -> (commands: [Command], jobs: [UnownedJob], closeRequested: Bool) {
         state.withLock { state in
-            defer { state.commands = [] }
-            return (state.commands, state.closeRequested)
+            defer {
+                state.commands.removeAll(keepingCapacity: true)
+                state.jobs.removeAll(keepingCapacity: true)
+            }
+            return (state.commands, state.jobs, state.closeRequested)
         }
     }
 
@@ -90,16 +112,19 @@ final class Mailbox: Sendable {
     }
 
     /// Called by the loop thread as its last act (or by `init` if the thread could not start):
-    /// fails any command still queued with `.closed`, then resumes everyone waiting in `close()`.
+    /// fails any command still queued with `.closed`, hands any task job still queued to the
+    /// global executor, then resumes everyone waiting in `close()`.
     func finish() {
-        let (waiters, leftovers) = state.withLock { state in
+        let (waiters, leftovers, jobs) = state.withLock { state in
             state.finished = true
             state.closeRequested = true
             state.waker = nil
-            defer { state.closeWaiters = []; state.commands = [] }
-            return (state.closeWaiters, state.commands)
+            defer { state.closeWaiters = []; state.commands = []; state.jobs = [] }
+            return (state.closeWaiters, state.commands, state.jobs)
         }
         for command in leftovers { command.reply?.resume(returning: .failure(.closed)) }
+        for job in jobs { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
         waiters.forEach { $0.resume() }
     }
 }
+

@@ -32,7 +32,9 @@ import Synchronization
 ///   want one) fails every pending call with `.unauthorized` at once, without failover: the nodes
 ///   share the cluster's tokens (docs/PROTOCOL.md, "Authentication").
 /// - Threads: the client runs its own libuv loop on a dedicated thread; calls may come from any
-///   thread or task. Cancelling a calling task ends that call with `.cancelled`.
+///   thread or task. Cancelling a calling task ends that call with `.cancelled`. Tasks that make
+///   many calls run cheapest on that thread: give them `executor` as their task executor
+///   preference, and each call then costs no thread hand-off (`ClientExecutor`).
 /// - `close()` ends every pending call with `.closed`, closes the connection and stops the thread.
 ///   A client dropped without `close()` shuts down the same way, without waiting.
 public final class StarlingClient: Sendable {
@@ -40,7 +42,10 @@ public final class StarlingClient: Sendable {
     public let nodes: [SocketAddress]
     public let configuration: Configuration
 
-    private let mailbox = Mailbox()
+    private let mailbox: Mailbox
+    /// The client's loop thread as a task executor: tasks that prefer it make their calls without
+    /// a thread hand-off (see `ClientExecutor`).
+    public let executor: ClientExecutor
     /// A random prefix that makes generated keys unique across clients.
     private let keyPrefix: String
     private let nextID = Atomic<UInt64>(1)
@@ -84,10 +89,16 @@ public final class StarlingClient: Sendable {
         self.nodes = nodes
         self.configuration = configuration
         keyPrefix = "c" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let mailbox = Mailbox()
+        self.mailbox = mailbox
+        let executor = ClientExecutor(mailbox: mailbox)
+        self.executor = executor
 
         let start = StartSignal()
-        let thread = Thread { [mailbox] in
-            ClientEngine.run(mailbox: mailbox, nodes: nodes, configuration: configuration) { start.report($0) }
+        let thread = Thread {
+            ClientEngine.run(mailbox: mailbox, executor: executor, nodes: nodes, configuration: configuration) {
+                start.report($0)
+            }
         }
         thread.name = "starling-client"
         thread.start()

@@ -335,4 +335,49 @@ private func fastFailover() -> StarlingClient.Configuration {
         #expect(first.seen.keys.isEmpty, "no job was read before WELCOME")
         #expect(second.seen.connections == 0, "a refused token is not tried elsewhere")
     }
+
+    @Test func tasksOnTheClientExecutorRunOnItsLoopThread() async throws {
+        let node = try FakeNode(FakeBehavior(answerBatch: 50, seed: 3))
+        defer { node.stop() }
+        let client = try StarlingClient(nodes: [node.address])
+        let threads = Box<Set<UInt>>([])
+        let answers = try await withThrowingTaskGroup(of: [JobAnswer].self) { group in
+            for task in 0..<50 {
+                group.addTask(executorPreference: client.executor) {
+                    var answers: [JobAnswer] = []
+                    for round in 0..<4 {
+                        answers.append(try await client.submit(service: "echo", payload: bytes("\(task).\(round)")))
+                        let thread = UInt(pthread_self())
+                        threads.value.withLock { _ = $0.insert(thread) }
+                    }
+                    return answers
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(answers.count == 200 && answers.allSatisfy { if case .ok = $0 { true } else { false } })
+        let seen = threads.value.withLock { $0 }
+        #expect(seen.count == 1, "every task resumed on the client's one loop thread")
+        #expect(!seen.contains(UInt(pthread_self())))
+        await client.close()
+    }
+
+    @Test func closingStrandsNoTaskOnTheClientExecutor() async throws {
+        let node = try FakeNode()
+        defer { node.stop() }
+        let client = try StarlingClient(nodes: [node.address])
+        let pending = (0..<5).map { i in
+            Task(executorPreference: client.executor) { try await client.submit(service: "slow", payload: bytes("\(i)")) }
+        }
+        #expect(await eventually { node.seen.keys.count == 5 })
+        await client.close()
+        for task in pending {
+            let result = await task.result
+            #expect(throws: StarlingClientError.closed) { try result.get() }
+        }
+        // The loop thread is gone: a task that prefers its executor now runs elsewhere.
+        let late = Task(executorPreference: client.executor) { try await client.submit(service: "echo", payload: []) }
+        let result = await late.result
+        #expect(throws: StarlingClientError.closed) { try result.get() }
+    }
 }
