@@ -66,9 +66,14 @@ struct LoadResult: Sendable {
     var duplicates: UInt64 = 0
     /// Answers per millisecond, when `recordTimeline`.
     var timeline: Timeline?
+    /// CPU seconds the bench process itself (load generator and client library) used in the
+    /// measured window: what driving the load costs, beside the system's own CPU.
+    var benchCPUS: Double = 0
 
     var totalErrors: UInt64 { errorKinds.values.reduce(0, +) }
     var jobsPerSecond: Double { measuredS > 0 ? Double(measuredJobs) / measuredS : 0 }
+    /// The bench's CPU per measured job, in µs.
+    var benchCPUPerJobUs: Double { measuredJobs > 0 ? benchCPUS * 1e6 / Double(measuredJobs) : 0 }
 
     /// 1 µs to 1 h, three significant digits.
     static func emptyHistogram() -> Histogram<UInt64> {
@@ -130,7 +135,8 @@ enum LoadRun {
             for slot in 0..<settings.concurrency {
                 let entry = slot % clients.count
                 let client = clients[entry]
-                group.addTask {
+                // On the client's loop thread: a call then costs no thread hand-off.
+                group.addTask(executorPreference: client.executor) {
                     let result = await runSlot(slot, client: client, settings: settings, start: start,
                                                measureFrom: measureFrom, end: end, counters: counters)
                     return (entry, result)

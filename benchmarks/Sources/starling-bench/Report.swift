@@ -99,6 +99,9 @@ struct BenchReport: Codable, Sendable {
     var lost: UInt64
     /// Answers for a job already answered (or never submitted) that reached the bench.
     var duplicates: UInt64
+    /// CPU the bench process (load generator and client library) used per measured job, in µs.
+    /// Absent in reports from before it was measured.
+    var benchCPUPerJobUs: Double?
     /// What the `failure` scenario adds.
     var failure: FailureFigures?
     /// What the `scale` scenario adds.
@@ -111,6 +114,7 @@ struct BenchReport: Codable, Sendable {
         case errorKinds = "error_kinds"
         case jobsPerEntryNode = "jobs_per_entry_node"
         case agreementMs = "agreement_ms"
+        case benchCPUPerJobUs = "bench_cpu_us_per_job"
     }
 
     init(benchmark: String, system: String, machine: Machine, settings: Settings, result: LoadResult,
@@ -139,6 +143,7 @@ struct BenchReport: Codable, Sendable {
         submitted = result.submitted
         lost = result.lost
         duplicates = result.duplicates
+        benchCPUPerJobUs = result.measuredJobs > 0 ? (result.benchCPUPerJobUs * 10).rounded() / 10 : nil
     }
 
     /// The report as a readable table.
@@ -165,6 +170,7 @@ struct BenchReport: Codable, Sendable {
             ("lost", "\(lost) of \(submitted) submitted (no answer at all)"),
             ("duplicates", "\(duplicates)"),
             ("per entry node", jobsPerEntryNode.map(String.init).joined(separator: " / ")),
+            ("bench CPU per job", benchCPUPerJobUs.map { String(format: "%.1f µs (load generator and client)", $0) } ?? "-"),
         ]
         if let failure {
             for kill in failure.kills { rows.append(("  kill", String(format: "at %.2f s: ", kill.atS) + kill.what)) }

@@ -105,9 +105,32 @@ enum ScenarioRunner {
                      _ body: @Sendable (LoadCounters) async -> LoadResult) async -> LoadResult {
         let counters = LoadCounters()
         async let progress: Void = Progress.run(counters: counters, warmupS: settings.warmupS, durationS: settings.durationS)
-        let result = await body(counters)
+        let measureFrom = start + UInt64(settings.warmupS * 1e9)
+        async let benchCPUS = processCPUSeconds(from: measureFrom, to: measureFrom + UInt64(settings.durationS * 1e9))
+        var result = await body(counters)
         await progress
+        result.benchCPUS = await benchCPUS
         return result
+    }
+
+    /// The CPU seconds this process used between two monotonic instants (ns), sampled when each
+    /// comes.
+    private static func processCPUSeconds(from: UInt64, to end: UInt64) async -> Double {
+        func sleep(until instant: UInt64) async {
+            let now = monotonicNs()
+            if instant > now { try? await Task.sleep(for: .nanoseconds(instant - now)) }
+        }
+        func used() -> Double {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            let seconds = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec
+            let micros = usage.ru_utime.tv_usec + usage.ru_stime.tv_usec
+            return Double(seconds) + Double(micros) / 1e6
+        }
+        await sleep(until: from)
+        let before = used()
+        await sleep(until: end)
+        return used() - before
     }
 
     private static func makeReport(_ plan: ScenarioPlan, options: CommonOptions, machine: Machine,
