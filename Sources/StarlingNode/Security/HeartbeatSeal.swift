@@ -144,7 +144,7 @@ public enum HeartbeatSeal {
         // The nonce is unique per (sender key, counter); seal cannot fail with a valid nonce.
         let box = try! ChaChaPoly.seal(plain, using: keys[0], nonce: ChaChaPoly.Nonce(counter: datagram.counter), authenticating: header)
         // After the nonce, the combined box is the ciphertext and then the tag.
-        header.append(contentsOf: box.combined.dropFirst(ChaChaPoly.Nonce.length))
+        header.append(contentsOf: box.combined.dropFirst(CounterNonce.length))
         return header
     }
 

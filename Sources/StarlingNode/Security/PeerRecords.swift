@@ -9,11 +9,14 @@ import StarlingCore
 /// record = length u32 (plaintext bytes, ≤ maxPlaintextBytes) | ciphertext (length bytes) | tag (16 bytes)
 /// ```
 ///
-/// ChaCha20-Poly1305 with the direction's session key; the nonce is the record's number on this
-/// connection in this direction (4 zero bytes, then the u64 counter big-endian, from 0), never sent,
-/// so a record dropped, reordered or replayed does not open; the length is authenticated as
-/// associated data. A writer seals what one write carries as one record, split at
-/// `maxPlaintextBytes`: records follow writes, not frames.
+/// AES-256-GCM with the direction's session key; the nonce is the record's number on this
+/// connection in this direction (`CounterNonce`, from 0), never sent, so a record dropped,
+/// reordered or replayed does not open; the length is authenticated as associated data. A writer
+/// seals what one write carries as one record, split at `maxPlaintextBytes`: records follow
+/// writes, not frames. AES-GCM rather than the heartbeats' ChaCha20-Poly1305 because records are
+/// the job path's bulk, and with the AES instructions of server CPUs it seals and opens a record
+/// of 1.3 KB in about 4.1 µs instead of 4.9, and one of 1 MiB in 0.3 ms instead of 2.2
+/// (docs/SECURITY.md).
 public struct PeerRecordSealer {
     /// Larger writes are split; the opener refuses a longer record before buffering it.
     public static let maxPlaintextBytes = 1 << 20
@@ -40,14 +43,15 @@ public struct PeerRecordSealer {
     private mutating func sealRecord(_ chunk: ArraySlice<UInt8>, into out: inout [UInt8]) {
         let headerStart = out.count
         out.appendBigEndian(UInt32(chunk.count))
-        let nonce = ChaChaPoly.Nonce(counter: counter)
+        let nonce = AES.GCM.Nonce(counter: counter)
         // 2⁶⁴ records is out of reach; a wrapped counter would reuse a nonce, so it stops here.
         precondition(counter < .max, "peer record counter exhausted")
         counter += 1
-        // ChaChaPoly only fails for a malformed nonce, which `Nonce(counter:)` never makes.
-        let box = try! ChaChaPoly.seal(chunk, using: key, nonce: nonce, authenticating: out[headerStart...])
-        // After the nonce, the combined box is the ciphertext and then the tag: one copy.
-        out.appendBytes(of: box.combined.dropFirst(ChaChaPoly.Nonce.length))
+        // AES-GCM fails only for a key or nonce of the wrong size, which these never are.
+        let box = try! AES.GCM.seal(chunk, using: key, nonce: nonce, authenticating: out[headerStart...])
+        // After the nonce, the combined box is the ciphertext and then the tag: one copy. A box
+        // with a 12-byte nonce always has `combined`.
+        out.appendBytes(of: box.combined!.dropFirst(CounterNonce.length))
     }
 }
 
@@ -102,12 +106,12 @@ public struct PeerRecordOpener {
                 return
             }
             combined.removeAll(keepingCapacity: true)
-            combined.append(contentsOf: ChaChaPoly.Nonce.bytes(counter: counter))
+            combined.append(contentsOf: CounterNonce.bytes(counter: counter))
             combined.append(contentsOf: buffer[bodyStart..<end])
             do {
                 // The box shares `combined`'s storage and is gone before it is written again.
-                let opened = try ChaChaPoly.open(
-                    ChaChaPoly.SealedBox(combined: combined), using: key, authenticating: buffer[head..<bodyStart])
+                let opened = try AES.GCM.open(
+                    AES.GCM.SealedBox(combined: combined), using: key, authenticating: buffer[head..<bodyStart])
                 plaintext.appendBytes(of: opened)
                 if combined.count > Self.retainedCapacity { combined = Data() }
             } catch {
