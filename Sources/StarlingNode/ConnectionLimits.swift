@@ -18,9 +18,9 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// counted from its opening or its last answer. A client waiting for a job is never idle.
     public var clientIdleTimeoutMs: Int64
     /// How long data sent on a peer link may go unacknowledged before the link is closed and
-    /// made again (`TCP_USER_TIMEOUT`). The default, 1.5 s, is about three retransmissions at
-    /// Linux's 200 ms minimum RTO: a lossy but live link survives it, a stalled one does not wait
-    /// for retransmission timeouts that back off to tens of seconds.
+    /// made again (`TCP_USER_TIMEOUT`). The default, 1.5 s, is five retransmissions at the links'
+    /// 50 ms minimum RTO (`PeerLinks.minimumRetransmitUs`): a lossy but live link survives it, a
+    /// stalled one does not wait for retransmission timeouts that back off to tens of seconds.
     public var peerStallTimeoutMs: Int64
 
     public static let defaultRouteTimeoutMs: Int64 = 10_000

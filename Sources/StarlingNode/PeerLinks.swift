@@ -14,6 +14,8 @@ import StarlingUV
 /// old one is gone (so it sends again what it waits on). Every socket has `TCP_USER_TIMEOUT` set to
 /// the stall timeout: a live link whose data goes unacknowledged that long (heavy loss, a dead
 /// host) is aborted by the kernel, not left to retransmission timeouts that back off to minutes.
+/// And its first retransmission waits `minimumRetransmitUs`, not Linux's 200 ms: a lost segment
+/// of a job costs a fraction of that, and three in a row 350 ms instead of 1.4 s.
 ///
 /// With cluster keys a link is sealed: once connected it runs the opener's side of
 /// `PeerHandshake` (within `PeerHandshake.timeoutMs`) while its frames wait, then each write is
@@ -27,6 +29,10 @@ final class PeerLinks {
     static let maxBufferedBytes = 64 << 20
     static let firstRetryMs: UInt64 = 20
     static let maxRetryMs: UInt64 = 1_000
+    /// The smallest retransmission timeout of a link (`TCP_RTO_MIN_US`). The kernel still waits
+    /// at least the smoothed round trip plus this, so a far or jittery peer's timeout grows with
+    /// its round trip; on a near one a lost segment goes again after 50 ms, then 100, 200, ...
+    static let minimumRetransmitUs = 50_000
 
     private let loop: EventLoop
     /// `TCP_USER_TIMEOUT` of every link: how long sent data may go unacknowledged.
@@ -57,6 +63,8 @@ final class PeerLinks {
     private(set) var bytesSent: UInt64 = 0
     /// Links open now.
     var openLinks: Int { links.values.count { $0.state == .open } }
+    /// Set once the kernel refused `minimumRetransmitUs` (it is too old), so it is said once.
+    private var minimumRetransmitRefused = false
 
     init(
         loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets, rejections: RejectionRecorder,
@@ -176,6 +184,16 @@ final class PeerLinks {
             try stream.setUserTimeout(milliseconds: stallTimeoutMs)
         } catch {
             onProblem("peer_stall_timeout", "the link to \(link.peer) cannot detect stalls: \(error)")
+        }
+        if !minimumRetransmitRefused {
+            do {
+                try stream.setMinimumRetransmitTimeout(microseconds: Self.minimumRetransmitUs)
+            } catch {
+                minimumRetransmitRefused = true
+                onProblem(
+                    "peer_rto_min",
+                    "peer links keep the system's minimum retransmission timeout (this kernel refuses TCP_RTO_MIN_US: \(error))")
+            }
         }
         do {
             try stream.connect(to: address) { [weak self, weak link, weak attempt] error in

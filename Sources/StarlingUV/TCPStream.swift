@@ -71,14 +71,25 @@ public final class TCPStream: StreamHandle {
     /// `ETIMEDOUT`; it also bounds the SYN retries of a `connect`. 0 restores the system default.
     /// Needs the socket: after `connect`, or on a stream created with `socketFor`.
     public func setUserTimeout(milliseconds: Int) throws(UVError) {
-        let operation = "setsockopt TCP_USER_TIMEOUT \(milliseconds) ms"
-        try uvCheck((0...Int(Int32.max)).contains(milliseconds) ? 0 : UVCode.invalid, operation)
+        try setTCPOption(TCP_USER_TIMEOUT, milliseconds, "setsockopt TCP_USER_TIMEOUT \(milliseconds) ms")
+    }
+
+    /// Sets the smallest retransmission timeout (`TCP_RTO_MIN_US`, Linux 6.15 and later; older
+    /// kernels refuse it with `ENOPROTOOPT` and keep the system's, 200 ms by default). The kernel
+    /// rounds it up to its clock's tick. Needs the socket, as `setUserTimeout` does.
+    public func setMinimumRetransmitTimeout(microseconds: Int) throws(UVError) {
+        // From linux/tcp.h, which the C library's headers here predate.
+        let tcpRTOMinUs: Int32 = 45
+        try setTCPOption(tcpRTOMinUs, microseconds, "setsockopt TCP_RTO_MIN_US \(microseconds) µs")
+    }
+
+    private func setTCPOption(_ option: Int32, _ value: Int, _ operation: String) throws(UVError) {
+        try uvCheck((0...Int(Int32.max)).contains(value) ? 0 : UVCode.invalid, operation)
         let tcp = try context.live(as: uv_tcp_t.self, operation)
         var descriptor: uv_os_fd_t = -1
         try uvCheck(tcp.withMemoryRebound(to: uv_handle_t.self, capacity: 1) { uv_fileno($0, &descriptor) }, operation)
-        var value = UInt32(milliseconds)
-        let result = setsockopt(
-            descriptor, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &value, socklen_t(MemoryLayout<UInt32>.size))
+        var value32 = UInt32(value)
+        let result = setsockopt(descriptor, Int32(IPPROTO_TCP), option, &value32, socklen_t(MemoryLayout<UInt32>.size))
         // libuv's codes are negated errno values on Unix.
         try uvCheck(result == 0 ? 0 : -errno, operation)
     }
