@@ -165,6 +165,24 @@ extension ResultsSummary {
             rows.append(add("`latency` (C = 1) p99, raw client", "latency", starling: raw, format: Self.micros) {
                 Double($0.latency.p99Us)
             })
+            let library = median("echo", "starling") { $0.jobsPerSecond }
+            if let library, let rawRate = median("echo", raw, { $0.jobsPerSecond }), rawRate > 0 {
+                var ratio = Row(figure: "\(echoName) jobs/s, `StarlingClient` ÷ raw client", starling: library / rawRate,
+                                nats: nil, gearmand: nil, format: { String(format: "%.2f×", $0) })
+                ratio.target("≥ 0.90 (issue 13)", met: library >= 0.9 * rawRate,
+                             miss: String(format: "needs ≥ 0.90×, got %.2f× (", library / rawRate)
+                                 + "\(Self.rate(library)) against \(Self.rate(rawRate)) jobs/s)")
+                rows.append(ratio)
+            }
+        }
+        // What driving the load cost the bench process per job: StarlingClient (or the raw client) for
+        // Starling, the bench's blocking clients for NATS and gearmand.
+        let cpu: (Double) -> String = { String(format: "%.1f µs", $0) }
+        rows.append(add("\(echoName) bench CPU per job", "echo", format: cpu) { $0.benchCPUPerJobUs })
+        if !runs("echo", "starling-raw").isEmpty {
+            rows.append(add("\(echoName) bench CPU per job, raw client", "echo", starling: "starling-raw", format: cpu) {
+                $0.benchCPUPerJobUs
+            })
         }
         for (kind, name) in [("workers", "`failure`, workers killed"), ("server", "`failure`, primary / server killed")] {
             let benchmark = "failure-\(kind)"
@@ -261,8 +279,8 @@ extension ResultsSummary {
 
     private func whyDispatch() -> String {
         var text = """
-            Why: a Starling job crosses three processes (entry node → primary → standby → back through the \
-            primary to the entry node: four peer frames, two of them through the primary) where a gearmand job \
+            Why: a Starling job crosses three processes (entry node → primary → standby → straight back to the \
+            entry node: three peer frames, and a fourth telling the primary the outcome) where a gearmand job \
             crosses one server between client and worker, and on these 2 cores the bench, its client and all the \
             workers share the CPU. The profile in [`README.md`](README.md#where-the-time-goes) counts about \
             73,600 instructions per job in the workers after issue 5's hot-path work (140,600 before): what is \
