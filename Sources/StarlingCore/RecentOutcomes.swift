@@ -43,6 +43,13 @@ public struct RecentOutcomes: Sendable {
     public mutating func remember(_ outcome: JobOutcome, for id: JobID, payload: [UInt8], nowMs: Int64) {
         let size = outcome.byteCount
         guard size <= maxBytes, outcomes[id] == nil else { return }
+        if outcomes.capacity < capacity {
+            // All the room at once, on first use: growing by doubling would rehash every entry
+            // kept, tens of thousands, in one step, a stall of milliseconds for every job on the
+            // loop at the time (issue 13, the p99.9 tail). Untouched storage costs no memory.
+            outcomes.reserveCapacity(capacity)
+            order.reserveCapacity(capacity)
+        }
         outcomes[id] = (outcome, PayloadDigest(service: id.service, payload: payload))
         bytes += size
         order.append((id, nowMs + ttlMs))
