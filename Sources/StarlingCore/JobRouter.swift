@@ -15,6 +15,10 @@ public struct JobRouter: Sendable {
         public var maxQueued = 65_536
         /// Jobs sent to one executor beyond its slots, so that it never waits for the next dispatch.
         public var prefetchPerSlot = 1
+        /// How much busier than the least-loaded executor (in share of its slots) a job's own
+        /// entry node may be and still run it: the job then needs no hop to an executor and its
+        /// outcome none back to the entry node (docs/HANDBOOK.md, "The job path").
+        public var entryLocality = 0.125
         /// Outcomes kept for keys forwarded again.
         public var recentCapacity = 65_536
         public var recentTTLMs: Int64 = 60_000
@@ -256,14 +260,16 @@ public struct JobRouter: Sendable {
         .send(.refused(service: service, key: ticket.key, code: code, message: message), to: ticket.entry)
     }
 
-    /// Dispatches queued jobs, each to the executor with the lowest share of its slots in use,
-    /// while any has room (slots plus prefetch).
+    /// Dispatches queued jobs, each to the executor with the lowest share of its slots in use, or
+    /// to its own entry node when that is nearly as free (`entryLocality`), while any has room
+    /// (slots plus prefetch).
     private mutating func pump(nowMs: Int64) -> [JobDirective] {
         guard let epoch, !queue.isEmpty, !executors.isEmpty else { return [] }
         var out: [JobDirective] = []
-        while !queue.isEmpty, let executor = leastLoaded() {
+        while !queue.isEmpty, let leastLoaded = leastLoaded() {
             let key = queue.removeFirst()
             guard jobs[key] != nil else { continue }
+            let executor = entryIfLocal(jobs[key]!.ticket.entry, leastLoaded: leastLoaded) ?? leastLoaded.address
             jobs[key]!.executor = executor
             jobs[key]!.executorKnowsEntry = true
             jobs[key]!.dispatchedAtMs = nowMs
@@ -273,16 +279,31 @@ public struct JobRouter: Sendable {
         return out
     }
 
-    private func leastLoaded() -> NodeAddress? {
+    /// The executor with room whose share of its slots in use is lowest (ties: the lower address).
+    private func leastLoaded() -> (address: NodeAddress, load: Double)? {
         var best: (address: NodeAddress, load: Double)?
-        for (address, slots) in executors where slots > 0 {
-            let busy = inFlight[address]?.count ?? 0
-            guard busy < slots * (1 + config.prefetchPerSlot) else { continue }
-            let load = Double(busy) / Double(slots)
+        for address in executors.keys {
+            guard let load = load(of: address) else { continue }
             if best == nil || load < best!.load || (load == best!.load && address < best!.address) {
                 best = (address, load)
             }
         }
-        return best?.address
+        return best
+    }
+
+    /// The job's entry node, when it is an executor with room within `entryLocality` of the
+    /// least-loaded one.
+    private func entryIfLocal(_ entry: NodeAddress, leastLoaded: (address: NodeAddress, load: Double)) -> NodeAddress? {
+        guard entry != leastLoaded.address, let load = load(of: entry), load <= leastLoaded.load + config.entryLocality
+        else { return nil }
+        return entry
+    }
+
+    /// An executor's share of its slots in use; nil when it has no room (slots plus prefetch).
+    private func load(of address: NodeAddress) -> Double? {
+        guard let slots = executors[address], slots > 0 else { return nil }
+        let busy = inFlight[address]?.count ?? 0
+        guard busy < slots * (1 + config.prefetchPerSlot) else { return nil }
+        return Double(busy) / Double(slots)
     }
 }

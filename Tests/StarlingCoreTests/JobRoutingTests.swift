@@ -46,12 +46,14 @@ private struct JobBench {
     }
 
     /// Every process sees `primary` at `epoch`, with `executors` as its service's standbys.
-    mutating func makePrimary(_ primary: NodeAddress, epoch: UInt64, executors: [NodeAddress], highestEpoch: UInt64? = nil) {
+    mutating func makePrimary(
+        _ primary: NodeAddress, epoch: UInt64, executors: [NodeAddress], highestEpoch: UInt64? = nil, slots: Int = 2
+    ) {
         for address in processes.keys.sorted() {
             let view = JobView(
                 primaryEpoch: address == primary ? epoch : nil, highestEpoch: highestEpoch ?? epoch,
                 primaries: [echo: .init(address: primary, epoch: epoch)],
-                executors: executors.map { .init(address: $0, slots: 2) })
+                executors: executors.map { .init(address: $0, slots: slots) })
             carry(processes[address]!.follow(view, nowMs: nowMs), at: address)
         }
     }
@@ -98,6 +100,30 @@ private struct JobBench {
         for n in 4..<6 { bench.submit("j\(n)", at: p3) }
         bench.deliverAll()
         #expect(bench.started[p2]?.count == 2, "the idle executor takes both new jobs: \(bench.started)")
+    }
+
+    @Test func aJobRunsAtItsEntryNodeWhileThatIsNearlyAsFreeAsTheLeastLoaded() {
+        var bench = JobBench(processes: 3, slots: 16)
+        bench.makePrimary(p1, epoch: 1, executors: [p2, p3], slots: 16)
+        // Even demand, as the two entry nodes' clients submit side by side.
+        for n in 0..<4 {
+            bench.submit("a\(n)", at: p2)
+            bench.submit("b\(n)", at: p3)
+        }
+        bench.deliverAll()
+        #expect(bench.started[p2]?.map(\.value) == ["a0", "a1", "a2", "a3"], "\(bench.started)")
+        #expect(bench.started[p3]?.map(\.value) == ["b0", "b1", "b2", "b3"], "\(bench.started)")
+
+        // Uneven demand: the entry node keeps its jobs only while within an eighth of its slots
+        // (two jobs of 16) of the least-loaded executor; the rest go there.
+        var uneven = JobBench(processes: 3, slots: 16)
+        uneven.makePrimary(p1, epoch: 1, executors: [p2, p3], slots: 16)
+        for n in 0..<8 { uneven.submit("c\(n)", at: p3) }
+        uneven.deliverAll()
+        #expect(uneven.started[p3]?.count == 5 && uneven.started[p2]?.count == 3, "\(uneven.started)")
+        for process in [p2, p3] { uneven.finishAll(at: process) }
+        uneven.deliverAll()
+        #expect(Set(uneven.okKeys(1)) == Set((0..<8).map { "c\($0)" }))
     }
 
     @Test func jobsBeyondSlotsAndPrefetchWaitInTheQueueAsBacklog() {
