@@ -249,7 +249,7 @@ extension ResultsSummary {
 
                 Why: sealing costs CPU on the workers, and on these 2 cores CPU is the limit. Peer \
                 writes are batched, so a record carries several frames and a job costs less than one \
-                seal and one open; but each of those calls into swift-crypto's `ChaChaPoly` costs a \
+                seal and one open; but each of those calls into swift-crypto's `AES.GCM` costs a \
                 few microseconds, most of it outside the cipher (a new AEAD context, `Data` allocations \
                 and copies, generic code), and the API has no in-place or reused-context call. \
                 [`README.md`](README.md#where-the-time-goes) shows how to count the records per job \
@@ -279,13 +279,15 @@ extension ResultsSummary {
 
     private func whyDispatch() -> String {
         var text = """
-            Why: a Starling job crosses three processes (entry node → primary → standby → straight back to the \
-            entry node: three peer frames, and a fourth telling the primary the outcome) where a gearmand job \
-            crosses one server between client and worker, and on these 2 cores the bench, its client and all the \
-            workers share the CPU. The profile in [`README.md`](README.md#where-the-time-goes) counts about \
+            Why: a Starling job crosses the primary on its way to being run: entry node → primary (forward) → \
+            executor (dispatch) → entry node (outcome), and the outcome to the primary too. Under even demand \
+            the executor is mostly the entry node itself (the router's entry locality, docs/HANDBOOK.md), so \
+            a job costs three peer frames, all between entry node and primary, where a gearmand job \
+            crosses one server between client and worker; and on these 2 cores the bench, its client and all \
+            the workers share the CPU. The profile in [`README.md`](README.md#where-the-time-goes) counts about \
             73,600 instructions per job in the workers after issue 5's hot-path work (140,600 before): what is \
             left is hashing and dictionaries by job id, three recent-outcome caches per job, and peer frame \
-            encoding and decoding, plus the client library's thread hand-offs.
+            encoding and decoding.
             """
         let library = median("echo", "starling") { $0.jobsPerSecond }
         let raw = median("echo", "starling-raw") { $0.jobsPerSecond }
