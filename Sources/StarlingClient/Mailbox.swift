@@ -56,29 +56,24 @@ final class Mailbox: Sendable {
     }
 
     /// Queues a command for the loop thread; false (and nothing queued) once closing.
-    ///
-    /// Only what finds the mailbox empty wakes the loop: the loop takes everything at once, and
-    /// until it has, the wake for the first arrival is still to be delivered.
     func send(_ command: Command) -> Bool {
-        let waker: LoopWakeup.Waker?? = state.withLock { state in
-            guard !state.closeRequested else { return .none }
-            let wasEmpty = state.isEmpty
-            state.commands.append(command)
-            return .some(wasEmpty ? state.waker : nil)
-        }
-        guard case .some(let waker) = waker else { return false }
-        waker?.wake()
-        return true
+        add(refusedWhen: \.closeRequested) { $0.commands.append(command) }
     }
 
     /// Queues a task job for the loop thread; false (and nothing queued) once the loop has
     /// finished, when the caller runs it elsewhere. Jobs are taken while closing: the loop runs
     /// them until its last act.
     func enqueue(_ job: UnownedJob) -> Bool {
+        add(refusedWhen: \.finished) { $0.jobs.append(job) }
+    }
+
+    /// Only what finds the mailbox empty wakes the loop: the loop takes everything at once, and
+    /// until it has, the wake for the first arrival is still to be delivered.
+    private func add(refusedWhen refused: (State) -> Bool, _ append: (inout State) -> Void) -> Bool {
         let waker: LoopWakeup.Waker?? = state.withLock { state in
-            guard !state.finished else { return .none }
+            guard !refused(state) else { return .none }
             let wasEmpty = state.isEmpty
-            state.jobs.append(job)
+            append(&state)
             return .some(wasEmpty ? state.waker : nil)
         }
         guard case .some(let waker) = waker else { return false }
