@@ -106,13 +106,17 @@ public struct EntryJobs: Sendable {
         return out
     }
 
-    /// The connection to `peer` broke: frames to it may be lost, so its jobs go again (to the
-    /// same primary if it is still the primary; it attaches them to what it already has).
+    /// The connection to or from `peer` broke: frames either way may be lost. A forward to it
+    /// goes again (to the same primary if it is still the primary; it attaches the job to what it
+    /// already has). So does every other job waiting here: its outcome comes straight from
+    /// whichever executor ran it, which may be `peer`, and the primary, which does not relay
+    /// what that executor sent itself, answers a forward again from its recent outcomes.
     public mutating func linkLost(to peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
         var out: [JobDirective] = []
-        for (id, job) in pending where job.forwardedTo?.address == peer {
+        for (id, job) in pending {
+            guard let primary = job.forwardedTo else { continue }
             pending[id]!.forwarded(nowMs: nowMs)
-            out.append(.send(.forward(job.ticket), to: peer))
+            out.append(.send(.forward(job.ticket), to: primary.address))
         }
         return out
     }

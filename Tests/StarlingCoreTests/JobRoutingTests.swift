@@ -242,6 +242,23 @@ private struct JobBench {
 
     /// The stall issue 9 names: a frame the shell dropped at its buffer limit on a live link used
     /// to leave its job unanswered for good. Now each dropped frame goes again at the next tick.
+    @Test func anOutcomeLostWithTheExecutorsLinkIsAskedForAgainAtOnce() {
+        var bench = JobBench(processes: 3)
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        bench.submit("k", at: p2)
+        bench.deliverAll()
+        bench.finishAll(at: p3)
+        // The link from the executor to the entry node breaks with the outcome on it.
+        bench.wire.removeAll { $0.to == p2 }
+        bench.deliverAll()
+        #expect(bench.answers.isEmpty)
+        bench.carry(bench.processes[p2]!.linkLost(to: p3, nowMs: bench.nowMs), at: p2)
+        bench.deliverAll()
+        #expect(bench.okKeys(1) == ["k"], "answered from the primary's recent outcomes: \(bench.answers)")
+        #expect(bench.runs == 1, "ran once")
+        #expect(bench.processes.values.allSatisfy { $0.holdings.pending == 0 && $0.holdings.routed == 0 })
+    }
+
     @Test(arguments: ["forward", "dispatch", "result to the primary", "result to the entry"])
     func aFrameTheShellCouldNotSendGoesAgainAtTheNextTick(dropped kind: String) {
         var bench = JobBench(processes: 3)
