@@ -144,7 +144,9 @@ import Glibc
         let silentEnd = await RawConnections.readOffPool(silent, within: 5_000)
         let silentFor = ContinuousClock.now - opened
         #expect(silentEnd.end == .closed && silentEnd.bytes.isEmpty, "\(silentEnd)")
-        #expect(silentFor >= .milliseconds(300) && silentFor < .seconds(3), "closed after \(silentFor)")
+        // Not before the timeout; the upper bound only says "by the timeout, not never": on a
+        // loaded 2-core CI machine the worker's timer has fired over 3 s late.
+        #expect(silentFor >= .milliseconds(300) && silentFor < .milliseconds(4_500), "closed after \(silentFor)")
 
         let client = try RawSocket.connectTCP(to: port)
         defer { close(client) }
