@@ -122,4 +122,3 @@ final class Mailbox: Sendable {
         waiters.forEach { $0.resume() }
     }
 }
-
