@@ -15,7 +15,11 @@ import StarlingUV
 /// the stall timeout: a live link whose data goes unacknowledged that long (heavy loss, a dead
 /// host) is aborted by the kernel, not left to retransmission timeouts that back off to minutes.
 /// And its first retransmission waits `minimumRetransmitUs`, not Linux's 200 ms: a lost segment
-/// of a job costs a fraction of that, and three in a row 350 ms instead of 1.4 s.
+/// of a job costs a fraction of that, and three in a row 350 ms instead of 1.4 s. A link whose
+/// oldest segment has met `stallTimeoutsInARow` retransmission timeouts in a row is not left to
+/// back off further (the next waits would be 400 ms, then 800, and the stall timeout aborts it
+/// anyway): the stall watch breaks it at once, and a new connection starts again at the minimum
+/// timeout (docs/HANDBOOK.md, "peer link").
 ///
 /// With cluster keys a link is sealed: once connected it runs the opener's side of
 /// `PeerHandshake` (within `PeerHandshake.timeoutMs`) while its frames wait, then each write is
@@ -33,6 +37,12 @@ final class PeerLinks {
     /// at least the smoothed round trip plus this, so a far or jittery peer's timeout grows with
     /// its round trip; on a near one a lost segment goes again after 50 ms, then 100, 200, ...
     static let minimumRetransmitUs = 50_000
+    /// Retransmission timeouts in a row after which a link counts as stalled: at the minimum
+    /// timeout, 350 ms with nothing acknowledged. Three losses in a row of a segment or its
+    /// acknowledgement are rare but on a very lossy path, where a fresh connection does better.
+    static let stallTimeoutsInARow = 3
+    /// How often open links are checked for a stall.
+    static let stallWatchMs: UInt64 = 100
 
     private let loop: EventLoop
     /// `TCP_USER_TIMEOUT` of every link: how long sent data may go unacknowledged.
@@ -65,6 +75,8 @@ final class PeerLinks {
     var openLinks: Int { links.values.count { $0.state == .open } }
     /// Set once the kernel refused `minimumRetransmitUs` (it is too old), so it is said once.
     private var minimumRetransmitRefused = false
+    /// Checks the open links every `stallWatchMs` (started with the first link that opens).
+    private var stallWatch: Timer?
 
     init(
         loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets, rejections: RejectionRecorder,
@@ -145,6 +157,8 @@ final class PeerLinks {
         for link in links.values { link.close() }
         links.removeAll()
         dirty.removeAll()
+        stallWatch?.close()
+        stallWatch = nil
     }
 
     // MARK: Internals
@@ -283,6 +297,34 @@ final class PeerLinks {
         if link.hasOpened { reconnects += 1 }
         link.hasOpened = true
         link.buffer.insert(contentsOf: hello, at: 0)
+        watchForStalls()
+    }
+
+    /// Starts the stall watch, once.
+    private func watchForStalls() {
+        guard stallWatch == nil else { return }
+        do {
+            let timer = try Timer(loop: loop)
+            stallWatch = timer
+            try timer.start(afterMs: Self.stallWatchMs, repeatMs: Self.stallWatchMs) { [weak self] in self?.breakStalledLinks() }
+        } catch {
+            // No watch: a stalled link is still aborted by its `TCP_USER_TIMEOUT`.
+            onProblem("peer_stall_watch", "peer links are not watched for stalls: \(error); the stall timeout still aborts them")
+        }
+    }
+
+    /// Breaks every open link whose data has met `stallTimeoutsInARow` retransmission timeouts.
+    private func breakStalledLinks() {
+        let stalled = links.values.filter { link in
+            guard link.state == .open, let state = try? link.stream?.retransmissions() else { return false }
+            return state.unacknowledgedSegments > 0 && state.timeoutsInARow >= Self.stallTimeoutsInARow
+        }
+        for link in stalled {
+            onProblem(
+                "peer_link_stalled",
+                "peer link to \(link.peer) stalled: nothing acknowledged through \(Self.stallTimeoutsInARow) retransmissions in a row; reconnecting")
+            broke(link)
+        }
     }
 
     /// After a key reload: links proved with a key no longer accepted break (the core sends again

@@ -83,15 +83,47 @@ public final class TCPStream: StreamHandle {
         try setTCPOption(tcpRTOMinUs, microseconds, "setsockopt TCP_RTO_MIN_US \(microseconds) µs")
     }
 
-    private func setTCPOption(_ option: Int32, _ value: Int, _ operation: String) throws(UVError) {
-        try uvCheck((0...Int(Int32.max)).contains(value) ? 0 : UVCode.invalid, operation)
+    /// The kernel's view of the connection's retransmissions (`TCP_INFO`, Linux): how many
+    /// retransmission timeouts in a row its oldest unacknowledged segment has met, and how many
+    /// segments are unacknowledged. A connection whose peer only stopped reading shows none
+    /// unacknowledged (its window is shut, not its path). Needs the socket, as `setUserTimeout` does.
+    public func retransmissions() throws(UVError) -> TCPRetransmissions {
+        let operation = "getsockopt TCP_INFO"
+        let descriptor = try socketDescriptor(operation)
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        let result = getsockopt(descriptor, Int32(IPPROTO_TCP), TCP_INFO, &info, &length)
+        try uvCheck(result == 0 ? 0 : -errno, operation)
+        return TCPRetransmissions(timeoutsInARow: Int(info.tcpi_backoff), unacknowledgedSegments: Int(info.tcpi_unacked))
+    }
+
+    private func socketDescriptor(_ operation: String) throws(UVError) -> uv_os_fd_t {
         let tcp = try context.live(as: uv_tcp_t.self, operation)
         var descriptor: uv_os_fd_t = -1
         try uvCheck(tcp.withMemoryRebound(to: uv_handle_t.self, capacity: 1) { uv_fileno($0, &descriptor) }, operation)
+        return descriptor
+    }
+
+    private func setTCPOption(_ option: Int32, _ value: Int, _ operation: String) throws(UVError) {
+        try uvCheck((0...Int(Int32.max)).contains(value) ? 0 : UVCode.invalid, operation)
+        let descriptor = try socketDescriptor(operation)
         var value32 = UInt32(value)
         let result = setsockopt(descriptor, Int32(IPPROTO_TCP), option, &value32, socklen_t(MemoryLayout<UInt32>.size))
         // libuv's codes are negated errno values on Unix.
         try uvCheck(result == 0 ? 0 : -errno, operation)
+    }
+}
+
+/// What `TCPStream.retransmissions()` reads.
+public struct TCPRetransmissions: Equatable, Sendable {
+    /// Retransmission timeouts in a row without an acknowledgement (the kernel's backoff): each
+    /// doubles the wait for the next.
+    public var timeoutsInARow: Int
+    public var unacknowledgedSegments: Int
+
+    public init(timeoutsInARow: Int, unacknowledgedSegments: Int) {
+        self.timeoutsInARow = timeoutsInARow
+        self.unacknowledgedSegments = unacknowledgedSegments
     }
 }
 

@@ -210,4 +210,21 @@ import Testing
             #expect(throws: UVError.self) { try stream.setUserTimeout(milliseconds: 1_500) }
         }
     }
+
+    @Test("retransmissions reads TCP_INFO: none on a quiet socket; a stream without a socket fails clearly")
+    func readsRetransmissions() throws {
+        try withLoop { loop in
+            let stream = try TCPStream(loop: loop, socketFor: loopback)
+            defer { stream.close() }
+            #expect(try stream.retransmissions() == TCPRetransmissions(timeoutsInARow: 0, unacknowledgedSegments: 0))
+            let lazy = try TCPStream(loop: loop)
+            defer { lazy.close() }
+            do throws(UVError) {
+                _ = try lazy.retransmissions()
+                Issue.record("a stream without a socket gave TCP_INFO")
+            } catch {
+                #expect(error.operation.contains("TCP_INFO"))
+            }
+        }
+    }
 }
