@@ -182,6 +182,9 @@ final class ClientEngine {
         guard !isShutDown else { return }
         flush()
         armDeadline()
+        // A write that failed at once resumed callers after the mailbox was taken: what their
+        // tasks queued from this thread woke nothing (`Mailbox.add`).
+        if !mailbox.isEmpty { wakeup?.waker.wake() }
     }
 
     private func armDeadline() {

@@ -1,6 +1,9 @@
 import StarlingCore
 import StarlingUV
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The result a caller waits for: what the loop thread hands back through a continuation.
 enum Reply: Sendable {
@@ -35,6 +38,8 @@ final class Mailbox: Sendable {
         var commands: [Command] = []
         var jobs: [UnownedJob] = []
         var waker: LoopWakeup.Waker?
+        /// The loop's thread, once attached.
+        var loopThread: pthread_t?
         /// Set by `close()` (or the client's deinit): no command is accepted any more.
         var closeRequested = false
         /// Set by the loop thread as its last act: the loop is closed and the thread is ending.
@@ -50,10 +55,14 @@ final class Mailbox: Sendable {
     func attach(_ waker: LoopWakeup.Waker) {
         let wake = state.withLock { state in
             state.waker = waker
+            state.loopThread = pthread_self()
             return !state.isEmpty || state.closeRequested
         }
         if wake { waker.wake() }
     }
+
+    /// Whether nothing waits to be taken.
+    var isEmpty: Bool { state.withLock { $0.isEmpty } }
 
     /// Queues a command for the loop thread; false (and nothing queued) once closing.
     func send(_ command: Command) -> Bool {
@@ -68,13 +77,17 @@ final class Mailbox: Sendable {
     }
 
     /// Only what finds the mailbox empty wakes the loop: the loop takes everything at once, and
-    /// until it has, the wake for the first arrival is still to be delivered.
+    /// until it has, the wake for the first arrival is still to be delivered. Nor does what the
+    /// loop thread adds itself (a task on `ClientExecutor` submitting, an answer resuming one):
+    /// every callback of the loop ends by taking the mailbox (`ClientEngine.afterEvent`), so a
+    /// wake would only cost an eventfd write and an empty turn of the loop, twice per call.
     private func add(refusedWhen refused: (State) -> Bool, _ append: (inout State) -> Void) -> Bool {
         let waker: LoopWakeup.Waker?? = state.withLock { state in
             guard !refused(state) else { return .none }
             let wasEmpty = state.isEmpty
             append(&state)
-            return .some(wasEmpty ? state.waker : nil)
+            let onLoopThread = state.loopThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+            return .some(wasEmpty && !onLoopThread ? state.waker : nil)
         }
         guard case .some(let waker) = waker else { return false }
         waker?.wake()
