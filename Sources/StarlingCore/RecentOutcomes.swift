@@ -42,7 +42,7 @@ public struct RecentOutcomes: Sendable {
     /// again.
     public mutating func remember(_ outcome: JobOutcome, for id: JobID, payload: [UInt8], nowMs: Int64) {
         let size = outcome.byteCount
-        guard size <= maxBytes, outcomes[id] == nil else { return }
+        guard size <= maxBytes else { return }
         if outcomes.capacity < capacity {
             // All the room at once, on first use: growing by doubling would rehash every entry
             // kept, tens of thousands, in one step, a stall of milliseconds for every job on the
@@ -50,7 +50,11 @@ public struct RecentOutcomes: Sendable {
             outcomes.reserveCapacity(capacity)
             order.reserveCapacity(capacity)
         }
-        outcomes[id] = (outcome, PayloadDigest(service: id.service, payload: payload))
+        // One lookup on the usual path, where the key is new; the first outcome kept stands.
+        if let first = outcomes.updateValue((outcome, PayloadDigest(service: id.service, payload: payload)), forKey: id) {
+            outcomes[id] = first
+            return
+        }
         bytes += size
         order.append((id, nowMs + ttlMs))
         while order.count > capacity || bytes > maxBytes, let oldest = order.popFirst() {

@@ -442,4 +442,15 @@ private struct JobBench {
         #expect(recent.recall(id(0), payload: []) == .otherPayload)
         #expect(recent.recall(id(1), payload: [7, 7]) == nil)
     }
+
+    @Test func theFirstOutcomeOfAKeyStandsAndCountsOnce() {
+        var recent = RecentOutcomes(capacity: 3, ttlMs: 1_000, maxBytes: 100)
+        recent.remember(.succeeded([UInt8](repeating: 1, count: 60)), for: id(0), payload: [], nowMs: 0)
+        recent.remember(.failed("again"), for: id(0), payload: [9], nowMs: 0)
+        #expect(recent.recall(id(0), payload: []) == .answered(.succeeded([UInt8](repeating: 1, count: 60))))
+        #expect(recent.count == 1)
+        // Had the second counted, 60 + 5 + 40 bytes would be over the bound and push the first out.
+        recent.remember(.succeeded([UInt8](repeating: 2, count: 40)), for: id(1), payload: [], nowMs: 0)
+        #expect(recent.count == 2 && recent.recall(id(0), payload: []) != nil)
+    }
 }
