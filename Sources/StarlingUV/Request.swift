@@ -18,7 +18,7 @@ final class Request {
     }
 
     /// A request carrying its own copy of `bytes` (send, write).
-    init(copying bytes: [UInt8], operation: String, completion: ((UVError?) -> Void)?) {
+    init(copying bytes: some Collection<UInt8>, operation: String, completion: ((UVError?) -> Void)?) {
         let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         copy.copyBytes(from: bytes)
         self.bytes = copy

@@ -44,10 +44,26 @@ public class StreamHandle {
         _ = uv_read_stop(stream)  // always 0 per libuv docs
     }
 
-    /// Writes a copy of `bytes`; the completion runs exactly once, on the loop, unless this throws.
+    /// Writes `bytes`; the completion runs exactly once, on the loop (never before this returns),
+    /// unless this throws.
+    ///
+    /// With nothing queued before them, the bytes go to the kernel at once (`uv_try_write`): no
+    /// copy, no request, and no writability watch to register and drop again, which `uv_write`
+    /// costs even when the kernel takes everything at once (an `epoll_ctl` per write). Whatever
+    /// the kernel does not take is copied and queued with `uv_write`, as is everything after an
+    /// error, which then reaches the completion as `uv_write` reports it.
     public func write(bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) throws(UVError) {
         let stream = try context.live(as: uv_stream_t.self, "uv_write")
-        let request = Request(copying: bytes, operation: "uv_write", completion: completion)
+        let written = bytes.isEmpty ? 0 : bytes.withUnsafeBytes { raw in
+            var buffer = uv_buf_init(
+                UnsafeMutablePointer(mutating: raw.baseAddress!.assumingMemoryBound(to: CChar.self)), UInt32(raw.count))
+            return max(0, Int(uv_try_write(stream, &buffer, 1)))
+        }
+        if written > 0 && written == bytes.count {
+            if let completion { context.loop.soon { completion(nil) } }
+            return
+        }
+        let request = Request(copying: bytes[written...], operation: "uv_write", completion: completion)
         try request.submit(as: uv_write_t.self) { req, buffer in
             uv_write(req, stream, buffer, 1, writeCompleted)
         }
