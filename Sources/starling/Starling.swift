@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import StarlingCore
 
 /// The `starling` command-line tool.
 @main
@@ -7,8 +8,9 @@ struct Starling: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "A masterless, workload-aware job dispatcher.",
-        // The one place the version is written: `starling --version` prints it.
-        version: "starling 0.1.0",
+        // The one place the version is written: `starling --version` prints it, with the wire
+        // protocols' versions, which decide how a cluster can be upgraded (README, "Upgrading").
+        version: "starling 0.1.0 (heartbeat protocol \(HeartbeatCodec.version), peer protocol \(PeerMessageCodec.version))",
         subcommands: [
             WorkerCommand.self, UpCommand.self, StatusCommand.self, SubmitCommand.self, KeygenCommand.self,
             DemoCommand.self,
