@@ -115,8 +115,9 @@ final class JobPlane {
         }
         guard var submitted = submittedAt[client]?[key] else { return }
         submitted.answersOwed -= 1
+        // A client's table stays, empty or not, until it goes (`clientGone`): dropped whenever its
+        // last job was answered, it was made and grown again, entry by entry, for the next.
         submittedAt[client]?[key] = submitted.answersOwed > 0 ? submitted : nil
-        if submittedAt[client]?.isEmpty == true { submittedAt[client] = nil }
         let duration = Duration.nanoseconds(Int64(clamping: EventLoop.hrtimeNs &- submitted.atNs))
         metrics.jobAnswered(service: submitted.service, outcome: outcome, duration: duration)
         rates.record(service: submitted.service, duration: duration, nowMs: Int64(clamping: loop.now))
