@@ -20,10 +20,14 @@ final class ConnectAttempt {
 /// SYN again only after 1 s, then 3 s, 7 s: under packet loss one attempt is slow, so while none
 /// has completed (connected and, on a sealed link, proved the key) another starts every
 /// `staggerMs`, at most `maxInFlight` at once. The first to complete becomes the link; one that
-/// fails is only the link's failure once no other is left. Loop-confined.
+/// fails is only the link's failure once no other is left. Where each way loses 30 % of packets an
+/// attempt gets its SYN and the answer through at once half the time: with three attempts 250 ms
+/// apart one reconnect in eight still waited for a resent SYN (1 s), the lossy tail's largest
+/// part; five attempts 150 ms apart leave one in thirty. On a sound network the first attempt
+/// wins within a round trip and no other starts. Loop-confined.
 final class ConnectAttempts {
-    static let staggerMs: UInt64 = 250
-    static let maxInFlight = 3
+    static let staggerMs: UInt64 = 150
+    static let maxInFlight = 5
 
     private(set) var inFlight: [ConnectAttempt] = []
     /// Starts the next attempt every `staggerMs` while the link is connecting.

@@ -7,7 +7,7 @@ import StarlingUV
 /// Frames are appended to a per-peer buffer. `flush()`, which the worker calls after handling each
 /// event, schedules one write per peer once the loop iteration's callbacks are done
 /// (`EventLoop.soon`), so every frame of a burst of events goes in one syscall per peer.
-/// A link connects with up to three racing attempts (`ConnectAttempts`); one that cannot be made
+/// A link connects with up to five racing attempts (`ConnectAttempts`); one that cannot be made
 /// keeps its frames and retries with backoff. Only a connection that was open and broke reports
 /// `onLinkLost`, because only then may frames have been lost; it then reconnects at once while the
 /// peer is wanted, even with nothing to send, since the new connection's hello tells the peer the
@@ -323,7 +323,7 @@ final class PeerLinks {
             onProblem(
                 "peer_link_stalled",
                 "peer link to \(link.peer) stalled: nothing acknowledged through \(Self.stallTimeoutsInARow) retransmissions in a row; reconnecting")
-            broke(link)
+            broke(link, stalled: true)
         }
     }
 
@@ -417,17 +417,20 @@ final class PeerLinks {
 
     /// An open link failed: tell the core frames may be lost, and connect again at once while the
     /// peer is wanted. A link that breaks within `maxRetryMs` of opening (a peer that accepts and
-    /// closes) waits with backoff instead, so it cannot spin.
-    private func broke(_ link: OutboundLink, _ error: UVError? = nil) {
+    /// closes) waits with backoff instead, so it cannot spin; one that stalled (`stalled`, or the
+    /// kernel's stall timeout) does not: a stall takes hundreds of milliseconds to show, and on a
+    /// lossy path the backoff would only add its wait to every reconnect.
+    private func broke(_ link: OutboundLink, _ error: UVError? = nil, stalled: Bool = false) {
         guard link.state == .open else { return }
-        if error?.name == "ETIMEDOUT" {
+        let timedOut = error?.name == "ETIMEDOUT"
+        if timedOut {
             onProblem("peer_link_stalled", "peer link to \(link.peer) stalled: nothing acknowledged for \(stallTimeoutMs) ms; reconnecting")
         }
         link.resetSession()
         link.stream?.close()
         link.stream = nil
         link.state = .idle
-        let wasSteady = loop.now - link.openedAtMs >= Self.maxRetryMs
+        let wasSteady = stalled || timedOut || loop.now - link.openedAtMs >= Self.maxRetryMs
         onLinkLost(link.peer)
         guard links[link.peer] === link, link.state == .idle else { return }
         if isWanted(link.peer) {

@@ -84,7 +84,7 @@ import Glibc
             + "the logs' peer lines:\n\(linkLines.joined(separator: "\n"))")
     }
 
-    @Test("a link whose first SYN is lost opens with a second attempt 250 ms later, not the SYN resent after 1 s")
+    @Test("a link whose first SYN is lost opens with a second attempt 150 ms later, not the SYN resent after 1 s")
     func racingAttemptBeatsALostSYN() async throws {
         guard getuid() == 0, let ip = NetworkLab.which("ip"), let nft = NetworkLab.which("nft") else {
             print("StalledLinkTests skipped: a network namespace needs root, ip and nft")
