@@ -314,9 +314,13 @@ final class PeerLinks {
     }
 
     /// Breaks every open link whose data has met `stallTimeoutsInARow` retransmission timeouts.
+    /// Only links written to since they were last seen with everything acknowledged are asked.
     private func breakStalledLinks() {
         let stalled = links.values.filter { link in
-            guard link.state == .open, let state = try? link.stream?.retransmissions() else { return false }
+            guard link.state == .open, link.mayHaveUnacknowledged, let state = try? link.stream?.retransmissions() else {
+                return false
+            }
+            if state.unacknowledgedSegments == 0 { link.mayHaveUnacknowledged = false }
             return state.unacknowledgedSegments > 0 && state.timeoutsInARow >= Self.stallTimeoutsInARow
         }
         for link in stalled {
@@ -392,6 +396,7 @@ final class PeerLinks {
                 bytes = link.buffer
             }
             bytesSent &+= UInt64(bytes.count)
+            link.mayHaveUnacknowledged = true
             try stream.write(bytes: bytes) { [weak self, weak link] error in
                 if let error, let self, let link, link.stream === stream { broke(link, error) }
             }
@@ -467,6 +472,8 @@ private final class OutboundLink {
     var unsentBytes: Int { buffer.count + (stream?.writeQueueSize ?? 0) }
     /// Whether it is in `PeerLinks.dirty`.
     var isDirty = false
+    /// Written to since the stall watch last saw everything on it acknowledged.
+    var mayHaveUnacknowledged = false
     var retryTimer: Timer?
     var retryMs = PeerLinks.firstRetryMs
     /// A sealed link, once open: the cluster key it was proved with, and its records' sealer.
