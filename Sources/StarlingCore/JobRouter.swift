@@ -195,7 +195,14 @@ public struct JobRouter: Sendable {
         }
         if let job = jobs[ticket.key] {
             guard job.ticket.payload == ticket.payload else { return [refuse(ticket, .badRequest, PayloadDigest.conflictMessage)] }
-            if !jobs[ticket.key]!.entries.contains(ticket.entry) { jobs[ticket.key]!.entries.append(ticket.entry) }
+            if !job.entries.contains(ticket.entry) {
+                jobs[ticket.key]!.entries.append(ticket.entry)
+            } else if ticket.entry == job.ticket.entry {
+                // The ticket's entry node asks again (a link of its broke, or the answer is
+                // overdue): the outcome its executor sends it straight may be the frame it lost,
+                // so this router relays the outcome to it too when it comes.
+                jobs[ticket.key]!.executorKnowsEntry = false
+            }
             return []
         }
         // Not primary (any more, or not yet): the entry node forwards it again to the primary

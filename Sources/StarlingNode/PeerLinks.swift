@@ -16,10 +16,10 @@ import StarlingUV
 /// host) is aborted by the kernel, not left to retransmission timeouts that back off to minutes.
 /// And its first retransmission waits `minimumRetransmitUs`, not Linux's 200 ms: a lost segment
 /// of a job costs a fraction of that, and three in a row 350 ms instead of 1.4 s. A link whose
-/// oldest segment has met `stallTimeoutsInARow` retransmission timeouts in a row is not left to
-/// back off further (the next waits would be 400 ms, then 800, and the stall timeout aborts it
-/// anyway): the stall watch breaks it at once, and a new connection starts again at the minimum
-/// timeout (docs/HANDBOOK.md, "peer link").
+/// oldest segment has waited `stalledAfterUs` in retransmission timeouts is not left to back off
+/// further (the next waits would be 400 ms, then 800, and the stall timeout aborts it anyway): the
+/// stall watch breaks it at once, and a new connection starts again at the minimum timeout
+/// (docs/HANDBOOK.md, "peer link").
 ///
 /// With cluster keys a link is sealed: once connected it runs the opener's side of
 /// `PeerHandshake` (within `PeerHandshake.timeoutMs`) while its frames wait, then each write is
@@ -37,10 +37,11 @@ final class PeerLinks {
     /// at least the smoothed round trip plus this, so a far or jittery peer's timeout grows with
     /// its round trip; on a near one a lost segment goes again after 50 ms, then 100, 200, ...
     static let minimumRetransmitUs = 50_000
-    /// Retransmission timeouts in a row after which a link counts as stalled: at the minimum
-    /// timeout, 350 ms with nothing acknowledged. Three losses in a row of a segment or its
-    /// acknowledgement are rare but on a very lossy path, where a fresh connection does better.
-    static let stallTimeoutsInARow = 3
+    /// Time spent in retransmission timeouts in a row after which a link counts as stalled: at
+    /// the minimum timeout, three (50 + 100 + 200 ms). Three losses in a row of a segment or its
+    /// acknowledgement are rare but on a very lossy path, where a fresh connection does better;
+    /// a link whose timeouts are longer (a far or jittery peer) is broken after as long a wait.
+    static let stalledAfterUs = 350_000
     /// How often open links are checked for a stall.
     static let stallWatchMs: UInt64 = 100
 
@@ -313,7 +314,7 @@ final class PeerLinks {
         }
     }
 
-    /// Breaks every open link whose data has met `stallTimeoutsInARow` retransmission timeouts.
+    /// Breaks every open link whose oldest data has waited `stalledAfterUs` in retransmission timeouts.
     /// Only links written to since they were last seen with everything acknowledged are asked.
     private func breakStalledLinks() {
         let stalled = links.values.filter { link in
@@ -321,12 +322,12 @@ final class PeerLinks {
                 return false
             }
             if state.unacknowledgedSegments == 0 { link.mayHaveUnacknowledged = false }
-            return state.unacknowledgedSegments > 0 && state.timeoutsInARow >= Self.stallTimeoutsInARow
+            return state.waitedThroughTimeoutsUs >= Self.stalledAfterUs
         }
         for link in stalled {
             onProblem(
                 "peer_link_stalled",
-                "peer link to \(link.peer) stalled: nothing acknowledged through \(Self.stallTimeoutsInARow) retransmissions in a row; reconnecting")
+                "peer link to \(link.peer) stalled: nothing acknowledged through \(Self.stalledAfterUs / 1000) ms of retransmissions; reconnecting")
             broke(link, stalled: true)
         }
     }

@@ -94,7 +94,8 @@ public final class TCPStream: StreamHandle {
         var length = socklen_t(MemoryLayout<tcp_info>.size)
         let result = getsockopt(descriptor, Int32(IPPROTO_TCP), TCP_INFO, &info, &length)
         try uvCheck(result == 0 ? 0 : -errno, operation)
-        return TCPRetransmissions(timeoutsInARow: Int(info.tcpi_backoff), unacknowledgedSegments: Int(info.tcpi_unacked))
+        return TCPRetransmissions(
+            timeoutsInARow: Int(info.tcpi_backoff), timeoutUs: Int(info.tcpi_rto), unacknowledgedSegments: Int(info.tcpi_unacked))
     }
 
     private func socketDescriptor(_ operation: String) throws(UVError) -> uv_os_fd_t {
@@ -119,11 +120,22 @@ public struct TCPRetransmissions: Equatable, Sendable {
     /// Retransmission timeouts in a row without an acknowledgement (the kernel's backoff): each
     /// doubles the wait for the next.
     public var timeoutsInARow: Int
+    /// The retransmission timeout now, doubled by each of those.
+    public var timeoutUs: Int
     public var unacknowledgedSegments: Int
 
-    public init(timeoutsInARow: Int, unacknowledgedSegments: Int) {
+    public init(timeoutsInARow: Int, timeoutUs: Int, unacknowledgedSegments: Int) {
         self.timeoutsInARow = timeoutsInARow
+        self.timeoutUs = timeoutUs
         self.unacknowledgedSegments = unacknowledgedSegments
+    }
+
+    /// How long the oldest unacknowledged segment has waited through timeouts: the timeouts in a
+    /// row so far, each half the next (`timeoutUs` halved `timeoutsInARow` times, summed).
+    public var waitedThroughTimeoutsUs: Int {
+        guard unacknowledgedSegments > 0, timeoutsInARow > 0 else { return 0 }
+        let doublings = min(timeoutsInARow, 30)
+        return timeoutUs - (timeoutUs >> doublings)
     }
 }
 

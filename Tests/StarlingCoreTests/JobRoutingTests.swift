@@ -259,6 +259,28 @@ private struct JobBench {
         #expect(bench.processes.values.allSatisfy { $0.holdings.pending == 0 && $0.holdings.routed == 0 })
     }
 
+    /// The same loss, but the entry node asks again before the executor's outcome has reached the
+    /// primary (it is late on a lossy link): the primary must tell the entry node when it comes,
+    /// not leave that to the executor, whose message was the one lost.
+    @Test func anEntryAskingAgainBeforeThePrimaryHasTheOutcomeIsToldByThePrimary() {
+        var bench = JobBench(processes: 3)
+        bench.makePrimary(p1, epoch: 1, executors: [p3])
+        bench.submit("k", at: p2)
+        bench.deliverAll()
+        bench.finishAll(at: p3)
+        bench.wire.removeAll { $0.to == p2 }
+        let late = bench.wire.filter { $0.to == p1 }
+        bench.wire.removeAll { $0.to == p1 }
+        bench.carry(bench.processes[p2]!.linkLost(to: p3, nowMs: bench.nowMs), at: p2)
+        bench.deliverAll()
+        #expect(bench.answers.isEmpty)
+        bench.wire += late
+        bench.deliverAll()
+        #expect(bench.okKeys(1) == ["k"], "relayed by the primary: \(bench.answers)")
+        #expect(bench.runs == 1, "ran once")
+        #expect(bench.processes.values.allSatisfy { $0.holdings.pending == 0 && $0.holdings.routed == 0 })
+    }
+
     @Test(arguments: ["forward", "dispatch", "result to the primary", "result to the entry"])
     func aFrameTheShellCouldNotSendGoesAgainAtTheNextTick(dropped kind: String) {
         var bench = JobBench(processes: 3)

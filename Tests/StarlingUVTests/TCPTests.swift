@@ -216,7 +216,10 @@ import Testing
         try withLoop { loop in
             let stream = try TCPStream(loop: loop, socketFor: loopback)
             defer { stream.close() }
-            #expect(try stream.retransmissions() == TCPRetransmissions(timeoutsInARow: 0, unacknowledgedSegments: 0))
+            let quiet = try stream.retransmissions()
+            #expect(quiet.timeoutsInARow == 0 && quiet.unacknowledgedSegments == 0 && quiet.waitedThroughTimeoutsUs == 0)
+            // 50 ms, 100 ms and 200 ms waited; the next wait is 400 ms.
+            #expect(TCPRetransmissions(timeoutsInARow: 3, timeoutUs: 400_000, unacknowledgedSegments: 2).waitedThroughTimeoutsUs == 350_000)
             let lazy = try TCPStream(loop: loop)
             defer { lazy.close() }
             do throws(UVError) {
