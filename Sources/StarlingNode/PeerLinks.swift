@@ -76,8 +76,10 @@ final class PeerLinks {
     var openLinks: Int { links.values.count { $0.state == .open } }
     /// Set once the kernel refused `minimumRetransmitUs` (it is too old), so it is said once.
     private var minimumRetransmitRefused = false
-    /// Checks the open links every `stallWatchMs` (started with the first link that opens).
+    /// Checks the open links every `stallWatchMs` while any was written to and may have data
+    /// unacknowledged.
     private var stallWatch: Timer?
+    private var stallWatchFailed = false
 
     init(
         loop: EventLoop, sender: NodeID, address: NodeAddress, secrets: NodeSecrets, rejections: RejectionRecorder,
@@ -298,18 +300,18 @@ final class PeerLinks {
         if link.hasOpened { reconnects += 1 }
         link.hasOpened = true
         link.buffer.insert(contentsOf: hello, at: 0)
-        watchForStalls()
     }
 
-    /// Starts the stall watch, once.
+    /// Runs the stall watch while some link may have data unacknowledged: idle links cost no wakeups.
     private func watchForStalls() {
-        guard stallWatch == nil else { return }
+        guard stallWatch?.isActive != true, !stallWatchFailed else { return }
         do {
-            let timer = try Timer(loop: loop)
+            let timer = try stallWatch ?? Timer(loop: loop)
             stallWatch = timer
             try timer.start(afterMs: Self.stallWatchMs, repeatMs: Self.stallWatchMs) { [weak self] in self?.breakStalledLinks() }
         } catch {
             // No watch: a stalled link is still aborted by its `TCP_USER_TIMEOUT`.
+            stallWatchFailed = true
             onProblem("peer_stall_watch", "peer links are not watched for stalls: \(error); the stall timeout still aborts them")
         }
     }
@@ -330,6 +332,7 @@ final class PeerLinks {
                 "peer link to \(link.peer) stalled: nothing acknowledged through \(Self.stalledAfterUs / 1000) ms of retransmissions; reconnecting")
             broke(link, stalled: true)
         }
+        if !links.values.contains(where: { $0.state == .open && $0.mayHaveUnacknowledged }) { stallWatch?.stop() }
     }
 
     /// After a key reload: links proved with a key no longer accepted break (the core sends again
@@ -398,6 +401,7 @@ final class PeerLinks {
             }
             bytesSent &+= UInt64(bytes.count)
             link.mayHaveUnacknowledged = true
+            watchForStalls()
             try stream.write(bytes: bytes) { [weak self, weak link] error in
                 if let error, let self, let link, link.stream === stream { broke(link, error) }
             }
