@@ -100,11 +100,13 @@ extension Membership {
         let newest = max(epoch, highestEpoch[config.service, default: 0])
         epoch = newest == .max ? newest : newest + 1
         highestEpoch[config.service] = epoch
+        recordVersion &+= 1
     }
 
     mutating func change(to newStatus: MemberStatus, reason: String) -> MembershipDirective {
         let old = status
         status = newStatus
+        recordVersion &+= 1
         return .statusChanged(from: old, to: newStatus, epoch: announcedEpoch, reason: reason)
     }
 }

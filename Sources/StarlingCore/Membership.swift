@@ -16,6 +16,10 @@ public struct Membership: Sendable {
     public internal(set) var members: [NodeID: Member] = [:]
     /// The highest epoch seen per service type: the fencing floor.
     public internal(set) var highestEpoch: [ServiceName: UInt64] = [:]
+    /// Moves on whenever something `JobView` reads may have changed (a member entered, left or
+    /// changed status, epoch, rank, address, draining, capacity or job timeout; this process's
+    /// status or epochs). A shell may skip rebuilding the view while it stays put.
+    public internal(set) var recordVersion: UInt64 = 0
     public internal(set) var isLeaving = false
     public internal(set) var isDraining = false
 
@@ -25,6 +29,17 @@ public struct Membership: Sendable {
     var lastTickMs: Int64?
     var tickCount = 0
     var gossipCursor = 0
+    /// The record's members in gossip rotation order (departed ones are dropped as the cursor meets them).
+    var gossipOrder: [NodeID] = []
+    var inGossipOrder: Set<NodeID> = []
+    /// News to relay (a member new, changed or gone): how many more heartbeats carry each, in order.
+    var news: [NodeID: Int] = [:]
+    var newsOrder: [NodeID] = []
+    /// The members that heartbeat this process each interval as its record has it (the topology,
+    /// docs/HANDBOOK.md, "hub"), and since when: only these are timed out as dead here.
+    var expected: [NodeID: Int64] = [:]
+    /// The hubs of this service and every service's leaders at the last tick: gossiped in every heartbeat.
+    var standing: [NodeID] = []
     /// Per member, how far its sequence numbers are trusted: the sequence fence.
     var fences: [NodeID: SequenceFence] = [:]
     /// Addresses to heartbeat that are not live members: seeds, relayed addresses, departed members.
@@ -42,6 +57,10 @@ public struct Membership: Sendable {
 
     struct Departure: Sendable {
         var sequence: UInt64
+        /// What news of the departure says: the last sequence heard of it in its own regular
+        /// heartbeats (never a `leaving` heartbeat's number, which one hop could forge).
+        var announced: UInt64
+        var address: NodeAddress?
         var atMs: Int64
         /// When `sequence` was taken: at departure for a `leaving` heartbeat's own number, earlier
         /// for the number a member timed out with. The sequence fence's window runs from here.
@@ -126,6 +145,7 @@ public struct Membership: Sendable {
         }
         lastTickMs = nowMs
         tickCount += 1
+        refreshExpected(topology(nowMs: nowMs), nowMs: nowMs)
         out += expireSilentMembers(nowMs: nowMs)
         forgetOldContacts(nowMs: nowMs)
         if status == .joining {
@@ -133,7 +153,9 @@ public struct Membership: Sendable {
         } else {
             out += elect(nowMs: nowMs)
         }
-        out += heartbeatToAll(nowMs: nowMs)
+        let topology = topology(nowMs: nowMs)
+        refreshExpected(topology, nowMs: nowMs)
+        out += heartbeatToAll(nowMs: nowMs, topology: topology)
         out += probeOverdueMembers(nowMs: nowMs)
         return out
     }
@@ -149,6 +171,7 @@ public struct Membership: Sendable {
         // (docs/HANDBOOK.md, "sequence fence") may carry the newest.
         if heartbeat.epoch > highestEpoch[heartbeat.service, default: 0] {
             highestEpoch[heartbeat.service] = heartbeat.epoch
+            recordVersion &+= 1
         }
         var out: [MembershipDirective] = []
         var electionInputsChanged = true
@@ -162,13 +185,16 @@ public struct Membership: Sendable {
             case .updated(let changed): electionInputsChanged = changed
             }
         }
-        learn(from: heartbeat.gossip, nowMs: nowMs)
+        let learnt = learn(from: heartbeat.gossip, nowMs: nowMs)
+        out += learnt.directives
+        if learnt.electionInputsChanged { electionInputsChanged = true }
         // A primary fenced by a newer epoch learns it in one round trip rather than one interval.
         let staleClaim = heartbeat.status == .primary && heartbeat.epoch < highestEpoch[heartbeat.service, default: 0]
         let asked = !heartbeat.flags.isDisjoint(with: [.join, .probe]) || staleClaim
         if asked && !heartbeat.flags.contains(.leaving) {
             // An answer never asks for an answer: two joiners would otherwise echo JOINs forever.
-            var answer = makeHeartbeat()
+            var answer = makeHeartbeat(
+                answeringJoinOf: heartbeat.flags.contains(.join) ? heartbeat.service : nil, nowMs: nowMs)
             answer.flags.remove(.join)
             out.append(.send(answer, to: [heartbeat.address]))
         }

@@ -10,6 +10,8 @@ private struct LocalCluster {
     var log: [String] = []
     /// Indices whose traffic (both ways) is dropped, to model a pause or a crash.
     var silenced: Set<Int> = []
+    /// Datagrams sent per process (one per target of each heartbeat).
+    var sent: [Int: Int] = [:]
 
     @discardableResult
     mutating func add(_ service: String, priority: Int32 = 0, seeds: [Int] = [0]) -> Int {
@@ -31,6 +33,7 @@ private struct LocalCluster {
             switch directive {
             case .send(let heartbeat, let targets):
                 guard !silenced.contains(from) else { continue }
+                sent[from, default: 0] += targets.count
                 for target in targets {
                     guard let to = nodes.firstIndex(where: { $0.config.address == target }), !silenced.contains(to) else { continue }
                     queue += nodes[to].receive(heartbeat, nowMs: nowMs).map { (to, $0) }
@@ -61,6 +64,37 @@ private struct LocalCluster {
 }
 
 @Suite struct MembershipTests {
+    /// Issue 13: a standby's steady-state traffic does not grow with the cluster. With 10 and with
+    /// 200 members of three services, once settled, every standby sends the same few datagrams an
+    /// interval (to its service's hubs), and the average over all members stays a few.
+    @Test func aStandbysDatagramsPerIntervalDoNotGrowWithTheCluster() {
+        func settled(_ count: Int) -> (standbyMost: Double, average: Double, records: Set<Int>) {
+            var cluster = LocalCluster()
+            cluster.add("echo", seeds: [])
+            cluster.run(forMs: 500)
+            let services = ["echo", "resize", "sha256"]
+            for index in 1..<count { cluster.add(services[index % services.count]) }
+            cluster.run(forMs: 3_000)
+            cluster.sent = [:]
+            cluster.run(forMs: 1_000)
+            let standbys = cluster.nodes.indices.filter { index in
+                let node = cluster.nodes[index]
+                // Not a hub: not among the three highest-ranked of its service.
+                let ahead = cluster.nodes.filter { $0.config.service == node.config.service && $0.id < node.id }.count
+                return node.status == .standby && ahead >= 3
+            }
+            let standbyMost = standbys.map { Double(cluster.sent[$0, default: 0]) / 10 }.max() ?? 0
+            let average = Double(cluster.sent.values.reduce(0, +)) / Double(count) / 10
+            return (standbyMost, average, Set(cluster.nodes.map(\.members.count)))
+        }
+        let small = settled(10)
+        let large = settled(200)
+        #expect(small.records == [9] && large.records == [199], "every record holds everyone: \(large.records.sorted())")
+        #expect(small.standbyMost > 0 && small.standbyMost <= 3)
+        #expect(large.standbyMost == small.standbyMost, "a standby heartbeats its service's three hubs, whatever N")
+        #expect(large.average < 8, "\(large.average) datagrams per member per interval at 200 members")
+    }
+
     @Test func aLoneProcessBecomesPrimaryAfterItsDiscoveryWindow() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
