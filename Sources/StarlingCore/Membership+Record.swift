@@ -44,6 +44,7 @@ extension Membership {
             epoch: heartbeat.epoch, workload: heartbeat.workload, address: heartbeat.address,
             lastHeardMs: nowMs, sequence: heartbeat.sequence, leaving: heartbeat.flags.contains(.draining))
         members[sender] = member
+        if status == .joining && heardWhileJoining.count < config.maxMembers { heardWhileJoining.insert(sender) }
         if previous.map({ Self.viewDiffers($0, member) }) ?? true { recordVersion &+= 1 }
         // Relayed news fresher than its own heartbeat stands for `sequenceTrustMs` at most: the
         // member's own heartbeats coming in lower after that prove it wrong.
@@ -279,7 +280,11 @@ extension Membership {
         }
         guard entry.sequence >= member.sequence else { return nil }
         if expected[entry.id] != nil, nowMs - member.lastHeardMs < 2 * config.intervalMs { return nil }
-        return removeMember(entry.id, sequence: entry.sequence, reason: .timedOut, nowMs: nowMs)
+        // One this process would have timed out itself (its service's, or one it expects) is
+        // probed as if it had: whoever restarts at that address finds this process there, even
+        // when its seeds restarted with it (docs/HANDBOOK.md, "departed contact").
+        let probe = member.service == config.service || expected[entry.id] != nil
+        return removeMember(entry.id, sequence: entry.sequence, reason: .timedOut, nowMs: nowMs, detected: probe)
     }
 
     mutating func forgetOldContacts(nowMs: Int64) {

@@ -40,6 +40,9 @@ public struct Membership: Sendable {
     var expected: [NodeID: Int64] = [:]
     /// The hubs of this service and every service's leaders at the last tick: gossiped in every heartbeat.
     var standing: [NodeID] = []
+    /// While joining: the members heard directly (not only in gossip). Admission waits until its
+    /// service's hubs are among them (`admitIfReady`); emptied at admission.
+    var heardWhileJoining: Set<NodeID> = []
     /// Per member, how far its sequence numbers are trusted: the sequence fence.
     var fences: [NodeID: SequenceFence] = [:]
     /// Addresses to heartbeat that are not live members: seeds, relayed addresses, departed members.
