@@ -5,6 +5,12 @@ extension Membership {
     static let newsRepeats = 3
     /// At most this many news entries in one heartbeat, so the rotation always moves on.
     static let maxNewsEntries = 8
+    /// At most this many rotation entries in one heartbeat (an answer to a joiner fills the
+    /// datagram instead): every entry costs each receiver a decode and a record lookup, and a
+    /// full datagram of them per heartbeat was most of an idle worker's CPU among 150. At 1,000
+    /// members a standby still hears the whole record in a rotation within 60 intervals, well
+    /// inside `secondHandExpiryMs` (docs/HANDBOOK.md, "gossip").
+    static let rotationEntries = 6
 
     /// The next heartbeat; its gossip puts first what the members of `askersService` need to
     /// know when answering a joiner (its service's members and every leader), else the news.
@@ -134,7 +140,10 @@ extension Membership {
         }
         // Then the rotation; departed members are dropped from it as the cursor meets them.
         var steps = 0
-        while !gossipOrder.isEmpty, steps < gossipOrder.count, gossip.count < HeartbeatCodec.maxGossipEntries {
+        var rotated = 0
+        let rotationCap = askersService == nil ? Self.rotationEntries : HeartbeatCodec.maxGossipEntries
+        while !gossipOrder.isEmpty, steps < gossipOrder.count, rotated < rotationCap,
+              gossip.count < HeartbeatCodec.maxGossipEntries {
             let at = gossipCursor % gossipOrder.count
             let memberID = gossipOrder[at]
             guard let member = members[memberID] else {
@@ -149,6 +158,7 @@ extension Membership {
                 continue
             }
             guard add(Self.entry(for: member)) else { break }
+            rotated += 1
             gossipCursor = at + 1
         }
         return gossip

@@ -148,7 +148,9 @@ public struct Membership: Sendable {
         }
         lastTickMs = nowMs
         tickCount += 1
-        refreshExpected(topology(nowMs: nowMs), nowMs: nowMs)
+        let before = topology(nowMs: nowMs)
+        let versionBefore = recordVersion
+        refreshExpected(before, nowMs: nowMs)
         out += expireSilentMembers(nowMs: nowMs)
         forgetOldContacts(nowMs: nowMs)
         if status == .joining {
@@ -156,7 +158,8 @@ public struct Membership: Sendable {
         } else {
             out += elect(nowMs: nowMs)
         }
-        let topology = topology(nowMs: nowMs)
+        // The topology again only if the record or this process's status moved meanwhile.
+        let topology = recordVersion == versionBefore ? before : topology(nowMs: nowMs)
         refreshExpected(topology, nowMs: nowMs)
         out += heartbeatToAll(nowMs: nowMs, topology: topology)
         out += probeOverdueMembers(nowMs: nowMs)
