@@ -54,7 +54,11 @@ extension Membership {
         var overdue: [NodeAddress] = []
         for (memberID, since) in expected {
             guard let member = members[memberID] else { continue }
-            if nowMs - max(member.lastHeardMs, since) >= 2 * config.intervalMs { overdue.append(member.address) }
+            // Not heard itself for two intervals, gossip or not: relays keep it alive here but
+            // carry only its freshness, so one that stopped heartbeating us (its view of the
+            // topology differs from ours) must be asked, or its state here would never move.
+            let heardItself = fences[memberID]?.directSinceMs ?? member.lastHeardMs
+            if nowMs - max(heardItself, since) >= 2 * config.intervalMs { overdue.append(member.address) }
         }
         guard !overdue.isEmpty else { return [] }
         overdue.sort()

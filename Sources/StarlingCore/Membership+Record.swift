@@ -192,7 +192,20 @@ extension Membership {
                 continue
             }
             guard let state = entry.state, entry.address != config.address else { continue }
-            if let gone = departed[entry.id], entry.sequence <= gone.sequence { continue }
+            if var gone = departed[entry.id], entry.sequence <= gone.sequence {
+                // Relays below a departure's number: a forged `leaving` (or a wrong number) must
+                // not keep a live member out of records that hear it only second-hand. Relayed
+                // numbers above the last regular one known here (`announced`), counting up an
+                // interval apart after `sequenceTrustMs`, take it back, as its own heartbeats
+                // would (docs/HANDBOOK.md, "sequence fence"). A dead member's relays stop counting.
+                guard entry.sequence > gone.announced,
+                      overturns(entry.sequence, fence: gone.sequence, fencedAtMs: gone.fencedSinceMs,
+                                undercut: &gone.undercut, nowMs: nowMs)
+                else {
+                    departed[entry.id] = gone
+                    continue
+                }
+            }
             guard members.count < config.maxMembers else { continue }
             departed[entry.id] = nil
             let member = Member(
@@ -228,6 +241,7 @@ extension Membership {
             return false
         }
         var overturned = false
+        if let refused = fence.refused, entry.sequence == refused { return false }
         if entry.sequence <= member.sequence {
             // Relays lag one another, so a lower number is normal news; only a recorded number that
             // nobody has topped for suspect-after (a forged one) gives way, by the fence's rule.
@@ -239,7 +253,8 @@ extension Membership {
             guard overturned else { return false }
         }
         fences[entry.id] = SequenceFence(
-            directSinceMs: nowMs, freshest: entry.sequence, freshestSinceMs: nowMs, undercut: nil)
+            directSinceMs: nowMs, freshest: entry.sequence, freshestSinceMs: nowMs, undercut: nil,
+            refused: overturned ? member.sequence : fence.refused)
         var updated = member
         updated.sequence = entry.sequence
         updated.lastHeardMs = nowMs

@@ -83,6 +83,10 @@ public struct Membership: Sendable {
         var freshestSinceMs: Int64
         /// The first of its own heartbeats below the recorded sequence since that was taken.
         var undercut: Undercut?
+        /// A wrongly high number this second-hand entry gave up (`overturns`): relays that still
+        /// carry it are refused, so it cannot come back from a record that has not given it up
+        /// yet (docs/HANDBOOK.md, "sequence fence").
+        var refused: UInt64? = nil
     }
 
     /// A heartbeat that came in below the fence: when, and numbered how.
