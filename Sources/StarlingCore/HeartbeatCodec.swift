@@ -94,16 +94,30 @@ public enum HeartbeatCodec {
     }
 
     public static func decode(_ bytes: some Collection<UInt8>) -> Result<Heartbeat, HeartbeatDecodingError> {
+        var services: [ServiceName] = []
+        return decode(bytes, services: &services)
+    }
+
+    /// `decode` with service names the caller keeps from datagram to datagram (a receiver hears
+    /// the same few again and again): a name found there is not validated again. Validated names
+    /// are added while it holds fewer than `maxCachedServices`.
+    public static func decode(
+        _ bytes: some Collection<UInt8>, services: inout [ServiceName]
+    ) -> Result<Heartbeat, HeartbeatDecodingError> {
         guard bytes.count <= maxDatagramBytes else { return .failure(.oversized(bytes.count)) }
         var reader = BinaryReader<HeartbeatDecodingError>(Array(bytes)[...])
         do {
-            return .success(try decode(from: &reader))
+            return .success(try decode(from: &reader, services: &services))
         } catch {
             return .failure(error)
         }
     }
 
-    private static func decode(from reader: inout BinaryReader<HeartbeatDecodingError>) throws(HeartbeatDecodingError) -> Heartbeat {
+    public static let maxCachedServices = 16
+
+    private static func decode(
+        from reader: inout BinaryReader<HeartbeatDecodingError>, services: inout [ServiceName]
+    ) throws(HeartbeatDecodingError) -> Heartbeat {
         guard try reader.bytes(2, "magic").elementsEqual(magic) else { throw .badMagic }
         let version = try reader.byte("version")
         guard version == Self.version else { throw .unsupportedVersion(version) }
@@ -121,8 +135,7 @@ public enum HeartbeatCodec {
             backlog: try reader.integer(UInt32.self, "backlog"),
             jobTimeoutMs: try reader.integer(UInt32.self, "job timeout"))
         let address = try reader.address("address")
-        var cache: ServiceName?
-        let service = try reader.service(cache: &cache)
+        let service = try reader.service(caches: &services, keeping: maxCachedServices)
         let gossipCount = Int(try reader.byte("gossip count"))
         guard gossipCount <= maxGossipEntries else { throw .tooManyGossipEntries(gossipCount) }
         var gossip: [Heartbeat.Gossip] = []
@@ -143,10 +156,8 @@ public enum HeartbeatCodec {
                     capacity: try reader.integer(UInt32.self, "gossip capacity"),
                     backlog: try reader.integer(UInt32.self, "gossip backlog"),
                     jobTimeoutMs: try reader.integer(UInt32.self, "gossip job timeout"))
-                // Most entries name the sender's service or one just read: validated once.
-                var serviceCache = cache
-                let entryService = try reader.service(cache: &serviceCache)
-                cache = serviceCache
+                // Entries name a few services again and again: each is validated once per datagram.
+                let entryService = try reader.service(caches: &services, keeping: maxCachedServices)
                 state = Heartbeat.Gossip.State(
                     service: entryService, status: status, priority: priority, epoch: epoch, workload: workload)
             }
