@@ -756,6 +756,13 @@ final class ClusterSimulation {
         for client in clients {
             let unanswered = (0..<client.submitted).filter { client.results[$0] == nil }
             guard unanswered.isEmpty else {
+                for index in slots.indices {
+                    guard let membership = slots[index].membership, let engine = slots[index].engine else { continue }
+                    let view = JobView(membership, nowMs: nowMs)
+                    log("slot \(index) (\(membership.status)) holds \(engine.holdings); record \(membership.members.count): "
+                        + view.primaries.map { "\($0.key)=\($0.value.map { "\($0.address) e\($0.epoch)" } ?? "none")" }.sorted().joined(separator: " "))
+                }
+                log("client \(client.index) on slot \(client.connection.map { "\($0.slot)" } ?? "none")")
                 throw violation("client \(client.index) has no answer for \(unanswered.count) of \(client.submitted) jobs "
                     + "(\(unanswered.prefix(5).map { client.key($0).value }), waiting \(client.outstanding.count), to resubmit \(client.again.count)) "
                     + "\(nowMs - scenario.faultsEndMs) ms after the last fault, \(nowMs - lastAnswerMs) ms after the last answer")
