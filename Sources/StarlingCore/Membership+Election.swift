@@ -26,7 +26,7 @@ extension Membership {
         guard elapsed >= config.discoveryWindowMs else { return [] }
         // Unanswered: a learned address, or a hub of this service known only from gossip. A
         // newcomer elects only once its service's primary and highest epoch are first-hand news.
-        let topology = topology(nowMs: nowMs)
+        let topology = currentTopology(nowMs: nowMs)
         let hubsUnheard = topology.hubs[config.service, default: []].contains {
             $0.id != id && !heardWhileJoining.contains($0.id)
         }

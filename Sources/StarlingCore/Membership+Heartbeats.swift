@@ -33,7 +33,7 @@ extension Membership {
     /// relayed addresses, and, while joining or every few intervals after, for seeds and departed
     /// members.
     mutating func heartbeatToAll(nowMs: Int64, topology known: Topology? = nil) -> [MembershipDirective] {
-        let topology = known ?? self.topology(nowMs: nowMs)
+        let topology = known ?? currentTopology(nowMs: nowMs)
         var targets = Set(heartbeatTargets(in: topology))
         let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
         for (address, contact) in contacts
@@ -101,7 +101,7 @@ extension Membership {
         }
         if let askersService, let nowMs {
             // A joiner needs its service's members (to rank itself) and every leader (to route).
-            let topology = self.topology(nowMs: nowMs)
+            let topology = currentTopology(nowMs: nowMs)
             for (_, leaders) in topology.leaders.sorted(by: { $0.key < $1.key }) {
                 for leader in leaders where leader.id != id { _ = add(Self.entry(for: leader)) }
             }

@@ -153,10 +153,13 @@ extension Membership {
     mutating func expireSilentMembers(nowMs: Int64) -> [MembershipDirective] {
         var dead: [NodeID] = []
         var stale: [NodeID] = []
-        for member in members.values {
-            if let since = expected[member.id] {
-                if nowMs - max(member.lastHeardMs, since) > config.suspectAfterMs { dead.append(member.id) }
-            } else if nowMs - member.lastHeardMs > config.secondHandExpiryMs {
+        for (memberID, since) in expected {
+            guard let member = members[memberID] else { continue }
+            if nowMs - max(member.lastHeardMs, since) > config.suspectAfterMs { dead.append(memberID) }
+        }
+        // Second-hand expiry is 200 intervals: a sweep of the whole record every 10 ticks will do.
+        if tickCount % 10 == 0 {
+            for member in members.values where expected[member.id] == nil && nowMs - member.lastHeardMs > config.secondHandExpiryMs {
                 stale.append(member.id)
             }
         }

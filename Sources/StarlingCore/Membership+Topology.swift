@@ -38,6 +38,23 @@ extension Membership {
         }
     }
 
+    struct TopologyKey: Equatable {
+        var recordVersion: UInt64
+        var isLeaving: Bool
+        var isDraining: Bool
+    }
+
+    /// `topology(nowMs:)`, computed again only when the record (its `recordVersion`, which moves
+    /// with every member's entry, departure, status, rank or draining, and this process's status)
+    /// or this process's leaving or draining moved.
+    mutating func currentTopology(nowMs: Int64) -> Topology {
+        let key = TopologyKey(recordVersion: recordVersion, isLeaving: isLeaving, isDraining: isDraining)
+        if let cached = topologyCache, cached.key == key { return cached.topology }
+        let fresh = topology(nowMs: nowMs)
+        topologyCache = (key, fresh)
+        return fresh
+    }
+
     /// One pass over the record. A service none of whose members is admitted yet (as this record
     /// has it, perhaps from a stale relay) has its highest-ranked joiner as hub and leader, so
     /// the services' leaders always reach each other and correct what they hold.
@@ -130,6 +147,9 @@ extension Membership {
     /// Recomputes which members are expected to heartbeat this process; one newly expected is
     /// given a full failure timeout from now rather than from when it was last relayed.
     mutating func refreshExpected(_ topology: Topology, nowMs: Int64) {
+        // Nothing to do if it was computed for the record as it is (`currentTopology`'s key).
+        if let key = topologyCache?.key, key == expectedKey, key.recordVersion == recordVersion { return }
+        expectedKey = topologyCache?.key
         var now: [NodeID: Int64] = [:]
         for member in members.values where expectsHeartbeats(from: member, in: topology) {
             now[member.id] = expected[member.id] ?? nowMs

@@ -43,6 +43,13 @@ public struct Membership: Sendable {
     /// While joining: the members heard directly (not only in gossip). Admission waits until its
     /// service's hubs are among them (`admitIfReady`); emptied at admission.
     var heardWhileJoining: Set<NodeID> = []
+    /// The topology of the record at `recordVersion` (and this process's leaving and draining),
+    /// and the key `expected` and `standing` were last computed for: see `currentTopology`.
+    var topologyCache: (key: TopologyKey, topology: Topology)?
+    var expectedKey: TopologyKey?
+    /// The record version at which `elect` last found nothing to do: it is a function of the
+    /// record, so it is not run again until that moves.
+    var electedAtVersion: UInt64?
     /// Per member, how far its sequence numbers are trusted: the sequence fence.
     var fences: [NodeID: SequenceFence] = [:]
     /// Addresses to heartbeat that are not live members: seeds, relayed addresses, departed members.
@@ -152,18 +159,20 @@ public struct Membership: Sendable {
         }
         lastTickMs = nowMs
         tickCount += 1
-        let before = topology(nowMs: nowMs)
-        let versionBefore = recordVersion
-        refreshExpected(before, nowMs: nowMs)
+        // Each tick's work is proportional to what changed, not to the record: the topology, the
+        // expected set and the election are computed again only when the record moved
+        // (`recordVersion`), and the second-hand and contact sweeps run every 10 ticks.
+        refreshExpected(currentTopology(nowMs: nowMs), nowMs: nowMs)
         out += expireSilentMembers(nowMs: nowMs)
-        forgetOldContacts(nowMs: nowMs)
+        if tickCount % 10 == 0 { forgetOldContacts(nowMs: nowMs) }
         if status == .joining {
             out += admitIfReady(nowMs: nowMs)
-        } else {
-            out += elect(nowMs: nowMs)
+        } else if electedAtVersion != recordVersion {
+            let changes = elect(nowMs: nowMs)
+            out += changes
+            if changes.isEmpty { electedAtVersion = recordVersion }
         }
-        // The topology again only if the record or this process's status moved meanwhile.
-        let topology = recordVersion == versionBefore ? before : topology(nowMs: nowMs)
+        let topology = currentTopology(nowMs: nowMs)
         refreshExpected(topology, nowMs: nowMs)
         out += heartbeatToAll(nowMs: nowMs, topology: topology)
         out += probeOverdueMembers(nowMs: nowMs)
@@ -253,8 +262,16 @@ public struct Membership: Sendable {
 
     /// The primary of a service type as this process sees it (itself included).
     public func primary(of service: ServiceName, nowMs: Int64) -> Member? {
-        let all = members.values.filter { $0.service == service } + [selfMember(nowMs: nowMs)].filter { $0.service == service }
-        return all.filter { $0.status == .primary }.max { ($0.epoch, Rank($0)) < ($1.epoch, Rank($1)) }
+        // One pass, nothing allocated: the shell asks this every tick for every service.
+        var best: Member?
+        func consider(_ member: Member) {
+            guard member.status == .primary, member.service == service else { return }
+            if let sitting = best, (sitting.epoch, Rank(sitting)) >= (member.epoch, Rank(member)) { return }
+            best = member
+        }
+        for member in members.values { consider(member) }
+        if status == .primary && config.service == service { consider(selfMember(nowMs: nowMs)) }
+        return best
     }
 
     /// What this process carries as its epoch: its own while primary, else the highest seen for its service.
