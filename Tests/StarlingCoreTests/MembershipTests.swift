@@ -12,6 +12,12 @@ private struct LocalCluster {
     var silenced: Set<Int> = []
     /// Datagrams sent per process (one per target of each heartbeat).
     var sent: [Int: Int] = [:]
+    /// One-way cuts: datagrams from `from` to `to` are dropped.
+    var cut: Set<Cut> = []
+    struct Cut: Hashable {
+        var from: Int
+        var to: Int
+    }
 
     @discardableResult
     mutating func add(_ service: String, priority: Int32 = 0, seeds: [Int] = [0]) -> Int {
@@ -35,7 +41,8 @@ private struct LocalCluster {
                 guard !silenced.contains(from) else { continue }
                 sent[from, default: 0] += targets.count
                 for target in targets {
-                    guard let to = nodes.firstIndex(where: { $0.config.address == target }), !silenced.contains(to) else { continue }
+                    guard let to = nodes.firstIndex(where: { $0.config.address == target }), !silenced.contains(to),
+                          !cut.contains(Cut(from: from, to: to)) else { continue }
                     queue += nodes[to].receive(heartbeat, nowMs: nowMs).map { (to, $0) }
                 }
             case .statusChanged(let old, let new, let epoch, let reason):
@@ -94,6 +101,30 @@ private struct LocalCluster {
         #expect(small.standbyMost == 2, "a standby heartbeats its service's hub and deputy")
         #expect(large.standbyMost == small.standbyMost, "a standby heartbeats its service's hub and deputy, whatever N")
         #expect(large.average < 4, "\(large.average) datagrams per member per interval at 200 members")
+    }
+
+    /// The deputy (docs/HANDBOOK.md, "deputy") takes over when the primary dies, and only then:
+    /// cut off from the primary's own heartbeats for a second, it hears the primary vouched for
+    /// in every standby's gossip and stays standby; once the primary is silent to everyone, it
+    /// takes over within the failure timeout's tick.
+    @Test func theDeputyCutOffFromThePrimaryDoesNotTakeOverButDoesWhenItDies() {
+        var cluster = LocalCluster()
+        for _ in 0..<6 { cluster.add("echo") }
+        cluster.run(forMs: 2_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        cluster.cut = [LocalCluster.Cut(from: 0, to: 1)]
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo") == [0], "\(cluster.log)")
+        #expect(cluster.nodes[1].members.keys.contains(cluster.nodes[0].id))
+        cluster.cut = []
+        cluster.silenced = [0]
+        let crashedAt = cluster.nowMs
+        var takenOverAt: Int64?
+        cluster.run(forMs: 1_000) { cluster in
+            if takenOverAt == nil && cluster.primaries(of: "echo") == [1] { takenOverAt = cluster.nowMs }
+        }
+        let bound = cluster.nodes[1].config.suspectAfterMs + 100
+        #expect(takenOverAt.map { $0 - crashedAt <= bound } ?? false, "taken over \(takenOverAt.map { "\($0 - crashedAt) ms" } ?? "never")")
     }
 
     @Test func aLoneProcessBecomesPrimaryAfterItsDiscoveryWindow() {
