@@ -88,6 +88,18 @@ public struct BinaryReader<Failure: BinaryDecodingError> {
 
     /// A service name, validated; `cache` holds the last one read on this connection, so a
     /// repeated name is not validated again.
+    /// `service(cache:)` with several names remembered (at most `keeping`).
+    public mutating func service(caches: inout [ServiceName], keeping: Int) throws(Failure) -> ServiceName {
+        let start = offset
+        let bytes = try name("service")
+        for cached in caches where cached.hasBytes(bytes) { return cached }
+        offset = start
+        var none: ServiceName?
+        let service = try self.service(cache: &none)
+        if caches.count < keeping { caches.append(service) }
+        return service
+    }
+
     public mutating func service(cache: inout ServiceName?) throws(Failure) -> ServiceName {
         let bytes = try name("service")
         if let cached = cache, cached.hasBytes(bytes) { return cached }

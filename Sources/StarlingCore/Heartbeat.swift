@@ -15,18 +15,55 @@ public struct Heartbeat: Hashable, Sendable {
         public static let known: Flags = [.join, .leaving, .probe, .draining]
     }
 
-    /// News of a third member, relayed so that members learn of each other (discovery) and a
-    /// member stays alive in every record as long as anyone hears it (robust to packet loss).
+    /// News of a third member, relayed so that members learn of each other (discovery), a member
+    /// stays alive in every record as long as anyone hears it (robust to packet loss), and a member
+    /// that died or left leaves every record within a few intervals (docs/HANDBOOK.md, "Membership",
+    /// "gossip"). With `state`, a receiver that does not hear the member itself may enter it in its
+    /// record (second-hand); without, the entry only refreshes a member already there.
     public struct Gossip: Hashable, Sendable {
+        public struct Flags: OptionSet, Hashable, Sendable {
+            public let rawValue: UInt8
+            public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+            /// The relaying process dropped the member as dead or gone (it timed out there, said
+            /// `leaving`, or the relayer heard so first-hand): `sequence` is the last heard of it.
+            public static let dead = Flags(rawValue: 1 << 0)
+            /// The member is draining or leaving: no candidate, no slots.
+            public static let draining = Flags(rawValue: 1 << 1)
+            public static let known: Flags = [.dead, .draining]
+        }
+
+        /// What the member said of itself in its last heartbeat the relayer knows of.
+        public struct State: Hashable, Sendable {
+            public var service: ServiceName
+            public var status: MemberStatus
+            public var priority: Int32
+            public var epoch: UInt64
+            public var workload: Workload
+
+            public init(service: ServiceName, status: MemberStatus, priority: Int32, epoch: UInt64, workload: Workload) {
+                self.service = service
+                self.status = status
+                self.priority = priority
+                self.epoch = epoch
+                self.workload = workload
+            }
+        }
+
         public var id: NodeID
-        /// The newest heartbeat sequence the relaying process heard from that member directly.
+        /// The newest heartbeat sequence the relaying process knows of that member: heard from it
+        /// directly where it hears the member itself, else as relayed to it.
         public var sequence: UInt64
         public var address: NodeAddress
+        public var flags: Flags
+        public var state: State?
 
-        public init(id: NodeID, sequence: UInt64, address: NodeAddress) {
+        public init(id: NodeID, sequence: UInt64, address: NodeAddress, flags: Flags = [], state: State? = nil) {
             self.id = id
             self.sequence = sequence
             self.address = address
+            self.flags = flags
+            self.state = state
         }
     }
 

@@ -3,14 +3,19 @@
 /// ```
 /// magic "SH" | version u8 | flags u8 | status u8 | reserved u8 | priority i32 | sender 16 bytes
 /// sequence u64 | epoch u64 | running u32 | capacity u32 | backlog u32 | job timeout ms u32 | address
-/// service: length u8, bytes | gossip count u8, each: id 16 bytes, sequence u64, address
+/// service: length u8, bytes | gossip count u8, each:
+///   id 16 bytes | sequence u64 | flags u8 (1 dead, 2 draining, 128 state follows) | address
+///   [state: status u8 | priority i32 | epoch u64 | running u32 | capacity u32 | backlog u32 |
+///    job timeout ms u32 | service: length u8, bytes]
 /// auth tag: length u8, bytes
 /// address = family u8 (4 or 6) | 4 or 16 host bytes | port u16
 /// ```
-/// Decoding is total: any byte string gives a heartbeat or a `HeartbeatDecodingError`.
+/// Decoding is total: any byte string gives a heartbeat or a `HeartbeatDecodingError`. Gossip is
+/// bounded by count (`maxGossipEntries`) and by the datagram's bytes (`maxDatagramBytes`): a
+/// sender fills it by `encodedSize` and `gossipBytes`.
 public enum HeartbeatCodec {
     public static let magic: [UInt8] = [0x53, 0x48]  // "SH"
-    public static let version: UInt8 = 2
+    public static let version: UInt8 = 3
     /// Stays under a 1500-byte Ethernet MTU so heartbeats are never fragmented.
     public static let maxDatagramBytes = 1400
     public static let maxGossipEntries = 24
@@ -39,25 +44,80 @@ public enum HeartbeatCodec {
         for entry in heartbeat.gossip {
             out.appendNodeID(entry.id)
             out.appendBigEndian(entry.sequence)
+            out.append(entry.flags.intersection(.known).rawValue | (entry.state == nil ? 0 : stateFollows))
             out.appendNodeAddress(entry.address)
+            if let state = entry.state {
+                out.append(state.status.rawValue)
+                out.appendBigEndian(UInt32(bitPattern: state.priority))
+                out.appendBigEndian(state.epoch)
+                out.appendBigEndian(state.workload.running)
+                out.appendBigEndian(state.workload.capacity)
+                out.appendBigEndian(state.workload.backlog)
+                out.appendBigEndian(state.workload.jobTimeoutMs)
+                out.appendName(state.service.value)
+            }
         }
         precondition(heartbeat.authTag.count <= maxAuthTagBytes, "authentication tag too long")
         out.append(UInt8(heartbeat.authTag.count))
         out += heartbeat.authTag
+        precondition(out.count <= maxDatagramBytes, "heartbeat of \(out.count) bytes is over the datagram limit")
         return out
     }
 
+    /// The gossip entry flag bit that says a state follows the address.
+    static let stateFollows: UInt8 = 1 << 7
+
+    /// The bytes `encode` gives `heartbeat`, without walking more than its gossip entries.
+    public static func encodedSize(_ heartbeat: Heartbeat) -> Int {
+        headerBytes(heartbeat) + heartbeat.gossip.reduce(0) { $0 + gossipBytes($1) }
+    }
+
+    /// The bytes of everything but the gossip entries, an auth tag of `maxAuthTagBytes` counted
+    /// whatever the heartbeat holds, so that a tag added later still fits.
+    public static func headerBytes(_ heartbeat: Heartbeat) -> Int {
+        2 + 1 + 1 + 1 + 1 + 4 + 16 + 8 + 8 + 16 + addressBytes(heartbeat.address)
+            + 1 + heartbeat.service.value.utf8.count + 1 + 1 + max(heartbeat.authTag.count, maxAuthTagBytes)
+    }
+
+    /// The bytes one gossip entry takes.
+    public static func gossipBytes(_ entry: Heartbeat.Gossip) -> Int {
+        var bytes = 16 + 8 + 1 + addressBytes(entry.address)
+        if let state = entry.state { bytes += 1 + 4 + 8 + 16 + 1 + state.service.value.utf8.count }
+        return bytes
+    }
+
+    static func addressBytes(_ address: NodeAddress) -> Int {
+        switch address.host {
+        case .ipv4: 1 + 4 + 2
+        case .ipv6: 1 + 16 + 2
+        }
+    }
+
     public static func decode(_ bytes: some Collection<UInt8>) -> Result<Heartbeat, HeartbeatDecodingError> {
+        var services: [ServiceName] = []
+        return decode(bytes, services: &services)
+    }
+
+    /// `decode` with service names the caller keeps from datagram to datagram (a receiver hears
+    /// the same few again and again): a name found there is not validated again. Validated names
+    /// are added while it holds fewer than `maxCachedServices`.
+    public static func decode(
+        _ bytes: some Collection<UInt8>, services: inout [ServiceName]
+    ) -> Result<Heartbeat, HeartbeatDecodingError> {
         guard bytes.count <= maxDatagramBytes else { return .failure(.oversized(bytes.count)) }
         var reader = BinaryReader<HeartbeatDecodingError>(Array(bytes)[...])
         do {
-            return .success(try decode(from: &reader))
+            return .success(try decode(from: &reader, services: &services))
         } catch {
             return .failure(error)
         }
     }
 
-    private static func decode(from reader: inout BinaryReader<HeartbeatDecodingError>) throws(HeartbeatDecodingError) -> Heartbeat {
+    public static let maxCachedServices = 16
+
+    private static func decode(
+        from reader: inout BinaryReader<HeartbeatDecodingError>, services: inout [ServiceName]
+    ) throws(HeartbeatDecodingError) -> Heartbeat {
         guard try reader.bytes(2, "magic").elementsEqual(magic) else { throw .badMagic }
         let version = try reader.byte("version")
         guard version == Self.version else { throw .unsupportedVersion(version) }
@@ -75,17 +135,35 @@ public enum HeartbeatCodec {
             backlog: try reader.integer(UInt32.self, "backlog"),
             jobTimeoutMs: try reader.integer(UInt32.self, "job timeout"))
         let address = try reader.address("address")
-        var noCache: ServiceName?
-        let service = try reader.service(cache: &noCache)
+        let service = try reader.service(caches: &services, keeping: maxCachedServices)
         let gossipCount = Int(try reader.byte("gossip count"))
         guard gossipCount <= maxGossipEntries else { throw .tooManyGossipEntries(gossipCount) }
         var gossip: [Heartbeat.Gossip] = []
         gossip.reserveCapacity(gossipCount)
         for _ in 0..<gossipCount {
+            let id = try reader.nodeID("gossip id")
+            let sequence = try reader.integer(UInt64.self, "gossip sequence")
+            let flagByte = try reader.byte("gossip flags")
+            let address = try reader.address("gossip address")
+            var state: Heartbeat.Gossip.State?
+            if flagByte & stateFollows != 0 {
+                let statusByte = try reader.byte("gossip status")
+                guard let status = MemberStatus(rawValue: statusByte) else { throw .badStatus(statusByte) }
+                let priority = Int32(bitPattern: try reader.integer(UInt32.self, "gossip priority"))
+                let epoch = try reader.integer(UInt64.self, "gossip epoch")
+                let workload = Workload(
+                    running: try reader.integer(UInt32.self, "gossip running"),
+                    capacity: try reader.integer(UInt32.self, "gossip capacity"),
+                    backlog: try reader.integer(UInt32.self, "gossip backlog"),
+                    jobTimeoutMs: try reader.integer(UInt32.self, "gossip job timeout"))
+                // Entries name a few services again and again: each is validated once per datagram.
+                let entryService = try reader.service(caches: &services, keeping: maxCachedServices)
+                state = Heartbeat.Gossip.State(
+                    service: entryService, status: status, priority: priority, epoch: epoch, workload: workload)
+            }
             gossip.append(Heartbeat.Gossip(
-                id: try reader.nodeID("gossip id"),
-                sequence: try reader.integer(UInt64.self, "gossip sequence"),
-                address: try reader.address("gossip address")))
+                id: id, sequence: sequence, address: address,
+                flags: Heartbeat.Gossip.Flags(rawValue: flagByte).intersection(.known), state: state))
         }
         let tagLength = Int(try reader.byte("auth tag length"))
         guard tagLength <= maxAuthTagBytes else { throw .authTagTooLong(tagLength) }

@@ -38,14 +38,22 @@ public struct JobView: Hashable, Sendable {
         let service = membership.config.service
         primaryEpoch = membership.status == .primary ? membership.epoch : nil
         highestEpoch = max(membership.highestEpoch[service, default: 0], primaryEpoch ?? 0)
+        // One pass over the record (as `Membership.primary(of:)` per service would take one each):
+        // per service, the primary with the highest (epoch, rank).
+        var best: [ServiceName: Member] = [:]
         var primaries: [ServiceName: Primary?] = [service: nil]
-        for member in membership.members.values where primaries[member.service] == nil {
-            primaries[member.service] = .some(nil)
+        func consider(_ member: Member) {
+            if primaries[member.service] == nil { primaries[member.service] = .some(nil) }
+            guard member.status == .primary else { return }
+            if let sitting = best[member.service],
+               (sitting.epoch, Membership.Rank(sitting)) >= (member.epoch, Membership.Rank(member)) { return }
+            best[member.service] = member
         }
-        for name in Array(primaries.keys) {
-            primaries[name] = .some(membership.primary(of: name, nowMs: nowMs).map {
-                Primary(address: $0.address, epoch: $0.epoch, jobTimeoutMs: Int64($0.workload.jobTimeoutMs))
-            })
+        for member in membership.members.values { consider(member) }
+        consider(membership.selfMember(nowMs: nowMs))
+        for (name, primary) in best {
+            primaries[name] = .some(Primary(address: primary.address, epoch: primary.epoch,
+                                            jobTimeoutMs: Int64(primary.workload.jobTimeoutMs)))
         }
         self.primaries = primaries
         executors = membership.members.values

@@ -24,13 +24,20 @@ extension Membership {
     mutating func admitIfReady(nowMs: Int64) -> [MembershipDirective] {
         let elapsed = nowMs - startedMs
         guard elapsed >= config.discoveryWindowMs else { return [] }
-        let unanswered = contacts.values.contains { $0.kind != .departed }
+        // Unanswered: a learned address, or a hub of this service known only from gossip. A
+        // newcomer elects only once its service's primary and highest epoch are first-hand news.
+        let topology = currentTopology(nowMs: nowMs)
+        let hubsUnheard = topology.hubs[config.service, default: []].contains {
+            $0.id != id && !heardWhileJoining.contains($0.id)
+        }
+        let unanswered = hubsUnheard || contacts.values.contains { $0.kind != .departed }
         if unanswered && elapsed < config.maxDiscoveryMs { return [] }
         let higherJoining = members.values.contains {
             $0.service == config.service && $0.status == .joining && Rank($0) > rank
         }
         if higherJoining && elapsed < config.maxStaggerMs { return [] }
         admittedMs = nowMs
+        heardWhileJoining = []
         let admitted = change(to: .standby, reason: "admitted after \(elapsed) ms knowing \(members.count) members")
         return [admitted] + elect(nowMs: nowMs)
     }
@@ -100,11 +107,13 @@ extension Membership {
         let newest = max(epoch, highestEpoch[config.service, default: 0])
         epoch = newest == .max ? newest : newest + 1
         highestEpoch[config.service] = epoch
+        recordVersion &+= 1
     }
 
     mutating func change(to newStatus: MemberStatus, reason: String) -> MembershipDirective {
         let old = status
         status = newStatus
+        recordVersion &+= 1
         return .statusChanged(from: old, to: newStatus, epoch: announcedEpoch, reason: reason)
     }
 }

@@ -1,21 +1,40 @@
-/// Building heartbeats and choosing where they go.
+/// Building heartbeats and choosing where they go (docs/HANDBOOK.md, "Membership", "hub", "gossip").
 extension Membership {
-    mutating func makeHeartbeat() -> Heartbeat {
+    /// How many heartbeats in a row carry one piece of urgent news (a member gone, a primary
+    /// claimed or given up); other news (a member new or changed) goes once.
+    static let newsRepeats = 3
+    /// At most this many news entries in one heartbeat, so the rotation always moves on.
+    static let maxNewsEntries = 8
+    /// At most this many rotation entries in one heartbeat (an answer to a joiner fills the
+    /// datagram instead): every entry costs each receiver a decode and a record lookup, and a
+    /// full datagram of them per heartbeat was most of an idle worker's CPU among 150. At 1,000
+    /// members a standby still hears the whole record in a rotation within 60 intervals, well
+    /// inside `secondHandExpiryMs` (docs/HANDBOOK.md, "gossip").
+    static let rotationEntries = 6
+
+    /// The next heartbeat; its gossip puts first what the members of `askersService` need to
+    /// know when answering a joiner (its service's members and every leader), else the news.
+    mutating func makeHeartbeat(answeringJoinOf askersService: ServiceName? = nil, nowMs: Int64? = nil) -> Heartbeat {
         sequence += 1
         var flags: Heartbeat.Flags = []
         if status == .joining { flags.insert(.join) }
         if isLeaving { flags.insert(.leaving) }
         if isDraining { flags.insert(.draining) }
-        return Heartbeat(
+        var heartbeat = Heartbeat(
             sender: id, service: config.service, status: status, priority: config.priority,
             epoch: announcedEpoch, workload: workload, address: config.address, flags: flags,
-            sequence: sequence, gossip: nextGossip())
+            sequence: sequence)
+        heartbeat.gossip = nextGossip(budget: HeartbeatCodec.maxDatagramBytes - HeartbeatCodec.headerBytes(heartbeat),
+                                      answeringJoinOf: askersService, nowMs: nowMs)
+        return heartbeat
     }
 
-    /// One heartbeat for every live member, for relayed addresses, and, while joining or every
-    /// few intervals after, for seeds and departed members.
-    mutating func heartbeatToAll(nowMs: Int64) -> [MembershipDirective] {
-        var targets = Set(members.values.map(\.address))
+    /// One heartbeat for this process's targets (its topology's, docs/HANDBOOK.md, "hub"), for
+    /// relayed addresses, and, while joining or every few intervals after, for seeds and departed
+    /// members.
+    mutating func heartbeatToAll(nowMs: Int64, topology known: Topology? = nil) -> [MembershipDirective] {
+        let topology = known ?? currentTopology(nowMs: nowMs)
+        var targets = Set(heartbeatTargets(in: topology))
         let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
         for (address, contact) in contacts
         where probeEverything || contact.kind == .relayed || nowMs - contact.sinceMs < config.fastProbeMs {
@@ -26,14 +45,23 @@ extension Membership {
         return [.send(makeHeartbeat(), to: targets.sorted())]
     }
 
-    /// Members silent for two intervals are asked to answer at once, twice over, so that a lossy
-    /// network needs many more losses in a row before a live member is taken for dead.
+    /// Members expected to heartbeat this process and silent for two intervals are asked to answer
+    /// at once, twice over, so that a lossy network needs many more losses in a row before a live
+    /// member is taken for dead, and a member that stopped heartbeating us (its view of the hubs
+    /// differs from ours for a moment) keeps being heard.
     mutating func probeOverdueMembers(nowMs: Int64) -> [MembershipDirective] {
-        let overdue = members.values
-            .filter { nowMs - $0.lastHeardMs >= 2 * config.intervalMs }
-            .map(\.address)
-            .sorted()
-        guard !overdue.isEmpty, status != .joining else { return [] }
+        guard status != .joining else { return [] }
+        var overdue: [NodeAddress] = []
+        for (memberID, since) in expected {
+            guard let member = members[memberID] else { continue }
+            // Not heard itself for two intervals, gossip or not: relays keep it alive here but
+            // carry only its freshness, so one that stopped heartbeating us (its view of the
+            // topology differs from ours) must be asked, or its state here would never move.
+            let heardItself = fences[memberID]?.directSinceMs ?? member.lastHeardMs
+            if nowMs - max(heardItself, since) >= 2 * config.intervalMs { overdue.append(member.address) }
+        }
+        guard !overdue.isEmpty else { return [] }
+        overdue.sort()
         return (0..<2).map { _ in
             var probe = makeHeartbeat()
             probe.flags.insert(.probe)
@@ -41,20 +69,111 @@ extension Membership {
         }
     }
 
-    /// A rotating window of the record, so that every member is relayed within a few heartbeats.
-    /// Each entry carries the sequence heard from that member directly, as `Heartbeat.Gossip`
-    /// says, not what was relayed here: news travels one hop, so a wrongly high number relayed
-    /// to this process goes no further, and one in this record lasts only as long as its fence.
-    mutating func nextGossip() -> [Heartbeat.Gossip] {
-        let ordered = members.values.sorted { $0.id < $1.id }
-        let count = min(ordered.count, HeartbeatCodec.maxGossipEntries)
-        guard count > 0 else { return [] }
-        let start = gossipCursor % ordered.count
-        gossipCursor = start + count
-        return (0..<count).map { offset in
-            let member = ordered[(start + offset) % ordered.count]
-            return Heartbeat.Gossip(
-                id: member.id, sequence: member.sequence, address: member.address)
+    /// Marks a member as news: the next heartbeat carries it, the next `newsRepeats` if
+    /// `urgent` (alive, or dead if it has departed by then).
+    mutating func spread(_ memberID: NodeID, urgent: Bool) {
+        if news[memberID] == nil { newsOrder.append(memberID) }
+        news[memberID] = max(news[memberID] ?? 0, urgent ? Self.newsRepeats : 1)
+    }
+
+    /// Puts a member into the gossip rotation.
+    mutating func rotate(_ memberID: NodeID) {
+        guard inGossipOrder.insert(memberID).inserted else { return }
+        gossipOrder.append(memberID)
+    }
+
+    /// News first, then a rotating window of the record, as many entries as fit in `budget`
+    /// bytes, so that every member is relayed within a few heartbeats. Costs the entries sent, not
+    /// the record's size. Each entry carries the sequence this process knows, heard from the
+    /// member directly where it hears the member itself (`Heartbeat.Gossip`): a wrongly high number
+    /// relayed to a process that hears the member goes no further.
+    mutating func nextGossip(budget: Int, answeringJoinOf askersService: ServiceName?, nowMs: Int64?) -> [Heartbeat.Gossip] {
+        var gossip: [Heartbeat.Gossip] = []
+        var included = Set<NodeID>()
+        var left = budget
+        func add(_ entry: Heartbeat.Gossip) -> Bool {
+            guard gossip.count < HeartbeatCodec.maxGossipEntries else { return false }
+            let bytes = HeartbeatCodec.gossipBytes(entry)
+            guard bytes <= left, included.insert(entry.id).inserted else { return bytes <= left }
+            left -= bytes
+            gossip.append(entry)
+            return true
         }
+        if let askersService, let nowMs {
+            // A joiner needs its service's members (to rank itself) and every leader (to route).
+            let topology = currentTopology(nowMs: nowMs)
+            for (_, leaders) in topology.leaders.sorted(by: { $0.key < $1.key }) {
+                for leader in leaders where leader.id != id { _ = add(Self.entry(for: leader)) }
+            }
+            for member in members.values where member.service == askersService {
+                guard add(Self.entry(for: member)) else { break }
+            }
+        }
+        // Every heartbeat vouches for the members others time out directly: this service's hubs
+        // and every leader, as last known (`standing`, refreshed each tick).
+        for memberID in standing {
+            guard let member = members[memberID] else { continue }
+            guard add(Self.entry(for: member)) else { break }
+        }
+        // News, oldest first, urgent news `newsRepeats` times.
+        var index = 0
+        var newsSent = 0
+        while index < newsOrder.count, newsSent < Self.maxNewsEntries, gossip.count < HeartbeatCodec.maxGossipEntries {
+            let memberID = newsOrder[index]
+            var entry: Heartbeat.Gossip?
+            if let member = members[memberID] {
+                entry = Self.entry(for: member)
+            } else if let gone = departed[memberID], let address = gone.address {
+                entry = Heartbeat.Gossip(id: memberID, sequence: gone.announced, address: address, flags: .dead)
+            }
+            guard let entry else {
+                news[memberID] = nil
+                newsOrder.remove(at: index)
+                continue
+            }
+            guard add(entry) else { break }
+            newsSent += 1
+            let remaining = news[memberID, default: 1] - 1
+            if remaining <= 0 {
+                news[memberID] = nil
+                newsOrder.remove(at: index)
+            } else {
+                news[memberID] = remaining
+                index += 1
+            }
+        }
+        // Then the rotation; departed members are dropped from it as the cursor meets them.
+        var steps = 0
+        var rotated = 0
+        let rotationCap = askersService == nil ? Self.rotationEntries : HeartbeatCodec.maxGossipEntries
+        while !gossipOrder.isEmpty, steps < gossipOrder.count, rotated < rotationCap,
+              gossip.count < HeartbeatCodec.maxGossipEntries {
+            let at = gossipCursor % gossipOrder.count
+            let memberID = gossipOrder[at]
+            guard let member = members[memberID] else {
+                inGossipOrder.remove(memberID)
+                gossipOrder.swapAt(at, gossipOrder.count - 1)
+                gossipOrder.removeLast()
+                continue
+            }
+            steps += 1
+            if included.contains(memberID) {
+                gossipCursor = at + 1
+                continue
+            }
+            guard add(Self.entry(for: member)) else { break }
+            rotated += 1
+            gossipCursor = at + 1
+        }
+        return gossip
+    }
+
+    static func entry(for member: Member) -> Heartbeat.Gossip {
+        Heartbeat.Gossip(
+            id: member.id, sequence: member.sequence, address: member.address,
+            flags: member.leaving ? .draining : [],
+            state: Heartbeat.Gossip.State(
+                service: member.service, status: member.status, priority: member.priority,
+                epoch: member.epoch, workload: member.workload))
     }
 }

@@ -44,6 +44,8 @@ extension Membership {
             epoch: heartbeat.epoch, workload: heartbeat.workload, address: heartbeat.address,
             lastHeardMs: nowMs, sequence: heartbeat.sequence, leaving: heartbeat.flags.contains(.draining))
         members[sender] = member
+        if status == .joining && heardWhileJoining.count < config.maxMembers { heardWhileJoining.insert(sender) }
+        if previous.map({ Self.viewDiffers($0, member) }) ?? true { recordVersion &+= 1 }
         // Relayed news fresher than its own heartbeat stands for `sequenceTrustMs` at most: the
         // member's own heartbeats coming in lower after that prove it wrong.
         var freshest = (sequence: heartbeat.sequence, sinceMs: nowMs)
@@ -54,15 +56,35 @@ extension Membership {
             directSinceMs: nowMs, freshest: freshest.sequence, freshestSinceMs: freshest.sinceMs, undercut: nil)
         contacts[heartbeat.address] = nil
         if heartbeat.status == .primary { settlePrimaryClaim(of: sender) }
-        guard let previous else { return .joined(member) }
+        guard let previous else {
+            rotate(sender)
+            spread(sender, urgent: heartbeat.status.claimsPrimary)
+            return .joined(member)
+        }
         let changed = (previous.status, previous.epoch, previous.priority, previous.service)
             != (member.status, member.epoch, member.priority, member.service)
+        if changed || previous.leaving != member.leaving || previous.address != member.address {
+            spread(sender, urgent: Self.isUrgent(previous, member))
+        }
         return .updated(electionInputsChanged: changed)
     }
 
     /// Keeps at most one primary per service and epoch in the record: a claim with a lower epoch
     /// than another primary's is stale (fenced) and is recorded as standby until it says so itself.
-    private mutating func settlePrimaryClaim(of claimant: NodeID) {
+    /// A change every record needs within a few intervals: a claim to primary made or given up,
+    /// a new primary epoch, a member draining or back. Relayed on at once, `newsRepeats` times.
+    static func isUrgent(_ before: Member, _ after: Member) -> Bool {
+        before.status.claimsPrimary != after.status.claimsPrimary || before.leaving != after.leaving
+            || (after.status == .primary && before.epoch != after.epoch) || before.address != after.address
+    }
+
+    /// Whether `JobView` could read the two apart.
+    static func viewDiffers(_ a: Member, _ b: Member) -> Bool {
+        (a.status, a.epoch, a.priority, a.address, a.leaving) != (b.status, b.epoch, b.priority, b.address, b.leaving)
+            || (a.workload.capacity, a.workload.jobTimeoutMs, a.service) != (b.workload.capacity, b.workload.jobTimeoutMs, b.service)
+    }
+
+    mutating func settlePrimaryClaim(of claimant: NodeID) {
         guard let claim = members[claimant] else { return }
         var newestEpoch = claim.epoch
         if status == .primary && config.service == claim.service { newestEpoch = max(newestEpoch, epoch) }
@@ -72,6 +94,7 @@ extension Membership {
         for other in members.values
         where other.service == claim.service && other.status == .primary && other.epoch < newestEpoch {
             members[other.id]!.status = .standby
+            recordVersion &+= 1
         }
     }
 
@@ -92,52 +115,194 @@ extension Membership {
             && nowMs - first.atMs >= config.intervalMs
     }
 
+    /// Drops a member: it timed out here (`detected`: its address is probed, so a partition heals),
+    /// said `leaving`, was reported dead, or went unrefreshed as second-hand. Unless `quietly`,
+    /// its departure is news (docs/HANDBOOK.md, "gossip").
     mutating func removeMember(
-        _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64
+        _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64,
+        detected: Bool = false, quietly: Bool = false
     ) -> [MembershipDirective] {
         let fence = fences.removeValue(forKey: memberID)
+        let member = members.removeValue(forKey: memberID)
+        expected[memberID] = nil
         // The highest number known fences its older heartbeats, from when it was taken.
         var last = (sequence: sequence, sinceMs: nowMs)
         if let fence, fence.freshest >= sequence { last = (fence.freshest, fence.freshestSinceMs) }
-        if let earlier = departed[memberID], earlier.sequence > last.sequence { last = (earlier.sequence, earlier.fencedSinceMs) }
+        let earlier = departed[memberID]
+        if let earlier, earlier.sequence > last.sequence { last = (earlier.sequence, earlier.fencedSinceMs) }
+        // News says the last number of its own regular heartbeats known here: a `leaving` or
+        // relayed number above it (which one hop could forge) goes no further than this record.
+        let announced = member.map { min($0.sequence, last.sequence) } ?? min(sequence, last.sequence)
         departed[memberID] = Departure(
-            sequence: last.sequence, atMs: nowMs, fencedSinceMs: last.sinceMs,
-            undercut: fence?.undercut ?? departed[memberID]?.undercut)
-        guard let member = members.removeValue(forKey: memberID) else { return [] }
-        if reason == .timedOut && contacts.count < config.maxContacts {
+            sequence: last.sequence, announced: max(announced, earlier?.announced ?? 0),
+            address: member?.address ?? earlier?.address, atMs: nowMs, fencedSinceMs: last.sinceMs,
+            undercut: fence?.undercut ?? earlier?.undercut)
+        guard let member else { return [] }
+        recordVersion &+= 1
+        if !quietly { spread(memberID, urgent: true) }
+        if detected && contacts.count < config.maxContacts {
             // Keep probing it: if this was a partition rather than a crash, the two sides find each other again.
             contacts[member.address] = Contact(kind: .departed, sinceMs: nowMs)
         }
         return [.memberLeft(member, reason: reason)]
     }
 
+    /// A member expected to heartbeat this process (`expected`) that is silent, directly and in
+    /// gossip, past suspect-after is dead: dropped, probed, and its death is news. A second-hand
+    /// one unrefreshed past `secondHandExpiryMs` is dropped quietly.
     mutating func expireSilentMembers(nowMs: Int64) -> [MembershipDirective] {
-        let silent = members.values
-            .filter { nowMs - $0.lastHeardMs > config.suspectAfterMs }
-            .map(\.id)
-            .sorted()
-        return silent.flatMap { removeMember($0, sequence: 0, reason: .timedOut, nowMs: nowMs) }
+        var dead: [NodeID] = []
+        var stale: [NodeID] = []
+        for (memberID, since) in expected {
+            guard let member = members[memberID] else { continue }
+            if nowMs - max(member.lastHeardMs, since) > config.suspectAfterMs { dead.append(memberID) }
+        }
+        // Second-hand expiry is 200 intervals: a sweep of the whole record every 10 ticks will do.
+        if tickCount % 10 == 0 {
+            for member in members.values where expected[member.id] == nil && nowMs - member.lastHeardMs > config.secondHandExpiryMs {
+                stale.append(member.id)
+            }
+        }
+        var out: [MembershipDirective] = []
+        for memberID in dead.sorted() {
+            out += removeMember(memberID, sequence: 0, reason: .timedOut, nowMs: nowMs, detected: true)
+        }
+        for memberID in stale.sorted() {
+            out += removeMember(memberID, sequence: 0, reason: .timedOut, nowMs: nowMs, quietly: true)
+        }
+        return out
     }
 
-    /// Relayed news: refreshes the liveness of known members and adds unknown addresses to probe.
-    mutating func learn(from gossip: [Heartbeat.Gossip], nowMs: Int64) {
+    /// Relayed news (docs/HANDBOOK.md, "gossip"): refreshes the liveness of members; enters
+    /// members this process does not hear itself (second-hand) with the state the relayer knew,
+    /// and takes a second-hand member's new state; drops members reported dead. What changed here
+    /// is news here too, relayed on. `electionInputsChanged` when a member of this service moved.
+    mutating func learn(
+        from gossip: [Heartbeat.Gossip], nowMs: Int64
+    ) -> (electionInputsChanged: Bool, directives: [MembershipDirective]) {
+        var changed = false
+        var out: [MembershipDirective] = []
         for entry in gossip where entry.id != id {
-            if members[entry.id] != nil {
-                if let fence = fences[entry.id], entry.sequence > fence.freshest {
-                    fences[entry.id]!.freshest = entry.sequence
-                    fences[entry.id]!.freshestSinceMs = nowMs
-                    members[entry.id]!.lastHeardMs = nowMs
+            if entry.flags.contains(.dead) {
+                if let gone = learnDeparture(entry, nowMs: nowMs) {
+                    out += gone
+                    changed = true
                 }
                 continue
             }
-            if let gone = departed[entry.id], entry.sequence <= gone.sequence { continue }
-            guard entry.address != config.address else { continue }
-            if let known = contacts[entry.address] {
-                if known.kind == .departed { contacts[entry.address] = Contact(kind: .relayed, sinceMs: nowMs) }
-            } else if contacts.count < config.maxContacts {
-                contacts[entry.address] = Contact(kind: .relayed, sinceMs: nowMs)
+            if let member = members[entry.id] {
+                changed = refresh(member, from: entry, nowMs: nowMs) || changed
+                continue
             }
+            guard let state = entry.state, entry.address != config.address else { continue }
+            if var gone = departed[entry.id], entry.sequence <= gone.sequence {
+                // Relays below a departure's number: a forged `leaving` (or a wrong number) must
+                // not keep a live member out of records that hear it only second-hand. Relayed
+                // numbers above the last regular one known here (`announced`), counting up an
+                // interval apart after `sequenceTrustMs`, take it back, as its own heartbeats
+                // would (docs/HANDBOOK.md, "sequence fence"). A dead member's relays stop counting.
+                guard entry.sequence > gone.announced,
+                      overturns(entry.sequence, fence: gone.sequence, fencedAtMs: gone.fencedSinceMs,
+                                undercut: &gone.undercut, nowMs: nowMs)
+                else {
+                    departed[entry.id] = gone
+                    continue
+                }
+            }
+            guard members.count < config.maxMembers else { continue }
+            departed[entry.id] = nil
+            let member = Member(
+                id: entry.id, service: state.service, status: state.status, priority: state.priority,
+                epoch: state.epoch, workload: state.workload, address: entry.address, lastHeardMs: nowMs,
+                sequence: entry.sequence, leaving: entry.flags.contains(.draining))
+            members[entry.id] = member
+            recordVersion &+= 1
+            fences[entry.id] = SequenceFence(
+                directSinceMs: nowMs, freshest: entry.sequence, freshestSinceMs: nowMs, undercut: nil)
+            if contacts[entry.address]?.kind != .seed { contacts[entry.address] = nil }
+            rotate(entry.id)
+            if state.status.claimsPrimary { spread(entry.id, urgent: true) }
+            if state.status == .primary { settlePrimaryClaim(of: entry.id) }
+            out.append(.memberJoined(member))
+            changed = changed || state.service == config.service
         }
+        return (changed, out)
+    }
+
+    /// Gossip about a member in the record. One this process expects to hear itself only has its
+    /// freshness taken (`SequenceFence.freshest`, trusted for `sequenceTrustMs`); a second-hand one
+    /// takes the relayed sequence and state, and a relayed number below a wrongly high one in the
+    /// record is taken back by the sequence fence's rule (`overturns`).
+    private mutating func refresh(_ member: Member, from entry: Heartbeat.Gossip, nowMs: Int64) -> Bool {
+        guard let fence = fences[entry.id] else { return false }
+        if expected[entry.id] != nil {
+            if entry.sequence > fence.freshest {
+                fences[entry.id]!.freshest = entry.sequence
+                fences[entry.id]!.freshestSinceMs = nowMs
+                members[entry.id]!.lastHeardMs = nowMs
+            }
+            return false
+        }
+        var overturned = false
+        if let refused = fence.refused, entry.sequence == refused { return false }
+        if entry.sequence <= member.sequence {
+            // Relays lag one another, so a lower number is normal news; only a recorded number that
+            // nobody has topped for suspect-after (a forged one) gives way, by the fence's rule.
+            guard nowMs - fence.directSinceMs > config.suspectAfterMs else { return false }
+            var undercut = fence.undercut
+            overturned = overturns(entry.sequence, fence: member.sequence, fencedAtMs: fence.directSinceMs,
+                                   undercut: &undercut, nowMs: nowMs)
+            fences[entry.id]!.undercut = undercut
+            guard overturned else { return false }
+        }
+        fences[entry.id] = SequenceFence(
+            directSinceMs: nowMs, freshest: entry.sequence, freshestSinceMs: nowMs, undercut: nil,
+            refused: overturned ? member.sequence : fence.refused)
+        var updated = member
+        updated.sequence = entry.sequence
+        updated.lastHeardMs = nowMs
+        guard let state = entry.state, state.service == member.service else {
+            members[entry.id] = updated
+            return false
+        }
+        updated.status = state.status
+        updated.priority = state.priority
+        updated.epoch = state.epoch
+        updated.workload = state.workload
+        updated.address = entry.address
+        updated.leaving = entry.flags.contains(.draining)
+        members[entry.id] = updated
+        if Self.viewDiffers(member, updated) { recordVersion &+= 1 }
+        let moved = (member.status, member.epoch, member.priority) != (updated.status, updated.epoch, updated.priority)
+        // Only what routing and elections wait for is relayed on at once; the rest travels in the rotation.
+        if !overturned && Self.isUrgent(member, updated) { spread(entry.id, urgent: true) }
+        if updated.status == .primary && moved { settlePrimaryClaim(of: entry.id) }
+        return (moved || member.leaving != updated.leaving) && member.service == config.service
+    }
+
+    /// A member reported dead or gone, with the last sequence its reporter knew. One this process
+    /// heard itself within two intervals is alive as far as it knows; one it knows of a newer
+    /// sequence than the report is too. Otherwise it is dropped, and the news goes on (nil: nothing
+    /// changed in the record).
+    private mutating func learnDeparture(_ entry: Heartbeat.Gossip, nowMs: Int64) -> [MembershipDirective]? {
+        guard let member = members[entry.id] else {
+            // Not in the record: remember the report, so stale relays do not bring it back.
+            if let gone = departed[entry.id] {
+                if entry.sequence > gone.sequence { departed[entry.id]!.sequence = entry.sequence }
+            } else if departed.count < config.maxMembers {
+                departed[entry.id] = Departure(
+                    sequence: entry.sequence, announced: entry.sequence, address: entry.address, atMs: nowMs,
+                    fencedSinceMs: nowMs, undercut: nil)
+            }
+            return nil
+        }
+        guard entry.sequence >= member.sequence else { return nil }
+        if expected[entry.id] != nil, nowMs - member.lastHeardMs < 2 * config.intervalMs { return nil }
+        // One this process would have timed out itself (its service's, or one it expects) is
+        // probed as if it had: whoever restarts at that address finds this process there, even
+        // when its seeds restarted with it (docs/HANDBOOK.md, "departed contact").
+        let probe = member.service == config.service || expected[entry.id] != nil
+        return removeMember(entry.id, sequence: entry.sequence, reason: .timedOut, nowMs: nowMs, detected: probe)
     }
 
     mutating func forgetOldContacts(nowMs: Int64) {

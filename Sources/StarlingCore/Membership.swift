@@ -16,6 +16,10 @@ public struct Membership: Sendable {
     public internal(set) var members: [NodeID: Member] = [:]
     /// The highest epoch seen per service type: the fencing floor.
     public internal(set) var highestEpoch: [ServiceName: UInt64] = [:]
+    /// Moves on whenever something `JobView` reads may have changed (a member entered, left or
+    /// changed status, epoch, rank, address, draining, capacity or job timeout; this process's
+    /// status or epochs). A shell may skip rebuilding the view while it stays put.
+    public internal(set) var recordVersion: UInt64 = 0
     public internal(set) var isLeaving = false
     public internal(set) var isDraining = false
 
@@ -25,6 +29,27 @@ public struct Membership: Sendable {
     var lastTickMs: Int64?
     var tickCount = 0
     var gossipCursor = 0
+    /// The record's members in gossip rotation order (departed ones are dropped as the cursor meets them).
+    var gossipOrder: [NodeID] = []
+    var inGossipOrder: Set<NodeID> = []
+    /// News to relay (a member new, changed or gone): how many more heartbeats carry each, in order.
+    var news: [NodeID: Int] = [:]
+    var newsOrder: [NodeID] = []
+    /// The members that heartbeat this process each interval as its record has it (the topology,
+    /// docs/HANDBOOK.md, "hub"), and since when: only these are timed out as dead here.
+    var expected: [NodeID: Int64] = [:]
+    /// The hubs of this service and every service's leaders at the last tick: gossiped in every heartbeat.
+    var standing: [NodeID] = []
+    /// While joining: the members heard directly (not only in gossip). Admission waits until its
+    /// service's hubs are among them (`admitIfReady`); emptied at admission.
+    var heardWhileJoining: Set<NodeID> = []
+    /// The topology of the record at `recordVersion` (and this process's leaving and draining),
+    /// and the key `expected` and `standing` were last computed for: see `currentTopology`.
+    var topologyCache: (key: TopologyKey, topology: Topology)?
+    var expectedKey: TopologyKey?
+    /// The record version at which `elect` last found nothing to do: it is a function of the
+    /// record, so it is not run again until that moves.
+    var electedAtVersion: UInt64?
     /// Per member, how far its sequence numbers are trusted: the sequence fence.
     var fences: [NodeID: SequenceFence] = [:]
     /// Addresses to heartbeat that are not live members: seeds, relayed addresses, departed members.
@@ -42,6 +67,10 @@ public struct Membership: Sendable {
 
     struct Departure: Sendable {
         var sequence: UInt64
+        /// What news of the departure says: the last sequence heard of it in its own regular
+        /// heartbeats (never a `leaving` heartbeat's number, which one hop could forge).
+        var announced: UInt64
+        var address: NodeAddress?
         var atMs: Int64
         /// When `sequence` was taken: at departure for a `leaving` heartbeat's own number, earlier
         /// for the number a member timed out with. The sequence fence's window runs from here.
@@ -61,6 +90,10 @@ public struct Membership: Sendable {
         var freshestSinceMs: Int64
         /// The first of its own heartbeats below the recorded sequence since that was taken.
         var undercut: Undercut?
+        /// A wrongly high number this second-hand entry gave up (`overturns`): relays that still
+        /// carry it are refused, so it cannot come back from a record that has not given it up
+        /// yet (docs/HANDBOOK.md, "sequence fence").
+        var refused: UInt64? = nil
     }
 
     /// A heartbeat that came in below the fence: when, and numbered how.
@@ -126,14 +159,22 @@ public struct Membership: Sendable {
         }
         lastTickMs = nowMs
         tickCount += 1
+        // Each tick's work is proportional to what changed, not to the record: the topology, the
+        // expected set and the election are computed again only when the record moved
+        // (`recordVersion`), and the second-hand and contact sweeps run every 10 ticks.
+        refreshExpected(currentTopology(nowMs: nowMs), nowMs: nowMs)
         out += expireSilentMembers(nowMs: nowMs)
-        forgetOldContacts(nowMs: nowMs)
+        if tickCount % 10 == 0 { forgetOldContacts(nowMs: nowMs) }
         if status == .joining {
             out += admitIfReady(nowMs: nowMs)
-        } else {
-            out += elect(nowMs: nowMs)
+        } else if electedAtVersion != recordVersion {
+            let changes = elect(nowMs: nowMs)
+            out += changes
+            if changes.isEmpty { electedAtVersion = recordVersion }
         }
-        out += heartbeatToAll(nowMs: nowMs)
+        let topology = currentTopology(nowMs: nowMs)
+        refreshExpected(topology, nowMs: nowMs)
+        out += heartbeatToAll(nowMs: nowMs, topology: topology)
         out += probeOverdueMembers(nowMs: nowMs)
         return out
     }
@@ -149,6 +190,7 @@ public struct Membership: Sendable {
         // (docs/HANDBOOK.md, "sequence fence") may carry the newest.
         if heartbeat.epoch > highestEpoch[heartbeat.service, default: 0] {
             highestEpoch[heartbeat.service] = heartbeat.epoch
+            recordVersion &+= 1
         }
         var out: [MembershipDirective] = []
         var electionInputsChanged = true
@@ -162,13 +204,16 @@ public struct Membership: Sendable {
             case .updated(let changed): electionInputsChanged = changed
             }
         }
-        learn(from: heartbeat.gossip, nowMs: nowMs)
+        let learnt = learn(from: heartbeat.gossip, nowMs: nowMs)
+        out += learnt.directives
+        if learnt.electionInputsChanged { electionInputsChanged = true }
         // A primary fenced by a newer epoch learns it in one round trip rather than one interval.
         let staleClaim = heartbeat.status == .primary && heartbeat.epoch < highestEpoch[heartbeat.service, default: 0]
         let asked = !heartbeat.flags.isDisjoint(with: [.join, .probe]) || staleClaim
         if asked && !heartbeat.flags.contains(.leaving) {
             // An answer never asks for an answer: two joiners would otherwise echo JOINs forever.
-            var answer = makeHeartbeat()
+            var answer = makeHeartbeat(
+                answeringJoinOf: heartbeat.flags.contains(.join) ? heartbeat.service : nil, nowMs: nowMs)
             answer.flags.remove(.join)
             out.append(.send(answer, to: [heartbeat.address]))
         }
@@ -217,8 +262,16 @@ public struct Membership: Sendable {
 
     /// The primary of a service type as this process sees it (itself included).
     public func primary(of service: ServiceName, nowMs: Int64) -> Member? {
-        let all = members.values.filter { $0.service == service } + [selfMember(nowMs: nowMs)].filter { $0.service == service }
-        return all.filter { $0.status == .primary }.max { ($0.epoch, Rank($0)) < ($1.epoch, Rank($1)) }
+        // One pass, nothing allocated: the shell asks this every tick for every service.
+        var best: Member?
+        func consider(_ member: Member) {
+            guard member.status == .primary, member.service == service else { return }
+            if let sitting = best, (sitting.epoch, Rank(sitting)) >= (member.epoch, Rank(member)) { return }
+            best = member
+        }
+        for member in members.values { consider(member) }
+        if status == .primary && config.service == service { consider(selfMember(nowMs: nowMs)) }
+        return best
     }
 
     /// What this process carries as its epoch: its own while primary, else the highest seen for its service.

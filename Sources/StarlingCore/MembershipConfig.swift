@@ -10,6 +10,10 @@ public struct MembershipConfig: Sendable, Equatable {
     public var intervalMs: Int64
     /// A member not heard of for this long is removed from the record (its failure is assumed).
     public var suspectAfterMs: Int64
+    /// A second-hand member (one this process does not expect heartbeats from, docs/HANDBOOK.md,
+    /// "hub") that no gossip has refreshed for this long leaves the record quietly. Its death
+    /// normally arrives as news within a few intervals; this is the backstop.
+    public var secondHandExpiryMs: Int64
     /// How long a newcomer collects answers before it may take part in elections.
     public var discoveryWindowMs: Int64
     /// A newcomer is admitted by then even if some learned addresses never answered.
@@ -45,6 +49,7 @@ public struct MembershipConfig: Sendable, Equatable {
         self.intervalMs = intervalMs
         // Three missed intervals plus an allowance for scheduling jitter, as VRRP's Master_Down_Interval.
         self.suspectAfterMs = suspectAfterMs ?? (3 * intervalMs + max(50, intervalMs / 2))
+        self.secondHandExpiryMs = max(200 * intervalMs, 4 * self.suspectAfterMs)
         self.discoveryWindowMs = 3 * intervalMs
         self.maxDiscoveryMs = 10 * intervalMs
         self.maxStaggerMs = 20 * intervalMs
@@ -65,6 +70,9 @@ public struct MembershipConfig: Sendable, Equatable {
             throw .invalid("suspect-after (\(suspectAfterMs) ms) must be at least two intervals (\(2 * intervalMs) ms)")
         }
         guard suspectAfterMs <= 3_600_000 else { throw .invalid("suspect-after must be at most one hour") }
+        guard secondHandExpiryMs >= suspectAfterMs else {
+            throw .invalid("second-hand expiry (\(secondHandExpiryMs) ms) must be at least suspect-after (\(suspectAfterMs) ms)")
+        }
         guard discoveryWindowMs >= 0, maxDiscoveryMs >= discoveryWindowMs, maxStaggerMs >= 0 else {
             throw .invalid("discovery window bounds are inconsistent")
         }

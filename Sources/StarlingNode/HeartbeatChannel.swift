@@ -27,6 +27,8 @@ final class HeartbeatChannel {
     private var sealCounter: UInt64 = 0
     /// Senders' keys derived from the cluster keys (it notices when those change).
     private var senderKeys = HeartbeatSenderKeys()
+    /// Service names heard before, so each datagram need not validate them again (bounded).
+    private var knownServices: [ServiceName] = []
     /// What this process last said, sealed again (with a new counter) to answer a challenge.
     private var latest: Heartbeat?
     /// Set by `close(sendingLast:)`: every heartbeat sent from then on is a goodbye.
@@ -91,7 +93,7 @@ final class HeartbeatChannel {
                         + "(--cluster-key-file): it cannot join a keyed cluster",
                     level: .warning)
             } else {
-                switch HeartbeatCodec.decode(bytes) {
+                switch HeartbeatCodec.decode(bytes, services: &knownServices) {
                 case .success(let heartbeat):
                     onHeartbeat(heartbeat)
                 case .failure(let error):
@@ -127,7 +129,7 @@ final class HeartbeatChannel {
             answer(challenge: nonce, target: target, replyTo: replyTo, datagram: datagram, from: from, keys: keys)
         case .heartbeat(let body, let echo):
             let heartbeat: Heartbeat
-            switch HeartbeatCodec.decode(body) {
+            switch HeartbeatCodec.decode(body, services: &knownServices) {
             case .success(let decoded): heartbeat = decoded
             case .failure(let error):
                 rejections.record(error.reason, detail: "sealed: \(error) (from \(from))", level: .notice)

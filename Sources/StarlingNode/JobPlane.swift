@@ -80,6 +80,11 @@ final class JobPlane {
         perform(engine.follow(membership, nowMs: nowMs))
     }
 
+    /// The same with a view of the record the caller built (and may have kept from before).
+    func follow(_ view: JobView, nowMs: Int64) {
+        perform(engine.follow(view, nowMs: nowMs))
+    }
+
     /// Stops every running handler (shutdown).
     func cancelAll() {
         for run in handlerRuns.values { run.cancel() }

@@ -54,6 +54,13 @@ public final class Worker {
     /// reported as rejected input.
     private let ioProblems: RejectionRecorder
     private var isStopping = false
+    private struct JobViewKey: Equatable {
+        var recordVersion: UInt64
+        var jobTimeoutMs: UInt32
+    }
+    private var cachedJobView: (key: JobViewKey, view: JobView)?
+    private var followedKey: JobViewKey?
+    private var tickCount = 0
     private var didRun = false
     /// What `GET /metrics` shows (docs/METRICS.md).
     private let metrics = NodeMetrics()
@@ -241,7 +248,10 @@ public final class Worker {
                 beginDrain(reason: "its parent process \(parent) is gone")
             }
             membership.workload = workload
+            if tickCount % 10 == 0 { _ = jobView(rebuild: true) }
+            tickCount &+= 1
             perform(membership.tick(nowMs: nowMs))
+            if !isStopping { followRecord(everyTick: true) }
             jobs.tick(nowMs: nowMs)
             for failover in metrics.follow(membership, nowMs: nowMs) {
                 note(.failover, service: failover.service, member: failover.to,
@@ -360,9 +370,30 @@ public final class Worker {
 
     // MARK: Membership
 
+    /// Lets the job plane follow the record when its view moved, and once per tick whatever it
+    /// holds (an executor the router set aside after a decline comes back with the next follow).
+    private func followRecord(everyTick: Bool = false) {
+        let view = jobView()
+        guard everyTick || cachedJobView?.key != followedKey else { return }
+        followedKey = cachedJobView?.key
+        jobs.follow(view, nowMs: nowMs)
+    }
+
+    /// The job path's view of the record, built again only when the record may have moved
+    /// (`Membership.recordVersion`, this process's own job timeout), and every 10 ticks whatever.
+    /// Building it walks and sorts the record, and it is taken after every datagram: rebuilt
+    /// each time, it was 40 % of an idle worker's CPU among 150 (docs/HANDBOOK.md, "Membership").
+    private func jobView(rebuild: Bool = false) -> JobView {
+        let key = JobViewKey(recordVersion: membership.recordVersion, jobTimeoutMs: membership.workload.jobTimeoutMs)
+        if !rebuild, let cached = cachedJobView, cached.key == key { return cached.view }
+        let view = JobView(membership, nowMs: nowMs)
+        cachedJobView = (key, view)
+        return view
+    }
+
     /// Carries out the core's directives, then lets the job plane follow the record.
     private func perform(_ directives: [MembershipDirective]) {
-        defer { if !isStopping { jobs.follow(membership, nowMs: nowMs) } }
+        defer { if !isStopping { followRecord() } }
         for directive in directives {
             switch directive {
             case .send(let heartbeat, let targets):

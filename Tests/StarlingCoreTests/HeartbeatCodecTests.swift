@@ -25,27 +25,63 @@ import StarlingTestSupport
         func be<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
             (0..<MemoryLayout<T>.size).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
         }
-        var expected: [UInt8] = [0x53, 0x48, 2, Heartbeat.Flags.join.rawValue, MemberStatus.toBecomePrimary.rawValue, 0]
+        var expected: [UInt8] = [0x53, 0x48, 3, Heartbeat.Flags.join.rawValue, MemberStatus.toBecomePrimary.rawValue, 0]
         expected += be(UInt32(bitPattern: -7)) + be(UInt64(0x0192_F3A4_5B6C_7D8E)) + be(UInt64(0x9F00_1122_3344_5566))
         expected += be(UInt64(9_001)) + be(UInt64(42)) + be(UInt32(3)) + be(UInt32(8)) + be(UInt32(11)) + be(UInt32(30_000))
         expected += [4, 127, 0, 0, 1] + be(UInt16(7946))
         expected += [6] + Array("resize".utf8)
         expected += [2]
-        expected += be(UInt64(1)) + be(UInt64(2)) + be(UInt64(5)) + [4, 127, 0, 0, 2] + be(UInt16(1))
-        expected += be(UInt64(3)) + be(UInt64(4)) + be(UInt64(6)) + [6] + be(UInt64(0)) + be(UInt64(1)) + be(UInt16(65_535))
+        expected += be(UInt64(1)) + be(UInt64(2)) + be(UInt64(5)) + [0] + [4, 127, 0, 0, 2] + be(UInt16(1))
+        expected += be(UInt64(3)) + be(UInt64(4)) + be(UInt64(6)) + [0] + [6] + be(UInt64(0)) + be(UInt64(1)) + be(UInt16(65_535))
         expected += [3, 1, 2, 3]
         #expect(HeartbeatCodec.encode(Self.sample) == expected)
     }
 
+    /// A gossip entry with the member's state and flags, byte for byte (docs/PROTOCOL.md).
+    @Test func encodesAStatefulGossipEntryAsDocumented() throws {
+        func be<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+            (0..<MemoryLayout<T>.size).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+        }
+        var heartbeat = Self.sample
+        heartbeat.authTag = []
+        heartbeat.gossip = [.init(
+            id: NodeID(high: 7, low: 8), sequence: 77, address: .ipv4(10, 0, 0, 9, port: 80), flags: [.draining],
+            state: .init(service: try ServiceName("echo"), status: .primary, priority: 2, epoch: 5,
+                         workload: Workload(running: 1, capacity: 4, backlog: 6, jobTimeoutMs: 900)))]
+        let bytes = HeartbeatCodec.encode(heartbeat)
+        var entry = be(UInt64(7)) + be(UInt64(8)) + be(UInt64(77)) + [0x82] + [4, 10, 0, 0, 9] + be(UInt16(80))
+        entry += [MemberStatus.primary.rawValue] + be(UInt32(2)) + be(UInt64(5))
+        entry += be(UInt32(1)) + be(UInt32(4)) + be(UInt32(6)) + be(UInt32(900)) + [4] + Array("echo".utf8)
+        #expect(Array(bytes.suffix(entry.count + 1)) == entry + [0])
+        #expect(try HeartbeatCodec.decode(bytes).get() == heartbeat)
+        let dead = Heartbeat.Gossip(id: NodeID(high: 9, low: 9), sequence: 3, address: .ipv4(1, 2, 3, 4, port: 5), flags: .dead)
+        heartbeat.gossip.append(dead)
+        #expect(try HeartbeatCodec.decode(HeartbeatCodec.encode(heartbeat)).get().gossip.last == dead)
+    }
+
+    /// The largest heartbeat a process builds fits the datagram limit: it fills gossip by
+    /// `gossipBytes` within what `headerBytes` leaves, and both say exactly what `encode` writes.
     @Test func largestHeartbeatFitsTheDatagramLimit() throws {
         var heartbeat = Self.sample
         heartbeat.service = try ServiceName(String(repeating: "s", count: ServiceName.maxLength))
-        heartbeat.gossip = (0..<HeartbeatCodec.maxGossipEntries).map {
-            .init(id: NodeID(high: UInt64($0), low: 0), sequence: .max,
-                  address: NodeAddress(host: .ipv6(high: .max, low: .max), port: 1))
-        }
+        heartbeat.address = NodeAddress(host: .ipv6(high: .max, low: .max), port: 1)
         heartbeat.authTag = Array(repeating: 0xAB, count: HeartbeatCodec.maxAuthTagBytes)
+        let state = Heartbeat.Gossip.State(
+            service: heartbeat.service, status: .primary, priority: .min, epoch: .max,
+            workload: Workload(running: .max, capacity: .max, backlog: .max, jobTimeoutMs: .max))
+        var left = HeartbeatCodec.maxDatagramBytes - HeartbeatCodec.headerBytes(heartbeat)
+        heartbeat.gossip = []
+        while heartbeat.gossip.count < HeartbeatCodec.maxGossipEntries {
+            let entry = Heartbeat.Gossip(
+                id: NodeID(high: UInt64(heartbeat.gossip.count), low: 0), sequence: .max,
+                address: NodeAddress(host: .ipv6(high: .max, low: .max), port: 1), flags: .known, state: state)
+            guard HeartbeatCodec.gossipBytes(entry) <= left else { break }
+            left -= HeartbeatCodec.gossipBytes(entry)
+            heartbeat.gossip.append(entry)
+        }
+        #expect(heartbeat.gossip.count >= 8, "the worst case still carries a useful window")
         let bytes = HeartbeatCodec.encode(heartbeat)
+        #expect(bytes.count == HeartbeatCodec.encodedSize(heartbeat))
         #expect(bytes.count <= HeartbeatCodec.maxDatagramBytes)
         #expect(try HeartbeatCodec.decode(bytes).get() == heartbeat)
     }

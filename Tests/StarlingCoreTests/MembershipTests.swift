@@ -10,6 +10,14 @@ private struct LocalCluster {
     var log: [String] = []
     /// Indices whose traffic (both ways) is dropped, to model a pause or a crash.
     var silenced: Set<Int> = []
+    /// Datagrams sent per process (one per target of each heartbeat).
+    var sent: [Int: Int] = [:]
+    /// One-way cuts: datagrams from `from` to `to` are dropped.
+    var cut: Set<Cut> = []
+    struct Cut: Hashable {
+        var from: Int
+        var to: Int
+    }
 
     @discardableResult
     mutating func add(_ service: String, priority: Int32 = 0, seeds: [Int] = [0]) -> Int {
@@ -31,8 +39,10 @@ private struct LocalCluster {
             switch directive {
             case .send(let heartbeat, let targets):
                 guard !silenced.contains(from) else { continue }
+                sent[from, default: 0] += targets.count
                 for target in targets {
-                    guard let to = nodes.firstIndex(where: { $0.config.address == target }), !silenced.contains(to) else { continue }
+                    guard let to = nodes.firstIndex(where: { $0.config.address == target }), !silenced.contains(to),
+                          !cut.contains(Cut(from: from, to: to)) else { continue }
                     queue += nodes[to].receive(heartbeat, nowMs: nowMs).map { (to, $0) }
                 }
             case .statusChanged(let old, let new, let epoch, let reason):
@@ -61,6 +71,62 @@ private struct LocalCluster {
 }
 
 @Suite struct MembershipTests {
+    /// Issue 13: a standby's steady-state traffic does not grow with the cluster. With 10 and with
+    /// 200 members of three services, once settled, every standby sends the same few datagrams an
+    /// interval (to its service's hub and deputy), and the average over all members stays about 3
+    /// (docs/HANDBOOK.md, "hub").
+    @Test func aStandbysDatagramsPerIntervalDoNotGrowWithTheCluster() {
+        func settled(_ count: Int) -> (standbyMost: Double, average: Double, records: Set<Int>) {
+            var cluster = LocalCluster()
+            cluster.add("echo", seeds: [])
+            cluster.run(forMs: 500)
+            let services = ["echo", "resize", "sha256"]
+            for index in 1..<count { cluster.add(services[index % services.count]) }
+            cluster.run(forMs: 3_000)
+            cluster.sent = [:]
+            cluster.run(forMs: 1_000)
+            let standbys = cluster.nodes.indices.filter { index in
+                let node = cluster.nodes[index]
+                // Neither hub nor deputy: not among the two highest-ranked of its service.
+                let ahead = cluster.nodes.filter { $0.config.service == node.config.service && $0.id < node.id }.count
+                return node.status == .standby && ahead >= 2
+            }
+            let standbyMost = standbys.map { Double(cluster.sent[$0, default: 0]) / 10 }.max() ?? 0
+            let average = Double(cluster.sent.values.reduce(0, +)) / Double(count) / 10
+            return (standbyMost, average, Set(cluster.nodes.map(\.members.count)))
+        }
+        let small = settled(10)
+        let large = settled(200)
+        #expect(small.records == [9] && large.records == [199], "every record holds everyone: \(large.records.sorted())")
+        #expect(small.standbyMost == 2, "a standby heartbeats its service's hub and deputy")
+        #expect(large.standbyMost == small.standbyMost, "a standby heartbeats its service's hub and deputy, whatever N")
+        #expect(large.average < 4, "\(large.average) datagrams per member per interval at 200 members")
+    }
+
+    /// The deputy (docs/HANDBOOK.md, "deputy") takes over when the primary dies, and only then:
+    /// cut off from the primary's own heartbeats for a second, it hears the primary vouched for
+    /// in every standby's gossip and stays standby; once the primary is silent to everyone, it
+    /// takes over within the failure timeout's tick.
+    @Test func theDeputyCutOffFromThePrimaryDoesNotTakeOverButDoesWhenItDies() {
+        var cluster = LocalCluster()
+        for _ in 0..<6 { cluster.add("echo") }
+        cluster.run(forMs: 2_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        cluster.cut = [LocalCluster.Cut(from: 0, to: 1)]
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo") == [0], "\(cluster.log)")
+        #expect(cluster.nodes[1].members.keys.contains(cluster.nodes[0].id))
+        cluster.cut = []
+        cluster.silenced = [0]
+        let crashedAt = cluster.nowMs
+        var takenOverAt: Int64?
+        cluster.run(forMs: 1_000) { cluster in
+            if takenOverAt == nil && cluster.primaries(of: "echo") == [1] { takenOverAt = cluster.nowMs }
+        }
+        let bound = cluster.nodes[1].config.suspectAfterMs + 100
+        #expect(takenOverAt.map { $0 - crashedAt <= bound } ?? false, "taken over \(takenOverAt.map { "\($0 - crashedAt) ms" } ?? "never")")
+    }
+
     @Test func aLoneProcessBecomesPrimaryAfterItsDiscoveryWindow() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])

@@ -48,6 +48,7 @@ final class ClusterSimulation {
         var epochsObserved: [ServiceName: UInt64] = [:]
         var lastEpoch: UInt64 = 0
         var lastHighest: [ServiceName: UInt64] = [:]
+        var followedVersion: UInt64?
 
         var isRunning: Bool { membership != nil }
         var isDraining: Bool { drainDeadlineMs != nil }
@@ -122,6 +123,28 @@ final class ClusterSimulation {
     private(set) var jobsRun = 0
     /// Dispatches an executor declined because it had seen a newer epoch: the fence at work.
     private(set) var staleDispatchesDeclined = 0
+    /// Datagrams sent, in all and by the busiest sender (the shells' cost).
+    private(set) var datagramsSent = 0
+    private var sentBySlot: [Int: Int] = [:]
+    var mostDatagramsSentBySlot: Int { sentBySlot.values.max() ?? 0 }
+    /// Each crashed primary: when, the members of its service then, and when each of them dropped
+    /// it from its record and when the service next had a primary (failover, issue 13).
+    struct Failover {
+        var service: ServiceName
+        var primary: NodeID
+        var atMs: Int64
+        var group: [Int]
+        var droppedAtMs: [Int: Int64] = [:]
+        var newPrimaryAtMs: Int64?
+
+        /// When the last of its group dropped it, after the crash; nil if one never did.
+        var detectedAfterMs: Int64? {
+            guard group.allSatisfy({ droppedAtMs[$0] != nil }) else { return nil }
+            return (droppedAtMs.values.max() ?? atMs) - atMs
+        }
+    }
+    private(set) var failovers: [Failover] = []
+    private var lastRecordCheckMs: Int64 = -1_000_000
 
     /// The command that replays this run, printed with a violation.
     let replayCommand: String
@@ -203,7 +226,10 @@ final class ClusterSimulation {
             if let deadline = slots[index].drainDeadlineMs, slots[index].engine!.isIdle || nowMs >= deadline {
                 try finishDrain(index)
             }
-            try checkAfterTick()
+            if nowMs - lastRecordCheckMs >= scenario.recordCheckEveryMs {
+                lastRecordCheckMs = nowMs
+                try checkAfterTick()
+            }
         case .deliver(let bytes, let index):
             guard slots[index].isRunning, !putOffIfPaused(event, slot: index) else { return }
             guard case .success(let heartbeat) = HeartbeatCodec.decode(bytes) else {
@@ -267,6 +293,10 @@ final class ClusterSimulation {
                 slots[$0].membership?.status == .primary && slots[$0].membership?.config.service == service
             }) {
                 log("crash the primary of \(service): slot \(primary)")
+                let group = slots.indices.filter {
+                    $0 != primary && slots[$0].membership?.config.service == service && slots[$0].membership?.status != .joining
+                }
+                failovers.append(Failover(service: service, primary: slots[primary].membership!.id, atMs: nowMs, group: group))
                 stop(primary)
             }
         case .crashBusiestEntry:
@@ -370,6 +400,7 @@ final class ClusterSimulation {
         slots[index].epochsObserved = [:]
         slots[index].lastEpoch = 0
         slots[index].lastHighest = [:]
+        slots[index].followedVersion = nil
         log("start slot \(index) as \(id.short) (\(config.service), priority \(config.priority))")
         try? carryOut(directives, from: index)
         schedule(.tick(slot: index, incarnation: slots[index].incarnation), atMs: nowMs + scenario.intervalMs, phase: 1)
@@ -418,9 +449,15 @@ final class ClusterSimulation {
             switch directive {
             case .send(let heartbeat, let targets):
                 let bytes = HeartbeatCodec.encode(heartbeat)
+                datagramsSent += targets.count
+                sentBySlot[index, default: 0] += targets.count
                 for target in targets { transmit(bytes, from: index, to: target) }
             case .statusChanged(let from, let to, let epoch, let reason):
                 log("slot \(index) \(from) -> \(to) epoch \(epoch): \(reason)")
+                if to == .primary, let last = failovers.indices.last, failovers[last].newPrimaryAtMs == nil,
+                   failovers[last].service == slots[index].membership!.config.service {
+                    failovers[last].newPrimaryAtMs = nowMs
+                }
                 if from == .joining {
                     slots[index].admittedAtMs = nowMs
                     // An admission can start a handover to a higher-priority newcomer: the group settles from here.
@@ -429,7 +466,10 @@ final class ClusterSimulation {
             case .memberJoined(let member):
                 if verbose { log("slot \(index) learns \(member.id.short) \(member.status)") }
             case .memberLeft(let member, let reason):
-                log("slot \(index) drops \(member.id.short): \(reason.rawValue)")
+                if verbose || scenario.recordCheckEveryMs == 0 { log("slot \(index) drops \(member.id.short): \(reason.rawValue)") }
+                for at in failovers.indices where failovers[at].primary == member.id && failovers[at].droppedAtMs[index] == nil {
+                    failovers[at].droppedAtMs[index] = nowMs
+                }
                 // As the shell does: the link to it is given up, with whatever waits on it.
                 if let other = slotAt[member.address] { closeLink(from: index, to: other) }
             case .ignored(let reason, let from):
@@ -437,8 +477,11 @@ final class ClusterSimulation {
             }
         }
         try checkEpochsMonotonic(index)
-        // As the shell does after every membership input: the job path follows the record.
+        // As the shell does after every membership input: the job path follows the record. A
+        // large cluster's shell rebuilds the view only when the record moved (`recordVersion`).
         guard let membership = slots[index].membership else { return }
+        if scenario.recordCheckEveryMs > 0, slots[index].followedVersion == membership.recordVersion { return }
+        slots[index].followedVersion = membership.recordVersion
         try carryJobs(slots[index].engine!.follow(membership, nowMs: nowMs), at: index)
     }
 
@@ -713,6 +756,13 @@ final class ClusterSimulation {
         for client in clients {
             let unanswered = (0..<client.submitted).filter { client.results[$0] == nil }
             guard unanswered.isEmpty else {
+                for index in slots.indices {
+                    guard let membership = slots[index].membership, let engine = slots[index].engine else { continue }
+                    let view = JobView(membership, nowMs: nowMs)
+                    log("slot \(index) (\(membership.status)) holds \(engine.holdings); record \(membership.members.count): "
+                        + view.primaries.map { "\($0.key)=\($0.value.map { "\($0.address) e\($0.epoch)" } ?? "none")" }.sorted().joined(separator: " "))
+                }
+                log("client \(client.index) on slot \(client.connection.map { "\($0.slot)" } ?? "none")")
                 throw violation("client \(client.index) has no answer for \(unanswered.count) of \(client.submitted) jobs "
                     + "(\(unanswered.prefix(5).map { client.key($0).value }), waiting \(client.outstanding.count), to resubmit \(client.again.count)) "
                     + "\(nowMs - scenario.faultsEndMs) ms after the last fault, \(nowMs - lastAnswerMs) ms after the last answer")
