@@ -119,7 +119,9 @@ import Testing
         let text = String(decoding: huge.stderr, as: UTF8.self)
         #expect(huge.status.code == 1, "FAIL exits 1: \(text)")
         #expect(text.contains("result of more than 16777216 bytes is over max_result_bytes (16777216) of job huge"), "\(text)")
-        #expect(hugeElapsed < .seconds(5), "\(hugeElapsed)")
+        // About 2 s on a quiet machine (the command's termination grace); the suite runs the
+        // 1,000-member simulation beside this test, which took it to 5.1 s once in CI.
+        #expect(hugeElapsed < .seconds(10), "\(hugeElapsed)")
 
         let nextStarted = ContinuousClock.now
         let next = answer(to: "SUBMIT sized after 1\r\n5\r\n", on: nextClient, until: Array("OK after 5\r\naaaaa\r\n".utf8))
