@@ -78,8 +78,12 @@ extension ResultsSummary {
         text += "\n| target (issue 13) | \(points.count == 1 ? "this run" : "worst of \(points.count) runs") | |\n| --- | ---: | --- |\n"
         for row in rows { text += "| \(row.0) | \(row.1) | \(row.2.map { $0 ? "met" : "**missed**" } ?? "not measured") |\n" }
         let missed = rows.filter { $0.2 == false }.map { "\(name), \($0.0) (issue 13): \($0.1) (\($0.3))" }
-        text += "\nWhy it grows: every worker heartbeats every other worker each interval (docs/HANDBOOK.md), so each "
-            + "sends about N − 1 datagrams per interval and receives as many; the cluster's traffic and CPU grow with N².\n\n"
+        text += "\nHow it scales: per service one hub (its primary) heartbeats its service, every other member only "
+            + "the hub and the deputy, and hubs and deputies each other across services (docs/HANDBOOK.md, \"Membership\"), "
+            + "so each member sends about 3 datagrams per interval whatever N. The CPU left is per process more than per "
+            + "datagram: each of the N wakes every interval for its tick, metrics and failover watch; the profile "
+            + "(2026-12-06) split it about a third kernel (context switches, UDP sends), the rest the tick's work and "
+            + "the Swift runtime.\n\n"
         return (text, missed)
     }
 }
