@@ -55,7 +55,14 @@ extension Membership {
         fences[sender] = SequenceFence(
             directSinceMs: nowMs, freshest: freshest.sequence, freshestSinceMs: freshest.sinceMs, undercut: nil)
         contacts[heartbeat.address] = nil
-        if heartbeat.status == .primary { settlePrimaryClaim(of: sender) }
+        // A claim already settled at this epoch needs settling again only against this process's
+        // own (which may have grown since); walking the record for every primary's heartbeat was
+        // a standby's largest cost in receiving it.
+        if heartbeat.status == .primary,
+           previous?.status != .primary || previous?.epoch != heartbeat.epoch
+            || (status == .primary && config.service == heartbeat.service) {
+            settlePrimaryClaim(of: sender)
+        }
         guard let previous else {
             rotate(sender)
             spread(sender, urgent: heartbeat.status.claimsPrimary)
