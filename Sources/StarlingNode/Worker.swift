@@ -60,7 +60,6 @@ public final class Worker {
     }
     private var cachedJobView: (key: JobViewKey, view: JobView)?
     private var followedKey: JobViewKey?
-    private var tickCount = 0
     private var didRun = false
     /// What `GET /metrics` shows (docs/METRICS.md).
     private let metrics = NodeMetrics()
@@ -248,10 +247,10 @@ public final class Worker {
                 beginDrain(reason: "its parent process \(parent) is gone")
             }
             membership.workload = workload
-            if tickCount % 10 == 0 { _ = jobView(rebuild: true) }
-            tickCount &+= 1
             perform(membership.tick(nowMs: nowMs))
-            if !isStopping { followRecord(everyTick: true) }
+            // A primary's router takes back, with a follow, an executor it set aside after a
+            // decline; elsewhere a follow of an unchanged view does nothing.
+            if !isStopping && membership.status == .primary { followRecord(everyTick: true) }
             jobs.tick(nowMs: nowMs)
             for failover in metrics.follow(membership, nowMs: nowMs) {
                 note(.failover, service: failover.service, member: failover.to,
@@ -370,8 +369,8 @@ public final class Worker {
 
     // MARK: Membership
 
-    /// Lets the job plane follow the record when its view moved, and once per tick whatever it
-    /// holds (an executor the router set aside after a decline comes back with the next follow).
+    /// Lets the job plane follow the record when its view moved, and with `everyTick` whatever it
+    /// holds.
     private func followRecord(everyTick: Bool = false) {
         let view = jobView()
         guard everyTick || cachedJobView?.key != followedKey else { return }
@@ -380,12 +379,13 @@ public final class Worker {
     }
 
     /// The job path's view of the record, built again only when the record may have moved
-    /// (`Membership.recordVersion`, this process's own job timeout), and every 10 ticks whatever.
-    /// Building it walks and sorts the record, and it is taken after every datagram: rebuilt
-    /// each time, it was 40 % of an idle worker's CPU among 150 (docs/HANDBOOK.md, "Membership").
-    private func jobView(rebuild: Bool = false) -> JobView {
+    /// (`Membership.recordVersion`, which moves with everything `JobView` reads of the record and
+    /// of this process's role, and this process's own job timeout). Building it walks and sorts
+    /// the record, and it is taken after every datagram: rebuilt each time, it was 40 % of an idle
+    /// worker's CPU among 150 (docs/HANDBOOK.md, "Membership").
+    private func jobView() -> JobView {
         let key = JobViewKey(recordVersion: membership.recordVersion, jobTimeoutMs: membership.workload.jobTimeoutMs)
-        if !rebuild, let cached = cachedJobView, cached.key == key { return cached.view }
+        if let cached = cachedJobView, cached.key == key { return cached.view }
         let view = JobView(membership, nowMs: nowMs)
         cachedJobView = (key, view)
         return view

@@ -28,6 +28,8 @@ final class NodeMetrics {
     private var scalerDecisions: [String: Counter] = [:]
     /// Each service's primary, to see it change.
     private var failoverWatch = FailoverWatch()
+    /// The record's version when every service in it last had its series.
+    private var seriesVersion: UInt64?
     private let reconnects: CounterMirror
     private let bytesSent: CounterMirror
     private let bytesReceived: CounterMirror
@@ -67,10 +69,12 @@ final class NodeMetrics {
     /// Follows the record each interval: a service whose primary changed to another member has
     /// failed over, as this process saw it. Returns those failovers (for the event timeline).
     func follow(_ membership: Membership, nowMs: Int64) -> [Failover] {
-        for service in Set(membership.members.values.map(\.service)).union([membership.config.service]) {
-            _ = series(of: service)
-        }
+        let version = membership.recordVersion
         let failovers = failoverWatch.follow(membership, nowMs: nowMs)
+        if version != seriesVersion {
+            seriesVersion = version
+            for service in failoverWatch.services { _ = series(of: service) }
+        }
         for failover in failovers { series(of: failover.service).failovers.increment() }
         return failovers
     }
