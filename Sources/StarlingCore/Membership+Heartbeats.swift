@@ -145,7 +145,8 @@ extension Membership {
         // Then the rotation; departed members are dropped from it as the cursor meets them.
         var steps = 0
         var rotated = 0
-        let rotationCap = askersService == nil ? Self.rotationEntries : HeartbeatCodec.maxGossipEntries
+        let rotationCap = askersService != nil ? HeartbeatCodec.maxGossipEntries
+            : carriesRotation ? Self.rotationEntries : 0
         while !gossipOrder.isEmpty, steps < gossipOrder.count, rotated < rotationCap,
               gossip.count < HeartbeatCodec.maxGossipEntries {
             let at = gossipCursor % gossipOrder.count
@@ -166,6 +167,15 @@ extension Membership {
             gossipCursor = at + 1
         }
         return gossip
+    }
+
+    /// Whether this process's heartbeats carry the rotation. A settled standby's go only to its
+    /// service's hub and deputy, which hear that service directly and the other services from
+    /// their cores: its rotation taught them nothing and cost each of them a decode and a lookup
+    /// per entry, for every member of the service, every interval (docs/HANDBOOK.md, "gossip").
+    private var carriesRotation: Bool {
+        guard status != .joining, !isDraining, !isLeaving, let topology = topologyCache?.topology else { return true }
+        return topology.isHub || topology.isDeputy
     }
 
     static func entry(for member: Member) -> Heartbeat.Gossip {
