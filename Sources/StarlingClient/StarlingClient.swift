@@ -46,8 +46,12 @@ public final class StarlingClient: Sendable {
     /// The client's loop thread as a task executor: tasks that prefer it make their calls without
     /// a thread hand-off (see `ClientExecutor`).
     public let executor: ClientExecutor
-    /// A random prefix that makes generated keys unique across clients.
+    /// A random prefix that makes generated keys unique across clients: `keyPrefixLength`
+    /// letters and digits (about 59.5 bits), then the job's number in base 36. Up to 36⁵ (60
+    /// million) jobs a key is at most 15 bytes, which a `String` holds inline: every table a job
+    /// crosses hashes and compares it without reaching for the heap (docs/HANDBOOK.md, "job key").
     private let keyPrefix: String
+    static let keyPrefixLength = 10
     private let nextID = Atomic<UInt64>(1)
     /// The service name last validated: callers submit to few services, and checking a name
     /// character by character costs more than comparing it with the last one.
@@ -88,7 +92,8 @@ public final class StarlingClient: Sendable {
         if let problem = configuration.problem { throw .invalidArgument("configuration: \(problem)") }
         self.nodes = nodes
         self.configuration = configuration
-        keyPrefix = "c" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let alphanumerics = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        keyPrefix = String((0..<Self.keyPrefixLength).map { _ in alphanumerics.randomElement()! })
         let mailbox = Mailbox()
         self.mailbox = mailbox
         let executor = ClientExecutor(mailbox: mailbox)
@@ -130,7 +135,7 @@ public final class StarlingClient: Sendable {
         }
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let jobKey: JobKey
-        do { jobKey = try JobKey(key ?? "\(keyPrefix)-\(id)") } catch { throw .invalidArgument("\(error)") }
+        do { jobKey = try JobKey(key ?? keyPrefix + String(id, radix: 36)) } catch { throw .invalidArgument("\(error)") }
         guard payload.count <= configuration.maxPayloadBytes else {
             return .error(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of "
                 + "\(configuration.maxPayloadBytes) bytes")

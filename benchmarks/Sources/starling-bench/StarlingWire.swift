@@ -7,19 +7,22 @@ import StarlingCore
 /// for the raw-client comparison of `echo` and `latency` only.
 struct StarlingWire: LoadWire {
     let service: ServiceName
-    /// Unique per connection, so that no key repeats within the workers' 60 s answer cache.
+    /// Unique per connection, so that no key repeats within the workers' 60 s answer cache: five
+    /// random letters. With the slot and the base-36 sequence a key stays within the 15 bytes a
+    /// `String` holds inline, as `StarlingClient`'s generated keys do.
     let keyPrefix: String
     private var decoder = ClientResponseDecoder()
 
     init(service: String) {
         guard let service = try? ServiceName(service) else { preconditionFailure("bad service name '\(service)'") }
         self.service = service
-        keyPrefix = "b" + String(UInt64.random(in: 0...UInt64.max), radix: 36) + "-"
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+        keyPrefix = String((0..<5).map { _ in letters.randomElement()! })
     }
 
     mutating func appendSubmit(slot: Int, id: Int, sequence: UInt64, payload: [UInt8], to out: inout [UInt8]) {
-        // The prefix is a letter and base-36 digits, slot and sequence are numbers: always a key.
-        guard let key = try? JobKey("\(keyPrefix)\(slot)-\(sequence)") else { preconditionFailure("bench key") }
+        // The prefix is letters, slot and sequence are numbers: always a key.
+        guard let key = try? JobKey("\(keyPrefix)\(slot)-\(String(sequence, radix: 36))") else { preconditionFailure("bench key") }
         ClientRequest.submit(service: service, key: key, payload: payload).encode(into: &out)
     }
 
@@ -56,7 +59,7 @@ struct StarlingWire: LoadWire {
         guard key.value.hasPrefix(keyPrefix) else { return .stray }
         let rest = key.value.dropFirst(keyPrefix.count)
         guard let dash = rest.firstIndex(of: "-"), let slot = Int(rest[..<dash]),
-              let sequence = UInt64(rest[rest.index(after: dash)...])
+              let sequence = UInt64(rest[rest.index(after: dash)...], radix: 36)
         else { return .stray }
         return .answered(slot: slot, sequence: sequence, outcome)
     }
