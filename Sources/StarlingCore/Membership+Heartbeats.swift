@@ -34,15 +34,20 @@ extension Membership {
     /// members.
     mutating func heartbeatToAll(nowMs: Int64, topology known: Topology? = nil) -> [MembershipDirective] {
         let topology = known ?? currentTopology(nowMs: nowMs)
-        var targets = Set(heartbeatTargets(in: topology))
+        // Sorted and deduplicated in an array: a standby has two or three targets, and a `Set`
+        // built and dropped every tick was a visible share of an idle standby's CPU.
+        var targets = heartbeatTargets(in: topology)
         let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
         for (address, contact) in contacts
         where probeEverything || contact.kind == .relayed || nowMs - contact.sinceMs < config.fastProbeMs {
-            targets.insert(address)
+            targets.append(address)
         }
-        targets.remove(config.address)
-        guard !targets.isEmpty else { return [] }
-        return [.send(makeHeartbeat(), to: targets.sorted())]
+        targets.sort()
+        var unique: [NodeAddress] = []
+        unique.reserveCapacity(targets.count)
+        for target in targets where target != config.address && target != unique.last { unique.append(target) }
+        guard !unique.isEmpty else { return [] }
+        return [.send(makeHeartbeat(), to: unique)]
     }
 
     /// Members expected to heartbeat this process and silent for two intervals are asked to answer
@@ -89,12 +94,14 @@ extension Membership {
     /// relayed to a process that hears the member goes no further.
     mutating func nextGossip(budget: Int, answeringJoinOf askersService: ServiceName?, nowMs: Int64?) -> [Heartbeat.Gossip] {
         var gossip: [Heartbeat.Gossip] = []
-        var included = Set<NodeID>()
+        gossip.reserveCapacity(HeartbeatCodec.maxGossipEntries)
         var left = budget
+        // At most `maxGossipEntries` (24): a scan costs less than a set made for every heartbeat.
+        func included(_ memberID: NodeID) -> Bool { gossip.contains { $0.id == memberID } }
         func add(_ entry: Heartbeat.Gossip) -> Bool {
             guard gossip.count < HeartbeatCodec.maxGossipEntries else { return false }
             let bytes = HeartbeatCodec.gossipBytes(entry)
-            guard bytes <= left, included.insert(entry.id).inserted else { return bytes <= left }
+            guard bytes <= left, !included(entry.id) else { return bytes <= left }
             left -= bytes
             gossip.append(entry)
             return true
@@ -158,7 +165,7 @@ extension Membership {
                 continue
             }
             steps += 1
-            if included.contains(memberID) {
+            if included(memberID) {
                 gossipCursor = at + 1
                 continue
             }

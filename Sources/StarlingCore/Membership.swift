@@ -152,9 +152,13 @@ public struct Membership: Sendable {
         if let last = lastTickMs, nowMs - last > config.intervalMs {
             // This process itself was paused or starved and heard nothing meanwhile: the time it
             // was not listening proves nothing about its peers, so it does not count against them.
+            // In place: walking `members.keys` while assigning through the dictionary copied
+            // the whole record, and a tick a millisecond late comes here.
             let stallMs = nowMs - last - config.intervalMs
-            for key in members.keys {
-                members[key]!.lastHeardMs = min(nowMs, members[key]!.lastHeardMs + stallMs)
+            var index = members.values.startIndex
+            while index != members.values.endIndex {
+                members.values[index].lastHeardMs = min(nowMs, members.values[index].lastHeardMs + stallMs)
+                members.values.formIndex(after: &index)
             }
         }
         lastTickMs = nowMs
