@@ -147,8 +147,13 @@ extension Membership {
         guard let member else { return [] }
         recordVersion &+= 1
         if !quietly { spread(memberID, urgent: true) }
-        if detected && contacts.count < config.maxContacts {
-            // Keep probing it: if this was a partition rather than a crash, the two sides find each other again.
+        if config.seeds.contains(member.address) || resolvedSeeds.contains(member.address) {
+            // A `--join` seed is announced to again, as before it answered, for as long as this
+            // process runs: however long a partition lasts, the sides find each other again.
+            contacts[member.address] = Contact(kind: .seed, sinceMs: nowMs)
+        } else if detected && contacts.count < config.maxContacts {
+            // Keep probing it: if this was a partition rather than a crash, the two sides find
+            // each other again (for `forgetAfterMs`).
             contacts[member.address] = Contact(kind: .departed, sinceMs: nowMs)
         }
         return [.memberLeft(member, reason: reason)]

@@ -395,6 +395,24 @@ private struct LocalCluster {
         #expect(ignored == 7)
     }
 
+    /// A partition longer than `forgetAfterMs` (5 minutes) heals: a process keeps announcing
+    /// itself to its `--join` seeds whatever became of them, so a seed it dropped as dead is
+    /// found again when the network comes back, however long it was gone.
+    @Test func aPartitionLongerThanTheForgetHorizonHeals() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        cluster.cut = [LocalCluster.Cut(from: 0, to: 1), LocalCluster.Cut(from: 1, to: 0)]
+        cluster.run(forMs: cluster.nodes[1].config.forgetAfterMs + 60_000)
+        #expect(cluster.primaries(of: "echo") == [0, 1], "each side elected its own: \(cluster.log)")
+        cluster.cut = []
+        cluster.run(forMs: 2_000)
+        #expect(cluster.primaries(of: "echo").count == 1, "\(cluster.log)")
+        #expect(cluster.nodes.allSatisfy { $0.members.count == 1 })
+    }
+
     @Test func resolvedSeedsJoinTwoLoneProcessesIntoOnePrimary() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
