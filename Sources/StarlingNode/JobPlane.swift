@@ -75,12 +75,8 @@ final class JobPlane {
         engine.drain()
     }
 
-    /// The membership record changed (or may have).
-    func follow(_ membership: Membership, nowMs: Int64) {
-        perform(engine.follow(membership, nowMs: nowMs))
-    }
-
-    /// The same with a view of the record the caller built (and may have kept from before).
+    /// The membership record changed (or may have): its view, which the caller built (and may
+    /// have kept from before).
     func follow(_ view: JobView, nowMs: Int64) {
         perform(engine.follow(view, nowMs: nowMs))
     }

@@ -54,6 +54,8 @@ public class StreamHandle {
     /// error, which then reaches the completion as `uv_write` reports it.
     public func write(bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) throws(UVError) {
         let stream = try context.live(as: uv_stream_t.self, "uv_write")
+        // libuv describes a buffer with a 32-bit length: more is an error, not a trap.
+        guard bytes.count <= UInt32.max else { throw UVError(code: UV_E2BIG.rawValue, operation: "uv_write of \(bytes.count) bytes") }
         let written = bytes.isEmpty ? 0 : bytes.withUnsafeBytes { raw in
             var buffer = uv_buf_init(
                 UnsafeMutablePointer(mutating: raw.baseAddress!.assumingMemoryBound(to: CChar.self)), UInt32(raw.count))

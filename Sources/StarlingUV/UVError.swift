@@ -12,7 +12,7 @@ public struct UVError: Error, Hashable, Sendable, CustomStringConvertible {
     public let operation: String
 
     /// Only `uvCheck` builds errors, so every code takes the same path.
-    fileprivate init(code: Int32, operation: String) {
+    init(code: Int32, operation: String) {
         self.code = code
         self.name = String(cString: uv_err_name(code))
         self.message = String(cString: uv_strerror(code))
