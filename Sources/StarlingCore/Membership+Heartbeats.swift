@@ -77,7 +77,11 @@ extension Membership {
     /// Marks a member as news: the next heartbeat carries it, the next `newsRepeats` if
     /// `urgent` (alive, or dead if it has departed by then).
     mutating func spread(_ memberID: NodeID, urgent: Bool) {
-        if news[memberID] == nil { newsOrder.append(memberID) }
+        if urgent {
+            if urgentNews.insert(memberID).inserted { urgentNewsOrder.append(memberID) }
+        } else if news[memberID] == nil {
+            newsOrder.append(memberID)
+        }
         news[memberID] = max(news[memberID] ?? 0, urgent ? Self.newsRepeats : 1)
     }
 
@@ -122,33 +126,53 @@ extension Membership {
             guard let member = members[memberID] else { continue }
             guard add(Self.entry(for: member)) else { break }
         }
-        // News, oldest first, urgent news `newsRepeats` times.
-        var index = 0
+        // News, urgent first (a hub's backlog of its service's joins and admissions must not hold
+        // a death back for seconds), each queue oldest first; urgent news `newsRepeats` times.
         var newsSent = 0
-        while index < newsOrder.count, newsSent < Self.maxNewsEntries, gossip.count < HeartbeatCodec.maxGossipEntries {
-            let memberID = newsOrder[index]
-            var entry: Heartbeat.Gossip?
-            if let member = members[memberID] {
-                entry = Self.entry(for: member)
-            } else if let gone = departed[memberID], let address = gone.address {
-                entry = Heartbeat.Gossip(id: memberID, sequence: gone.announced, address: address, flags: .dead)
-            }
-            guard let entry else {
-                news[memberID] = nil
-                newsOrder.remove(at: index)
-                continue
-            }
-            guard add(entry) else { break }
-            newsSent += 1
-            let remaining = news[memberID, default: 1] - 1
-            if remaining <= 0 {
-                news[memberID] = nil
-                newsOrder.remove(at: index)
-            } else {
-                news[memberID] = remaining
-                index += 1
+        func relay(_ queue: inout [NodeID], urgent: Bool) {
+            var index = 0
+            while index < queue.count, newsSent < Self.maxNewsEntries, gossip.count < HeartbeatCodec.maxGossipEntries {
+                let memberID = queue[index]
+                // Sent its last time, or (in the other queue) become urgent: it leaves this queue.
+                guard let remaining = news[memberID], urgentNews.contains(memberID) == urgent else {
+                    queue.remove(at: index)
+                    continue
+                }
+                // Already in this heartbeat (a standing entry): it goes out all the same.
+                if !included.contains(memberID) {
+                    var entry: Heartbeat.Gossip?
+                    if let member = members[memberID] {
+                        entry = Self.entry(for: member)
+                    } else if let gone = departed[memberID], let address = gone.address {
+                        entry = Heartbeat.Gossip(id: memberID, sequence: gone.announced, address: address, flags: .dead)
+                    }
+                    guard let entry else {
+                        news[memberID] = nil
+                        urgentNews.remove(memberID)
+                        queue.remove(at: index)
+                        continue
+                    }
+                    guard add(entry) else { break }
+                    newsSent += 1
+                }
+                if remaining <= 1 {
+                    news[memberID] = nil
+                    urgentNews.remove(memberID)
+                    queue.remove(at: index)
+                } else {
+                    news[memberID] = remaining - 1
+                    index += 1
+                }
             }
         }
+        var queue = urgentNewsOrder
+        urgentNewsOrder = []
+        relay(&queue, urgent: true)
+        urgentNewsOrder = queue
+        queue = newsOrder
+        newsOrder = []
+        relay(&queue, urgent: false)
+        newsOrder = queue
         // Then the rotation; departed members are dropped from it as the cursor meets them.
         var steps = 0
         var rotated = 0

@@ -293,9 +293,11 @@ extension Membership {
     }
 
     /// A member reported dead or gone, with the last sequence its reporter knew. One this process
-    /// heard itself within two intervals is alive as far as it knows; one it knows of a newer
-    /// sequence than the report is too. Otherwise it is dropped, and the news goes on (nil: nothing
-    /// changed in the record).
+    /// expects is timed out here, by its own sources, and no report drops it: a standby that hears
+    /// its primary from one source and lost it falsely must not make the deputy, which hears it from
+    /// every member of its service, take over (docs/HANDBOOK.md, "Loss"). One it knows of a newer
+    /// sequence than the report is alive too. Otherwise it is dropped, and the news goes on (nil:
+    /// nothing changed in the record).
     private mutating func learnDeparture(_ entry: Heartbeat.Gossip, nowMs: Int64) -> [MembershipDirective]? {
         guard let member = members[entry.id] else {
             // Not in the record: remember the report, so stale relays do not bring it back.
@@ -309,12 +311,12 @@ extension Membership {
             return nil
         }
         guard entry.sequence >= member.sequence else { return nil }
-        if expected[entry.id] != nil, nowMs - member.lastHeardMs < 2 * config.intervalMs { return nil }
-        // One this process would have timed out itself (its service's, or one it expects) is
-        // probed as if it had: whoever restarts at that address finds this process there, even
-        // when its seeds restarted with it (docs/HANDBOOK.md, "departed contact").
-        let probe = member.service == config.service || expected[entry.id] != nil
-        return removeMember(entry.id, sequence: entry.sequence, reason: .timedOut, nowMs: nowMs, detected: probe)
+        guard expected[entry.id] == nil else { return nil }
+        // One of its service is probed as if this process had timed it out itself: whoever
+        // restarts at that address finds this process there, even when its seeds restarted with
+        // it (docs/HANDBOOK.md, "departed contact").
+        return removeMember(entry.id, sequence: entry.sequence, reason: .timedOut, nowMs: nowMs,
+                            detected: member.service == config.service)
     }
 
     mutating func forgetOldContacts(nowMs: Int64) {

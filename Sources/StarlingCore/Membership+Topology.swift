@@ -124,10 +124,12 @@ extension Membership {
     /// not a death).
     func heartbeatTargets(in topology: Topology) -> [NodeAddress] {
         var targets: [NodeAddress] = []
-        let everyoneOfMine = status == .joining || topology.isHub || isDraining || isLeaving
+        let everyoneOfMine = topology.isHub || isDraining || isLeaving
         if everyoneOfMine {
-            // A hub serves its whole service; a joiner announces itself to all of it it knows; a
-            // draining or leaving process tells everyone it served as hub, briefly.
+            // A hub serves its whole service; a draining or leaving process tells everyone it
+            // served as hub, briefly. A joiner announces itself as a standby heartbeats (its
+            // contacts besides): the hubs serve it, and what it sends stays bounded whatever the
+            // size of its service.
             for member in members.values where member.service == config.service { targets.append(member.address) }
         } else {
             for hub in topology.hubs[config.service, default: []] where hub.id != id { targets.append(hub.address) }

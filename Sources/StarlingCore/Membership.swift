@@ -35,6 +35,9 @@ public struct Membership: Sendable {
     /// News to relay (a member new, changed or gone): how many more heartbeats carry each, in order.
     var news: [NodeID: Int] = [:]
     var newsOrder: [NodeID] = []
+    /// The urgent part of `news` (`spread`), relayed before the rest, in its own order.
+    var urgentNews: Set<NodeID> = []
+    var urgentNewsOrder: [NodeID] = []
     /// The members that heartbeat this process each interval as its record has it (the topology,
     /// docs/HANDBOOK.md, "hub"), and since when: only these are timed out as dead here.
     var expected: [NodeID: Int64] = [:]

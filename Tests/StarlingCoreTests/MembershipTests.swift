@@ -103,6 +103,59 @@ private struct LocalCluster {
         #expect(large.average < 4, "\(large.average) datagrams per member per interval at 200 members")
     }
 
+    /// Issue 13: a joiner heartbeats its service's hub and deputy and its seed, as a standby
+    /// does, not every member of its service it knows; so what it sends while joining, and the
+    /// answers it draws, do not grow with its service (docs/HANDBOOK.md, "hub").
+    @Test func aJoinersDatagramsPerIntervalDoNotGrowWithItsService() {
+        func joining(_ count: Int) -> (joiner: Double, others: Double) {
+            var cluster = LocalCluster()
+            cluster.add("echo", seeds: [])
+            cluster.run(forMs: 500)
+            for _ in 1..<count { cluster.add("echo") }
+            cluster.run(forMs: 3_000)
+            cluster.sent = [:]
+            let joiner = cluster.add("echo")
+            var intervals = 0
+            while cluster.nodes[joiner].status == .joining {
+                cluster.run(forMs: 100)
+                intervals += 1
+            }
+            let others = cluster.sent.filter { $0.key != joiner }.values.reduce(0, +)
+            return (Double(cluster.sent[joiner, default: 0]) / Double(intervals), Double(others) / Double(count) / Double(intervals))
+        }
+        let small = joining(10)
+        let large = joining(200)
+        #expect(large.joiner <= 3, "\(large.joiner) datagrams per interval from a joiner among 200")
+        #expect(large.joiner <= small.joiner + 0.5, "a joiner sends as much among 200 as among 10: \(large.joiner), \(small.joiner)")
+        #expect(large.others < 4, "\(large.others) datagrams per member per interval at 200 while one joins")
+    }
+
+    /// A death is urgent news and goes before ordinary news: a hub's backlog of its service's joins
+    /// and admissions (one entry each, 8 a heartbeat) does not hold it back, so another service's
+    /// standbys, which hold the dead primary second-hand, drop it within two rounds of news
+    /// (docs/HANDBOOK.md, "gossip", "failure-detection math").
+    @Test func aDeathIsNotHeldBackBehindABacklogOfNews() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.run(forMs: 500)
+        for index in 1..<200 { cluster.add(index % 2 == 0 ? "echo" : "resize") }
+        // Soon after the joins, while the hubs' news of them is still queued (first in, first out,
+        // every echo record dropped it after 1 s).
+        cluster.run(forMs: 800)
+        let primary = try! #require(cluster.primaries(of: "resize").first)
+        let dead = cluster.nodes[primary].id
+        cluster.silenced = [primary]
+        let crashedAt = cluster.nowMs
+        var lastDropAt: Int64?
+        cluster.run(forMs: 2_000) { cluster in
+            let holders = cluster.nodes.indices.filter { !cluster.silenced.contains($0) && cluster.nodes[$0].members[dead] != nil }
+            if holders.isEmpty && lastDropAt == nil { lastDropAt = cluster.nowMs }
+        }
+        let bound = cluster.nodes[0].config.suspectAfterMs + 3 * 100
+        #expect(lastDropAt.map { $0 - crashedAt <= bound } ?? false,
+                "every record dropped it after \(lastDropAt.map { "\($0 - crashedAt) ms" } ?? "never"), bound \(bound) ms")
+    }
+
     /// The deputy (docs/HANDBOOK.md, "deputy") takes over when the primary dies, and only then:
     /// cut off from the primary's own heartbeats for a second, it hears the primary vouched for
     /// in every standby's gossip and stays standby; once the primary is silent to everyone, it

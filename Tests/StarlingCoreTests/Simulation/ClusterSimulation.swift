@@ -140,8 +140,10 @@ final class ClusterSimulation {
         /// When the last of its group dropped it, after the crash; nil if one never did.
         var detectedAfterMs: Int64? {
             guard group.allSatisfy({ droppedAtMs[$0] != nil }) else { return nil }
-            return (droppedAtMs.values.max() ?? atMs) - atMs
+            return (group.compactMap { droppedAtMs[$0] }.max() ?? atMs) - atMs
         }
+        /// When the last record that held it (its group's or another service's) dropped it.
+        var lastDroppedAfterMs: Int64? { droppedAtMs.values.max().map { $0 - atMs } }
     }
     private(set) var failovers: [Failover] = []
     private var lastRecordCheckMs: Int64 = -1_000_000
