@@ -139,7 +139,7 @@ extension Membership {
                     continue
                 }
                 // Already in this heartbeat (a standing entry): it goes out all the same.
-                if !included.contains(memberID) {
+                if !included(memberID) {
                     var entry: Heartbeat.Gossip?
                     if let member = members[memberID] {
                         entry = Self.entry(for: member)
