@@ -73,11 +73,12 @@ import Testing
     @Test("a 10 MB result made on a standby reaches the client through another entry node; a 300 MB one is a FAIL naming the limit, and the next job is answered at once")
     func largeResultsCrossTheClusterAndOversizedOnesFailWhereMade() async throws {
         // The command prints as many bytes as its payload says, and leaves the PID of the worker
-        // that ran it (its parent) in markers/<key>.
+        // that ran it (its parent) in markers/<key>. The two `big-` jobs first wait a second, so
+        // that they run at the same time however far apart their clients start on a busy machine.
         let markers = try scratch("sizes")
         defer { try? FileManager.default.removeItem(at: markers) }
         let jobs = try WorkerProcess.jobsDirectory(service: "sized", definition: """
-            command = ['/bin/sh', '-c', 'echo $PPID > \(markers.path)/$STARLING_JOB_KEY; head -c "$(cat)" /dev/zero | tr "\\0" a']
+            command = ['/bin/sh', '-c', 'echo $PPID > \(markers.path)/$STARLING_JOB_KEY; case $STARLING_JOB_KEY in big-*) sleep 1;; esac; head -c "$(cat)" /dev/zero | tr "\\0" a']
             concurrency = 2
             """)
         let seed = try WorkerProcess(service: "sized", extra: ["--jobs", jobs])
