@@ -12,7 +12,7 @@ struct StatusCommand: ParsableCommand {
             first token is sent as AUTH (the worker's own token file will do).
             """)
 
-    @Option(help: "HOST:PORT of the worker to ask.")
+    @Option(help: "HOST:PORT of the worker to ask (a numeric host or a name, resolved once).")
     var node: String
 
     @Flag(help: "Print the raw STATUS JSON instead of a table.")
@@ -23,29 +23,34 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var tokenFile: TokenFileOption
 
-    private var address: NodeAddress?
+    /// What `--node` names: one address, or every address its name resolved to, tried in turn.
+    private var addresses: [NodeAddress] = []
     private var token: ClientToken?
 
     private enum CodingKeys: String, CodingKey { case node, json, timeout, tokenFile }
 
     mutating func validate() throws {
+        guard (1...600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–600000 ms") }
         do {
-            let parsed = try NodeAddress(parsing: node)
-            guard parsed.port != 0 else { throw ValidationError("--node \(node): port 0 cannot be reached") }
-            address = parsed
-        } catch let error as NodeAddress.ParseError {
+            addresses = try NodeTarget.resolve(node, timeoutMs: timeout)
+        } catch {
             throw ValidationError("--node: \(error)")
         }
-        guard (1...600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–600000 ms") }
         token = try tokenFile.token()
     }
 
     func run() throws {
-        let body: [UInt8]
-        do {
-            body = try StatusClient.fetchJSON(from: address!, timeoutMs: timeout, token: token)
-        } catch {
-            printError("starling status: \(node): \(error)")
+        var fetched: [UInt8]?
+        var failures: [String] = []
+        for address in addresses where fetched == nil {
+            do {
+                fetched = try StatusClient.fetchJSON(from: address, timeoutMs: timeout, token: token)
+            } catch {
+                failures.append(addresses.count == 1 ? "\(error)" : "\(address): \(error)")
+            }
+        }
+        guard let body = fetched else {
+            printError("starling status: \(node): \(failures.joined(separator: "; "))")
             throw ExitCode.failure
         }
         if json {

@@ -34,7 +34,7 @@ struct SubmitCommand: ParsableCommand {
         static let noAnswer: Int32 = 3
     }
 
-    @Option(name: .customLong("node"), help: "HOST:PORT of a worker, numeric host (repeatable; tried in order).")
+    @Option(name: .customLong("node"), help: "HOST:PORT of a worker, a numeric host or a name (repeatable; tried in order, a name's addresses in the resolver's order).")
     var nodes: [String] = []
 
     @Option(help: "Idempotency key: 1–64 of A-Z, a-z, 0-9, '.', '_', ':', '-' (default: a fresh unique key).")
@@ -60,19 +60,19 @@ struct SubmitCommand: ParsableCommand {
     mutating func validate() throws {
         guard !nodes.isEmpty else { throw ValidationError("at least one --node HOST:PORT is required") }
         addresses = []
-        for node in nodes {
-            let address: SocketAddress
-            do { address = try SocketAddress(parsing: node) } catch {
-                throw ValidationError("--node \(node): not HOST:PORT with a numeric host")
-            }
-            guard address.port != 0 else { throw ValidationError("--node \(node): port 0 cannot be reached") }
-            addresses.append(address)
-        }
+        guard (1...3_600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–3600000 ms") }
         do { _ = try ServiceName(service) } catch { throw ValidationError("SERVICE: \(error)") }
         if let key {
             do { _ = try JobKey(key) } catch { throw ValidationError("--key: \(error)") }
         }
-        guard (1...3_600_000).contains(timeout) else { throw ValidationError("--timeout must be 1–3600000 ms") }
+        for node in nodes {
+            // Every address a name gives is tried, in the resolver's order, after those before it.
+            do {
+                addresses += try NodeTarget.resolve(node, timeoutMs: min(timeout, 10_000)).map(\.socketAddress)
+            } catch {
+                throw ValidationError("--node: \(error)")
+            }
+        }
         token = try tokenFile.token()
     }
 

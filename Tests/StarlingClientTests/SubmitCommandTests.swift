@@ -15,6 +15,17 @@ import Testing
         #expect(node.seen.keys == ["cli-1"])
     }
 
+    /// A name is resolved once; every address it gives is tried in turn (localhost may give ::1
+    /// first, where the node does not listen).
+    @Test func aNodeGivenByNameIsResolved() throws {
+        let node = try FakeNode()
+        defer { node.stop() }
+        let run = try starling(["submit", "--node", "localhost:\(node.address.port)", "--key", "by-name", "echo", "hi"])
+        #expect(run.status == 0, "\(String(decoding: run.stderr, as: UTF8.self))")
+        #expect(run.stdout == Array("hi".utf8))
+        #expect(node.seen.keys == ["by-name"])
+    }
+
     @Test func payloadFromStdinIsBinarySafe() throws {
         let node = try FakeNode()
         defer { node.stop() }
@@ -56,7 +67,7 @@ import Testing
     @Test(arguments: [
         ["submit", "echo", "x"],                                          // no --node
         ["submit", "--node", "localhost", "echo", "x"],                   // no port
-        ["submit", "--node", "example.com:80", "echo", "x"],              // not numeric
+        ["submit", "--node", "no-such-host.invalid:80", "echo", "x"],     // a name that does not resolve
         ["submit", "--node", "127.0.0.1:0", "echo", "x"],                 // port 0
         ["submit", "--node", "127.0.0.1:1", "Echo!", "x"],                // bad service
         ["submit", "--node", "127.0.0.1:1", "--key", "a b", "echo", "x"], // bad key

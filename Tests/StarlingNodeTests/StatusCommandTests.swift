@@ -32,6 +32,16 @@ struct StatusCommandTests {
         let refused = try run(["status", "--node", "127.0.0.1:\(port)"])
         #expect(refused.status != 0)
         #expect(refused.stderr.contains("connection refused"))
+
+        // A name is resolved once, and each address it gives is tried in turn (localhost may
+        // give ::1 first, where the worker does not listen).
+        let named = try run(["status", "--node", "localhost:\(worker.address.port)", "--json"])
+        #expect(named.status == 0, "\(named.stderr)")
+        #expect((try? StatusReport(json: Array(named.stdout.utf8)))?.selfID == worker.id)
+        let unknown = try run(["status", "--node", "no-such-host.invalid:7946"])
+        #expect(unknown.status == 64, "a bad argument: \(unknown.stderr)")
+        #expect(unknown.stderr.contains("'no-such-host.invalid' does not resolve") || unknown.stderr.contains("did not resolve"),
+                "\(unknown.stderr)")
     }
 
     @Test("a client that floods STATUS without reading is held back; others are still served")
