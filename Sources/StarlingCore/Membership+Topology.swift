@@ -38,6 +38,10 @@ extension Membership {
         }
     }
 
+    /// Whether this process is its service's deputy, as its record had it at the last tick: the
+    /// one that takes over when the primary dies.
+    public var isDeputy: Bool { topologyCache?.topology.isDeputy ?? false }
+
     struct TopologyKey: Equatable {
         var recordVersion: UInt64
         var isLeaving: Bool
