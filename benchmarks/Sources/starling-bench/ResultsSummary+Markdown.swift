@@ -291,7 +291,9 @@ extension ResultsSummary {
             the workers share the CPU. The profile in [`README.md`](README.md#where-the-time-goes) counts about \
             73,600 instructions per job in the workers after issue 5's hot-path work (140,600 before): what is \
             left is hashing and dictionaries by job id, three recent-outcome caches per job, and peer frame \
-            encoding and decoding.
+            encoding and decoding. A profile of the workers at C = 64 (2026-12-07, \
+            [`README.md`](README.md#where-the-time-goes)) found a quarter of their CPU in keeping recent \
+            outcomes; with job keys hashed once and the generated ones stored inline it is 18 %.
             """
         let library = median("echo", "starling") { $0.jobsPerSecond }
         let raw = median("echo", "starling-raw") { $0.jobsPerSecond }

@@ -81,9 +81,11 @@ extension ResultsSummary {
         text += "\nHow it scales: per service one hub (its primary) heartbeats its service, every other member only "
             + "the hub and the deputy, and hubs and deputies each other across services (docs/HANDBOOK.md, \"Membership\"), "
             + "so each member sends about 3 datagrams per interval whatever N. The CPU left is per process more than per "
-            + "datagram: each of the N wakes every interval for its tick, metrics and failover watch; the profile "
-            + "(2026-12-06) split it about a third kernel (context switches, UDP sends), the rest the tick's work and "
-            + "the Swift runtime.\n\n"
+            + "datagram: each of the N wakes at least once an interval (a standby ticks when its primary's heartbeat "
+            + "arrives, docs/HANDBOOK.md, \"interval\"), and the profile (2026-12-07) put about a third of it in the "
+            + "kernel (context switches, UDP sends and receives), the rest in the tick's and the heartbeat's work and "
+            + "the Swift runtime; the three hubs and three deputies, which hear their whole service each interval, "
+            + "take about a quarter of it.\n\n"
         return (text, missed)
     }
 }
