@@ -6,11 +6,6 @@ public struct JobKey: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static let maxLength = 64
 
     public let value: String
-    /// The key's hash, taken once when the key is made. Keys are looked up by several tables per
-    /// job, and a table that drops its oldest entry rehashes the entries after it: hashed from
-    /// the text each time, that read each neighbour's heap-allocated characters, and was most of
-    /// what remembering an outcome cost (docs/HANDBOOK.md, "recent outcomes").
-    private let hashCode: Int
 
     public enum Invalid: Error, Hashable, Sendable, CustomStringConvertible {
         case empty
@@ -41,7 +36,6 @@ public struct JobKey: Hashable, Comparable, Sendable, CustomStringConvertible {
         }
         guard utf8.count <= Self.maxLength else { throw .tooLong(utf8.count) }
         self.value = value
-        hashCode = Self.hashCode(of: value)
     }
 
     /// A key read from the wire. The bytes are checked as bytes; only a key that fails is decoded
@@ -54,7 +48,6 @@ public struct JobKey: Hashable, Comparable, Sendable, CustomStringConvertible {
             return
         }
         value = String(decoding: bytes, as: UTF8.self)
-        hashCode = Self.hashCode(of: value)
     }
 
     /// Whether `byte` may appear in a key: `A-Z`, `a-z`, `0-9`, `.`, `_`, `:`, `-`.
@@ -70,17 +63,12 @@ public struct JobKey: Hashable, Comparable, Sendable, CustomStringConvertible {
         }
     }
 
-    private static func hashCode(of value: String) -> Int {
-        // The bytes, without the terminator `String` adds: a key is ASCII, so equal keys have
-        // equal bytes.
-        var hasher = Hasher()
-        var text = value
-        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
-        return hasher.finalize()
+    /// The key's bytes, without the terminator `String` adds: a key is ASCII, so equal keys have
+    /// equal bytes, and jobs are looked up by key several times each.
+    public func hash(into hasher: inout Hasher) {
+        let hashed: Void? = value.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil { hasher.combine(value) }
     }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(hashCode) }
-    public static func == (lhs: JobKey, rhs: JobKey) -> Bool { lhs.hashCode == rhs.hashCode && lhs.value == rhs.value }
 
     public var description: String { value }
     public static func < (lhs: JobKey, rhs: JobKey) -> Bool { lhs.value < rhs.value }

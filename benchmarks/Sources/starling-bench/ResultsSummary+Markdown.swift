@@ -293,7 +293,7 @@ extension ResultsSummary {
             left is hashing and dictionaries by job id, three recent-outcome caches per job, and peer frame \
             encoding and decoding. A profile of the workers at C = 64 (2026-12-07, \
             [`README.md`](README.md#where-the-time-goes)) found a quarter of their CPU in keeping recent \
-            outcomes; with job keys hashed once and the generated ones stored inline it is 18 %.
+            outcomes; with the generated job keys stored inline it is about 18 %.
             """
         let library = median("echo", "starling") { $0.jobsPerSecond }
         let raw = median("echo", "starling-raw") { $0.jobsPerSecond }
