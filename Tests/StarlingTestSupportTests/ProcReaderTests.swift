@@ -33,7 +33,11 @@ import Testing
     @Test func seesAChildItStartedAndItsEnd() throws {
         let child = try SpawnedProcess(executable: "/bin/sleep", arguments: ["30"], ownProcessGroup: true)
         defer { child.kill() }
-        let found = try #require(RunningProcess.read(child.pid))
+        // Until the child has exec'd, /proc shows the fork's copy of this process (or nothing):
+        // wait for the sleep itself.
+        let found = try #require(poll(within: .seconds(10)) {
+            RunningProcess.read(child.pid).flatMap { $0.arguments == ["/bin/sleep", "30"] ? $0 : nil }
+        })
         #expect(found.parent == getpid())
         #expect(RunningProcess.children(of: getpid()).contains(found))
         #expect(RunningProcess.members(ofGroup: child.pid).map(\.pid) == [child.pid])
