@@ -42,6 +42,21 @@ extension Membership {
     /// one that takes over when the primary dies.
     public var isDeputy: Bool { topologyCache?.topology.isDeputy ?? false }
 
+    /// Whether this process ticks when its primary's heartbeat arrives rather than by its timer
+    /// alone (docs/HANDBOOK.md, "interval"): a standby that is not the deputy, so that the
+    /// datagram and the tick take one wakeup. Hubs, joiners and the deputy, whose own timer
+    /// decides the primary's death, tick by their timer.
+    public var ticksOnPrimaryBeat: Bool { status == .standby && !isDeputy }
+
+    /// Whether `heartbeat`, received at `nowMs`, starts this process's next tick: its primary's
+    /// regular heartbeat (not a probe answer), once most (0.8) of an interval has passed since
+    /// the last tick, so that ticks never come much faster than the interval.
+    public func startsTick(_ heartbeat: Heartbeat, nowMs: Int64) -> Bool {
+        guard ticksOnPrimaryBeat, heartbeat.status == .primary, heartbeat.service == config.service,
+              !heartbeat.flags.contains(.probe), let last = lastTickMs else { return false }
+        return nowMs - last >= config.intervalMs * 8 / 10
+    }
+
     struct TopologyKey: Equatable {
         var recordVersion: UInt64
         var isLeaving: Bool

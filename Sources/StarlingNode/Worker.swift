@@ -60,9 +60,6 @@ public final class Worker {
     }
     private var cachedJobView: (key: JobViewKey, view: JobView)?
     private var followedKey: JobViewKey?
-    /// When the last tick ran (loop ms), so that a primary's heartbeat starts the next one only
-    /// once most of an interval has passed.
-    private var lastTickMs: Int64?
     private var didRun = false
     /// What `GET /metrics` shows (docs/METRICS.md).
     private let metrics = NodeMetrics()
@@ -243,9 +240,7 @@ public final class Worker {
         try heartbeats.start { [unowned self] heartbeat in
             guard !isStopping else { return }
             perform(membership.receive(heartbeat, nowMs: nowMs))
-            if isPrimaryBeat(heartbeat), let last = lastTickMs, nowMs - last >= Int64(settings.intervalMs) * 8 / 10 {
-                tick()
-            }
+            if membership.startsTick(heartbeat, nowMs: nowMs) { tick() }
         }
         try scheduleTick()
         try http?.start()
@@ -255,33 +250,20 @@ public final class Worker {
 
     // MARK: Ticks
 
-    /// How much later than an interval a standby's timer fires: its ticks normally come with its
-    /// primary's heartbeat (`isPrimaryBeat`), and the timer only stands in when that is late.
+    /// How much later than an interval the timer fires where ticks come with the primary's
+    /// heartbeat (`Membership.startsTick`): the timer only stands in when that is late.
     static let beatGraceMs: UInt64 = 2
-
-    /// A standby ticks when its primary's heartbeat arrives (at most once per 0.8 interval), so
-    /// that the datagram and the tick take one wakeup instead of two, at phases of their own: most
-    /// of an idle cluster's processes are standbys, and a wakeup was most of what one cost
-    /// (docs/HANDBOOK.md, "interval"). Hubs, joiners and the deputy (whose timer decides when
-    /// the primary is dead and it takes over) tick by their timer alone.
-    private var ticksOnPrimaryBeat: Bool { membership.status == .standby && !membership.isDeputy }
-
-    private func isPrimaryBeat(_ heartbeat: Heartbeat) -> Bool {
-        ticksOnPrimaryBeat && heartbeat.status == .primary && heartbeat.service == membership.config.service
-            && !heartbeat.flags.contains(.probe)
-    }
 
     /// Starts the timer for the next tick: one interval from now, and `beatGraceMs` more where
     /// ticks come with the primary's heartbeat, so that it, not the timer, normally comes first.
     private func scheduleTick() throws(UVError) {
         let interval = UInt64(settings.intervalMs)
-        try ticker.start(afterMs: ticksOnPrimaryBeat ? interval + Self.beatGraceMs : interval) { [unowned self] in
+        try ticker.start(afterMs: membership.ticksOnPrimaryBeat ? interval + Self.beatGraceMs : interval) { [unowned self] in
             tick()
         }
     }
 
     private func tick() {
-        lastTickMs = nowMs
         if let parent = settings.parentPID, getppid() != parent {
             beginDrain(reason: "its parent process \(parent) is gone")
         }
@@ -299,8 +281,12 @@ public final class Worker {
         scale()
         seedResolver.tick(nowMs: nowMs)
         warnIfNoSeedAnswered()
-        // Closed once stopping: no next tick.
-        if !isStopping { try? scheduleTick() }
+        // Closed once stopping: no next tick. Otherwise the timer is open and cannot refuse, but
+        // a worker that stopped ticking would be dead to its peers: say so if it ever does.
+        guard !isStopping else { return }
+        do { try scheduleTick() } catch {
+            ioProblems.record("tick_timer", detail: "the tick timer did not start again: \(error)", level: .error)
+        }
     }
 
     /// The first SIGINT/SIGTERM drains: no new clients or jobs, step down and say goodbye so peers

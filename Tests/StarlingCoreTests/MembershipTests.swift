@@ -448,6 +448,28 @@ private struct LocalCluster {
         #expect(ignored == 7)
     }
 
+    /// A plain standby's tick comes with its primary's regular heartbeat once 0.8 interval has
+    /// passed; a probe answer, another member's heartbeat or an early one does not start it, and
+    /// the deputy and the primary tick by their timer alone (docs/HANDBOOK.md, "interval").
+    @Test func onlyAPlainStandbyTicksOnItsPrimarysHeartbeat() {
+        var cluster = LocalCluster()
+        for _ in 0..<4 { cluster.add("echo") }
+        cluster.run(forMs: 2_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        let ticking = cluster.nodes.indices.filter { cluster.nodes[$0].ticksOnPrimaryBeat }
+        #expect(ticking.count == 2 && !ticking.contains(0), "the primary and the deputy tick by their timer: \(ticking)")
+        let deputy = try! #require(cluster.nodes.indices.first { $0 != 0 && !ticking.contains($0) })
+        let standby = cluster.nodes[ticking[0]]
+        let beat = Self.forged(cluster.nodes[0], status: .primary, epoch: 1, sequence: 1_000)
+        let lastTick = cluster.nowMs
+        #expect(standby.startsTick(beat, nowMs: lastTick + 80))
+        #expect(!standby.startsTick(beat, nowMs: lastTick + 79), "not before 0.8 interval")
+        #expect(!standby.startsTick(Self.forged(cluster.nodes[0], status: .primary, epoch: 1, flags: .probe, sequence: 1_000),
+                                    nowMs: lastTick + 100), "a probe answer")
+        #expect(!standby.startsTick(Self.forged(cluster.nodes[deputy], sequence: 1_000), nowMs: lastTick + 100), "a standby's")
+        #expect(!cluster.nodes[deputy].startsTick(beat, nowMs: lastTick + 100), "the deputy")
+    }
+
     /// A partition longer than `forgetAfterMs` (5 minutes) heals: a process keeps announcing
     /// itself to its `--join` seeds whatever became of them, so a seed it dropped as dead is
     /// found again when the network comes back, however long it was gone.
