@@ -75,6 +75,15 @@ public struct BinaryReader<Failure: BinaryDecodingError> {
         NodeID(high: try integer(UInt64.self, field), low: try integer(UInt64.self, field))
     }
 
+    /// What `appendWorkload` wrote; `field` names whose workload it is ("" or "gossip ").
+    public mutating func workload(_ field: String) throws(Failure) -> Workload {
+        Workload(
+            running: try integer(UInt32.self, "\(field)running"),
+            capacity: try integer(UInt32.self, "\(field)capacity"),
+            backlog: try integer(UInt32.self, "\(field)backlog"),
+            jobTimeoutMs: try integer(UInt32.self, "\(field)job timeout"))
+    }
+
     public mutating func address(_ field: String) throws(Failure) -> NodeAddress {
         let family = try byte(field)
         let host: NodeAddress.Host

@@ -40,6 +40,14 @@ extension Array where Element == UInt8 {
         appendBigEndian(id.low)
     }
 
+    /// Running, capacity, backlog, job timeout ms: four u32.
+    public mutating func appendWorkload(_ workload: Workload) {
+        appendBigEndian(workload.running)
+        appendBigEndian(workload.capacity)
+        appendBigEndian(workload.backlog)
+        appendBigEndian(workload.jobTimeoutMs)
+    }
+
     /// Family (4 or 6), the host's bytes in network order, port.
     public mutating func appendNodeAddress(_ address: NodeAddress) {
         switch address.host {

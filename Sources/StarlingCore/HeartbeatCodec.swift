@@ -33,10 +33,7 @@ public enum HeartbeatCodec {
         out.appendNodeID(heartbeat.sender)
         out.appendBigEndian(heartbeat.sequence)
         out.appendBigEndian(heartbeat.epoch)
-        out.appendBigEndian(heartbeat.workload.running)
-        out.appendBigEndian(heartbeat.workload.capacity)
-        out.appendBigEndian(heartbeat.workload.backlog)
-        out.appendBigEndian(heartbeat.workload.jobTimeoutMs)
+        out.appendWorkload(heartbeat.workload)
         out.appendNodeAddress(heartbeat.address)
         out.appendName(heartbeat.service.value)
         precondition(heartbeat.gossip.count <= maxGossipEntries, "too many gossip entries")
@@ -50,10 +47,7 @@ public enum HeartbeatCodec {
                 out.append(state.status.rawValue)
                 out.appendBigEndian(UInt32(bitPattern: state.priority))
                 out.appendBigEndian(state.epoch)
-                out.appendBigEndian(state.workload.running)
-                out.appendBigEndian(state.workload.capacity)
-                out.appendBigEndian(state.workload.backlog)
-                out.appendBigEndian(state.workload.jobTimeoutMs)
+                out.appendWorkload(state.workload)
                 out.appendName(state.service.value)
             }
         }
@@ -129,11 +123,7 @@ public enum HeartbeatCodec {
         let sender = try reader.nodeID("sender")
         let sequence = try reader.integer(UInt64.self, "sequence")
         let epoch = try reader.integer(UInt64.self, "epoch")
-        let workload = Workload(
-            running: try reader.integer(UInt32.self, "running"),
-            capacity: try reader.integer(UInt32.self, "capacity"),
-            backlog: try reader.integer(UInt32.self, "backlog"),
-            jobTimeoutMs: try reader.integer(UInt32.self, "job timeout"))
+        let workload = try reader.workload("")
         let address = try reader.address("address")
         let service = try reader.service(caches: &services, keeping: maxCachedServices)
         let gossipCount = Int(try reader.byte("gossip count"))
@@ -151,11 +141,7 @@ public enum HeartbeatCodec {
                 guard let status = MemberStatus(rawValue: statusByte) else { throw .badStatus(statusByte) }
                 let priority = Int32(bitPattern: try reader.integer(UInt32.self, "gossip priority"))
                 let epoch = try reader.integer(UInt64.self, "gossip epoch")
-                let workload = Workload(
-                    running: try reader.integer(UInt32.self, "gossip running"),
-                    capacity: try reader.integer(UInt32.self, "gossip capacity"),
-                    backlog: try reader.integer(UInt32.self, "gossip backlog"),
-                    jobTimeoutMs: try reader.integer(UInt32.self, "gossip job timeout"))
+                let workload = try reader.workload("gossip ")
                 // Entries name a few services again and again: each is validated once per datagram.
                 let entryService = try reader.service(caches: &services, keeping: maxCachedServices)
                 state = Heartbeat.Gossip.State(
