@@ -10,9 +10,6 @@ public struct EntryJobs: Sendable {
         public var maxPending = 65_536
         /// How long a job waits for its service to have a primary before `UNAVAILABLE`.
         public var unavailableAfterMs: Int64 = 5_000
-        /// Answers kept for keys submitted again.
-        public var recentCapacity = 65_536
-        public var recentTTLMs: Int64 = 60_000
         /// When a forward with no answer goes again.
         public var overdue = JobOverdue()
 
@@ -44,21 +41,19 @@ public struct EntryJobs: Sendable {
     /// Where this process accepts peer frames: the entry address written into every ticket.
     public let address: NodeAddress
     private var pending: [JobID: Pending] = [:]
-    private var recent: RecentOutcomes
     /// Every service type in the record and its primary, if it has one now.
     private var services: [ServiceName: JobView.Primary?] = [:]
 
     public init(address: NodeAddress, config: Config = Config()) {
         self.address = address
         self.config = config
-        self.recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: config.recentTTLMs)
     }
 
     public var pendingCount: Int { pending.count }
 
-    /// A client submitted a job.
+    /// A client submitted a job; a key `recent` knows gets its answer at once.
     public mutating func submit(
-        service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, nowMs: Int64
+        service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, recent: RecentOutcomes, nowMs: Int64
     ) -> [JobDirective] {
         let id = JobID(service: service, key: key)
         func conflict() -> JobDirective { .answer(client, .error(key: key, code: .badRequest, message: PayloadDigest.conflictMessage)) }
@@ -127,8 +122,8 @@ public struct EntryJobs: Sendable {
         pending[id]?.forwardDropped = true
     }
 
-    /// A frame from a primary about one of our jobs.
-    public mutating func received(_ message: PeerMessage, nowMs: Int64) -> [JobDirective] {
+    /// A frame from a primary about one of our jobs; an outcome goes into `recent`.
+    public mutating func received(_ message: PeerMessage, recent: inout RecentOutcomes, nowMs: Int64) -> [JobDirective] {
         switch message {
         case .result(_, let service, let key, let outcome):
             let id = JobID(service: service, key: key)
@@ -153,9 +148,8 @@ public struct EntryJobs: Sendable {
     }
 
     /// The periodic step: forwards the shell dropped, and forwards overdue (`JobOverdue`), go again;
-    /// jobs that waited too long for a primary are refused; old answers go.
+    /// jobs that waited too long for a primary are refused.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
-        recent.expire(nowMs: nowMs)
         var out: [JobDirective] = []
         for (id, job) in pending {
             guard let primary = job.forwardedTo else { continue }

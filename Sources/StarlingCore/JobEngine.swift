@@ -15,6 +15,11 @@ public struct JobEngine: Sendable {
         /// Also holds this service's job sizes (`router.sizes`): payloads are checked by the
         /// router, results here as they are made.
         public var router = JobRouter.Config()
+        /// Outcomes kept for keys submitted, forwarded or dispatched again, in one table for the
+        /// three roles (`RecentOutcomes`); kept longer than `recentTTLMs` when two overdue rounds
+        /// of the service's timeout take longer.
+        public var recentCapacity = 65_536
+        public var recentTTLMs: Int64 = 60_000
 
         public init() {}
     }
@@ -29,6 +34,7 @@ public struct JobEngine: Sendable {
     private var entry: EntryJobs
     private var router: JobRouter
     private var runner: JobRunner
+    private var recent: RecentOutcomes
     /// The primary of this service the runner last reported to.
     private var knownPrimary: JobView.Primary?
     /// Frames the shell could not send that go again as they are at the next tick: outcomes,
@@ -39,15 +45,13 @@ public struct JobEngine: Sendable {
         self.address = address
         self.service = service
         self.slots = max(1, slots)
-        // A job sent again for being overdue must find its outcome where it was made, so the
-        // router and the executor keep outcomes past the first two resends.
-        var router = config.router
-        router.recentTTLMs = max(router.recentTTLMs, router.overdue.forwardMs(jobTimeoutMs: router.jobTimeoutMs, round: 1))
-        var runner = JobRunner.Config(slots: slots)
-        runner.recentTTLMs = max(runner.recentTTLMs, router.recentTTLMs)
+        // A job sent again for being overdue must find its outcome where it was made, so
+        // outcomes are kept past the first two resends.
+        let overdueTTLMs = config.router.overdue.forwardMs(jobTimeoutMs: config.router.jobTimeoutMs, round: 1)
+        recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: max(config.recentTTLMs, overdueTTLMs))
         entry = EntryJobs(address: address, config: config.entry)
-        self.router = JobRouter(service: service, config: router)
-        self.runner = JobRunner(service: service, config: runner)
+        router = JobRouter(service: service, config: config.router)
+        runner = JobRunner(service: service, config: JobRunner.Config(slots: slots))
     }
 
     // MARK: Queries
@@ -107,7 +111,8 @@ public struct JobEngine: Sendable {
         guard submitted != .agent else {
             return [.answer(client, .error(key: key, code: .noService, message: "agent is the reserved service type of host agents; it runs no jobs"))]
         }
-        return deliverLocally(entry.submit(service: submitted, key: key, payload: payload, client: client, nowMs: nowMs), nowMs: nowMs)
+        return deliverLocally(
+            entry.submit(service: submitted, key: key, payload: payload, client: client, recent: recent, nowMs: nowMs), nowMs: nowMs)
     }
 
     /// A frame from the peer at `peer`. Scaling and connection frames are not the job path's:
@@ -148,13 +153,13 @@ public struct JobEngine: Sendable {
     /// becomes its `FAIL` here, before any frame carries it, so it never travels.
     public mutating func finished(_ key: JobKey, outcome: JobOutcome, nowMs: Int64) -> [JobDirective] {
         let outcome = router.config.sizes.checked(outcome, key: key)
-        return deliverLocally(runner.finished(key, outcome: outcome, nowMs: nowMs), nowMs: nowMs)
+        return deliverLocally(runner.finished(key, outcome: outcome, recent: &recent, nowMs: nowMs), nowMs: nowMs)
     }
 
     /// The periodic step: dropped frames go again, old outcomes expire, jobs that waited too long
     /// for a primary are refused.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
-        runner.tick(nowMs: nowMs)
+        recent.expire(nowMs: nowMs)
         var out = resend.map { JobDirective.send($0.message, to: $0.peer) }
         resend.removeAll()
         out += router.tick(nowMs: nowMs)
@@ -204,16 +209,15 @@ public struct JobEngine: Sendable {
     private mutating func route(_ message: PeerMessage, from peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
         switch message {
         case .forward, .declined, .running:
-            return router.received(message, from: peer, nowMs: nowMs)
+            return router.received(message, from: peer, recent: &recent, nowMs: nowMs)
         case .dispatch:
-            return runner.received(message, from: peer, nowMs: nowMs)
-        case .result:
-            // To the router if it dispatched the job (it relays), to the entry if it holds it.
-            return router.received(message, from: peer, nowMs: nowMs) + entry.received(message, nowMs: nowMs)
-        case .refused:
-            // From an executor, to the router that dispatched the job (it tells the entry nodes);
-            // from a primary, to the entry that holds it.
-            return router.received(message, from: peer, nowMs: nowMs) + entry.received(message, nowMs: nowMs)
+            return runner.received(message, from: peer, recent: recent)
+        case .result, .refused:
+            // A result: to the router if it dispatched the job (it relays), to the entry if it
+            // holds it. A refusal: from an executor, to the router that dispatched the job (it
+            // tells the entry nodes); from a primary, to the entry that holds it.
+            return router.received(message, from: peer, recent: &recent, nowMs: nowMs)
+                + entry.received(message, recent: &recent, nowMs: nowMs)
         case .hello, .spawn, .retire, .spawnRefused:
             return []
         }

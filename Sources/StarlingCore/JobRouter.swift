@@ -19,9 +19,6 @@ public struct JobRouter: Sendable {
         /// entry node may be and still run it: the job then needs no hop to an executor and its
         /// outcome none back to the entry node (docs/HANDBOOK.md, "The job path").
         public var entryLocality = 0.125
-        /// Outcomes kept for keys forwarded again.
-        public var recentCapacity = 65_536
-        public var recentTTLMs: Int64 = 60_000
         /// The service's job sizes: a payload over its limit is refused `TOO_LARGE` here; the
         /// engine checks results against the same limits (`JobEngine.finished`).
         public var sizes = JobSizeLimits()
@@ -67,12 +64,10 @@ public struct JobRouter: Sendable {
     private var queue: Deque<JobKey> = []
     private var executors: [NodeAddress: Int] = [:]
     private var inFlight: [NodeAddress: Set<JobKey>] = [:]
-    private var recent: RecentOutcomes
 
     public init(service: ServiceName, config: Config = Config()) {
         self.service = service
         self.config = config
-        self.recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: config.recentTTLMs)
     }
 
     /// Jobs waiting to be dispatched: the backlog reported in heartbeats.
@@ -107,13 +102,16 @@ public struct JobRouter: Sendable {
 
     // MARK: Frames
 
-    /// A frame for the primary: a job forwarded by an entry node, or an executor's report.
-    public mutating func received(_ message: PeerMessage, from peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
+    /// A frame for the primary: a job forwarded by an entry node (a key `recent` knows is answered
+    /// from there), or an executor's report (an outcome goes into `recent`).
+    public mutating func received(
+        _ message: PeerMessage, from peer: NodeAddress, recent: inout RecentOutcomes, nowMs: Int64
+    ) -> [JobDirective] {
         switch message {
         case .forward(let ticket):
-            return forward(ticket, nowMs: nowMs)
+            return forward(ticket, recent: recent, nowMs: nowMs)
         case .result(_, _, let key, let outcome):
-            return finished(key, outcome: outcome, on: peer, nowMs: nowMs)
+            return finished(key, outcome: outcome, on: peer, recent: &recent, nowMs: nowMs)
         case .declined(_, _, let key, _):
             guard inFlight[peer]?.remove(key) != nil, jobs[key] != nil else { return [] }
             jobs[key]!.executor = nil
@@ -152,12 +150,11 @@ public struct JobRouter: Sendable {
         requeue(key)
     }
 
-    /// The periodic step: old outcomes go, jobs queued again since the last step are dispatched,
+    /// The periodic step: jobs queued again since the last step are dispatched,
     /// and overdue dispatches (`JobOverdue`) go again to the same executor, which attaches them to
     /// the job or answers from its recent outcomes. After stepping down, an overdue job is let go:
     /// its entry nodes forward it to the new primary.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
-        recent.expire(nowMs: nowMs)
         var out: [JobDirective] = []
         for (executor, keys) in inFlight {
             for key in keys {
@@ -183,7 +180,7 @@ public struct JobRouter: Sendable {
 
     // MARK: Internals
 
-    private mutating func forward(_ ticket: JobTicket, nowMs: Int64) -> [JobDirective] {
+    private mutating func forward(_ ticket: JobTicket, recent: RecentOutcomes, nowMs: Int64) -> [JobDirective] {
         let id = JobID(service: ticket.service, key: ticket.key)
         switch recent.recall(id, payload: ticket.payload) {
         case .answered(let outcome):
@@ -219,7 +216,9 @@ public struct JobRouter: Sendable {
         return pump(nowMs: nowMs)
     }
 
-    private mutating func finished(_ key: JobKey, outcome: JobOutcome, on executor: NodeAddress, nowMs: Int64) -> [JobDirective] {
+    private mutating func finished(
+        _ key: JobKey, outcome: JobOutcome, on executor: NodeAddress, recent: inout RecentOutcomes, nowMs: Int64
+    ) -> [JobDirective] {
         inFlight[executor]?.remove(key)
         guard let job = jobs.removeValue(forKey: key) else { return pump(nowMs: nowMs) }
         recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)

@@ -11,9 +11,6 @@ public struct JobRunner: Sendable {
         public var slots: Int
         /// Jobs accepted beyond the slots, waiting for one; beyond it a dispatch is declined.
         public var maxWaiting: Int
-        /// Outcomes kept for keys dispatched again.
-        public var recentCapacity = 65_536
-        public var recentTTLMs: Int64 = 60_000
 
         public init(slots: Int, maxWaiting: Int? = nil) {
             self.slots = max(1, slots)
@@ -41,12 +38,10 @@ public struct JobRunner: Sendable {
     private var running: [JobKey: Accepted] = [:]
     private var waiting: Deque<JobKey> = []
     private var waitingJobs: [JobKey: Accepted] = [:]
-    private var recent: RecentOutcomes
 
     public init(service: ServiceName, config: Config) {
         self.service = service
         self.config = config
-        self.recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: config.recentTTLMs)
     }
 
     public var runningCount: Int { running.count }
@@ -63,8 +58,8 @@ public struct JobRunner: Sendable {
         isDraining = true
     }
 
-    /// A primary (at `peer`) dispatched a job.
-    public mutating func received(_ message: PeerMessage, from peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
+    /// A primary (at `peer`) dispatched a job; a key `recent` knows is answered from there.
+    public mutating func received(_ message: PeerMessage, from peer: NodeAddress, recent: RecentOutcomes) -> [JobDirective] {
         guard case .dispatch(let epoch, let ticket) = message else { return [] }
         let key = ticket.key
         func decline(_ reason: String) -> [JobDirective] {
@@ -104,8 +99,8 @@ public struct JobRunner: Sendable {
         return []
     }
 
-    /// The handler finished a job started by a `.run` directive.
-    public mutating func finished(_ key: JobKey, outcome: JobOutcome, nowMs: Int64) -> [JobDirective] {
+    /// The handler finished a job started by a `.run` directive; its outcome goes into `recent`.
+    public mutating func finished(_ key: JobKey, outcome: JobOutcome, recent: inout RecentOutcomes, nowMs: Int64) -> [JobDirective] {
         guard let job = running.removeValue(forKey: key) else { return [] }
         recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
         let result = PeerMessage.result(epoch: job.epoch, service: service, key: key, outcome: outcome)
@@ -137,10 +132,6 @@ public struct JobRunner: Sendable {
         for key in waiting where waitingJobs[key]?.reportTo.contains(primary) == false { waitingJobs[key]!.reportTo.append(primary) }
         guard !keys.isEmpty else { return [] }
         return [.send(.running(epoch: epoch, service: service, keys: keys), to: primary)]
-    }
-
-    public mutating func tick(nowMs: Int64) {
-        recent.expire(nowMs: nowMs)
     }
 
     /// Who hears an outcome: every primary that dispatched the job (each relays it to entry nodes

@@ -2,7 +2,9 @@ import DequeModule
 
 /// Outcomes of recently finished jobs, so that a key submitted again gets the same answer without
 /// running again — if it comes with the same payload (`PayloadDigest`). Bounded in count, in bytes
-/// of results and in time; the oldest go first.
+/// of results and in time; the oldest go first. One per process: `JobEngine` lends it to the
+/// entry node, the router and the executor, which each remember what they see and recall from all
+/// of it (docs/HANDBOOK.md, "recent outcomes").
 public struct RecentOutcomes: Sendable {
     /// What is known of a key submitted again.
     public enum Recall: Equatable, Sendable {
@@ -50,11 +52,9 @@ public struct RecentOutcomes: Sendable {
             outcomes.reserveCapacity(capacity)
             order.reserveCapacity(capacity)
         }
-        // One lookup on the usual path, where the key is new; the first outcome kept stands.
-        if let first = outcomes.updateValue((outcome, PayloadDigest(service: id.service, payload: payload)), forKey: id) {
-            outcomes[id] = first
-            return
-        }
+        // The first outcome kept stands: an engine's roles each remember the outcomes they see,
+        // so a key is often known already. One lookup either way, and no digest for a known key.
+        guard Self.keepFirst(outcome, payload: payload, of: id, in: &outcomes[id]) else { return }
         bytes += size
         order.append((id, nowMs + ttlMs))
         while order.count > capacity || bytes > maxBytes, let oldest = order.popFirst() {
@@ -67,6 +67,15 @@ public struct RecentOutcomes: Sendable {
             order.removeFirst()
             dropOldest(oldest.id)
         }
+    }
+
+    /// Fills `slot` (the table's entry for `id`) if it is empty; whether it did.
+    private static func keepFirst(
+        _ outcome: JobOutcome, payload: [UInt8], of id: JobID, in slot: inout (outcome: JobOutcome, digest: PayloadDigest)?
+    ) -> Bool {
+        guard slot == nil else { return false }
+        slot = (outcome, PayloadDigest(service: id.service, payload: payload))
+        return true
     }
 
     private mutating func dropOldest(_ id: JobID) {

@@ -408,11 +408,12 @@ private struct JobBench {
     @Test func unknownServicesBoundsAndMissingPrimariesGetErrors() {
         var entry = EntryJobs(address: p1, config: { var c = EntryJobs.Config(); c.maxPending = 1; c.unavailableAfterMs = 1_000; return c }())
         let echo = try! ServiceName("echo")
-        let noService = entry.submit(service: try! ServiceName("resize"), key: try! JobKey("k"), payload: [], client: 1, nowMs: 0)
+        let recent = RecentOutcomes(capacity: 1, ttlMs: 1_000)
+        let noService = entry.submit(service: try! ServiceName("resize"), key: try! JobKey("k"), payload: [], client: 1, recent: recent, nowMs: 0)
         #expect(noService == [.answer(1, .error(key: try! JobKey("k"), code: .noService, message: "no worker of service resize is known"))])
         _ = entry.update(primaries: [echo: nil], nowMs: 0)
-        #expect(entry.submit(service: echo, key: try! JobKey("a"), payload: [], client: 1, nowMs: 0).isEmpty, "waits for a primary")
-        let busy = entry.submit(service: echo, key: try! JobKey("b"), payload: [], client: 1, nowMs: 0)
+        #expect(entry.submit(service: echo, key: try! JobKey("a"), payload: [], client: 1, recent: recent, nowMs: 0).isEmpty, "waits for a primary")
+        let busy = entry.submit(service: echo, key: try! JobKey("b"), payload: [], client: 1, recent: recent, nowMs: 0)
         guard case .answer(_, .error(_, .busy, _)) = busy.first else { Issue.record("\(busy)"); return }
         #expect(entry.tick(nowMs: 999).isEmpty)
         let unavailable = entry.tick(nowMs: 1_000)
@@ -422,8 +423,9 @@ private struct JobBench {
         var router = JobRouter(service: echo, config: { var c = JobRouter.Config(); c.maxQueued = 1; return c }())
         _ = router.becamePrimary(epoch: 1, nowMs: 0)
         let ticket = { (key: String) in JobTicket(service: echo, key: try! JobKey(key), entry: p2, payload: []) }
-        #expect(router.received(.forward(ticket("a")), from: p2, nowMs: 0).isEmpty, "queued: no executor yet")
-        let full = router.received(.forward(ticket("b")), from: p2, nowMs: 0)
+        var routerRecent = recent
+        #expect(router.received(.forward(ticket("a")), from: p2, recent: &routerRecent, nowMs: 0).isEmpty, "queued: no executor yet")
+        let full = router.received(.forward(ticket("b")), from: p2, recent: &routerRecent, nowMs: 0)
         guard case .send(.refused(_, _, .busy, _), to: p2) = full.first else { Issue.record("\(full)"); return }
     }
 }
