@@ -63,7 +63,9 @@ public struct JobRouter: Sendable {
     private var jobs: [JobKey: Routed] = [:]
     private var queue: Deque<JobKey> = []
     private var executors: [NodeAddress: Int] = [:]
-    private var inFlight: [NodeAddress: Set<JobKey>] = [:]
+    /// Jobs dispatched to each executor and not finished: `jobs` counted by `executor`, kept in
+    /// step by `assign` (a count, not a set of keys per executor, so no job allocates here).
+    private var busy: [NodeAddress: Int] = [:]
 
     public init(service: ServiceName, config: Config = Config()) {
         self.service = service
@@ -73,7 +75,7 @@ public struct JobRouter: Sendable {
     /// Jobs waiting to be dispatched: the backlog reported in heartbeats.
     public var backlog: Int { queue.count }
     /// Jobs dispatched and not yet finished.
-    public var dispatchedCount: Int { inFlight.values.reduce(0) { $0 + $1.count } }
+    public var dispatchedCount: Int { busy.values.reduce(0, +) }
 
     // MARK: Role
 
@@ -113,8 +115,8 @@ public struct JobRouter: Sendable {
         case .result(_, _, let key, let outcome):
             return finished(key, outcome: outcome, on: peer, recent: &recent, nowMs: nowMs)
         case .declined(_, _, let key, _):
-            guard inFlight[peer]?.remove(key) != nil, jobs[key] != nil else { return [] }
-            jobs[key]!.executor = nil
+            guard jobs[key]?.executor == peer else { return [] }
+            assign(key, to: nil)
             requeue(key)
             // It will not take more now; it comes back with the next change of the record.
             executors[peer] = nil
@@ -126,8 +128,9 @@ public struct JobRouter: Sendable {
         case .refused(let refusedService, let key, let code, let text):
             // The executor will not run it (it knows the key with another payload): the entry
             // nodes are told, as for a refusal here.
-            guard refusedService == service, jobs[key]?.executor == peer, let job = jobs.removeValue(forKey: key) else { return [] }
-            inFlight[peer]?.remove(key)
+            guard refusedService == service, jobs[key]?.executor == peer else { return [] }
+            let job = jobs.removeValue(forKey: key)!
+            release(job.executor)
             let refusal = PeerMessage.refused(service: service, key: key, code: code, message: text)
             return job.entries.map { .send(refusal, to: $0) } + pump(nowMs: nowMs)
         default:
@@ -145,8 +148,8 @@ public struct JobRouter: Sendable {
     /// The shell could not send the dispatch of `key` to `executor`: the job is queued again and
     /// dispatched at the next tick (not at once: the link that refused it is likely still full).
     public mutating func dispatchDropped(_ key: JobKey, to executor: NodeAddress) {
-        guard jobs[key]?.executor == executor, inFlight[executor]?.remove(key) != nil else { return }
-        jobs[key]!.executor = nil
+        guard jobs[key]?.executor == executor else { return }
+        assign(key, to: nil)
         requeue(key)
     }
 
@@ -156,21 +159,20 @@ public struct JobRouter: Sendable {
     /// its entry nodes forward it to the new primary.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
         var out: [JobDirective] = []
-        for (executor, keys) in inFlight {
-            for key in keys {
-                guard let job = jobs[key], job.executor == executor,
-                      nowMs - job.dispatchedAtMs >= config.overdue.dispatchMs(jobTimeoutMs: config.jobTimeoutMs, round: job.overdueRounds)
-                else { continue }
-                guard let epoch else {
-                    jobs[key] = nil
-                    inFlight[executor]?.remove(key)
-                    continue
-                }
-                jobs[key]!.dispatchedAtMs = nowMs
-                jobs[key]!.overdueRounds += 1
-                jobs[key]!.executorKnowsEntry = true
-                out.append(.send(.dispatch(epoch: epoch, ticket: job.ticket), to: executor))
+        let overdue = jobs.filter { _, job in
+            job.executor != nil
+                && nowMs - job.dispatchedAtMs >= config.overdue.dispatchMs(jobTimeoutMs: config.jobTimeoutMs, round: job.overdueRounds)
+        }
+        for (key, job) in overdue.sorted(by: { $0.key < $1.key }) {
+            guard let epoch else {
+                release(job.executor)
+                jobs[key] = nil
+                continue
             }
+            jobs[key]!.dispatchedAtMs = nowMs
+            jobs[key]!.overdueRounds += 1
+            jobs[key]!.executorKnowsEntry = true
+            out.append(.send(.dispatch(epoch: epoch, ticket: job.ticket), to: job.executor!))
         }
         return out + pump(nowMs: nowMs)
     }
@@ -219,11 +221,10 @@ public struct JobRouter: Sendable {
     private mutating func finished(
         _ key: JobKey, outcome: JobOutcome, on executor: NodeAddress, recent: inout RecentOutcomes, nowMs: Int64
     ) -> [JobDirective] {
-        inFlight[executor]?.remove(key)
         guard let job = jobs.removeValue(forKey: key) else { return pump(nowMs: nowMs) }
+        release(job.executor)
         recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
         if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
-        if let other = job.executor, other != executor { inFlight[other]?.remove(key) }
         let result = PeerMessage.result(epoch: epoch ?? 0, service: service, key: key, outcome: outcome)
         // The executor this router dispatched to has told the ticket's entry node itself.
         let toldByExecutor = job.executorKnowsEntry && job.executor == executor ? job.ticket.entry : nil
@@ -233,23 +234,35 @@ public struct JobRouter: Sendable {
     /// A new primary learns what an executor still runs from the old one's dispatches.
     private mutating func adopt(_ keys: [JobKey], runningOn executor: NodeAddress, nowMs: Int64) {
         for key in keys {
-            guard var job = jobs[key] else { continue }  // its entry node forwards it again soon
+            guard let job = jobs[key] else { continue }  // its entry node forwards it again soon
             if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
-            if let other = job.executor { inFlight[other]?.remove(key) }
-            job.executor = executor
-            job.executorKnowsEntry = false
-            job.dispatchedAtMs = nowMs
-            jobs[key] = job
-            inFlight[executor, default: []].insert(key)
+            assign(key, to: executor)
+            jobs[key]!.executorKnowsEntry = false
+            jobs[key]!.dispatchedAtMs = nowMs
         }
     }
 
     private mutating func requeue(everythingOn executor: NodeAddress) {
-        guard let keys = inFlight.removeValue(forKey: executor) else { return }
-        for key in keys.sorted(by: >) where jobs[key]?.executor == executor {
-            jobs[key]!.executor = nil
+        guard busy[executor] != nil else { return }
+        let keys = jobs.compactMap { $0.value.executor == executor ? $0.key : nil }
+        for key in keys.sorted(by: >) {
+            assign(key, to: nil)
             requeue(key)
         }
+        busy[executor] = nil
+    }
+
+    /// Places the job of `key` on `executor` (nil: on none), keeping `busy` in step.
+    private mutating func assign(_ key: JobKey, to executor: NodeAddress?) {
+        release(jobs[key]!.executor)
+        jobs[key]!.executor = executor
+        if let executor { busy[executor, default: 0] += 1 }
+    }
+
+    /// A job is no longer on `executor`.
+    private mutating func release(_ executor: NodeAddress?) {
+        guard let executor, let index = busy.index(forKey: executor) else { return }
+        busy.values[index] -= 1
     }
 
     /// A job whose dispatch is lost goes to the front of the queue while primary; after stepping
@@ -276,10 +289,9 @@ public struct JobRouter: Sendable {
             let key = queue.removeFirst()
             guard jobs[key] != nil else { continue }
             let executor = entryIfLocal(jobs[key]!.ticket.entry, leastLoaded: leastLoaded) ?? leastLoaded.address
-            jobs[key]!.executor = executor
+            assign(key, to: executor)
             jobs[key]!.executorKnowsEntry = true
             jobs[key]!.dispatchedAtMs = nowMs
-            inFlight[executor, default: []].insert(key)
             out.append(.send(.dispatch(epoch: epoch, ticket: jobs[key]!.ticket), to: executor))
         }
         return out
@@ -308,8 +320,8 @@ public struct JobRouter: Sendable {
     /// An executor's share of its slots in use; nil when it has no room (slots plus prefetch).
     private func load(of address: NodeAddress) -> Double? {
         guard let slots = executors[address], slots > 0 else { return nil }
-        let busy = inFlight[address]?.count ?? 0
-        guard busy < slots * (1 + config.prefetchPerSlot) else { return nil }
-        return Double(busy) / Double(slots)
+        let inUse = busy[address] ?? 0
+        guard inUse < slots * (1 + config.prefetchPerSlot) else { return nil }
+        return Double(inUse) / Double(slots)
     }
 }

@@ -73,8 +73,9 @@ public struct JobRunner: Sendable {
         }
         switch recent.recall(JobID(service: service, key: key), payload: ticket.payload) {
         case .answered(let outcome):
-            let result = PeerMessage.result(epoch: epoch, service: service, key: key, outcome: outcome)
-            return Self.recipients(primaries: [peer], entries: [ticket.entry]).map { .send(result, to: $0) }
+            var out: [JobDirective] = []
+            Self.send(.result(epoch: epoch, service: service, key: key, outcome: outcome), primaries: [peer], entries: [ticket.entry], into: &out)
+            return out
         case .otherPayload: return refuseOtherPayload()
         case nil: break
         }
@@ -103,8 +104,8 @@ public struct JobRunner: Sendable {
     public mutating func finished(_ key: JobKey, outcome: JobOutcome, recent: inout RecentOutcomes, nowMs: Int64) -> [JobDirective] {
         guard let job = running.removeValue(forKey: key) else { return [] }
         recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
-        let result = PeerMessage.result(epoch: job.epoch, service: service, key: key, outcome: outcome)
-        var out: [JobDirective] = Self.recipients(primaries: job.reportTo, entries: job.entries).map { .send(result, to: $0) }
+        var out: [JobDirective] = []
+        Self.send(.result(epoch: job.epoch, service: service, key: key, outcome: outcome), primaries: job.reportTo, entries: job.entries, into: &out)
         while running.count < config.slots, let next = waiting.popFirst() {
             guard let accepted = waitingJobs.removeValue(forKey: next) else { continue }
             // The fence rose while it waited and no newer primary dispatched it again: whoever
@@ -134,11 +135,12 @@ public struct JobRunner: Sendable {
         return [.send(.running(epoch: epoch, service: service, keys: keys), to: primary)]
     }
 
-    /// Who hears an outcome: every primary that dispatched the job (each relays it to entry nodes
-    /// the executor does not know of) and every entry node its dispatches named. A process that is
-    /// both gets one frame, which its engine hands to both parts.
-    static func recipients(primaries: [NodeAddress], entries: [NodeAddress]) -> [NodeAddress] {
-        primaries + entries.filter { !primaries.contains($0) }
+    /// Sends an outcome to whoever hears it: every primary that dispatched the job (each relays it
+    /// to entry nodes the executor does not know of) and every entry node its dispatches named. A
+    /// process that is both gets one frame, which its engine hands to both parts.
+    static func send(_ result: PeerMessage, primaries: [NodeAddress], entries: [NodeAddress], into out: inout [JobDirective]) {
+        for primary in primaries { out.append(.send(result, to: primary)) }
+        for entry in entries where !primaries.contains(entry) { out.append(.send(result, to: entry)) }
     }
 }
 

@@ -19,7 +19,8 @@ final class JobPlane {
     private let rates: JobRateWindow
     /// The jobs of this entry node's clients not answered yet: their service, first submit time
     /// and how many answers are still owed (a client may submit a key again before its answer).
-    private var submittedAt: [ClientID: [JobKey: SubmittedJob]] = [:]
+    /// One flat table: nested tables per client cost allocations on every update.
+    private var submittedAt: [SubmittedJob.ID: SubmittedJob] = [:]
 
     init(
         loop: EventLoop, address: NodeAddress, definition: ServiceDefinition, links: PeerLinks, metrics: NodeMetrics,
@@ -48,7 +49,7 @@ final class JobPlane {
 
     func submit(service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, nowMs: Int64) {
         metrics.jobSubmitted(service: service)
-        submittedAt[client, default: [:]][key, default: SubmittedJob(service: service, atNs: EventLoop.hrtimeNs)]
+        submittedAt[SubmittedJob.ID(client: client, key: key), default: SubmittedJob(service: service, atNs: EventLoop.hrtimeNs)]
             .answersOwed += 1
         perform(engine.submit(service: service, key: key, payload: payload, client: client, nowMs: nowMs))
     }
@@ -62,7 +63,7 @@ final class JobPlane {
     }
 
     func clientGone(_ client: ClientID) {
-        submittedAt[client] = nil
+        for id in submittedAt.keys.filter({ $0.client == client }) { submittedAt[id] = nil }
         engine.clientGone(client)
     }
 
@@ -114,11 +115,10 @@ final class JobPlane {
         case .error(let answered?, _, _): (key, outcome) = (answered, .error)
         case .error(nil, _, _), .pong, .welcome, .status: return
         }
-        guard var submitted = submittedAt[client]?[key] else { return }
-        submitted.answersOwed -= 1
-        // A client's table stays, empty or not, until it goes (`clientGone`): dropped whenever its
-        // last job was answered, it was made and grown again, entry by entry, for the next.
-        submittedAt[client]?[key] = submitted.answersOwed > 0 ? submitted : nil
+        guard let index = submittedAt.index(forKey: SubmittedJob.ID(client: client, key: key)) else { return }
+        submittedAt.values[index].answersOwed -= 1
+        let submitted = submittedAt.values[index]
+        if submitted.answersOwed == 0 { submittedAt.remove(at: index) }
         let duration = Duration.nanoseconds(Int64(clamping: EventLoop.hrtimeNs &- submitted.atNs))
         metrics.jobAnswered(service: submitted.service, outcome: outcome, duration: duration)
         rates.record(service: submitted.service, duration: duration, nowMs: Int64(clamping: loop.now))
@@ -137,6 +137,11 @@ final class JobPlane {
 
 /// A job submitted at this entry node, until its client is answered.
 private struct SubmittedJob {
+    struct ID: Hashable {
+        let client: ClientID
+        let key: JobKey
+    }
+
     let service: ServiceName
     /// `EventLoop.hrtimeNs` at its first submit.
     let atNs: UInt64
