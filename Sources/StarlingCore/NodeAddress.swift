@@ -41,11 +41,17 @@ public struct NodeAddress: Hashable, Sendable, Comparable {
         }
     }
 
+    /// IPv4 before IPv6, then the host's bytes in order, then the port. Compared as numbers, which
+    /// order as their big-endian bytes do: the router breaks ties by address for every job.
     public static func < (lhs: NodeAddress, rhs: NodeAddress) -> Bool {
-        let (l, r) = (lhs.hostBytes, rhs.hostBytes)
-        if l.count != r.count { return l.count < r.count }
-        if l != r { return l.lexicographicallyPrecedes(r) }
-        return lhs.port < rhs.port
+        switch (lhs.host, rhs.host) {
+        case (.ipv4, .ipv6): return true
+        case (.ipv6, .ipv4): return false
+        case (.ipv4(let l), .ipv4(let r)) where l != r: return l < r
+        case (.ipv6(let lHigh, let lLow), .ipv6(let rHigh, let rLow)) where (lHigh, lLow) != (rHigh, rLow):
+            return (lHigh, lLow) < (rHigh, rLow)
+        default: return lhs.port < rhs.port
+        }
     }
 }
 
