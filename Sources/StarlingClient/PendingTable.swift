@@ -12,8 +12,10 @@ struct PendingTable {
         let payload: [UInt8]
         /// Order of admission, so resubmission after failover keeps the callers' order.
         let sequence: UInt64
-        /// Callers attached to this key (a second `submit` with the same key attaches).
-        var callers: [UInt64]
+        /// The caller that submitted it, and any attached since with the same key: kept apart
+        /// so that the usual job, with one caller, allocates no list.
+        var caller: UInt64
+        var attached: [UInt64] = []
 
         var request: ClientRequest { .submit(service: service, key: key, payload: payload) }
     }
@@ -122,10 +124,10 @@ struct PendingTable {
 
     private mutating func attach(id: UInt64, service: ServiceName, key: JobKey, payload: [UInt8]) -> Admission {
         if jobs[key] != nil {
-            jobs[key]!.callers.append(id)
+            jobs[key]!.attached.append(id)
             return .tracked
         }
-        let job = Job(service: service, key: key, payload: payload, sequence: nextSequence, callers: [id])
+        let job = Job(service: service, key: key, payload: payload, sequence: nextSequence, caller: id)
         nextSequence += 1
         jobs[key] = job
         return .send(job)
@@ -140,7 +142,13 @@ struct PendingTable {
         -> (resume: [Resumption], send: [Job])
     {
         guard let job = jobs.removeValue(forKey: key) else { return ([], []) }
-        let resume = job.callers.compactMap { id in callers.removeValue(forKey: id).map { ($0.reply, result) } }
+        var resume: [Resumption] = []
+        resume.reserveCapacity(1 + job.attached.count)
+        func resumeCaller(_ id: UInt64) {
+            if let caller = callers.removeValue(forKey: id) { resume.append((caller.reply, result)) }
+        }
+        resumeCaller(job.caller)
+        job.attached.forEach(resumeCaller)
         return (resume, admitWaiting())
     }
 
@@ -169,11 +177,19 @@ struct PendingTable {
         var send: [Job] = []
         switch caller.kind {
         case .job(let key):
-            jobs[key]?.callers.removeAll { $0 == id }
-            if jobs[key]?.callers.isEmpty == true {
-                jobs[key] = nil
-                send = admitWaiting()
+            guard var job = jobs[key] else { break }
+            if job.caller == id {
+                guard !job.attached.isEmpty else {
+                    // No caller left: the job is no longer tracked and its slot is free.
+                    jobs[key] = nil
+                    send = admitWaiting()
+                    break
+                }
+                job.caller = job.attached.removeFirst()
+            } else {
+                job.attached.removeAll { $0 == id }
             }
+            jobs[key] = job
         case .waiting:
             waitingCount -= 1
         case .ping, .status:
