@@ -54,7 +54,11 @@ let package = Package(
         ),
         .target(
             name: "StarlingClient",
-            dependencies: ["StarlingCore", "StarlingUV"]
+            dependencies: [
+                "StarlingCore",
+                "StarlingUV",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
         .target(
             name: "StarlingTestSupport",

@@ -1,3 +1,4 @@
+import DequeModule
 import StarlingCore
 
 /// The client's bookkeeping of unanswered calls, without I/O: which jobs are in flight (by key),
@@ -61,12 +62,12 @@ struct PendingTable {
     private var callers: [UInt64: Caller] = [:]
     /// Callers waiting for an in-flight slot, oldest first; entries of callers gone (timed out,
     /// cancelled) are skipped when reached.
-    private var waiting = FIFO<Submission>()
+    private var waiting: Deque<Submission> = []
     private var waitingCount = 0
     /// PING and STATUS calls in the order sent; the node answers each kind in order.
     private var control: [UInt64] = []
     /// Deadlines in the order registered; with one timeout for all calls they are sorted.
-    private var deadlines = FIFO<(at: UInt64, id: UInt64)>()
+    private var deadlines: Deque<(at: UInt64, id: UInt64)> = []
     private var nextSequence: UInt64 = 0
 
     init(maxInFlight: Int, maxWaiting: Int, timeoutMs: UInt64?) {
@@ -240,27 +241,5 @@ struct PendingTable {
             }
         }
         return send
-    }
-}
-
-/// A first-in first-out queue with amortised O(1) removal at the front.
-struct FIFO<Element> {
-    private var items: [Element] = []
-    private var head = 0
-
-    var first: Element? { head < items.count ? items[head] : nil }
-
-    mutating func append(_ element: Element) { items.append(element) }
-
-    mutating func removeFirst() {
-        precondition(head < items.count, "removeFirst on an empty FIFO")
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: items.count < 4096)
-            head = 0
-        } else if head >= 1024 && head * 2 >= items.count {
-            items.removeFirst(head)
-            head = 0
-        }
     }
 }
