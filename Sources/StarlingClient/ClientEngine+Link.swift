@@ -149,9 +149,7 @@ extension ClientEngine {
                     if failure.isFatal {
                         connectionFailed("\(currentNode) broke the protocol: \(failure)")
                     } else if let key = failure.key {
-                        let (resume, admitted) = table.answer(key: key, with: .failure(.badAnswer("\(failure)")))
-                        self.resume(resume)
-                        send(admitted.map(\.request))
+                        answer(key, with: .failure(.badAnswer("\(failure)")))
                     }
                     // A malformed line about no job in particular is skipped.
                 }
@@ -187,11 +185,11 @@ extension ClientEngine {
         failingSince = nil
         switch response {
         case .ok(let key, let result):
-            finish(key, .job(.ok(result)))
+            answer(key, with: .success(.job(.ok(result))))
         case .fail(let key, let text):
-            finish(key, .job(.failed(String(decoding: text, as: UTF8.self))))
+            answer(key, with: .success(.job(.failed(String(decoding: text, as: UTF8.self)))))
         case .error(let key?, let code, let message):
-            finish(key, .job(.error(code: code, message: message)))
+            answer(key, with: .success(.job(.error(code: code, message: message))))
         case .error(nil, let code, let message):
             if let refused = table.refuseControl(.badAnswer("\(code.rawValue): \(message)")) { resume([refused]) }
         case .pong:
@@ -203,9 +201,10 @@ extension ClientEngine {
         }
     }
 
-    private func finish(_ key: JobKey, _ reply: Reply) {
-        let (resume, admitted) = table.answer(key: key, with: .success(reply))
-        self.resume(resume)
+    /// Resumes the callers of `key` with `result` and sends the waiting jobs that take its slot.
+    private func answer(_ key: JobKey, with result: Result<Reply, StarlingClientError>) {
+        let (resumptions, admitted) = table.answer(key: key, with: result)
+        resume(resumptions)
         send(admitted.map(\.request))
     }
 
