@@ -290,10 +290,10 @@ extension ResultsSummary {
             crosses one server between client and worker; and on these 2 cores the bench, its client and all \
             the workers share the CPU. The profile in [`README.md`](README.md#where-the-time-goes) counts about \
             73,600 instructions per job in the workers after issue 5's hot-path work (140,600 before): what is \
-            left is hashing and dictionaries by job id, three recent-outcome caches per job, and peer frame \
-            encoding and decoding. A profile of the workers at C = 64 (2026-12-07, \
-            [`README.md`](README.md#where-the-time-goes)) found a quarter of their CPU in keeping recent \
-            outcomes; with the generated job keys stored inline it is about 18 %.
+            left is hashing and dictionaries by job id, the recent-outcome table (one per process), and peer \
+            frame encoding and decoding. On 2026-12-07 the workers spent about 11–12 µs of CPU per job at \
+            C = 64, and the primary, which runs no job while its standbys have slots, about a third of it: \
+            the part that routing grants (docs/HANDBOOK.md, "The job path") would take off each job.
             """
         let library = median("echo", "starling") { $0.jobsPerSecond }
         let raw = median("echo", "starling-raw") { $0.jobsPerSecond }
