@@ -30,7 +30,12 @@ public struct Heartbeat: Hashable, Sendable {
             public static let dead = Flags(rawValue: 1 << 0)
             /// The member is draining or leaving: no candidate, no slots.
             public static let draining = Flags(rawValue: 1 << 1)
-            public static let known: Flags = [.dead, .draining]
+            /// An indirect probe request (SWIM's ping-req, docs/HANDBOOK.md, "indirect probe"): the
+            /// sender, a deputy, has not heard the member for two intervals and asks the receiver to
+            /// check it and vouch for it. Not news: the entry's sequence and state teach nothing.
+            /// At most `HeartbeatCodec.maxSuspectEntries` in a heartbeat.
+            public static let suspect = Flags(rawValue: 1 << 2)
+            public static let known: Flags = [.dead, .draining, .suspect]
         }
 
         /// What the member said of itself in its last heartbeat the relayer knows of.

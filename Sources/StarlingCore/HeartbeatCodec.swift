@@ -4,7 +4,7 @@
 /// magic "SH" | version u8 | flags u8 | status u8 | reserved u8 | priority i32 | sender 16 bytes
 /// sequence u64 | epoch u64 | running u32 | capacity u32 | backlog u32 | job timeout ms u32 | address
 /// service: length u8, bytes | gossip count u8, each:
-///   id 16 bytes | sequence u64 | flags u8 (1 dead, 2 draining, 128 state follows) | address
+///   id 16 bytes | sequence u64 | flags u8 (1 dead, 2 draining, 4 suspect, 128 state follows) | address
 ///   [state: status u8 | priority i32 | epoch u64 | running u32 | capacity u32 | backlog u32 |
 ///    job timeout ms u32 | service: length u8, bytes]
 /// auth tag: length u8, bytes
@@ -12,7 +12,9 @@
 /// ```
 /// Decoding is total: any byte string gives a heartbeat or a `HeartbeatDecodingError`. Gossip is
 /// bounded by count (`maxGossipEntries`) and by the datagram's bytes (`maxDatagramBytes`): a
-/// sender fills it by `encodedSize` and `gossipBytes`.
+/// sender fills it by `encodedSize` and `gossipBytes`. At most `maxSuspectEntries` entries may
+/// carry `suspect` (an indirect probe request): each makes its receiver probe a member, so a
+/// datagram asking for more is rejected rather than amplified.
 public enum HeartbeatCodec {
     public static let magic: [UInt8] = [0x53, 0x48]  // "SH"
     public static let version: UInt8 = 3
@@ -20,6 +22,9 @@ public enum HeartbeatCodec {
     public static let maxDatagramBytes = 1400
     public static let maxGossipEntries = 24
     public static let maxAuthTagBytes = 64
+    /// At most this many gossip entries of one heartbeat flagged `suspect` (docs/HANDBOOK.md,
+    /// "indirect probe"): a deputy asks about its service's hubs, normally one.
+    public static let maxSuspectEntries = 2
 
     public static func encode(_ heartbeat: Heartbeat) -> [UInt8] {
         var out: [UInt8] = []
@@ -37,6 +42,7 @@ public enum HeartbeatCodec {
         out.appendNodeAddress(heartbeat.address)
         out.appendName(heartbeat.service.value)
         precondition(heartbeat.gossip.count <= maxGossipEntries, "too many gossip entries")
+        precondition(heartbeat.gossip.count(where: { $0.flags.contains(.suspect) }) <= maxSuspectEntries, "too many suspect entries")
         out.append(UInt8(heartbeat.gossip.count))
         for entry in heartbeat.gossip {
             out.appendNodeID(entry.id)
@@ -130,10 +136,15 @@ public enum HeartbeatCodec {
         guard gossipCount <= maxGossipEntries else { throw .tooManyGossipEntries(gossipCount) }
         var gossip: [Heartbeat.Gossip] = []
         gossip.reserveCapacity(gossipCount)
+        var suspects = 0
         for _ in 0..<gossipCount {
             let id = try reader.nodeID("gossip id")
             let sequence = try reader.integer(UInt64.self, "gossip sequence")
             let flagByte = try reader.byte("gossip flags")
+            if flagByte & Heartbeat.Gossip.Flags.suspect.rawValue != 0 {
+                suspects += 1
+                guard suspects <= maxSuspectEntries else { throw .tooManySuspectEntries(suspects) }
+            }
             let address = try reader.address("gossip address")
             var state: Heartbeat.Gossip.State?
             if flagByte & stateFollows != 0 {
@@ -172,6 +183,8 @@ public enum HeartbeatDecodingError: Error, Equatable, Sendable, CustomStringConv
     case badAddressFamily(UInt8)
     case badService(String)
     case tooManyGossipEntries(Int)
+    /// More gossip entries flagged `suspect` (indirect probe requests) than `maxSuspectEntries`.
+    case tooManySuspectEntries(Int)
     case authTagTooLong(Int)
     case trailingBytes(Int)
 
@@ -185,6 +198,7 @@ public enum HeartbeatDecodingError: Error, Equatable, Sendable, CustomStringConv
         case .badAddressFamily: "bad_address"
         case .badService: "bad_service"
         case .tooManyGossipEntries: "too_many_gossip_entries"
+        case .tooManySuspectEntries: "too_many_suspect_entries"
         case .authTagTooLong: "auth_tag_too_long"
         case .trailingBytes: "trailing_bytes"
         }
@@ -200,6 +214,7 @@ public enum HeartbeatDecodingError: Error, Equatable, Sendable, CustomStringConv
         case .badAddressFamily(let f): "unknown address family \(f)"
         case .badService(let why): "bad service name: \(why)"
         case .tooManyGossipEntries(let n): "\(n) gossip entries, at most \(HeartbeatCodec.maxGossipEntries) allowed"
+        case .tooManySuspectEntries(let n): "\(n) or more indirect probe requests, at most \(HeartbeatCodec.maxSuspectEntries) allowed"
         case .authTagTooLong(let n): "authentication tag of \(n) bytes, at most \(HeartbeatCodec.maxAuthTagBytes) allowed"
         case .trailingBytes(let n): "\(n) unexpected bytes after the heartbeat"
         }

@@ -14,7 +14,12 @@ extension Membership {
 
     /// The next heartbeat; its gossip puts first what the members of `askersService` need to
     /// know when answering a joiner (its service's members and every leader), else the news.
-    mutating func makeHeartbeat(answeringJoinOf askersService: ServiceName? = nil, nowMs: Int64? = nil) -> Heartbeat {
+    /// `suspecting` go first as indirect probe requests (`suspect` entries), `vouchingFor` first
+    /// as ordinary entries (docs/HANDBOOK.md, "indirect probe").
+    mutating func makeHeartbeat(
+        answeringJoinOf askersService: ServiceName? = nil, nowMs: Int64? = nil,
+        suspecting: [NodeID] = [], vouchingFor: [NodeID] = []
+    ) -> Heartbeat {
         sequence += 1
         var flags: Heartbeat.Flags = []
         if status == .joining { flags.insert(.join) }
@@ -25,7 +30,8 @@ extension Membership {
             epoch: announcedEpoch, workload: workload, address: config.address, flags: flags,
             sequence: sequence)
         heartbeat.gossip = nextGossip(budget: HeartbeatCodec.maxDatagramBytes - HeartbeatCodec.headerBytes(heartbeat),
-                                      answeringJoinOf: askersService, nowMs: nowMs)
+                                      answeringJoinOf: askersService, nowMs: nowMs,
+                                      suspecting: suspecting, vouchingFor: vouchingFor)
         return heartbeat
     }
 
@@ -66,11 +72,16 @@ extension Membership {
             if nowMs - max(heardItself, since) >= 2 * config.intervalMs { overdue.append(member.address) }
         }
         guard !overdue.isEmpty else { return [] }
-        overdue.sort()
+        // The deputy also asks a few others to check its service's silent hubs (docs/HANDBOOK.md,
+        // "indirect probe"): the same probe goes to them, naming those hubs as suspect.
+        let suspects = suspectsToVouchFor(nowMs: nowMs)
+        var targets = overdue
+        if !suspects.isEmpty { targets += vouchHelpers(excluding: suspects, nowMs: nowMs) }
+        targets.sort()
         return (0..<2).map { _ in
-            var probe = makeHeartbeat()
+            var probe = makeHeartbeat(suspecting: suspects)
             probe.flags.insert(.probe)
-            return .send(probe, to: overdue)
+            return .send(probe, to: targets)
         }
     }
 
@@ -96,7 +107,10 @@ extension Membership {
     /// the record's size. Each entry carries the sequence this process knows, heard from the
     /// member directly where it hears the member itself (`Heartbeat.Gossip`): a wrongly high number
     /// relayed to a process that hears the member goes no further.
-    mutating func nextGossip(budget: Int, answeringJoinOf askersService: ServiceName?, nowMs: Int64?) -> [Heartbeat.Gossip] {
+    mutating func nextGossip(
+        budget: Int, answeringJoinOf askersService: ServiceName?, nowMs: Int64?,
+        suspecting: [NodeID] = [], vouchingFor: [NodeID] = []
+    ) -> [Heartbeat.Gossip] {
         var gossip: [Heartbeat.Gossip] = []
         gossip.reserveCapacity(HeartbeatCodec.maxGossipEntries)
         var left = budget
@@ -109,6 +123,14 @@ extension Membership {
             left -= bytes
             gossip.append(entry)
             return true
+        }
+        for memberID in suspecting.prefix(HeartbeatCodec.maxSuspectEntries) {
+            guard let member = members[memberID] else { continue }
+            _ = add(Heartbeat.Gossip(id: memberID, sequence: member.sequence, address: member.address, flags: .suspect))
+        }
+        for memberID in vouchingFor {
+            guard let member = members[memberID] else { continue }
+            _ = add(Self.entry(for: member))
         }
         if let askersService, let nowMs {
             // A joiner needs its service's members (to rank itself) and every leader (to route).

@@ -194,7 +194,8 @@ extension Membership {
     ) -> (electionInputsChanged: Bool, directives: [MembershipDirective]) {
         var changed = false
         var out: [MembershipDirective] = []
-        for entry in gossip where entry.id != id {
+        // A `suspect` entry is a request to check the member (`takeVouchRequests`), not news of it.
+        for entry in gossip where entry.id != id && !entry.flags.contains(.suspect) {
             if entry.flags.contains(.dead) {
                 if let gone = learnDeparture(entry, nowMs: nowMs) {
                     out += gone

@@ -61,6 +61,17 @@ public struct Membership: Sendable {
     var departed: [NodeID: Departure] = [:]
     /// The seed addresses the shell last resolved from `--join` host names (`seedsResolved`).
     var resolvedSeeds: Set<NodeAddress> = []
+    /// Indirect probe requests this process took on as a helper (docs/HANDBOOK.md, "indirect
+    /// probe"): per member asked about, who asked and until when. Bounded by `maxVouchTargets`
+    /// and `maxVouchRequesters`.
+    var vouchRequests: [NodeID: VouchRequest] = [:]
+
+    struct VouchRequest: Sendable {
+        var requesters: [NodeAddress]
+        var untilMs: Int64
+        /// When this process last probed the member for them.
+        var probedAtMs: Int64
+    }
 
     struct Contact: Sendable {
         enum Kind: Sendable { case seed, relayed, departed }
@@ -171,6 +182,7 @@ public struct Membership: Sendable {
         // (`recordVersion`), and the second-hand and contact sweeps run every 10 ticks.
         refreshExpected(currentTopology(nowMs: nowMs), nowMs: nowMs)
         out += expireSilentMembers(nowMs: nowMs)
+        if !vouchRequests.isEmpty { vouchRequests = vouchRequests.filter { $0.value.untilMs >= nowMs } }
         if tickCount % 10 == 0 { forgetOldContacts(nowMs: nowMs) }
         if status == .joining {
             out += admitIfReady(nowMs: nowMs)
@@ -210,17 +222,23 @@ public struct Membership: Sendable {
             case .joined(let member): out.append(.memberJoined(member))
             case .updated(let changed): electionInputsChanged = changed
             }
+            // Heard itself: whoever asked this process to check it learns so at once.
+            out += vouchAsked(for: heartbeat.sender, nowMs: nowMs)
         }
         let learnt = learn(from: heartbeat.gossip, nowMs: nowMs)
         out += learnt.directives
         if learnt.electionInputsChanged { electionInputsChanged = true }
+        let suspects = heartbeat.flags.contains(.leaving) ? (members: [], probes: []) : takeVouchRequests(heartbeat, nowMs: nowMs)
+        out += suspects.probes
         // A primary fenced by a newer epoch learns it in one round trip rather than one interval.
         let staleClaim = heartbeat.status == .primary && heartbeat.epoch < highestEpoch[heartbeat.service, default: 0]
         let asked = !heartbeat.flags.isDisjoint(with: [.join, .probe]) || staleClaim
         if asked && !heartbeat.flags.contains(.leaving) {
             // An answer never asks for an answer: two joiners would otherwise echo JOINs forever.
+            // It vouches first for the members the asker suspects, as this process knows them.
             var answer = makeHeartbeat(
-                answeringJoinOf: heartbeat.flags.contains(.join) ? heartbeat.service : nil, nowMs: nowMs)
+                answeringJoinOf: heartbeat.flags.contains(.join) ? heartbeat.service : nil, nowMs: nowMs,
+                vouchingFor: suspects.members)
             answer.flags.remove(.join)
             out.append(.send(answer, to: [heartbeat.address]))
         }

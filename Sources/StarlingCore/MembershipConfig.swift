@@ -32,6 +32,9 @@ public struct MembershipConfig: Sendable, Equatable {
     /// its own numbers (docs/HANDBOOK.md, "Membership", "sequence fence"). Reordering takes
     /// milliseconds; a wrongly high number, forged or corrupt, would otherwise lock a live member out.
     public var sequenceTrustMs: Int64
+    /// How many members a deputy asks to check a hub of its service it has not heard itself for
+    /// two intervals (indirect probes, docs/HANDBOOK.md, "indirect probe"); 0 turns them off.
+    public var indirectProbeHelpers: Int
     /// Bounds on the record and the probe list, whatever the network says.
     public var maxMembers: Int
     public var maxContacts: Int
@@ -57,6 +60,7 @@ public struct MembershipConfig: Sendable, Equatable {
         self.fastProbeMs = 10_000
         self.forgetAfterMs = 300_000
         self.sequenceTrustMs = 2 * intervalMs
+        self.indirectProbeHelpers = 3
         self.maxMembers = 1024
         self.maxContacts = 1024
     }
@@ -78,6 +82,9 @@ public struct MembershipConfig: Sendable, Equatable {
         }
         guard sequenceTrustMs >= 0, sequenceTrustMs <= suspectAfterMs else {
             throw .invalid("sequence trust (\(sequenceTrustMs) ms) must be 0 ms to suspect-after (\(suspectAfterMs) ms)")
+        }
+        guard (0...16).contains(indirectProbeHelpers) else {
+            throw .invalid("indirect probe helpers must be 0–16, got \(indirectProbeHelpers)")
         }
         guard probeEveryTicks >= 1, forgetAfterMs >= suspectAfterMs, maxMembers >= 1, maxContacts >= seeds.count else {
             throw .invalid("probe/forget/size bounds are inconsistent")

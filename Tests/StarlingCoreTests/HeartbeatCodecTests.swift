@@ -74,7 +74,8 @@ import StarlingTestSupport
         while heartbeat.gossip.count < HeartbeatCodec.maxGossipEntries {
             let entry = Heartbeat.Gossip(
                 id: NodeID(high: UInt64(heartbeat.gossip.count), low: 0), sequence: .max,
-                address: NodeAddress(host: .ipv6(high: .max, low: .max), port: 1), flags: .known, state: state)
+                address: NodeAddress(host: .ipv6(high: .max, low: .max), port: 1),
+                flags: .known.subtracting(.suspect), state: state)
             guard HeartbeatCodec.gossipBytes(entry) <= left else { break }
             left -= HeartbeatCodec.gossipBytes(entry)
             heartbeat.gossip.append(entry)
@@ -117,6 +118,33 @@ import StarlingTestSupport
         #expect(reason(setting: 58, to: 5) == "bad_address")
         // The service name starts after the IPv4 address (1 + 4 + 2 bytes) and its length byte.
         #expect(reason(setting: 66, to: UInt8(ascii: "R")) == "bad_service")
+    }
+
+    /// An indirect probe request (docs/HANDBOOK.md, "indirect probe"; docs/PROTOCOL.md): a gossip
+    /// entry flagged `suspect` (4) round-trips; a datagram asking about more members than
+    /// `maxSuspectEntries`, which would make its receiver probe each, is rejected with its reason.
+    @Test func suspectEntriesRoundTripAndAreBounded() throws {
+        func suspect(_ n: UInt64) -> Heartbeat.Gossip {
+            Heartbeat.Gossip(id: NodeID(high: 5, low: n), sequence: n, address: .ipv4(10, 0, 0, UInt8(n), port: 7946), flags: .suspect)
+        }
+        var heartbeat = Self.sample
+        heartbeat.flags = [.probe]
+        heartbeat.gossip = (1...UInt64(HeartbeatCodec.maxSuspectEntries)).map(suspect) + Self.sample.gossip
+        let bytes = HeartbeatCodec.encode(heartbeat)
+        #expect(bytes[2 + 1 + 1 + 1 + 1 + 4 + 16 + 8 + 8 + 16 + 7 + 1 + 6 + 1 + 16 + 8] == Heartbeat.Gossip.Flags.suspect.rawValue)
+        #expect(try HeartbeatCodec.decode(bytes).get() == heartbeat)
+        // One more suspect entry: the flag byte of the first plain entry set to 4.
+        var hostile = bytes
+        let plainFlags = 2 + 1 + 1 + 1 + 1 + 4 + 16 + 8 + 8 + 16 + 7 + 1 + 6 + 1
+            + HeartbeatCodec.maxSuspectEntries * (16 + 8 + 1 + 7) + 16 + 8
+        #expect(hostile[plainFlags] == 0)
+        hostile[plainFlags] = Heartbeat.Gossip.Flags.suspect.rawValue
+        guard case .failure(let error) = HeartbeatCodec.decode(hostile) else {
+            Issue.record("a third suspect entry was accepted")
+            return
+        }
+        #expect(error.reason == "too_many_suspect_entries")
+        #expect(error == .tooManySuspectEntries(HeartbeatCodec.maxSuspectEntries + 1))
     }
 
     @Test func unknownFlagBitsAreIgnored() throws {
