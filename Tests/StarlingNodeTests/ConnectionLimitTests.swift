@@ -144,8 +144,9 @@ import Glibc
         let silentEnd = await RawConnections.readOffPool(silent, within: 5_000)
         let silentFor = ContinuousClock.now - opened
         #expect(silentEnd.end == .closed && silentEnd.bytes.isEmpty, "\(silentEnd)")
-        // Not before the timeout; the upper bound only says "by the timeout, not never": on a
-        // loaded 2-core CI machine the worker's timer has fired over 3 s late.
+        // Not before the timeout; the upper bounds (here and after the PING) only say "by the
+        // timeout, not never": on a loaded 2-core CI machine the worker's timer has fired over 3 s
+        // late.
         #expect(silentFor >= .milliseconds(300) && silentFor < .milliseconds(4_500), "closed after \(silentFor)")
 
         let client = try RawSocket.connectTCP(to: port)
@@ -158,7 +159,7 @@ import Glibc
         let clientEnd = await RawConnections.readOffPool(client, within: 5_000)
         let idleFor = ContinuousClock.now - pinged
         #expect(clientEnd.end == .closed && clientEnd.bytes.isEmpty, "\(clientEnd)")
-        #expect(idleFor >= .milliseconds(400) && idleFor < .seconds(3), "closed \(idleFor) after the PING")
+        #expect(idleFor >= .milliseconds(400) && idleFor < .milliseconds(4_500), "closed \(idleFor) after the PING")
 
         let report = await pollAsync(within: .seconds(3), every: .milliseconds(20)) { worker.status() }
         #expect(report?.rejected["route_timeout"] == 1, "\(report?.rejected ?? [:])")
