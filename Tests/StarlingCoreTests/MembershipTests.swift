@@ -533,7 +533,7 @@ private struct LocalCluster {
         #expect(record?.sequence ?? .max < forgedSequence, "its own numbers, not the forged one")
         #expect(record?.status == .primary && record?.epoch == cluster.nodes[member].epoch)
         #expect(cluster.primaries(of: "echo") == [member] && cluster.primaries(of: "sha256").count == 1, "\(cluster.log)")
-        for node in cluster.nodes.indices where node != member { #expect(cluster.nodes[node].members[subject] != nil) }
+        for node in cluster.nodes.indices where node != member { #expect(cluster.nodes[node].members[subject] != nil, "\(node) holds the echo primary") }
     }
 
     /// Duplicated and reordered heartbeats stay stale, after the trust window too; so do a
