@@ -14,6 +14,9 @@ extension Membership {
         let previous = members[sender]
         var fence = fences[sender]
         var distrusted = false
+        // Overturning, the first heartbeat below the fence is vouched for by this one; rising, the
+        // recorded number is, if an interval or more old.
+        var vouched: UInt64 = 0
         if let previous {
             if heartbeat.sequence <= previous.sequence {
                 var undercut = fence?.undercut
@@ -24,6 +27,9 @@ extension Membership {
                     return .stale
                 }
                 distrusted = true
+                vouched = undercut?.sequence ?? 0
+            } else if let fence {
+                vouched = nowMs - fence.directSinceMs >= config.intervalMs ? previous.sequence : fence.vouched
             }
         } else {
             if var gone = departed[sender], heartbeat.sequence <= gone.sequence {
@@ -34,6 +40,7 @@ extension Membership {
                     return .stale
                 }
                 distrusted = true
+                vouched = gone.undercut?.sequence ?? 0
             }
             guard members.count < config.maxMembers else { return .rejected("record_full") }
             departed[sender] = nil
@@ -53,7 +60,8 @@ extension Membership {
             freshest = (fence.freshest, fence.freshestSinceMs)
         }
         fences[sender] = SequenceFence(
-            directSinceMs: nowMs, freshest: freshest.sequence, freshestSinceMs: freshest.sinceMs, undercut: nil)
+            directSinceMs: nowMs, freshest: freshest.sequence, freshestSinceMs: freshest.sinceMs, undercut: nil,
+            vouched: vouched)
         contacts[heartbeat.address] = nil
         // A claim already settled at this epoch needs settling again only against this process's
         // own (which may have grown since); walking the record for every primary's heartbeat was
@@ -140,8 +148,14 @@ extension Membership {
         // News says the last number of its own regular heartbeats known here: a `leaving` or
         // relayed number above it (which one hop could forge) goes no further than this record.
         let announced = member.map { min($0.sequence, last.sequence) } ?? min(sequence, last.sequence)
+        let announcing = max(announced, earlier?.announced ?? 0)
+        // Its relays must top only a number it was heard counting up from (`vouched`): one that a
+        // heartbeat alone gave, forged and sent straight here, must not keep them out
+        // (docs/HANDBOOK.md, "sequence fence"). One already departed keeps its earlier floor.
+        let vouched = member != nil ? min(fence?.vouched ?? 0, announced) : (earlier?.vouched ?? announced)
         departed[memberID] = Departure(
-            sequence: last.sequence, announced: max(announced, earlier?.announced ?? 0),
+            sequence: last.sequence, announced: announcing,
+            vouched: min(max(vouched, earlier?.vouched ?? 0), announcing),
             address: member?.address ?? earlier?.address, atMs: nowMs, fencedSinceMs: last.sinceMs,
             undercut: fence?.undercut ?? earlier?.undercut)
         guard let member else { return [] }
@@ -208,19 +222,22 @@ extension Membership {
                 continue
             }
             guard let state = entry.state, entry.address != config.address else { continue }
+            var vouched: UInt64 = 0
             if var gone = departed[entry.id], entry.sequence <= gone.sequence {
                 // Relays below a departure's number: a forged `leaving` (or a wrong number) must
                 // not keep a live member out of records that hear it only second-hand. Relayed
-                // numbers above the last regular one known here (`announced`), counting up an
-                // interval apart after `sequenceTrustMs`, take it back, as its own heartbeats
-                // would (docs/HANDBOOK.md, "sequence fence"). A dead member's relays stop counting.
-                guard entry.sequence > gone.announced,
+                // numbers above the last one it was heard counting up from here (`vouched`, never
+                // a number one forged heartbeat gave), counting up an interval apart after
+                // `sequenceTrustMs`, take it back, as its own heartbeats would (docs/HANDBOOK.md,
+                // "sequence fence"). A dead member's relays stop counting.
+                guard entry.sequence > gone.vouched,
                       overturns(entry.sequence, fence: gone.sequence, fencedAtMs: gone.fencedSinceMs,
                                 undercut: &gone.undercut, nowMs: nowMs)
                 else {
                     departed[entry.id] = gone
                     continue
                 }
+                vouched = gone.undercut?.sequence ?? 0
             }
             guard members.count < config.maxMembers else { continue }
             departed[entry.id] = nil
@@ -231,7 +248,7 @@ extension Membership {
             members[entry.id] = member
             recordVersion &+= 1
             fences[entry.id] = SequenceFence(
-                directSinceMs: nowMs, freshest: entry.sequence, freshestSinceMs: nowMs, undercut: nil)
+                directSinceMs: nowMs, freshest: entry.sequence, freshestSinceMs: nowMs, undercut: nil, vouched: vouched)
             if contacts[entry.address]?.kind != .seed { contacts[entry.address] = nil }
             rotate(entry.id)
             if state.status.claimsPrimary { spread(entry.id, urgent: true) }
@@ -248,7 +265,12 @@ extension Membership {
     /// record is taken back by the sequence fence's rule (`overturns`).
     private mutating func refresh(_ member: Member, from entry: Heartbeat.Gossip, nowMs: Int64) -> Bool {
         guard let fence = fences[entry.id] else { return false }
+        // Relayed above the recorded number an interval or more after it was taken: that number
+        // is vouched for (its departure's relays must top it, `Departure.vouched`). Not the same
+        // number again: one relayer repeats a forged number it took every interval.
+        let vouches = entry.sequence > member.sequence && nowMs - fence.directSinceMs >= config.intervalMs
         if expected[entry.id] != nil {
+            if vouches { fences[entry.id]!.vouched = member.sequence }
             if entry.sequence > fence.freshest {
                 fences[entry.id]!.freshest = entry.sequence
                 fences[entry.id]!.freshestSinceMs = nowMs
@@ -258,6 +280,7 @@ extension Membership {
         }
         var overturned = false
         if let refused = fence.refused, entry.sequence == refused { return false }
+        var vouched = vouches ? member.sequence : fence.vouched
         if entry.sequence <= member.sequence {
             // Relays lag one another, so a lower number is normal news; only a recorded number that
             // nobody has topped for suspect-after (a forged one) gives way, by the fence's rule.
@@ -267,10 +290,12 @@ extension Membership {
                                    undercut: &undercut, nowMs: nowMs)
             fences[entry.id]!.undercut = undercut
             guard overturned else { return false }
+            // The first relay below it, topped by this one an interval or more later.
+            vouched = undercut?.sequence ?? 0
         }
         fences[entry.id] = SequenceFence(
             directSinceMs: nowMs, freshest: entry.sequence, freshestSinceMs: nowMs, undercut: nil,
-            refused: overturned ? member.sequence : fence.refused)
+            vouched: vouched, refused: overturned ? member.sequence : fence.refused)
         var updated = member
         updated.sequence = entry.sequence
         updated.lastHeardMs = nowMs
@@ -306,7 +331,8 @@ extension Membership {
                 if entry.sequence > gone.sequence { departed[entry.id]!.sequence = entry.sequence }
             } else if departed.count < config.maxMembers {
                 departed[entry.id] = Departure(
-                    sequence: entry.sequence, announced: entry.sequence, address: entry.address, atMs: nowMs,
+                    sequence: entry.sequence, announced: entry.sequence, vouched: entry.sequence,
+                    address: entry.address, atMs: nowMs,
                     fencedSinceMs: nowMs, undercut: nil)
             }
             return nil

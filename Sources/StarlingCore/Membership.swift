@@ -84,6 +84,11 @@ public struct Membership: Sendable {
         /// What news of the departure says: the last sequence heard of it in its own regular
         /// heartbeats (never a `leaving` heartbeat's number, which one hop could forge).
         var announced: UInt64
+        /// What its relays must top to take it back (`learn`): the highest number of it this
+        /// record heard it count up from (`SequenceFence.vouched`), at most `announced`. A number
+        /// one heartbeat alone gave, as a forged one, is not vouched for: it must not keep a live
+        /// member's relays out for `forgetAfterMs` (docs/HANDBOOK.md, "sequence fence").
+        var vouched: UInt64
         var address: NodeAddress?
         var atMs: Int64
         /// When `sequence` was taken: at departure for a `leaving` heartbeat's own number, earlier
@@ -104,6 +109,12 @@ public struct Membership: Sendable {
         var freshestSinceMs: Int64
         /// The first of its own heartbeats below the recorded sequence since that was taken.
         var undercut: Undercut?
+        /// The highest of its recorded sequences that it was heard above, itself or in relays, an
+        /// interval or more after that number was taken (counting up, an interval apart, as the
+        /// fence's rule asks; the same number again vouches for nothing, since one relayer repeats
+        /// a forged number it took). A number one heartbeat alone gave, forged or not, is not
+        /// vouched for. Its departure's relays must top this (`Departure.vouched`).
+        var vouched: UInt64 = 0
         /// A wrongly high number this second-hand entry gave up (`overturns`): relays that still
         /// carry it are refused, so it cannot come back from a record that has not given it up
         /// yet (docs/HANDBOOK.md, "sequence fence").

@@ -478,6 +478,64 @@ private struct LocalCluster {
         #expect(cluster.primaries(of: "echo") == [0])
     }
 
+    /// A primary claim in a live member's name with a huge sequence, sent straight to one process,
+    /// which is then cut off from the member and times it out: a plain standby of another service,
+    /// cut off with two of its service (so it stays a plain standby, which the member never
+    /// heartbeats) after `secondHandExpiryMs`; a hub, which expects the member, alone after
+    /// suspect-after. Once the cut heals, that process takes the member back by the sequence
+    /// fence's rule (counting up, an interval apart, after `sequenceTrustMs`) within a few
+    /// intervals of the cluster reconnecting, whether it hears the member itself or only in relays,
+    /// not after `forgetAfterMs` (docs/HANDBOOK.md, "sequence fence").
+    @Test(arguments: [true, false])
+    func aMemberTimedOutAfterAForgedClaimComesBackWhenThePartitionHeals(plainStandby: Bool) throws {
+        var cluster = LocalCluster()
+        let member = cluster.add("echo", seeds: [])
+        cluster.run(forMs: 500)
+        // sha256: node 1 its hub (the oldest), 2 its deputy, 3 to 5 plain standbys, which join
+        // through node 1 and so never have the echo primary's address as a seed or contact.
+        let hub = cluster.add("sha256", seeds: [member])
+        for _ in 0..<4 { cluster.add("sha256", seeds: [hub]) }
+        cluster.run(forMs: 2_000)
+        #expect(cluster.primaries(of: "echo") == [member] && cluster.primaries(of: "sha256") == [hub])
+        let subject = cluster.nodes[member].id
+        let side = plainStandby ? [3, 4, 5] : [hub]
+        let victim = side.last!
+        for node in cluster.nodes.indices where node != member { #expect(cluster.nodes[node].members[subject] != nil) }
+        let forgedSequence: UInt64 = 1 << 62
+        let claim = Self.forged(cluster.nodes[member], status: .primary, epoch: cluster.nodes[member].epoch,
+                                sequence: forgedSequence)
+        cluster.deliver(cluster.nodes[victim].receive(claim, nowMs: cluster.nowMs), from: victim)
+        #expect(cluster.nodes[victim].members[subject]?.sequence == forgedSequence)
+        // Cut off at once, before the member's own numbers could undercut the forged one there.
+        let others = cluster.nodes.indices.filter { !side.contains($0) }
+        cluster.cut = Set(side.flatMap { near in
+            others.flatMap { far in [LocalCluster.Cut(from: far, to: near), LocalCluster.Cut(from: near, to: far)] }
+        })
+        cluster.run(forMs: cluster.nodes[victim].config.secondHandExpiryMs + 2_000)
+        #expect(cluster.nodes[victim].members[subject] == nil, "timed out while cut off")
+        cluster.cut = []
+        // The sides find each other within `probeEveryTicks` intervals (departed contacts and
+        // seeds); news crosses in 2 rounds; then two relays or heartbeats, an interval apart,
+        // below the forged number (whose `sequenceTrustMs` is long over).
+        let config = cluster.nodes[victim].config
+        let boundMs = Int64(config.probeEveryTicks) * config.intervalMs + 2 * config.intervalMs
+            + config.sequenceTrustMs + 2 * config.intervalMs
+        var backAfterMs: Int64?
+        let healedMs = cluster.nowMs
+        while cluster.nowMs - healedMs < 5_000 {
+            cluster.run(forMs: config.intervalMs)
+            if backAfterMs == nil, cluster.nodes[victim].members[subject] != nil { backAfterMs = cluster.nowMs - healedMs }
+        }
+        #expect(cluster.nodes[victim].status == (plainStandby ? .standby : cluster.nodes[victim].status))
+        let back = try #require(backAfterMs, "\(victim) never took the echo primary back: \(cluster.log)")
+        #expect(back <= boundMs, "took the echo primary back \(back) ms after the partition healed (bound \(boundMs) ms)")
+        let record = cluster.nodes[victim].members[subject]
+        #expect(record?.sequence ?? .max < forgedSequence, "its own numbers, not the forged one")
+        #expect(record?.status == .primary && record?.epoch == cluster.nodes[member].epoch)
+        #expect(cluster.primaries(of: "echo") == [member] && cluster.primaries(of: "sha256").count == 1, "\(cluster.log)")
+        for node in cluster.nodes.indices where node != member { #expect(cluster.nodes[node].members[subject] != nil, "\(node) holds the echo primary") }
+    }
+
     /// Duplicated and reordered heartbeats stay stale, after the trust window too; so do a
     /// departed member's late ones. Only a sender counting up below the fence, an interval apart,
     /// once the fence is older than the window, overturns it.
