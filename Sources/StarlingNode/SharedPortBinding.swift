@@ -1,3 +1,4 @@
+import Logging
 import StarlingCore
 import StarlingUV
 
@@ -12,9 +13,10 @@ struct SharedPortBinding {
     static let maxAttempts = 8
 
     /// Binds UDP first (to `port`, or an ephemeral port for 0), then TCP on the same port. With port
-    /// 0, a TCP `EADDRINUSE` means another process holds that TCP port: try a new UDP port.
+    /// 0, a TCP `EADDRINUSE` means another process holds that TCP port: try a new UDP port. Each
+    /// port given up is logged, so a start that fails after all of them says what it tried.
     static func bind(
-        loop: EventLoop, host: NodeAddress.Host, port: UInt16,
+        loop: EventLoop, host: NodeAddress.Host, port: UInt16, logger: Logger,
         onConnection: @escaping (Result<TCPStream, UVError>) -> Void
     ) throws(UVError) -> SharedPortBinding {
         var attempt = 1
@@ -27,9 +29,11 @@ struct SharedPortBinding {
                 udp.close()
                 throw error
             }
+            var udpPort: UInt16 = 0
             do {
                 try udp.bind(to: NodeAddress(host: host, port: port).socketAddress)
                 let bound = try udp.localAddress
+                udpPort = bound.port
                 // libuv may report a TCP EADDRINUSE from bind or only from listen.
                 try server.bind(to: bound)
                 try server.listen(backlog: 511, onConnection: onConnection)
@@ -37,7 +41,11 @@ struct SharedPortBinding {
             } catch {
                 udp.close()
                 server.close()
-                guard port == 0, error.name == "EADDRINUSE", attempt < maxAttempts else { throw error }
+                guard port == 0, error.name == "EADDRINUSE" else { throw error }
+                logger.notice("ephemeral port taken for TCP, trying another", metadata: [
+                    "port": "\(udpPort)", "attempt": "\(attempt)", "of": "\(maxAttempts)", "error": "\(error)",
+                ])
+                guard attempt < maxAttempts else { throw error }
                 attempt += 1
             }
         }

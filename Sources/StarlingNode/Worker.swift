@@ -94,7 +94,8 @@ public final class Worker {
         let ticker: Timer
         do throws(UVError) {
             binding = try SharedPortBinding.bind(
-                loop: loop, host: settings.host, port: settings.port, onConnection: { acceptor.accept($0) })
+                loop: loop, host: settings.host, port: settings.port, logger: logger,
+                onConnection: { acceptor.accept($0) })
             do throws(UVError) {
                 ticker = try Timer(loop: loop)
             } catch {
