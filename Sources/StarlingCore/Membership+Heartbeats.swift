@@ -1,3 +1,5 @@
+import DequeModule
+
 /// Building heartbeats and choosing where they go (docs/HANDBOOK.md, "Membership", "hub", "gossip").
 extension Membership {
     /// How many heartbeats in a row carry one piece of urgent news (a member gone, a primary
@@ -151,7 +153,7 @@ extension Membership {
         // News, urgent first (a hub's backlog of its service's joins and admissions must not hold
         // a death back for seconds), each queue oldest first; urgent news `newsRepeats` times.
         var newsSent = 0
-        func relay(_ queue: inout [NodeID], urgent: Bool) {
+        func relay(_ queue: inout Deque<NodeID>, urgent: Bool) {
             var index = 0
             while index < queue.count, newsSent < Self.maxNewsEntries, gossip.count < HeartbeatCodec.maxGossipEntries {
                 let memberID = queue[index]

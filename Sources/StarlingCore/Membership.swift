@@ -1,3 +1,5 @@
+import DequeModule
+
 /// One process's membership, admission and election, as a pure state machine
 /// (docs/HANDBOOK.md, "Membership").
 ///
@@ -32,12 +34,13 @@ public struct Membership: Sendable {
     /// The record's members in gossip rotation order (departed ones are dropped as the cursor meets them).
     var gossipOrder: [NodeID] = []
     var inGossipOrder: Set<NodeID> = []
-    /// News to relay (a member new, changed or gone): how many more heartbeats carry each, in order.
+    /// News to relay (a member new, changed or gone): how many more heartbeats carry each, in order
+    /// (queues: each heartbeat takes its news off the front, and a hub's holds hundreds).
     var news: [NodeID: Int] = [:]
-    var newsOrder: [NodeID] = []
+    var newsOrder: Deque<NodeID> = []
     /// The urgent part of `news` (`spread`), relayed before the rest, in its own order.
     var urgentNews: Set<NodeID> = []
-    var urgentNewsOrder: [NodeID] = []
+    var urgentNewsOrder: Deque<NodeID> = []
     /// The members that heartbeat this process each interval as its record has it (the topology,
     /// docs/HANDBOOK.md, "hub"), and since when: only these are timed out as dead here.
     var expected: [NodeID: Int64] = [:]
