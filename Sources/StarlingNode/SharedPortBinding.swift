@@ -42,10 +42,11 @@ struct SharedPortBinding {
                 udp.close()
                 server.close()
                 guard port == 0, error.name == "EADDRINUSE" else { throw error }
-                logger.notice("ephemeral port taken for TCP, trying another", metadata: [
+                let givingUp = attempt == maxAttempts
+                logger.notice(givingUp ? "ephemeral port taken for TCP, the last to try" : "ephemeral port taken for TCP, trying another", metadata: [
                     "port": "\(udpPort)", "attempt": "\(attempt)", "of": "\(maxAttempts)", "error": "\(error)",
                 ])
-                guard attempt < maxAttempts else { throw error }
+                guard !givingUp else { throw error }
                 attempt += 1
             }
         }
