@@ -99,6 +99,11 @@ public struct JobEngine: Sendable {
     /// The fencing floor of this process's executor.
     public var fence: UInt64 { runner.fence }
 
+    /// The key shards of its own service this process holds a lease on from the primary it
+    /// follows now: keys of these shards submitted here run here (docs/HANDBOOK.md, "Key
+    /// shards"). Empty while it holds none.
+    public var leasedShards: KeyShardSet { .none }
+
     // MARK: Inputs
 
     /// A client submitted a job on connection `client`.
