@@ -29,6 +29,9 @@ public struct EntryJobs: Sendable {
         /// When its forward last went, and how often it went again for being overdue.
         var forwardedAtMs: Int64
         var overdueRounds = 0
+        /// It runs at this process under its lease on the key's shard (docs/HANDBOOK.md, "Key
+        /// shards"): it is not forwarded, and its outcome comes from here.
+        var runsHere = false
 
         /// Records that the forward goes now.
         mutating func forwarded(nowMs: Int64) {
@@ -51,9 +54,12 @@ public struct EntryJobs: Sendable {
 
     public var pendingCount: Int { pending.count }
 
-    /// A client submitted a job; a key `recent` knows gets its answer at once.
+    /// A client submitted a job; a key `recent` knows gets its answer at once. With
+    /// `runHereUnder`, the epoch of this process's lease on the key's shard, a new job is
+    /// dispatched to this process itself under that epoch instead of forwarded.
     public mutating func submit(
-        service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, recent: RecentOutcomes, nowMs: Int64
+        service: ServiceName, key: JobKey, payload: [UInt8], client: ClientID, recent: RecentOutcomes,
+        runHereUnder leaseEpoch: UInt64? = nil, nowMs: Int64
     ) -> [JobDirective] {
         let id = JobID(service: service, key: key)
         func conflict() -> JobDirective { .answer(client, .error(key: key, code: .badRequest, message: PayloadDigest.conflictMessage)) }
@@ -75,6 +81,10 @@ public struct EntryJobs: Sendable {
         }
         let ticket = JobTicket(service: service, key: key, entry: address, payload: payload)
         pending[id] = Pending(ticket: ticket, clients: [client], forwardedTo: primary, waitingSinceMs: nowMs, forwardedAtMs: nowMs)
+        if let leaseEpoch {
+            pending[id]!.runsHere = true
+            return [.send(.dispatch(epoch: leaseEpoch, ticket: ticket), to: address)]
+        }
         guard let primary else { return [] }
         return [.send(.forward(ticket), to: primary.address)]
     }
@@ -91,6 +101,7 @@ public struct EntryJobs: Sendable {
             guard primary != job.forwardedTo else { continue }
             pending[id]!.forwardedTo = primary
             pending[id]!.overdueRounds = 0
+            if job.runsHere { continue }
             if let primary {
                 pending[id]!.forwarded(nowMs: nowMs)
                 out.append(.send(.forward(job.ticket), to: primary.address))
@@ -108,7 +119,7 @@ public struct EntryJobs: Sendable {
     /// what that executor sent itself, answers a forward again from its recent outcomes.
     public mutating func linkLost(to peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
         var out: [JobDirective] = []
-        for (id, job) in pending {
+        for (id, job) in pending where !job.runsHere {
             guard let primary = job.forwardedTo else { continue }
             pending[id]!.forwarded(nowMs: nowMs)
             out.append(.send(.forward(job.ticket), to: primary.address))
@@ -134,6 +145,15 @@ public struct EntryJobs: Sendable {
         case .refused(let service, let key, let code, let message):
             guard let job = pending.removeValue(forKey: JobID(service: service, key: key)) else { return [] }
             return job.clients.map { .answer($0, .error(key: key, code: code, message: message)) }
+        case .declined(_, let service, let key, _):
+            // This process's own executor would not run it here after all: the primary places it.
+            let id = JobID(service: service, key: key)
+            guard let job = pending[id], job.runsHere else { return [] }
+            pending[id]!.runsHere = false
+            pending[id]!.waitingSinceMs = nowMs
+            guard let primary = job.forwardedTo else { return [] }
+            pending[id]!.forwarded(nowMs: nowMs)
+            return [.send(.forward(job.ticket), to: primary.address)]
         default:
             return []
         }
@@ -151,7 +171,7 @@ public struct EntryJobs: Sendable {
     /// jobs that waited too long for a primary are refused.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
         var out: [JobDirective] = []
-        for (id, job) in pending {
+        for (id, job) in pending where !job.runsHere {
             guard let primary = job.forwardedTo else { continue }
             if !job.forwardDropped {
                 let timeout = primary.jobTimeoutMs > 0 ? primary.jobTimeoutMs : ServiceDefinition.defaultTimeoutMs
@@ -161,7 +181,7 @@ public struct EntryJobs: Sendable {
             pending[id]!.forwarded(nowMs: nowMs)
             out.append(.send(.forward(job.ticket), to: primary.address))
         }
-        for (id, job) in pending where job.forwardedTo == nil && nowMs - job.waitingSinceMs >= config.unavailableAfterMs {
+        for (id, job) in pending where job.forwardedTo == nil && !job.runsHere && nowMs - job.waitingSinceMs >= config.unavailableAfterMs {
             pending[id] = nil
             let message = "service \(id.service.value) has had no primary for \(config.unavailableAfterMs) ms"
             out += job.clients.map { .answer($0, .error(key: id.key, code: .unavailable, message: message)) }

@@ -50,7 +50,7 @@ public struct JobEngine: Sendable {
         let overdueTTLMs = config.router.overdue.forwardMs(jobTimeoutMs: config.router.jobTimeoutMs, round: 1)
         recent = RecentOutcomes(capacity: config.recentCapacity, ttlMs: max(config.recentTTLMs, overdueTTLMs))
         entry = EntryJobs(address: address, config: config.entry)
-        router = JobRouter(service: service, config: config.router)
+        router = JobRouter(service: service, address: address, config: config.router)
         runner = JobRunner(service: service, config: JobRunner.Config(slots: slots))
     }
 
@@ -102,7 +102,19 @@ public struct JobEngine: Sendable {
     /// The key shards of its own service this process holds a lease on from the primary it
     /// follows now: keys of these shards submitted here run here (docs/HANDBOOK.md, "Key
     /// shards"). Empty while it holds none.
-    public var leasedShards: KeyShardSet { .none }
+    public var leasedShards: KeyShardSet {
+        guard !isDraining, let lease = runner.lease, let primary = knownPrimary,
+              lease.primary == primary.address, lease.epoch == primary.epoch else { return .none }
+        return lease.shards
+    }
+
+    /// The lease epoch under which a new job of `key` runs here: its service is this process's,
+    /// it holds the key's shard from the primary it follows, and a slot is free now.
+    private func leaseEpoch(_ submitted: ServiceName, _ key: JobKey) -> UInt64? {
+        guard runner.lease != nil, submitted == service, runner.hasFreeSlot else { return nil }
+        let shards = leasedShards
+        return !shards.isEmpty && shards.contains(key.shard) ? runner.lease!.epoch : nil
+    }
 
     // MARK: Inputs
 
@@ -116,8 +128,10 @@ public struct JobEngine: Sendable {
         guard submitted != .agent else {
             return [.answer(client, .error(key: key, code: .noService, message: "agent is the reserved service type of host agents; it runs no jobs"))]
         }
-        return deliverLocally(
-            entry.submit(service: submitted, key: key, payload: payload, client: client, recent: recent, nowMs: nowMs), nowMs: nowMs)
+        let submission = entry.submit(
+            service: submitted, key: key, payload: payload, client: client, recent: recent,
+            runHereUnder: leaseEpoch(submitted, key), nowMs: nowMs)
+        return deliverLocally(submission, nowMs: nowMs)
     }
 
     /// A frame from the peer at `peer`. Scaling and connection frames are not the job path's:
@@ -143,6 +157,10 @@ public struct JobEngine: Sendable {
             router.dispatchDropped(ticket.key, to: peer)
         case .result, .refused, .declined, .running:
             resend.append((message, peer))
+        case .lease:
+            router.leaseDropped(to: peer)
+        case .released:
+            runner.releaseDropped()
         case .hello, .spawn, .retire, .spawnRefused:
             break
         }
@@ -168,6 +186,7 @@ public struct JobEngine: Sendable {
         var out = resend.map { JobDirective.send($0.message, to: $0.peer) }
         resend.removeAll()
         out += router.tick(nowMs: nowMs)
+        out += runner.tick()
         out += entry.tick(nowMs: nowMs)
         return deliverLocally(out, nowMs: nowMs)
     }
@@ -213,10 +232,18 @@ public struct JobEngine: Sendable {
     /// Which part a frame is for.
     private mutating func route(_ message: PeerMessage, from peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
         switch message {
-        case .forward, .declined, .running:
+        case .forward, .running, .released:
             return router.received(message, from: peer, recent: &recent, nowMs: nowMs)
+        case .declined:
+            // To the router that dispatched the job; or to the entry, when the executor it
+            // dispatched to itself under its lease would not take it.
+            return router.received(message, from: peer, recent: &recent, nowMs: nowMs)
+                + entry.received(message, recent: &recent, nowMs: nowMs)
         case .dispatch:
             return runner.received(message, from: peer, recent: recent)
+        case .lease(let epoch, let leasedService, let shards):
+            guard leasedService == service else { return [] }
+            return runner.leased(shards, epoch: epoch, from: peer)
         case .result, .refused:
             // A result: to the router if it dispatched the job (it relays), to the entry if it
             // holds it. A refusal: from an executor, to the router that dispatched the job (it

@@ -26,6 +26,10 @@ public struct JobRouter: Sendable {
         /// bound derived from it.
         public var jobTimeoutMs = ServiceDefinition.defaultTimeoutMs
         public var overdue = JobOverdue()
+        /// Whether the primary leases key shards to its executors (docs/HANDBOOK.md, "Key
+        /// shards"). Without leases every job crosses the primary and is placed by load, as jobs
+        /// of shards no executor holds are.
+        public var leasesShards = true
 
         public init() {}
     }
@@ -58,22 +62,36 @@ public struct JobRouter: Sendable {
 
     public let config: Config
     public let service: ServiceName
+    /// This process's own address: it leases no shards to itself.
+    public let address: NodeAddress?
     /// The epoch while primary; nil otherwise.
     public private(set) var epoch: UInt64?
     private var jobs: [JobKey: Routed] = [:]
     private var queue: Deque<JobKey> = []
+    /// Executors that take dispatches now: those in the record, less any that declined since.
     private var executors: [NodeAddress: Int] = [:]
+    /// Executors in the record, with their slots: what the shards are shared among.
+    private var inRecord: [NodeAddress: Int] = [:]
     /// Jobs dispatched to each executor and not finished: `jobs` counted by `executor`, kept in
     /// step by `assign` (a count, not a set of keys per executor, so no job allocates here).
     private var busy: [NodeAddress: Int] = [:]
+    /// Who owns and holds each key shard (docs/HANDBOOK.md, "Key shards").
+    private var leases = ShardLeases()
+    /// Jobs bound to one executor (its shard's owner) that has no room for them now, in order:
+    /// dispatched as it has room again, or queued anew if it leaves.
+    private var waitingFor: [NodeAddress: Deque<JobKey>] = [:]
 
-    public init(service: ServiceName, config: Config = Config()) {
+    public init(service: ServiceName, address: NodeAddress? = nil, config: Config = Config()) {
         self.service = service
+        self.address = address
         self.config = config
     }
 
+    /// The key shards each executor holds under this epoch.
+    public var grantedShards: [NodeAddress: KeyShardSet] { leases.granted }
+
     /// Jobs waiting to be dispatched: the backlog reported in heartbeats.
-    public var backlog: Int { queue.count }
+    public var backlog: Int { waitingFor.values.reduce(queue.count) { $0 + $1.count } }
     /// Jobs dispatched and not yet finished.
     public var dispatchedCount: Int { busy.values.reduce(0, +) }
 
@@ -82,7 +100,8 @@ public struct JobRouter: Sendable {
     /// This process became primary with `epoch`.
     public mutating func becamePrimary(epoch: UInt64, nowMs: Int64) -> [JobDirective] {
         self.epoch = epoch
-        return pump(nowMs: nowMs)
+        leases.reset()
+        return rebalance(nowMs: nowMs) + pump(nowMs: nowMs)
     }
 
     /// This process is no longer primary: the queue is dropped (its entry nodes forward those jobs
@@ -90,16 +109,21 @@ public struct JobRouter: Sendable {
     public mutating func steppedDown() {
         epoch = nil
         for key in queue { jobs[key] = nil }
+        for keys in waitingFor.values { for key in keys { jobs[key] = nil } }
         queue.removeAll()
+        waitingFor.removeAll()
+        leases.reset()
     }
 
     /// The executors the shell sees now. Jobs on one that is gone are dispatched again.
     public mutating func update(executors current: [Executor], nowMs: Int64) -> [JobDirective] {
         let next = Dictionary(current.map { ($0.address, max(0, $0.slots)) }, uniquingKeysWith: max)
         guard next != executors else { return [] }
-        for gone in executors.keys where next[gone] == nil { requeue(everythingOn: gone) }
+        for gone in busy.keys where next[gone] == nil { requeue(everythingOn: gone) }
         executors = next
-        return pump(nowMs: nowMs)
+        guard next != inRecord else { return pump(nowMs: nowMs) }
+        inRecord = next
+        return rebalance(nowMs: nowMs) + pump(nowMs: nowMs)
     }
 
     // MARK: Frames
@@ -114,17 +138,32 @@ public struct JobRouter: Sendable {
             return forward(ticket, recent: recent, nowMs: nowMs)
         case .result(_, _, let key, let outcome):
             return finished(key, outcome: outcome, on: peer, recent: &recent, nowMs: nowMs)
-        case .declined(_, _, let key, _):
+        case .declined(let declinedEpoch, _, let key, let reason):
             guard jobs[key]?.executor == peer else { return [] }
             assign(key, to: nil)
             requeue(key)
-            // It will not take more now; it comes back with the next change of the record.
+            // A job adopted from an older primary's dispatch, which the fence stopped: it is
+            // placed anew, and the executor takes this epoch's jobs as before.
+            guard declinedEpoch == epoch else { return pump(nowMs: nowMs) }
+            // It will not take more now; it comes back with the next change of the record. What
+            // it runs already stays there: it reports those outcomes as usual.
             executors[peer] = nil
-            requeue(everythingOn: peer)
+            guard reason == JobRunner.declinedFull || reason == JobRunner.declinedDraining else {
+                // It has seen a newer epoch (or runs another service): it took none of this
+                // epoch's leases either (frames arrive in order), so its shards go to others.
+                leases.fenceOff(peer)
+                return rebalance(nowMs: nowMs) + pump(nowMs: nowMs)
+            }
             return pump(nowMs: nowMs)
         case .running(_, _, let keys):
             adopt(keys, runningOn: peer, nowMs: nowMs)
             return pump(nowMs: nowMs)
+        case .released(let releasedEpoch, let releasedService, let holding, let keys):
+            guard releasedEpoch == epoch, releasedService == service else { return [] }
+            adopt(keys, runningOn: peer, nowMs: nowMs)
+            leases.released(by: peer, holding: holding, unknown: [], nowMs: nowMs)
+            rebind()
+            return grant() + pump(nowMs: nowMs)
         case .refused(let refusedService, let key, let code, let text):
             // The executor will not run it (it knows the key with another payload): the entry
             // nodes are told, as for a refusal here.
@@ -142,7 +181,12 @@ public struct JobRouter: Sendable {
     /// executor that still runs one attaches the new dispatch to it instead of running it twice.
     public mutating func linkLost(to peer: NodeAddress, nowMs: Int64) -> [JobDirective] {
         requeue(everythingOn: peer)
-        return pump(nowMs: nowMs)
+        return leaseFrames(leases.leasesToResend(to: peer)) + pump(nowMs: nowMs)
+    }
+
+    /// The shell could not send the lease frame to `executor`: its current lease goes at the next tick.
+    public mutating func leaseDropped(to executor: NodeAddress) {
+        leases.leaseFrameDropped(to: executor)
     }
 
     /// The shell could not send the dispatch of `key` to `executor`: the job is queued again and
@@ -158,7 +202,10 @@ public struct JobRouter: Sendable {
     /// the job or answers from its recent outcomes. After stepping down, an overdue job is let go:
     /// its entry nodes forward it to the new primary.
     public mutating func tick(nowMs: Int64) -> [JobDirective] {
-        var out: [JobDirective] = []
+        var out = leaseFrames(leases.leasesToResend())
+        // A run that started before its key was remembered here has ended within one overdue bound.
+        leases.expireHeld(olderThan: config.overdue.dispatchMs(jobTimeoutMs: config.jobTimeoutMs, round: 0), nowMs: nowMs)
+        out += grant()
         let overdue = jobs.filter { _, job in
             job.executor != nil
                 && nowMs - job.dispatchedAtMs >= config.overdue.dispatchMs(jobTimeoutMs: config.jobTimeoutMs, round: job.overdueRounds)
@@ -210,7 +257,7 @@ public struct JobRouter: Sendable {
         if let refusal = config.sizes.payloadRefusal(ticket.payload.count, service: service) {
             return [refuse(ticket, .tooLarge, refusal)]
         }
-        guard queue.count < config.maxQueued else {
+        guard backlog < config.maxQueued else {
             return [refuse(ticket, .busy, "the queue of \(service.value) is full (\(config.maxQueued) jobs)")]
         }
         jobs[ticket.key] = Routed(ticket: ticket, entries: [ticket.entry], executor: nil)
@@ -218,13 +265,75 @@ public struct JobRouter: Sendable {
         return pump(nowMs: nowMs)
     }
 
+    /// Shares the key shards among the executors anew (docs/HANDBOOK.md, "Key shards"): lease
+    /// frames to those that give shards back, then to those granted more.
+    private mutating func rebalance(nowMs: Int64) -> [JobDirective] {
+        guard epoch != nil, config.leasesShards else { return [] }
+        let candidates = inRecord.compactMap { address, slots in
+            address != self.address && slots > 0 ? Executor(address: address, slots: slots) : nil
+        }
+        let frames = leaseFrames(leases.rebalance(candidates: candidates, present: Set(inRecord.keys)))
+        rebind()
+        return frames + grant()
+    }
+
+    /// The lines of jobs waiting for one executor go back to the front of the queue, in order,
+    /// when the shards change hands: the next pump binds each job anew.
+    private mutating func rebind() {
+        guard !waitingFor.isEmpty else { return }
+        for executor in waitingFor.keys.sorted(by: >) {
+            queue.insert(contentsOf: waitingFor[executor]!, at: 0)
+        }
+        waitingFor.removeAll()
+    }
+
+    /// Lease frames for shards whose owner does not hold them yet and may now: no job of the
+    /// shard that the owner could not know of runs elsewhere (one dispatched by load to another
+    /// executor, or one held elsewhere without a ticket here).
+    private mutating func grant() -> [JobDirective] {
+        guard epoch != nil, leases.hasUngranted else { return [] }
+        var blocked = KeyShardSet.none
+        for job in jobs.values {
+            guard let executor = job.executor else { continue }
+            let shard = job.ticket.key.shard
+            if let owner = leases.owner[shard], owner != executor, !job.entries.contains(owner) { blocked.insert(shard) }
+        }
+        for (key, held) in leases.held {
+            let shard = key.shard
+            if let owner = leases.owner[shard], owner != held.executor { blocked.insert(shard) }
+        }
+        return leaseFrames(leases.grant(blocked: blocked))
+    }
+
+    private func leaseFrames(_ frames: [(NodeAddress, KeyShardSet)]) -> [JobDirective] {
+        guard let epoch else { return [] }
+        return frames.map { .send(.lease(epoch: epoch, service: service, shards: $1), to: $0) }
+    }
+
+    /// A job that is no longer waiting to be dispatched leaves the queue (or its executor's line).
+    private mutating func unqueue(_ key: JobKey) {
+        if let index = queue.firstIndex(of: key) {
+            queue.remove(at: index)
+            return
+        }
+        for (executor, keys) in waitingFor {
+            guard let index = keys.firstIndex(of: key) else { continue }
+            waitingFor[executor]!.remove(at: index)
+            if waitingFor[executor]!.isEmpty { waitingFor[executor] = nil }
+            return
+        }
+    }
+
     private mutating func finished(
         _ key: JobKey, outcome: JobOutcome, on executor: NodeAddress, recent: inout RecentOutcomes, nowMs: Int64
     ) -> [JobDirective] {
-        guard let job = jobs.removeValue(forKey: key) else { return pump(nowMs: nowMs) }
+        guard let job = jobs.removeValue(forKey: key) else {
+            if leases.held[key]?.executor == executor { leases.stopHolding(key) }
+            return pump(nowMs: nowMs)
+        }
         release(job.executor)
         recent.remember(outcome, for: JobID(service: service, key: key), payload: job.ticket.payload, nowMs: nowMs)
-        if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
+        if job.executor == nil { unqueue(key) }
         let result = PeerMessage.result(epoch: epoch ?? 0, service: service, key: key, outcome: outcome)
         // The executor this router dispatched to has told the ticket's entry node itself.
         let toldByExecutor = job.executorKnowsEntry && job.executor == executor ? job.ticket.entry : nil
@@ -233,9 +342,13 @@ public struct JobRouter: Sendable {
 
     /// A new primary learns what an executor still runs from the old one's dispatches.
     private mutating func adopt(_ keys: [JobKey], runningOn executor: NodeAddress, nowMs: Int64) {
+        var unknown: [JobKey] = []
+        defer { leases.remember(unknown, heldBy: executor, nowMs: nowMs) }
         for key in keys {
-            guard let job = jobs[key] else { continue }  // its entry node forwards it again soon
-            if job.executor == nil, let index = queue.firstIndex(of: key) { queue.remove(at: index) }
+            // A key forwarded later goes there, to attach to the run.
+            guard let job = jobs[key] else { unknown.append(key); continue }
+            guard job.executor != executor else { continue }  // dispatched there by this router
+            if job.executor == nil { unqueue(key) }
             assign(key, to: executor)
             jobs[key]!.executorKnowsEntry = false
             jobs[key]!.dispatchedAtMs = nowMs
@@ -281,26 +394,56 @@ public struct JobRouter: Sendable {
 
     /// Dispatches queued jobs, each to the executor with the lowest share of its slots in use, or
     /// to its own entry node when that is nearly as free (`entryLocality`), while any has room
-    /// (slots plus prefetch).
+    /// (slots plus prefetch). A job bound to one executor (`ShardLeases.boundExecutor`: its
+    /// shard's owner) waits in that executor's line while it has no room; one that runs there
+    /// already goes at once, to attach.
     private mutating func pump(nowMs: Int64) -> [JobDirective] {
-        guard let epoch, !queue.isEmpty, !executors.isEmpty else { return [] }
+        guard epoch != nil, !executors.isEmpty else { return [] }
         var out: [JobDirective] = []
-        while !queue.isEmpty, let leastLoaded = leastLoaded() {
-            let key = queue.removeFirst()
-            guard jobs[key] != nil else { continue }
-            let executor = entryIfLocal(jobs[key]!.ticket.entry, leastLoaded: leastLoaded) ?? leastLoaded.address
-            assign(key, to: executor)
-            jobs[key]!.executorKnowsEntry = true
-            jobs[key]!.dispatchedAtMs = nowMs
-            out.append(.send(.dispatch(epoch: epoch, ticket: jobs[key]!.ticket), to: executor))
+        for executor in waitingFor.keys.sorted() {
+            while load(of: executor) != nil, let key = waitingFor[executor]?.popFirst() {
+                if waitingFor[executor]!.isEmpty { waitingFor[executor] = nil }
+                dispatch(key, to: executor, nowMs: nowMs, into: &out)
+            }
+        }
+        while let key = queue.first {
+            guard let job = jobs[key] else {
+                queue.removeFirst()
+                continue
+            }
+            if let bound = leases.boundExecutor(for: key, entries: job.entries) {
+                queue.removeFirst()
+                if leases.held[key] != nil || (waitingFor[bound] == nil && load(of: bound) != nil) {
+                    dispatch(key, to: bound, nowMs: nowMs, into: &out)
+                } else {
+                    waitingFor[bound, default: []].append(key)
+                }
+                continue
+            }
+            // An entry node that holds the key's shard forwarded it for want of a free slot: it
+            // goes elsewhere while another executor has room.
+            let spilled = leases.granted[job.ticket.entry]?.contains(key.shard) == true
+            guard let leastLoaded = (spilled ? leastLoaded(other: job.ticket.entry) : nil) ?? leastLoaded() else { break }
+            queue.removeFirst()
+            let local = spilled ? nil : entryIfLocal(job.ticket.entry, leastLoaded: leastLoaded)
+            dispatch(key, to: local ?? leastLoaded.address, nowMs: nowMs, into: &out)
         }
         return out
     }
 
+    private mutating func dispatch(_ key: JobKey, to executor: NodeAddress, nowMs: Int64, into out: inout [JobDirective]) {
+        guard let epoch, jobs[key] != nil else { return }
+        leases.stopHolding(key)
+        assign(key, to: executor)
+        jobs[key]!.executorKnowsEntry = true
+        jobs[key]!.dispatchedAtMs = nowMs
+        out.append(.send(.dispatch(epoch: epoch, ticket: jobs[key]!.ticket), to: executor))
+    }
+
     /// The executor with room whose share of its slots in use is lowest (ties: the lower address).
-    private func leastLoaded() -> (address: NodeAddress, load: Double)? {
+    private func leastLoaded(other excluded: NodeAddress? = nil) -> (address: NodeAddress, load: Double)? {
         var best: (address: NodeAddress, load: Double)?
-        for address in executors.keys {
+        for address in executors.keys where address != excluded {
             guard let load = load(of: address) else { continue }
             if best == nil || load < best!.load || (load == best!.load && address < best!.address) {
                 best = (address, load)

@@ -29,8 +29,25 @@ public struct JobRunner: Sendable {
         var entries: [NodeAddress]
     }
 
+    /// A primary's lease on key shards of this service (docs/HANDBOOK.md, "Key shards"): keys
+    /// of these shards that clients submit here run here, without crossing the primary.
+    public struct Lease: Hashable, Sendable {
+        public var primary: NodeAddress
+        public var epoch: UInt64
+        public var shards: KeyShardSet
+    }
+
+    /// The reasons of declines that leave the executor able to take this primary's jobs later
+    /// (it is full now, or finishing before it stops); any other means it will take none.
+    public static let declinedFull = "full"
+    public static let declinedDraining = "draining"
+
     public let config: Config
     public let service: ServiceName
+    /// The lease it holds; nil once a newer epoch than the lease's is seen (a new primary leases anew).
+    public private(set) var lease: Lease?
+    /// The shell could not send the answer to the last lease: a fresh one goes at the next tick.
+    private var releasedDropped = false
     /// The fencing floor: the highest epoch of this service seen in dispatches or heartbeats.
     public private(set) var fence: UInt64 = 0
     /// Set when the process drains: it takes no new job.
@@ -47,10 +64,13 @@ public struct JobRunner: Sendable {
     public var runningCount: Int { running.count }
     public var waitingCount: Int { waiting.count }
     public var isIdle: Bool { running.isEmpty && waiting.isEmpty }
+    /// A job given now would start at once.
+    public var hasFreeSlot: Bool { running.count < config.slots && waiting.isEmpty }
 
-    /// Raises the fencing floor to an epoch seen in the record.
+    /// Raises the fencing floor to an epoch seen in the record; a lease of an older epoch is void.
     public mutating func observe(epoch: UInt64) {
         fence = max(fence, epoch)
+        if let lease, lease.epoch < fence { self.lease = nil }
     }
 
     /// Stops taking new jobs; what is accepted still runs.
@@ -67,7 +87,7 @@ public struct JobRunner: Sendable {
         }
         guard ticket.service == service else { return decline("this process runs \(service.value)") }
         guard epoch >= fence else { return decline("epoch \(epoch) is older than \(fence)") }
-        fence = epoch
+        observe(epoch: epoch)
         func refuseOtherPayload() -> [JobDirective] {
             [.send(.refused(service: service, key: key, code: .badRequest, message: PayloadDigest.conflictMessage), to: peer)]
         }
@@ -88,13 +108,13 @@ public struct JobRunner: Sendable {
             waitingJobs[key]!.attach(peer, epoch: epoch, entry: ticket.entry)
             return []
         }
-        guard !isDraining else { return decline("draining") }
+        guard !isDraining else { return decline(Self.declinedDraining) }
         let accepted = Accepted(ticket: ticket, epoch: epoch, reportTo: [peer], entries: [ticket.entry])
         if running.count < config.slots {
             running[key] = accepted
             return [.run(ticket, epoch: epoch)]
         }
-        guard waiting.count < config.maxWaiting else { return decline("full") }
+        guard waiting.count < config.maxWaiting else { return decline(Self.declinedFull) }
         waiting.append(key)
         waitingJobs[key] = accepted
         return []
@@ -133,6 +153,45 @@ public struct JobRunner: Sendable {
         for key in waiting where waitingJobs[key]?.reportTo.contains(primary) == false { waitingJobs[key]!.reportTo.append(primary) }
         guard !keys.isEmpty else { return [] }
         return [.send(.running(epoch: epoch, service: service, keys: keys), to: primary)]
+    }
+
+    /// The primary at `primary` leases it exactly `shards` under `epoch`. A lease of an epoch
+    /// older than the fence is a stale primary's and is not answered; any other is answered.
+    public mutating func leased(_ shards: KeyShardSet, epoch: UInt64, from primary: NodeAddress) -> [JobDirective] {
+        guard epoch >= fence else { return [] }
+        observe(epoch: epoch)
+        lease = Lease(primary: primary, epoch: epoch, shards: shards)
+        return released()
+    }
+
+    /// The shell could not send the answer to a lease.
+    public mutating func releaseDropped() {
+        releasedDropped = true
+    }
+
+    /// The periodic step: an answer to the lease the shell dropped goes again, as it stands now.
+    public mutating func tick() -> [JobDirective] {
+        guard releasedDropped else { return [] }
+        releasedDropped = false
+        return released()
+    }
+
+    /// The answer to the lease: the shards it holds, and the keys of other shards it runs or
+    /// holds, whose outcomes now go to the lease's primary too (it sends those keys here if they
+    /// are submitted again, and forgets them when their outcome comes).
+    private mutating func released() -> [JobDirective] {
+        guard let lease else { return [] }
+        var keys: [JobKey] = []
+        for key in running.keys where !lease.shards.contains(key.shard) {
+            keys.append(key)
+            if !running[key]!.reportTo.contains(lease.primary) { running[key]!.reportTo.append(lease.primary) }
+        }
+        for key in waiting where !lease.shards.contains(key.shard) && waitingJobs[key] != nil {
+            keys.append(key)
+            if !waitingJobs[key]!.reportTo.contains(lease.primary) { waitingJobs[key]!.reportTo.append(lease.primary) }
+        }
+        let answer = PeerMessage.released(epoch: lease.epoch, service: service, holding: lease.shards, running: keys.sorted())
+        return [.send(answer, to: lease.primary)]
     }
 
     /// Sends an outcome to whoever hears it: every primary that dispatched the job (each relays it

@@ -11,7 +11,7 @@ public enum PeerFrameLimits {
     /// entry address, lengths, a failure text (≤ `PeerMessageCodec.maxTextBytes`).
     public static let overheadBytes = 64 * 1024
     /// A frame that carries no payload or result (`hello`, `refused`, `declined`, scaling frames);
-    /// the longest is a full `running` list, 8,192 keys of at most 65 bytes (about 532 KiB).
+    /// the longest is a full `running` or `released` list, 8,192 keys of at most 65 bytes (about 532 KiB).
     public static let controlFrameBytes = 1 << 20
     /// `forward` and `dispatch`: a payload at the hard bound of `max_payload_bytes`.
     public static let payloadFrameBytes = ServiceDefinition.maxPayloadBytesRange.upperBound + overheadBytes
@@ -26,7 +26,7 @@ public enum PeerFrameLimits {
         switch PeerMessageCodec.MessageType(rawValue: type) {
         case .forward, .dispatch: payloadFrameBytes
         case .result: resultFrameBytes
-        case .hello, .refused, .declined, .running, .spawn, .retire, .spawnRefused, nil: controlFrameBytes
+        case .hello, .refused, .declined, .running, .lease, .released, .spawn, .retire, .spawnRefused, nil: controlFrameBytes
         }
     }
 

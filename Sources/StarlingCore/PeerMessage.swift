@@ -35,6 +35,14 @@ public enum PeerMessage: Hashable, Sendable {
     /// Executor → a primary it has just learned of: the keys it is still running, so a new
     /// primary attaches resubmitted jobs to them rather than running them twice.
     case running(epoch: UInt64, service: ServiceName, keys: [JobKey])
+    /// Primary → executor: under this epoch it holds exactly these key shards of the service
+    /// (docs/HANDBOOK.md, "Key shards"); a set smaller than the last one takes shards back. The
+    /// executor answers every lease with `released`.
+    case lease(epoch: UInt64, service: ServiceName, shards: KeyShardSet)
+    /// Executor → primary, the answer to a `lease`: it now holds `holding` and runs no key of
+    /// another shard that a client submits to it; `running` are the keys of other shards it still
+    /// runs or holds, which the primary sends there if they are submitted again.
+    case released(epoch: UInt64, service: ServiceName, holding: KeyShardSet, running: [JobKey])
     /// Scaler → agent: start one worker of this service type on your host.
     case spawn(service: ServiceName, reason: String)
     /// Scaler → worker: drain and stop (scaling down).

@@ -13,6 +13,8 @@
 ///   8 spawn    = service | reason text
 ///   9 retire   = reason text
 ///  10 spawnRefused = service | reason text
+///  11 lease    = epoch u64 | service | shards u64 (bit i: shard i)
+///  12 released = epoch u64 | service | shards held u64 | count u16 (≤ maxRunningKeys) | count × key
 /// ticket   = service | key | entry address | payload: length u32, bytes
 /// outcome  = 0 | result: length u32, bytes    or    1 | reason text
 /// service, key = length u8 (1–64), bytes (validated as ServiceName / JobKey)
@@ -31,7 +33,7 @@ public enum PeerMessageCodec {
     /// Longest text (refusal message, decline reason, failure reason) on the wire, in UTF-8 bytes.
     /// Longer texts are cut on encoding, at a Unicode scalar boundary.
     public static let maxTextBytes = 4096
-    /// Most keys in one `running` frame; a longer list must be sent as several frames.
+    /// Most keys in one `running` or `released` frame; a longer list must be sent as several frames.
     public static let maxRunningKeys = 8192
 
     /// Appends one frame (length prefix and body) to `buffer`, so a writer can batch frames into
@@ -62,7 +64,7 @@ public enum PeerMessageCodec {
     // MARK: - Wire codes
 
     enum MessageType: UInt8 {
-        case hello = 1, forward, dispatch, result, refused, declined, running, spawn, retire, spawnRefused
+        case hello = 1, forward, dispatch, result, refused, declined, running, spawn, retire, spawnRefused, lease, released
     }
 
     private static let succeeded: UInt8 = 0
@@ -139,6 +141,18 @@ public enum PeerMessageCodec {
             buffer.appendName(service.value)
             buffer.appendBigEndian(UInt16(keys.count))
             for key in keys { buffer.appendName(key.value) }
+        case .lease(let epoch, let service, let shards):
+            buffer.append(MessageType.lease.rawValue)
+            buffer.appendBigEndian(epoch)
+            buffer.appendName(service.value)
+            buffer.appendBigEndian(shards.bits)
+        case .released(let epoch, let service, let holding, let keys):
+            precondition(keys.count <= maxRunningKeys, "over \(maxRunningKeys) keys in one released frame")
+            buffer.append(MessageType.released.rawValue)
+            buffer.appendBigEndian(epoch)
+            buffer.appendName(service.value)
+            buffer.appendBigEndian(holding.bits)
+            appendKeys(keys, to: &buffer)
         case .spawn(let service, let reason):
             buffer.append(MessageType.spawn.rawValue)
             buffer.appendName(service.value)
@@ -161,9 +175,15 @@ public enum PeerMessageCodec {
         case .result(_, _, _, .succeeded(let result)): return fixed + result.count
         case .result(_, _, _, .failed(let text)), .refused(_, _, _, let text), .declined(_, _, _, let text):
             return fixed + min(text.utf8.count, maxTextBytes)
-        case .running(_, _, let keys): return fixed + keys.count * (1 + JobKey.maxLength)
+        case .running(_, _, let keys), .released(_, _, _, let keys): return fixed + 8 + keys.count * (1 + JobKey.maxLength)
+        case .lease: return fixed + 8
         case .spawn(_, let reason), .retire(let reason), .spawnRefused(_, let reason): return fixed + min(reason.utf8.count, maxTextBytes)
         }
+    }
+
+    private static func appendKeys(_ keys: [JobKey], to buffer: inout [UInt8]) {
+        buffer.appendBigEndian(UInt16(keys.count))
+        for key in keys { buffer.appendName(key.value) }
     }
 
     private static func appendTicket(_ ticket: JobTicket, to buffer: inout [UInt8]) {
@@ -221,13 +241,16 @@ public enum PeerMessageCodec {
         case .running:
             let epoch = try reader.integer(UInt64.self, "epoch")
             let service = try reader.service(cache: &serviceCache)
-            let count = Int(try reader.integer(UInt16.self, "key count"))
-            guard count <= maxRunningKeys else { throw .tooManyKeys(count) }
-            var keys: [JobKey] = []
-            // Each key takes at least two bytes: do not reserve for keys the frame cannot hold.
-            keys.reserveCapacity(min(count, reader.remaining / 2))
-            for _ in 0..<count { keys.append(try reader.key()) }
-            message = .running(epoch: epoch, service: service, keys: keys)
+            message = .running(epoch: epoch, service: service, keys: try keys(from: &reader))
+        case .lease:
+            let epoch = try reader.integer(UInt64.self, "epoch")
+            let service = try reader.service(cache: &serviceCache)
+            message = .lease(epoch: epoch, service: service, shards: KeyShardSet(bits: try reader.integer(UInt64.self, "shards")))
+        case .released:
+            let epoch = try reader.integer(UInt64.self, "epoch")
+            let service = try reader.service(cache: &serviceCache)
+            let holding = KeyShardSet(bits: try reader.integer(UInt64.self, "shards held"))
+            message = .released(epoch: epoch, service: service, holding: holding, running: try keys(from: &reader))
         case .spawn:
             let service = try reader.service(cache: &serviceCache)
             message = .spawn(service: service, reason: try reader.text("reason", maxBytes: maxTextBytes))
@@ -239,6 +262,16 @@ public enum PeerMessageCodec {
         }
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
         return message
+    }
+
+    private static func keys(from reader: inout BinaryReader<PeerDecodingError>) throws(PeerDecodingError) -> [JobKey] {
+        let count = Int(try reader.integer(UInt16.self, "key count"))
+        guard count <= maxRunningKeys else { throw .tooManyKeys(count) }
+        var keys: [JobKey] = []
+        // Each key takes at least two bytes: do not reserve for keys the frame cannot hold.
+        keys.reserveCapacity(min(count, reader.remaining / 2))
+        for _ in 0..<count { keys.append(try reader.key()) }
+        return keys
     }
 
     private static func ticket(

@@ -3,7 +3,7 @@ import Testing
 
 /// Job engines wired by hand: frames are delivered when a test says so, handlers finish when a
 /// test says so, and each process's view of the record is set by the test.
-private struct JobBench {
+struct JobBench {
     let echo = try! ServiceName("echo")
     var processes: [NodeAddress: JobEngine] = [:]
     /// Frames in flight, in order.
@@ -17,10 +17,13 @@ private struct JobBench {
 
     static func address(_ n: UInt16) -> NodeAddress { .ipv4(127, 0, 0, 1, port: n) }
 
-    init(processes count: Int, slots: Int = 2) {
+    /// `leases`: whether primaries lease key shards; without, every job is placed by load.
+    init(processes count: Int, slots: Int = 2, leases: Bool = true) {
+        var config = JobEngine.Config()
+        config.router.leasesShards = leases
         for n in 1...count {
             let address = Self.address(UInt16(n))
-            processes[address] = JobEngine(address: address, service: echo, slots: slots)
+            processes[address] = JobEngine(address: address, service: echo, slots: slots, config: config)
         }
     }
 
@@ -89,7 +92,7 @@ private struct JobBench {
     let p1 = JobBench.address(1), p2 = JobBench.address(2), p3 = JobBench.address(3)
 
     @Test func theLeastLoadedExecutorGetsEachJob() {
-        var bench = JobBench(processes: 3)
+        var bench = JobBench(processes: 3, leases: false)
         bench.makePrimary(p1, epoch: 1, executors: [p2, p3])
         for n in 0..<4 { bench.submit("j\(n)", at: p1) }
         bench.deliverAll()
@@ -103,7 +106,7 @@ private struct JobBench {
     }
 
     @Test func aJobRunsAtItsEntryNodeWhileThatIsNearlyAsFreeAsTheLeastLoaded() {
-        var bench = JobBench(processes: 3, slots: 16)
+        var bench = JobBench(processes: 3, slots: 16, leases: false)
         bench.makePrimary(p1, epoch: 1, executors: [p2, p3], slots: 16)
         // Even demand, as the two entry nodes' clients submit side by side.
         for n in 0..<4 {
@@ -116,7 +119,7 @@ private struct JobBench {
 
         // Uneven demand: the entry node keeps its jobs only while within an eighth of its slots
         // (two jobs of 16) of the least-loaded executor; the rest go there.
-        var uneven = JobBench(processes: 3, slots: 16)
+        var uneven = JobBench(processes: 3, slots: 16, leases: false)
         uneven.makePrimary(p1, epoch: 1, executors: [p2, p3], slots: 16)
         for n in 0..<8 { uneven.submit("c\(n)", at: p3) }
         uneven.deliverAll()
@@ -127,7 +130,7 @@ private struct JobBench {
     }
 
     @Test func jobsBeyondSlotsAndPrefetchWaitInTheQueueAsBacklog() {
-        var bench = JobBench(processes: 2)
+        var bench = JobBench(processes: 2, leases: false)
         bench.makePrimary(p1, epoch: 1, executors: [p2])
         for n in 0..<10 { bench.submit("j\(n)", at: p1) }
         bench.deliverAll()
@@ -229,7 +232,7 @@ private struct JobBench {
     }
 
     @Test func aStaleEpochIsDeclinedAndTheJobGoesElsewhere() {
-        var bench = JobBench(processes: 3)
+        var bench = JobBench(processes: 3, leases: false)
         bench.makePrimary(p1, epoch: 1, executors: [p2, p3])
         let seenNewer = JobView(primaryEpoch: nil, highestEpoch: 5, primaries: [bench.echo: .init(address: p1, epoch: 1)], executors: [])
         bench.carry(bench.processes[p2]!.follow(seenNewer, nowMs: 0), at: p2)

@@ -24,6 +24,8 @@ private let samples: [PeerMessage] = [
     .refused(service: service("resize"), key: key("job-3"), code: .busy, message: "queue full"),
     .declined(epoch: 7, service: service("resize"), key: key("job-4"), reason: "stale epoch"),
     .running(epoch: 9, service: service("resize"), keys: [key("a"), key("b:c"), key("D.e_f-1")]),
+    .lease(epoch: 9, service: service("resize"), shards: KeyShardSet(bits: 0x8000_0000_0000_0011)),
+    .released(epoch: 9, service: service("resize"), holding: KeyShardSet(bits: 1), running: [key("a"), key("z-9")]),
     .spawn(service: service("resize"), reason: "backlog 9 per worker"),
     .retire(reason: "idle for 10000 ms"),
     .spawnRefused(service: service("resize"), reason: "no headroom (4 of 4 workers)"),
@@ -74,6 +76,10 @@ private func text(_ bytes: [UInt8]) -> [UInt8] { u16(UInt16(bytes.count)) + byte
             .running(epoch: 3, service: maxService,
                      keys: (0..<PeerMessageCodec.maxRunningKeys).map { key(String(repeating: "k", count: 54) + "-\($0)") }),
             .running(epoch: 3, service: maxService, keys: Array(repeating: maxKey, count: PeerMessageCodec.maxRunningKeys)),
+            .lease(epoch: .max, service: maxService, shards: .all),
+            .lease(epoch: 0, service: maxService, shards: .none),
+            .released(epoch: .max, service: maxService, holding: .all,
+                      running: Array(repeating: maxKey, count: PeerMessageCodec.maxRunningKeys)),
         ]
         for code in ClientErrorCode.allCases {
             messages.append(.refused(service: maxService, key: maxKey, code: code, message: code.defaultMessage))
@@ -218,7 +224,7 @@ private func text(_ bytes: [UInt8]) -> [UInt8] { u16(UInt16(bytes.count)) + byte
 
         #expect(reason(body: []) == "truncated")
         #expect(reason(body: [0]) == "unknown_type")
-        #expect(reason(body: [11]) == "unknown_type")
+        #expect(reason(body: [13]) == "unknown_type")
         #expect(reason(body: [255]) == "unknown_type")
         #expect(reason(body: versionTwo) == "unsupported_version")
         #expect(reason(body: [1, PeerMessageCodec.version] + id + [5, 1, 2, 3, 4, 0, 1]) == "bad_address")
@@ -247,6 +253,8 @@ private func text(_ bytes: [UInt8]) -> [UInt8] { u16(UInt16(bytes.count)) + byte
         #expect(reason(body: [4] + u64(1) + name("s") + name("k") + [1] + text(tooLong)) == "text_too_long")
         #expect(reason(body: [7] + u64(1) + name("s") + u16(UInt16(PeerMessageCodec.maxRunningKeys + 1))) == "too_many_keys")
         #expect(reason(body: [7] + u64(1) + name("s") + u16(.max)) == "too_many_keys")
+        #expect(reason(body: [12] + u64(1) + name("s") + u64(0) + u16(.max)) == "too_many_keys")
+        #expect(reason(body: [11] + u64(1) + name("s") + [0, 0, 0]) == "truncated")
         #expect(reason(body: [7] + u64(1) + name("s") + u16(3) + name("a") + name("b")) == "truncated")
         for message in samples {
             #expect(reason(body: body(message) + [0]) == "trailing_bytes")
