@@ -198,6 +198,8 @@ extension ClientEngine {
             break  // a WELCOME nobody asked for (`welcomed()` takes the one that was)
         case .status(let json):
             if let resumption = table.answerControl(status: true, with: .status(json)) { resume([resumption]) }
+        case .shards:
+            break  // a SHARDS nobody asked for
         }
     }
 
