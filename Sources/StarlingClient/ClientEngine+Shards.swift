@@ -20,10 +20,11 @@ extension ClientEngine {
         shardsAskedAt = loop.now
     }
 
-    /// A job was submitted: asks again if the last answer may be stale.
+    /// A job was submitted: asks again if the last answer may be stale. Not while one is still
+    /// unanswered: a node whose answer never comes (or came malformed) is not asked without end.
     func askShardsIfDue(now: UInt64) {
         guard case .connected = link, !awaitingWelcome, !nodeLacksShards, let asked = shardsAskedAt,
-              now >= asked + Self.shardsRefreshMs else { return }
+              now >= asked + Self.shardsRefreshMs, !table.isAskingShards else { return }
         ClientRequest.shards.encode(into: &outbox)
         table.askedShards()
         shardsAskedAt = now

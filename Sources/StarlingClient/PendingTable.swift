@@ -133,6 +133,9 @@ struct PendingTable {
         control.append(.call(id))
     }
 
+    /// Whether a `SHARDS` is sent and not answered.
+    var isAskingShards: Bool { control.contains(.shards) }
+
     /// The engine sent `SHARDS` after what is outstanding.
     mutating func askedShards() {
         control.append(.shards)
