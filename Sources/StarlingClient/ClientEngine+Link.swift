@@ -117,6 +117,7 @@ extension ClientEngine {
             ClientRequest.auth(token: token).encode(into: &outbox)
             awaitingWelcome = true
         } else {
+            askShardsFirst()
             resendUnanswered()
         }
     }
@@ -166,6 +167,7 @@ extension ClientEngine {
         awaitingWelcome = false
         failures = 0
         failingSince = nil
+        askShardsFirst()
         resendUnanswered()
     }
 
@@ -191,13 +193,27 @@ extension ClientEngine {
         case .error(let key?, let code, let message):
             answer(key, with: .success(.job(.error(code: code, message: message))))
         case .error(nil, let code, let message):
-            if let refused = table.refuseControl(.badAnswer("\(code.rawValue): \(message)")) { resume([refused]) }
+            let error = StarlingClientError.badAnswer("\(code.rawValue): \(message)")
+            switch table.refuseControl(error) {
+            case .call(let refused):
+                resume([refused])
+            case .shards:
+                shardsRefused(code: code)
+                // Only BAD_REQUEST is about SHARDS itself; another code refuses the connection
+                // (`ERR - BUSY too many connections`, a draining worker), the one line it gets:
+                // the oldest call learns why, as it would had SHARDS not been sent first.
+                if code != .badRequest, case .call(let refused)? = table.refuseControl(error) { resume([refused]) }
+            case nil:
+                break
+            }
         case .pong:
             if let resumption = table.answerControl(status: false, with: .pong) { resume([resumption]) }
         case .welcome:
             break  // a WELCOME nobody asked for (`welcomed()` takes the one that was)
         case .status(let json):
             if let resumption = table.answerControl(status: true, with: .status(json)) { resume([resumption]) }
+        case .shards(let service, let shards):
+            shardsAnswered(service: service, shards: shards)
         }
     }
 
@@ -244,6 +260,7 @@ extension ClientEngine {
         linkTimer.stop()
         outbox = []
         awaitingWelcome = false
+        forgetShards()
         switch link {
         case .connecting(let stream), .connected(let stream):
             stream.close()

@@ -11,6 +11,8 @@ final class ClientEngine {
     private let executor: UnownedTaskExecutor
     let nodes: [SocketAddress]
     let configuration: StarlingClient.Configuration
+    /// Where the connected node's key shards go, for the callers' generated keys.
+    let keys: GeneratedKeys
 
     private var wakeup: LoopWakeup?
     /// Connect timeouts and backoff pauses.
@@ -36,6 +38,11 @@ final class ClientEngine {
     var failures = 0
     var failingSince: UInt64?
     var lastFailure = ""
+    /// When `SHARDS` was last sent on the current connection; nil before it is.
+    var shardsAskedAt: UInt64?
+    /// The current node answered `SHARDS` with `BAD_REQUEST` (a worker older than the command):
+    /// it is not asked again on this connection.
+    var nodeLacksShards = false
 
     enum Link {
         case idle
@@ -47,7 +54,7 @@ final class ClientEngine {
     /// Runs a client's loop on the current thread until `close()`; `started` is told once whether
     /// the loop and its handles could be created.
     static func run(mailbox: Mailbox, executor: ClientExecutor, nodes: [SocketAddress],
-                    configuration: StarlingClient.Configuration, started: (UVError?) -> Void) {
+                    configuration: StarlingClient.Configuration, keys: GeneratedKeys, started: (UVError?) -> Void) {
         let loop: EventLoop
         do {
             loop = try EventLoop()
@@ -58,7 +65,7 @@ final class ClientEngine {
         let engine: ClientEngine
         do {
             engine = try ClientEngine(loop: loop, mailbox: mailbox, executor: executor, nodes: nodes,
-                                      configuration: configuration)
+                                      configuration: configuration, keys: keys)
         } catch {
             try? loop.close()
             started(error)
@@ -78,12 +85,13 @@ final class ClientEngine {
     }
 
     private init(loop: EventLoop, mailbox: Mailbox, executor: ClientExecutor, nodes: [SocketAddress],
-                 configuration: StarlingClient.Configuration) throws(UVError) {
+                 configuration: StarlingClient.Configuration, keys: GeneratedKeys) throws(UVError) {
         self.loop = loop
         self.mailbox = mailbox
         self.executor = executor.asUnownedTaskExecutor()
         self.nodes = nodes
         self.configuration = configuration
+        self.keys = keys
         table = PendingTable(maxInFlight: configuration.maxInFlight, maxWaiting: configuration.maxWaiting,
                              timeoutMs: configuration.requestTimeoutMs)
         decoder = ClientResponseDecoder(maxBodyBytes: configuration.maxAnswerBytes)
@@ -142,6 +150,7 @@ final class ClientEngine {
             case .tracked: ensureLink()
             case .refused(let error): reply.resume(returning: .failure(error))
             }
+            askShardsIfDue(now: now)
         case .ping(let id, let reply), .status(let id, let reply):
             let isStatus = if case .status = command { true } else { false }
             table.control(id: id, status: isStatus, reply: reply, now: now)

@@ -37,6 +37,19 @@ struct PendingTable {
     /// A continuation to resume with its result.
     typealias Resumption = (reply: ReplyContinuation, result: Result<Reply, StarlingClientError>)
 
+    /// A request answered without a key, in the order sent: a caller's PING or STATUS, or the
+    /// client's own SHARDS (which no caller waits for).
+    enum ControlRequest: Equatable {
+        case call(UInt64)
+        case shards
+    }
+
+    /// What an `ERR -` refused.
+    enum ControlRefusal {
+        case call(Resumption)
+        case shards
+    }
+
     /// What became of a new call.
     enum Admission {
         /// A new job: send it.
@@ -64,8 +77,8 @@ struct PendingTable {
     /// cancelled) are skipped when reached.
     private var waiting: Deque<Submission> = []
     private var waitingCount = 0
-    /// PING and STATUS calls in the order sent; the node answers each kind in order.
-    private var control: [UInt64] = []
+    /// PING, STATUS and SHARDS requests in the order sent; the node answers them in order.
+    private var control: [ControlRequest] = []
     /// Deadlines in the order registered; with one timeout for all calls they are sorted.
     private var deadlines: Deque<(at: UInt64, id: UInt64)> = []
     private var nextSequence: UInt64 = 0
@@ -86,11 +99,13 @@ struct PendingTable {
     /// new connection.
     func requestsToResend() -> [ClientRequest] {
         let submits = jobs.values.sorted { $0.sequence < $1.sequence }.map(\.request)
-        let controls = control.compactMap { id -> ClientRequest? in
+        // A SHARDS is not sent again: the engine asks a new connection afresh (`askedShardsFirst`).
+        let controls = control.compactMap { request -> ClientRequest? in
+            guard case .call(let id) = request else { return nil }
             switch callers[id]?.kind {
-            case .ping: .ping
-            case .status: .status
-            default: nil
+            case .ping: return .ping
+            case .status: return .status
+            default: return nil
             }
         }
         return submits + controls
@@ -115,7 +130,22 @@ struct PendingTable {
 
     mutating func control(id: UInt64, status: Bool, reply: ReplyContinuation, now: UInt64) {
         register(id, Caller(reply: reply, kind: status ? .status : .ping), now: now)
-        control.append(id)
+        control.append(.call(id))
+    }
+
+    /// Whether a `SHARDS` is sent and not answered.
+    var isAskingShards: Bool { control.contains(.shards) }
+
+    /// The engine sent `SHARDS` after what is outstanding.
+    mutating func askedShards() {
+        control.append(.shards)
+    }
+
+    /// The engine sent `SHARDS` first on a new connection, before the calls it resends: one from
+    /// an earlier connection is not answered any more.
+    mutating func askedShardsFirst() {
+        control.removeAll { $0 == .shards }
+        control.insert(.shards, at: 0)
     }
 
     private mutating func register(_ id: UInt64, _ caller: Caller, now: UInt64) {
@@ -155,18 +185,27 @@ struct PendingTable {
 
     /// The oldest outstanding PING (or STATUS) call, for a `PONG` (or `STATUS`) answer.
     mutating func answerControl(status: Bool, with reply: Reply) -> Resumption? {
-        guard let index = control.firstIndex(where: { id in
-            if case .status = callers[id]?.kind { status } else { !status }
-        }) else { return nil }
-        let id = control.remove(at: index)
+        guard let index = control.firstIndex(where: { request in
+            guard case .call(let id) = request else { return false }
+            return if case .status = callers[id]?.kind { status } else { !status }
+        }), case .call(let id) = control.remove(at: index) else { return nil }
         return callers.removeValue(forKey: id).map { ($0.reply, .success(reply)) }
     }
 
-    /// An `ERR -`: the oldest outstanding PING or STATUS, if any, is the call it refuses.
-    mutating func refuseControl(_ error: StarlingClientError) -> Resumption? {
+    /// A `SHARDS` answer: the oldest outstanding SHARDS is answered.
+    mutating func answerShards() {
+        if let index = control.firstIndex(of: .shards) { control.remove(at: index) }
+    }
+
+    /// An `ERR -`: the oldest outstanding PING, STATUS or SHARDS, if any, is the request it refuses.
+    mutating func refuseControl(_ error: StarlingClientError) -> ControlRefusal? {
         guard !control.isEmpty else { return nil }
-        let id = control.removeFirst()
-        return callers.removeValue(forKey: id).map { ($0.reply, .failure(error)) }
+        switch control.removeFirst() {
+        case .shards:
+            return .shards
+        case .call(let id):
+            return callers.removeValue(forKey: id).map { .call(($0.reply, .failure(error))) }
+        }
     }
 
     // MARK: - Calls that end without an answer
@@ -194,7 +233,7 @@ struct PendingTable {
         case .waiting:
             waitingCount -= 1
         case .ping, .status:
-            control.removeAll { $0 == id }
+            control.removeAll { $0 == .call(id) }
         }
         return ((caller.reply, .failure(error)), send)
     }

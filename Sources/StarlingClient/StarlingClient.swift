@@ -19,8 +19,11 @@ import Synchronization
 ///   matched by job key. At most `Configuration.maxInFlight` distinct jobs are in flight; further
 ///   callers wait (FIFO) for a slot, and beyond `maxWaiting` waiting callers `submit` throws
 ///   `.overloaded` at once.
-/// - Keys: a `submit` without a key gets a fresh unique one. A `submit` whose key is already in
-///   flight on this client attaches to that job and gets the same answer; nothing is sent twice.
+/// - Keys: a `submit` without a key gets a fresh unique one, chosen in the key shards the node
+///   holds when it holds some of the job's service, so the job runs there without crossing the
+///   primary (docs/PROTOCOL.md, "Key shards"; the client asks `SHARDS` on every connection and
+///   again every second while jobs are submitted). A `submit` whose key is already in flight on
+///   this client attaches to that job and gets the same answer; nothing is sent twice.
 /// - Failover: the client connects to the first node; when a connect fails or the connection
 ///   drops, it moves to the next node in the list (immediately, then with a doubling backoff) and
 ///   resends every unanswered job with its key, so the nodes can deduplicate. Each call gets
@@ -46,13 +49,9 @@ public final class StarlingClient: Sendable {
     /// The client's loop thread as a task executor: tasks that prefer it make their calls without
     /// a thread hand-off (see `ClientExecutor`).
     public let executor: ClientExecutor
-    /// A random prefix that makes generated keys unique across clients: `keyPrefixLength`
-    /// letters and digits (about 59.5 bits), then the job's number in base 36. Up to 36⁵ (60
-    /// million) jobs a key is at most 15 bytes, which a `String` holds inline: every table a job
-    /// crosses hashes and compares it without reaching for the heap (docs/HANDBOOK.md, "job key").
-    private let keyPrefix: String
-    static let keyPrefixLength = 10
-    private let nextID = Atomic<UInt64>(1)
+    /// Call numbers, and keys for jobs submitted without one, in the connected node's shards
+    /// where it holds some.
+    private let keys = GeneratedKeys()
     /// The service name last validated: callers submit to few services, and checking a name
     /// character by character costs more than comparing it with the last one.
     private let lastService = Mutex<ServiceName?>(nil)
@@ -92,16 +91,14 @@ public final class StarlingClient: Sendable {
         if let problem = configuration.problem { throw .invalidArgument("configuration: \(problem)") }
         self.nodes = nodes
         self.configuration = configuration
-        let alphanumerics = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-        keyPrefix = String((0..<Self.keyPrefixLength).map { _ in alphanumerics.randomElement()! })
         let mailbox = Mailbox()
         self.mailbox = mailbox
         let executor = ClientExecutor(mailbox: mailbox)
         self.executor = executor
 
         let start = StartSignal()
-        let thread = Thread {
-            ClientEngine.run(mailbox: mailbox, executor: executor, nodes: nodes, configuration: configuration) {
+        let thread = Thread { [keys] in
+            ClientEngine.run(mailbox: mailbox, executor: executor, nodes: nodes, configuration: configuration, keys: keys) {
                 start.report($0)
             }
         }
@@ -133,9 +130,9 @@ public final class StarlingClient: Sendable {
             do { serviceName = try ServiceName(service) } catch { throw .invalidArgument("\(error)") }
             lastService.withLock { $0 = serviceName }
         }
-        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let id = key == nil ? keys.nextNumber(for: serviceName) : keys.nextNumber()
         let jobKey: JobKey
-        do { jobKey = try JobKey(key ?? keyPrefix + String(id, radix: 36)) } catch { throw .invalidArgument("\(error)") }
+        do { jobKey = try JobKey(key ?? keys.key(number: id)) } catch { throw .invalidArgument("\(error)") }
         guard payload.count <= configuration.maxPayloadBytes else {
             return .error(code: .tooLarge, message: "payload of \(payload.count) bytes is over the limit of "
                 + "\(configuration.maxPayloadBytes) bytes")
@@ -147,14 +144,14 @@ public final class StarlingClient: Sendable {
 
     /// `PING`: returns once a node answered `PONG`.
     public func ping() async throws(StarlingClientError) {
-        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let id = keys.nextNumber()
         let reply = try await call(id: id) { .ping(id: id, reply: $0) }
         guard case .pong = reply else { preconditionFailure("a PING answered with \(reply)") }
     }
 
     /// `STATUS`: the JSON body of a node's answer (its record of the cluster).
     public func status() async throws(StarlingClientError) -> [UInt8] {
-        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let id = keys.nextNumber()
         let reply = try await call(id: id) { .status(id: id, reply: $0) }
         guard case .status(let json) = reply else { preconditionFailure("a STATUS answered with \(reply)") }
         return json

@@ -123,6 +123,7 @@ extension ClientRequest {
         case .auth: "AUTH"
         case .ping: "PING"
         case .status: "STATUS"
+        case .shards: "SHARDS"
         case .submit: "SUBMIT"
         }
     }

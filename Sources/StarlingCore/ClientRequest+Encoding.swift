@@ -18,6 +18,8 @@ extension ClientRequest {
             buffer.append(contentsOf: "PING\r\n".utf8)
         case .status:
             buffer.append(contentsOf: "STATUS\r\n".utf8)
+        case .shards:
+            buffer.append(contentsOf: "SHARDS\r\n".utf8)
         case .submit(let service, let key, let payload):
             buffer.append(contentsOf: "SUBMIT ".utf8)
             buffer.append(contentsOf: service.value.utf8)

@@ -7,6 +7,9 @@ public enum ClientRequest: Hashable, Sendable {
     case ping
     /// `STATUS` → `STATUS <n>` and the record as JSON (`StatusReport`).
     case status
+    /// `SHARDS` → `SHARDS <service> <16 hex digits>`: the node's own service type and the key
+    /// shards of it that the node holds now (docs/PROTOCOL.md, "Key shards").
+    case shards
     /// `SUBMIT <service> <key> <length>` followed by exactly `length` payload bytes and a line end.
     case submit(service: ServiceName, key: JobKey, payload: [UInt8])
 }

@@ -8,6 +8,7 @@
 /// AUTH <token>                           -> .request(.auth(token:))
 /// PING                                   -> .request(.ping)
 /// STATUS                                 -> .request(.status)
+/// SHARDS                                 -> .request(.shards)
 /// SUBMIT <service> <key> <length>\r\n<length bytes>\r\n
 ///                                        -> .request(.submit(service:key:payload:))
 /// ```
@@ -87,13 +88,21 @@ public struct ClientRequestGrammar: LineGrammar {
             return .item(.error(.badRequest(key: nil, message: "request line is not valid UTF-8")))
         }
         if command.elementsEqual("AUTH".utf8) { return readAuth(line, fields) }
-        if command.elementsEqual("PING".utf8) || command.elementsEqual("STATUS".utf8) {
+        if let request = Self.bareRequest(command) {
             guard fields.count == 1 else {
                 return .item(.error(.badRequest(key: nil, message: "\(text.split(separator: " ")[0]) takes no arguments")))
             }
-            return .item(.request(command.count == 4 ? .ping : .status))
+            return .item(.request(request))
         }
         return .item(.error(.badRequest(key: nil, message: "unknown command \(LineFields.quoted(command))")))
+    }
+
+    /// The request a command word names when it takes no arguments.
+    private static func bareRequest(_ command: ArraySlice<UInt8>) -> ClientRequest? {
+        if command.elementsEqual("PING".utf8) { return .ping }
+        if command.elementsEqual("STATUS".utf8) { return .status }
+        if command.elementsEqual("SHARDS".utf8) { return .shards }
+        return nil
     }
 
     /// `AUTH <token>`. A malformed one is its own error, so that a connection that must

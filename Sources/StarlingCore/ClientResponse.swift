@@ -36,6 +36,9 @@ public enum ClientResponse: Hashable, Sendable {
     case welcome
     /// `STATUS <n>\r\n<json>\r\n`
     case status(json: [UInt8])
+    /// `SHARDS <service> <16 hex digits>\r\n`: the answer to `SHARDS`, the node's own service type
+    /// and the key shards of it the node holds (docs/PROTOCOL.md, "Key shards").
+    case shards(service: ServiceName, shards: KeyShardSet)
     /// `OK <key> <len>\r\n<result>\r\n`
     case ok(key: JobKey, result: [UInt8])
     /// `FAIL <key> <len>\r\n<text>\r\n`: the handler ran and failed.
@@ -48,7 +51,7 @@ public enum ClientResponse: Hashable, Sendable {
         var bytes: [UInt8] = []
         switch self {
         case .status(let body), .ok(_, let body), .fail(_, let body): bytes.reserveCapacity(body.count + 96)
-        case .pong, .welcome, .error: break
+        case .pong, .welcome, .shards, .error: break
         }
         encode(into: &bytes)
         return bytes
@@ -63,6 +66,12 @@ public enum ClientResponse: Hashable, Sendable {
             buffer.append(contentsOf: "WELCOME\r\n".utf8)
         case .status(let json):
             Self.appendFramed("STATUS", key: nil, json, to: &buffer)
+        case .shards(let service, let shards):
+            buffer.append(contentsOf: "SHARDS ".utf8)
+            buffer.append(contentsOf: service.value.utf8)
+            buffer.append(0x20)
+            buffer.append(contentsOf: shards.hex.utf8)
+            buffer.append(contentsOf: "\r\n".utf8)
         case .ok(let key, let result):
             Self.appendFramed("OK", key: key, result, to: &buffer)
         case .fail(let key, let text):
@@ -80,6 +89,7 @@ public enum ClientResponse: Hashable, Sendable {
         case .pong: "PONG"
         case .welcome: "WELCOME"
         case .status: "STATUS"
+        case .shards(let service, let shards): "SHARDS \(service) \(shards.hex)"
         case .ok(let key, _): "OK \(key)"
         case .fail(let key, _): "FAIL \(key)"
         case .error(let key, let code, let message): "ERR \(key?.value ?? "-") \(code.rawValue) \(message)"

@@ -9,6 +9,7 @@
 /// PONG                                   -> .response(.pong)
 /// WELCOME                                -> .response(.welcome)
 /// STATUS <n>\r\n<n bytes>\r\n            -> .response(.status(json:))
+/// SHARDS <service> <16 hex digits>       -> .response(.shards(service:shards:))
 /// OK <key> <n>\r\n<n bytes>\r\n          -> .response(.ok(key:result:))
 /// FAIL <key> <n>\r\n<n bytes>\r\n        -> .response(.fail(key:text:))
 /// ERR <key|-> <CODE> <message>           -> .response(.error(key:code:message:))
@@ -178,6 +179,7 @@ public struct ClientResponseGrammar: LineGrammar {
             }
             return framedBody(.success(.status), key: nil, length: line[fields[1]])
         }
+        if word.elementsEqual("SHARDS".utf8) { return .item(parseShards(line, fields)) }
         if word.elementsEqual("PONG".utf8) {
             guard fields.count == 1 else { return .item(.error(.malformed(key: nil, message: "PONG takes no arguments"))) }
             return .item(.response(.pong))
@@ -223,6 +225,42 @@ public struct ClientResponseGrammar: LineGrammar {
             return .skip(.bodyTooLarge(key: key, length: length, limit: maxBodyBytes), length: length)
         }
         return .body(framed, length: Int(length))
+    }
+
+    /// `SHARDS <service> <16 hex digits>`: exactly these fields, a valid service name and the set
+    /// as `KeyShardSet.hex` writes it, 16 lowercase hexadecimal digits.
+    private func parseShards(_ line: ArraySlice<UInt8>, _ fields: LineFields) -> Decoded {
+        func malformed(_ message: String) -> Decoded { .error(.malformed(key: nil, message: message)) }
+        guard fields.count == 3 else { return malformed("usage: SHARDS <service> <16 hex digits>") }
+        let serviceField = line[fields[1]]
+        let service: ServiceName
+        do throws(ServiceName.Invalid) {
+            guard let text = String(validating: serviceField, as: UTF8.self) else { throw .badCharacter("\u{FFFD}") }
+            service = try ServiceName(text)
+        } catch {
+            return malformed("SHARDS with invalid service \(LineFields.quoted(serviceField)): \(error)")
+        }
+        let setField = line[fields[2]]
+        guard let shards = Self.shardSet(hex: setField) else {
+            return malformed("SHARDS set \(LineFields.quoted(setField)) is not 16 lowercase hexadecimal digits")
+        }
+        return .response(.shards(service: service, shards: shards))
+    }
+
+    /// Exactly 16 digits of `0-9 a-f`, shard 63 first; nil for anything else.
+    private static func shardSet(hex field: ArraySlice<UInt8>) -> KeyShardSet? {
+        guard field.count == 16 else { return nil }
+        var bits: UInt64 = 0
+        for byte in field {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            default: return nil
+            }
+            bits = bits << 4 | UInt64(digit)
+        }
+        return KeyShardSet(bits: bits)
     }
 
     /// `ERR <key|-> <CODE> <message>`; the message is the rest of the line, inner spaces kept.

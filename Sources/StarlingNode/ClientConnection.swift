@@ -229,7 +229,7 @@ extension ClientResponse {
         switch self {
         case .ok(let key, _), .fail(let key, _): key
         case .error(let key, _, _): key
-        case .pong, .welcome, .status: nil
+        case .pong, .welcome, .status, .shards: nil
         }
     }
 }

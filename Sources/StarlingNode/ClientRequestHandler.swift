@@ -5,8 +5,8 @@ import StarlingUV
 /// The clients of one process (docs/PROTOCOL.md): admits their connections (the cap on connections
 /// is the server's, `ConnectionAcceptor.limit`), closes those idle for `clientIdleTimeoutMs`, has
 /// them authenticate where the process has client tokens (`ClientAuthentication`), answers
-/// `PING` and `STATUS` at once, and hands each `SUBMIT` to the job plane, whose answers come back
-/// through `deliver`. Loop-confined.
+/// `PING`, `STATUS` and `SHARDS` at once, and hands each `SUBMIT` to the job plane, whose answers
+/// come back through `deliver`. Loop-confined.
 final class ClientRequestHandler {
     private let selfID: NodeID
     private let loop: EventLoop
@@ -135,6 +135,8 @@ final class ClientRequestHandler {
                 logger.error("cannot encode STATUS: \(error)")
                 return .error(key: nil, code: .unavailable, message: "status could not be encoded")
             }
+        case .shards:
+            return jobs.shardsAnswer
         case .submit(let service, let key, let payload):
             jobs.submit(service: service, key: key, payload: payload, client: client, nowMs: Int64(clamping: loop.now))
             return nil

@@ -12,7 +12,7 @@ final class JobPlane {
     private let links: PeerLinks
     private let handler: any JobHandler
     private let answerClient: (ClientID, ClientResponse) -> Void
-    private var engine: JobEngine
+    private(set) var engine: JobEngine
     private var handlerRuns: [JobKey: any RunningJob] = [:]
     private let metrics: NodeMetrics
     /// The dashboard's jobs/s and p99, counted with the metrics.
@@ -113,7 +113,7 @@ final class JobPlane {
         case .ok(let answered, _): (key, outcome) = (answered, .ok)
         case .fail(let answered, _): (key, outcome) = (answered, .fail)
         case .error(let answered?, _, _): (key, outcome) = (answered, .error)
-        case .error(nil, _, _), .pong, .welcome, .status: return
+        case .error(nil, _, _), .pong, .welcome, .status, .shards: return
         }
         guard let index = submittedAt.index(forKey: SubmittedJob.ID(client: client, key: key)) else { return }
         submittedAt.values[index].answersOwed -= 1

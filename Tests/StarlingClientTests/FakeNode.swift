@@ -4,7 +4,8 @@ import StarlingUV
 import Synchronization
 
 /// How a `FakeNode` answers. Services: `echo` answers OK with the payload, `fail` answers FAIL,
-/// `nosuch` answers ERR NO_SERVICE, `slow` is never answered. PING and STATUS are answered at once.
+/// `nosuch` answers ERR NO_SERVICE, `slow` is never answered. PING, STATUS and SHARDS are answered
+/// at once.
 struct FakeBehavior: Sendable {
     /// Answers are held until this many jobs are held, then sent in a shuffled order.
     var answerBatch = 1
@@ -16,6 +17,10 @@ struct FakeBehavior: Sendable {
     var seed: UInt64 = 1
     /// The token the node requires, as a node with `--client-token-file` does; nil welcomes any.
     var token: String?
+    /// What `SHARDS` is answered: the node's service and these shards (`FakeNode.holdShards`
+    /// changes them); nil answers `ERR - BAD_REQUEST`, as a worker older than the command does.
+    var shards: KeyShardSet?
+    var service = "echo"
 }
 
 /// A stand-in for a worker's job port: a StarlingUV TCP server on 127.0.0.1, port 0, on its own
@@ -32,16 +37,21 @@ final class FakeNode: Sendable {
         /// `AUTH` lines read, and how many were refused (or other commands before one).
         var auths = 0
         var refusals = 0
+        /// `SHARDS` requests read.
+        var shardsAsked = 0
     }
 
     private let waker: LoopWakeup.Waker
     private let stopFlag = Box(false)
     private let seenBox = Box(Seen())
+    private let shardsBox: Box<KeyShardSet?>
     private let lifecycle = StartBox()
 
     init(_ behavior: FakeBehavior = FakeBehavior()) throws {
+        let shardsBox = Box(behavior.shards)
+        self.shardsBox = shardsBox
         Thread { [stopFlag, seenBox, lifecycle] in
-            FakeNode.serve(behavior, started: lifecycle, stop: stopFlag, seen: seenBox)
+            FakeNode.serve(behavior, started: lifecycle, stop: stopFlag, seen: seenBox, shards: shardsBox)
         }.start()
         (address, waker) = try lifecycle.wait().get()
     }
@@ -49,13 +59,20 @@ final class FakeNode: Sendable {
     /// What the node has seen so far.
     var seen: Seen { seenBox.value.withLock { $0 } }
 
+    /// `SHARDS` is answered with `shards` from now on, as when a primary leases them anew.
+    func holdShards(_ shards: KeyShardSet) {
+        shardsBox.value.withLock { $0 = shards }
+    }
+
     /// Closes every connection and the server and waits for the loop thread to end; idempotent.
     func stop() {
         stopFlag.value.withLock { $0 = true }
         if waker.wake() { lifecycle.waitFinished() }
     }
 
-    private static func serve(_ behavior: FakeBehavior, started: StartBox, stop: Box<Bool>, seen: Box<Seen>) {
+    private static func serve(
+        _ behavior: FakeBehavior, started: StartBox, stop: Box<Bool>, seen: Box<Seen>, shards: Box<KeyShardSet?>
+    ) {
         do throws(UVError) {
             let loop = try EventLoop()
             let server = try TCPServer(loop: loop)
@@ -65,7 +82,7 @@ final class FakeNode: Sendable {
             try server.listen { result in
                 guard case .success(let stream) = result else { return }
                 seen.value.withLock { $0.connections += 1 }
-                let connection = FakeConnection(stream: stream, behavior: behavior, seen: seen,
+                let connection = FakeConnection(stream: stream, behavior: behavior, seen: seen, shards: shards,
                                                 seed: random.next())
                 connections.append(connection)
                 connection.start()
@@ -95,16 +112,18 @@ private final class FakeConnection {
     let stream: TCPStream
     let behavior: FakeBehavior
     let seen: Box<FakeNode.Seen>
+    let shards: Box<KeyShardSet?>
     var decoder = ClientRequestDecoder()
     var held: [ClientResponse] = []
     var jobsRead = 0
     var random: SplitMix64
     lazy var authentication = ClientAuthentication(required: behavior.token != nil)
 
-    init(stream: TCPStream, behavior: FakeBehavior, seen: Box<FakeNode.Seen>, seed: UInt64) {
+    init(stream: TCPStream, behavior: FakeBehavior, seen: Box<FakeNode.Seen>, shards: Box<KeyShardSet?>, seed: UInt64) {
         self.stream = stream
         self.behavior = behavior
         self.seen = seen
+        self.shards = shards
         self.random = SplitMix64(seed: seed)
     }
 
@@ -150,6 +169,13 @@ private final class FakeConnection {
             send([.pong])
         case .status:
             send([.status(json: Array("{\"fake\":true}".utf8))])
+        case .shards:
+            seen.value.withLock { $0.shardsAsked += 1 }
+            if let held = shards.value.withLock({ $0 }), let service = try? ServiceName(behavior.service) {
+                send([.shards(service: service, shards: held)])
+            } else {
+                send([.error(key: nil, code: .badRequest, message: "unknown command 'SHARDS'")])
+            }
         case .submit(let service, let key, let payload):
             jobsRead += 1
             seen.value.withLock { $0.keys.append(key.value) }

@@ -224,7 +224,7 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
             bytes("\r"), bytes("echo"), bytes("k1"), bytes("0"), bytes("3"), bytes("17"), bytes("40"),
             bytes("99999999999999999999"), bytes("abc"), [0x00], [0xFF], [0xC3, 0x28], bytes("-"),
             bytes("SUBMIT echo k 5\r\n"), bytes("SUBMIT echo k 50\r\n"),
-            bytes("AUTH"), bytes("AUTH tok\r\n"), [0x7F], bytes("\t"),
+            bytes("AUTH"), bytes("AUTH tok\r\n"), [0x7F], bytes("\t"), bytes("SHARDS"), bytes("SHARDS\r\n"),
         ]
         let seeds: UInt64 = 3000
         var fatal = 0
@@ -371,5 +371,49 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxPayload: In
             == bytes("ERR - UNAUTHORIZED no  way\r\n"))
         #expect(ClientResponse.error(key: nil, code: .unauthorized, message: "").encode()
             == bytes("ERR - UNAUTHORIZED authentication required\r\n"))
+    }
+
+    // MARK: - SHARDS (docs/PROTOCOL.md, "Key shards")
+
+    @Test func shardsDecodesAndEncodesBack() {
+        #expect(ClientRequest.shards.encode() == bytes("SHARDS\r\n"))
+        #expect(ClientRequest.shards.command == "SHARDS")
+        let submit = ClientRequest.submit(service: service("echo"), key: key("k"), payload: bytes("x"))
+        var batch: [UInt8] = []
+        for request in [ClientRequest.shards, submit, .ping, .shards, .status] { request.encode(into: &batch) }
+        #expect(decodeAllWays(batch) == [.request(.shards), .request(submit), .request(.ping), .request(.shards), .request(.status)])
+        #expect(decodeAllWays(bytes("  SHARDS  \nSHARDS\r\n")) == [.request(.shards), .request(.shards)])
+    }
+
+    @Test func malformedShardsIsARecoverableBadRequest() {
+        let lines = ["SHARDS echo", "SHARDS 0000000000000000", "SHARDS a b c d e", "shards", "Shards", "SHARDSX",
+                     "SHARDS\t", "XSHARDS"]
+        let input = lines.flatMap { bytes($0 + "\r\n") } + [0x53, 0x48, 0x41, 0x52, 0x44, 0x53, 0x20, 0xC3, 0x28, 0x0A]
+            + bytes("PING\r\n")
+        let out = decodeAllWays(input)
+        #expect(out.count == lines.count + 2)
+        #expect(out.last == .request(.ping))
+        for item in out.dropLast() {
+            guard case .error(.badRequest(nil, let message)) = item else {
+                Issue.record("not a bad request: \(item)")
+                continue
+            }
+            #expect(!message.isEmpty)
+        }
+        #expect(out[0] == .error(.badRequest(key: nil, message: "SHARDS takes no arguments")))
+        #expect(out.allSatisfy { !$0.isFatal })
+    }
+
+    @Test func shardsNeedsAuthenticationLikePing() throws {
+        var gate = ClientAuthentication(required: true)
+        let accepts: (ClientToken) -> Bool = { $0.value == "right" }
+        guard case .refuse(let answer, let detail) = gate.step(.request(.shards), accepts: accepts) else {
+            Issue.record("SHARDS before AUTH passed")
+            return
+        }
+        #expect(answer.encode().starts(with: bytes("ERR - UNAUTHORIZED ")))
+        #expect(detail == "SHARDS before AUTH")
+        #expect(gate.step(.request(.auth(token: try ClientToken("right"))), accepts: accepts) == .welcome)
+        #expect(gate.step(.request(.shards), accepts: accepts) == .handle(.request(.shards)))
     }
 }

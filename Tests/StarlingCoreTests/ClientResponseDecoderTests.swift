@@ -6,6 +6,7 @@ private typealias Decoded = ClientResponseDecoder.Decoded
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 private func key(_ text: String) -> JobKey { try! JobKey(text) }
+private func service(_ text: String) -> ServiceName { try! ServiceName(text) }
 
 /// Feeds `input` in chunks of the given sizes (cycled), draining after each chunk and checking the
 /// memory bound.
@@ -42,6 +43,10 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxBody: Int =
         .error(key: key("k6"), code: .unavailable, message: "no primary  during   handover"),
         .status(json: bytes("{\"members\":[]}")),
         .status(json: []),
+        .shards(service: service("echo"), shards: .none),
+        .shards(service: .agent, shards: .none),
+        .shards(service: service("a.b_c-1"), shards: KeyShardSet(bits: 0x8000_0000_0000_0001)),
+        .shards(service: service(String(repeating: "z", count: ServiceName.maxLength)), shards: .all),
         .pong,
     ]
 
@@ -208,5 +213,73 @@ private func decodeAllWays(_ input: [UInt8], maxLine: Int = 1024, maxBody: Int =
         if case .error(.malformed) = decoded[1] {} else { Issue.record("\(decoded[1])") }
         #expect(decoded[2] == .response(.pong))
         #expect(decoded.allSatisfy { !$0.isFatal })
+    }
+
+    // MARK: - SHARDS (docs/PROTOCOL.md, "Key shards")
+
+    @Test func shardsEncodesAsDocumented() {
+        var set = KeyShardSet()
+        for shard in [0, 5, 63] { set.insert(shard) }
+        #expect(ClientResponse.shards(service: service("echo"), shards: set).encode()
+            == bytes("SHARDS echo 8000000000000021\r\n"))
+        #expect(ClientResponse.shards(service: .agent, shards: .none).encode() == bytes("SHARDS agent 0000000000000000\r\n"))
+        #expect(ClientResponse.shards(service: service("echo"), shards: .all).summary == "SHARDS echo ffffffffffffffff")
+        #expect(decodeAllWays(bytes("  SHARDS   echo  0000000000000010 \n")) == [
+            .response(.shards(service: service("echo"), shards: KeyShardSet(bits: 0x10))),
+        ])
+    }
+
+    @Test func shardsOfTheExamplesInProtocolMd() {
+        #expect(KeyShard.of("k1".utf8) == 1)
+        #expect(KeyShard.of("job-42".utf8) == 37)
+    }
+
+    /// Anything but exactly `SHARDS <service> <16 lowercase hex digits>` is one recoverable
+    /// malformed line, and the answers after it still decode.
+    @Test func malformedShardsAnswersAreSkipped() {
+        let digits16 = "0123456789abcdef"
+        let lines: [[UInt8]] = [
+            "SHARDS", "SHARDS echo", "SHARDS \(digits16)", "SHARDS echo \(digits16) extra",
+            "SHARDS Echo \(digits16)", "SHARDS .echo \(digits16)", "SHARDS \(String(repeating: "e", count: 65)) \(digits16)",
+            "SHARDS echo 000000000000000", "SHARDS echo 00000000000000000", "SHARDS echo \(String(repeating: "0", count: 900))",
+            "SHARDS echo 0123456789ABCDEF", "SHARDS echo 000000000000000g", "SHARDS echo -000000000000001",
+            "SHARDS echo +000000000000001", "SHARDS echo 0x00000000000001", "SHARDS echo\t\(digits16)",
+            "SHARDS echo ０１２３４５６７８９ａｂｃｄｅｆ", "SHARDS echo 01234567\u{0}9abcdef",
+        ].map(bytes) + [
+            bytes("SHARDS ") + [0xC3, 0x28] + bytes(" \(digits16)"),
+            bytes("SHARDS echo ") + [0xFF] + bytes("123456789abcdef"),
+        ]
+        for line in lines {
+            let decoded = decodeAllWays(line + bytes("\r\nPONG\r\n"))
+            #expect(decoded.count == 2, "\(String(decoding: line, as: UTF8.self).debugDescription): \(decoded)")
+            guard case .error(.malformed(nil, let message)) = decoded.first else {
+                Issue.record("\(String(decoding: line, as: UTF8.self).debugDescription): \(decoded)")
+                continue
+            }
+            #expect(message.contains("SHARDS"))
+            #expect(decoded.last == .response(.pong))
+        }
+    }
+
+    /// Random bytes in valid `SHARDS` answers: answers or typed errors, never a trap, nothing
+    /// after a fatal error; both paths are reached.
+    @Test func mutatedShardsAnswersNeverTrap() {
+        var random = SeededRandom(seed: 11)
+        let valid = bytes("SHARDS echo 00f0000000000a01\r\n")
+        var (taken, refused) = (0, 0)
+        for _ in 0..<2_000 {
+            var input = valid
+            for _ in 0..<Int.random(in: 1...3, using: &random) {
+                let value = random.next() % 3 == 0 ? UInt8.random(in: 0...255, using: &random)
+                    : bytes(" 0af9gG-\r\n")[Int.random(in: 0..<10, using: &random)]
+                input[Int.random(in: 0..<input.count, using: &random)] = value
+            }
+            let items = decode(input, chunks: [Int.random(in: 1...40, using: &random)], maxLine: 64, maxBody: 16)
+            if let fatal = items.firstIndex(where: \.isFatal) { #expect(fatal == items.count - 1) }
+            for item in items {
+                if case .response(.shards) = item { taken += 1 } else { refused += 1 }
+            }
+        }
+        #expect(taken > 0 && refused > 0)
     }
 }

@@ -41,7 +41,7 @@ struct StarlingWire: LoadWire {
         case .response(.error(let key, let code, _)):
             guard let key else { return .stray }
             return event(key: key, .failed("ERR \(code.rawValue)"))
-        case .response(.pong), .response(.welcome), .response(.status):
+        case .response(.pong), .response(.welcome), .response(.status), .response(.shards):
             return .nothing
         case .error(let failure):
             throw WireError("\(failure)")
