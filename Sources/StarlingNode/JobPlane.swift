@@ -125,11 +125,12 @@ final class JobPlane {
     }
 
     private func start(_ ticket: JobTicket) {
-        let key = ticket.key
+        let key = ticket.key, service = ticket.service
         handlerRuns[key] = handler.start(key: key, payload: ticket.payload) { [weak self] outcome in
             // A job cancelled at shutdown may report after the worker is gone.
             guard let self else { return }
             handlerRuns[key] = nil
+            metrics.jobRan(service: service, outcome: outcome)
             perform(engine.finished(key, outcome: outcome, nowMs: Int64(clamping: loop.now)))
         }
     }

@@ -21,7 +21,8 @@ import Glibc
 
     /// Every family docs/METRICS.md promises, as sample names Python's parser reports.
     static let families = [
-        "starling_jobs_submitted_total", "starling_jobs_answered_total", "starling_job_duration_seconds_bucket",
+        "starling_jobs_submitted_total", "starling_jobs_answered_total", "starling_jobs_run_total",
+        "starling_job_duration_seconds_bucket",
         "starling_job_duration_seconds_count", "starling_members", "starling_primary_epoch", "starling_queue_depth",
         "starling_rejected_total", "starling_peer_links_up", "starling_peer_link_reconnects_total",
         "starling_peer_link_bytes_total", "starling_failovers_total", "starling_scaler_decisions_total",
@@ -73,6 +74,53 @@ import Glibc
         // The other agent was nobody's entry node: it counts no job.
         let other = try PrometheusSamples(parsing: try #require(try HTTPTestConnection.get("/metrics", port: otherHTTP.port)).body)
         #expect((other.value("starling_jobs_submitted_total", ["service": "echo"]) ?? 0) == 0)
+    }
+
+    @Test("three workers with --http, 60 sleep jobs and 5 bad ones through one standby: starling_jobs_run_total over the workers sums to the jobs run, by outcome")
+    func jobsRunAreCountedAtTheirExecutors() async throws {
+        let jobs = try WorkerProcess.jobsDirectory(service: "nap", definition: "handler = \"sleep\"\nconcurrency = 2\n")
+        let seed = try WorkerProcess(service: "nap", extra: ["--jobs", jobs, "--http", "127.0.0.1:0"])
+        var workers = [seed]
+        for _ in 0..<2 {
+            workers.append(try WorkerProcess(service: "nap", join: [seed.address], extra: ["--jobs", jobs, "--http", "127.0.0.1:0"]))
+        }
+        defer { workers.forEach { $0.kill() } }
+        let primary = try #require(awaitAgreement(workers, within: 10)?["nap"], "the workers did not agree on a primary")
+        let entry = try #require(workers.first { $0.id != primary.id })
+
+        // Eight at a time through one standby, more than its two slots: the primary places the rest.
+        let client = try StarlingClient(nodes: [entry.address.description], configuration: .init())
+        let results = try await withThrowingTaskGroup(of: [JobAnswer].self) { group in
+            for lane in 0..<8 {
+                group.addTask {
+                    var answers: [JobAnswer] = []
+                    for n in stride(from: lane, to: 65, by: 8) {
+                        // Jobs 60...64 are not decimal milliseconds: the handler runs and fails them.
+                        answers.append(try await client.submit(
+                            service: "nap", payload: Array((n < 60 ? "3" : "nap").utf8), key: "run-\(n)"))
+                    }
+                    return answers
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        await client.close()
+        #expect(results.filter { $0 == .ok(Array("slept 3 ms".utf8)) }.count == 60)
+        #expect(results.filter { if case .failed = $0 { true } else { false } }.count == 5)
+
+        // Each executor counts a job before it sends the outcome on, so the answers above came after.
+        var scrapes: [PrometheusSamples] = []
+        for worker in workers {
+            let port = try #require(worker.httpAddress).port
+            scrapes.append(try PrometheusSamples(parsing: try #require(try HTTPTestConnection.get("/metrics", port: port)).body))
+        }
+        let ok = scrapes.map { $0.value("starling_jobs_run_total", ["service": "nap", "outcome": "ok"]) ?? 0 }
+        let failed = scrapes.map { $0.value("starling_jobs_run_total", ["service": "nap", "outcome": "fail"]) ?? 0 }
+        #expect(ok.reduce(0, +) == 60, "jobs run ok per worker: \(ok)")
+        #expect(failed.reduce(0, +) == 5, "jobs run and failed per worker: \(failed)")
+        // Entry node counts are the entry node's alone: the others were nobody's entry node.
+        let submitted = scrapes.map { $0.value("starling_jobs_submitted_total", ["service": "nap"]) ?? 0 }
+        #expect(submitted == workers.map { $0 === entry ? 65 : 0 })
     }
 
     @Test("--http: keep-alive, HEAD, 404, 405, /api/status as JSON")

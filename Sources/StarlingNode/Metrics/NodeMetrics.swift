@@ -4,7 +4,7 @@ import StarlingCore
 /// What a process exposes at `GET /metrics` (docs/METRICS.md), rendered by swift-prometheus.
 ///
 /// Events that happen here are counted as they happen (jobs submitted and answered at this entry
-/// node, scaler decisions, failovers); what the rest of the process already counts (rejections,
+/// node, jobs this process's handler ran, scaler decisions, failovers); what the rest of the process already counts (rejections,
 /// peer links) is read when scraped, through `CounterMirror`s, and gauges are set from the
 /// record at each scrape (`observe`). Label values come from bounded sets: a service label is one
 /// of at most `maxServiceLabels` names, any further name is counted as `_other`, so that clients
@@ -58,6 +58,16 @@ final class NodeMetrics {
         let series = series(of: service)
         series.answered[outcome]?.increment()
         series.duration.record(duration)
+    }
+
+    /// This process's handler ran a job (a `run` directive carried out, whoever's entry node it
+    /// came from) and reported `outcome`.
+    func jobRan(service: ServiceName, outcome: JobOutcome) {
+        let series = series(of: service)
+        switch outcome {
+        case .succeeded: series.ranOK.increment()
+        case .failed: series.ranFailed.increment()
+        }
     }
 
     /// The scaler (this agent, while it is the agents' primary) decided (`spawn`, `retire`) or
@@ -149,6 +159,9 @@ private final class ServiceSeries {
     let answered: [JobAnswerOutcome: Counter]
     let duration: DurationHistogram
     let failovers: Counter
+    /// Jobs this process's handler ran, by outcome (`ok`, `fail`).
+    let ranOK: Counter
+    let ranFailed: Counter
 
     init(label: String, registry: PrometheusCollectorRegistry) {
         submitted = registry.makeCounter(descriptor: Family.jobsSubmittedTotal, labels: [("service", label)])
@@ -161,6 +174,8 @@ private final class ServiceSeries {
         duration = registry.makeDurationHistogram(
             descriptor: Family.jobDurationSeconds, labels: [("service", label)], buckets: NodeMetrics.durationBuckets)
         failovers = registry.makeCounter(descriptor: Family.failoversTotal, labels: [("service", label)])
+        ranOK = registry.makeCounter(descriptor: Family.jobsRunTotal, labels: [("service", label), ("outcome", "ok")])
+        ranFailed = registry.makeCounter(descriptor: Family.jobsRunTotal, labels: [("service", label), ("outcome", "fail")])
     }
 }
 
@@ -195,6 +210,11 @@ private enum Family {
         MetricNameDescriptor(
             namespace: "starling", metricName: "jobs_answered", unitName: "total",
             helpText: "Jobs answered to clients at this entry node, by outcome (ok, fail, error).")
+    }
+    static var jobsRunTotal: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "starling", metricName: "jobs_run", unitName: "total",
+            helpText: "Jobs this process's handler ran, whichever entry node they came from, by outcome (ok, fail).")
     }
     static var jobDurationSeconds: MetricNameDescriptor {
         MetricNameDescriptor(

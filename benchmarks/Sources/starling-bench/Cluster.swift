@@ -21,6 +21,8 @@ struct StartedWorker: Sendable {
     let address: String
     /// Its stderr (the worker's log).
     let logPath: String
+    /// The port of its `--http` endpoints (/metrics), when started with `--http`.
+    var httpPort: UInt16? = nil
 }
 
 /// W workers of one service on loopback, started by the bench: the first on a free port, the
@@ -40,10 +42,11 @@ struct Cluster: Sendable {
         }
     }
 
-    /// Writes `<service>.toml` and starts `count` workers; returns once each has printed its
-    /// `listening on` line.
+    /// Writes `<service>.toml` and starts `count` workers, each with `extraArguments` (e.g.
+    /// `--http 127.0.0.1:0`); returns once each has printed its `listening on` line.
     static func start(binary: String, service: String, definition: String, count: Int, intervalMs: Int,
-                      clusterKey: Bool = false, startTimeoutMs: Int = 10_000) throws -> Cluster {
+                      clusterKey: Bool = false, extraArguments: [String] = [],
+                      startTimeoutMs: Int = 10_000) throws -> Cluster {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("starling-bench-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -72,7 +75,7 @@ struct Cluster: Sendable {
             // --parent-pid: should the bench die without stopping them (kill -9), the workers drain and go.
             var arguments = ["worker", "--service", service, "--port", "0", "--host", "127.0.0.1",
                              "--interval", "\(intervalMs)", "--jobs", directory, "--parent-pid", "\(getpid())"]
-                + keyArguments
+                + keyArguments + extraArguments
             if let seed = workers.first { arguments += ["--join", seed.address] }
             let logPath = directory + "/worker-\(index).log"
             workers.append(try spawnWorker(binary: binary, arguments: arguments, logPath: logPath,
@@ -101,7 +104,8 @@ struct Cluster: Sendable {
             throw BenchError("\(kind) \(started.pid) did not report its address within \(startTimeoutMs) ms "
                 + "(last line: '\(started.lastOtherLine)'); its log:\n\(Spawn.logTail(logPath))")
         }
-        return StartedWorker(pid: started.pid, id: line.id, address: line.address.description, logPath: logPath)
+        return StartedWorker(pid: started.pid, id: line.id, address: line.address.description, logPath: logPath,
+                             httpPort: line.httpAddress?.port)
     }
 
     // MARK: - Agreement

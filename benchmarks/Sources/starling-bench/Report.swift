@@ -106,9 +106,11 @@ struct BenchReport: Codable, Sendable {
     var failure: FailureFigures?
     /// What the `scale` scenario adds.
     var scale: ScaleFigures?
+    /// What the `spread` scenario adds.
+    var spread: SpreadFigures?
 
     enum CodingKeys: String, CodingKey {
-        case benchmark, system, date, machine, settings, jobs, latency, errors, submitted, lost, duplicates, failure, scale
+        case benchmark, system, date, machine, settings, jobs, latency, errors, submitted, lost, duplicates, failure, scale, spread
         case jobsPerSecond = "jobs_per_s"
         case errorsTotal = "errors_total"
         case errorKinds = "error_kinds"
@@ -169,7 +171,7 @@ struct BenchReport: Codable, Sendable {
             ("errors", "\(errors) in the window, \(errorsTotal) in all"),
             ("lost", "\(lost) of \(submitted) submitted (no answer at all)"),
             ("duplicates", "\(duplicates)"),
-            ("per entry node", jobsPerEntryNode.map(String.init).joined(separator: " / ")),
+            (spread == nil ? "per entry node" : "per connection", jobsPerEntryNode.map(String.init).joined(separator: " / ")),
             ("bench CPU per job", benchCPUPerJobUs.map { String(format: "%.1f µs (load generator and client)", $0) } ?? "-"),
         ]
         if let failure {
@@ -182,6 +184,7 @@ struct BenchReport: Codable, Sendable {
             rows.append(("workers", "\(scale.workersBefore) before, \(scale.workersAfter) at the end"))
             rows.append(("jobs/s", String(format: "%.0f before the step, %.0f at the end", scale.rateBefore, scale.rateAfter)))
         }
+        if let spread { rows += spread.rows }
         for (kind, count) in errorKinds.sorted(by: { $0.value > $1.value }).prefix(10) {
             rows.append(("  error ×\(count)", kind))
         }

@@ -72,6 +72,7 @@ extension ResultsSummary {
         text += clusterKeySection()
         text += failureSection()
         text += scaleSection()
+        text += spreadSection()
         text += runsSection()
         text += caveats()
         return text
@@ -396,11 +397,43 @@ extension ResultsSummary {
         return text + "\n"
     }
 
+    /// Where Starling's jobs ran under uneven and even load (issue 13: least-loaded routing stays
+    /// measurable). Measured, no target yet.
+    private func spreadSection() -> String {
+        let all = ["uneven", "even"].flatMap { runs("spread-\($0)", "starling") }
+        guard let first = all.first?.spread, let settings = all.first?.settings else { return "" }
+        var text = "## Spread: where the jobs ran (issue 13)\n\n"
+        text += "Sleep jobs of \(first.sleepMs) ms on W = \(settings.workers) workers of \(first.workerConcurrency) slots each, "
+            + "C = \(settings.concurrency) outstanding (with all their slots busy, the \(settings.workers - 1) standbys run at most "
+            + "\(Self.rate(Double((settings.workers - 1) * first.workerConcurrency * 1_000) / Double(max(1, first.sleepMs)))) jobs/s). *Uneven*: every client connection enters at the same standby, which "
+            + "cannot run them all, so the primary must place the rest by load; *even*: the connections are spread over every "
+            + "worker. Each worker's share is its part of the jobs run in the measured window, read from its "
+            + "`starling_jobs_run_total`; the spread is the coefficient of variation of the jobs each executor ran (the "
+            + "standbys, and the primary should it run any): 0 is even, √(n − 1) all on one. Measured, no target yet.\n\n"
+        text += "| load | run | jobs/s | primary | standbys (the uneven load's entry node first) | spread (CV) |\n"
+        text += "| --- | --- | ---: | ---: | --- | ---: |\n"
+        for load in ["uneven", "even"] {
+            for (index, report) in runs("spread-\(load)", "starling").enumerated() {
+                guard let spread = report.spread else { continue }
+                let percent = { (share: Double) in String(format: "%.0f %%", share * 100) }
+                let primary = spread.workers.filter { $0.role == "primary" }.map { percent($0.share) }.joined(separator: ", ")
+                let everyConnection = spread.workers.map(\.connections).reduce(0, +)
+                let standbys = spread.workers.filter { $0.role == "standby" }
+                    .sorted { ($0.connections, $0.share) > ($1.connections, $1.share) }
+                    .map { percent($0.share) + (load == "uneven" && $0.connections == everyConnection ? " (entry)" : "") }
+                    .joined(separator: ", ")
+                text += "| \(load) | \(index + 1) | \(Self.rate(report.jobsPerSecond)) | \(primary) | \(standbys) | "
+                    + String(format: "%.2f", spread.spreadCV) + " |\n"
+            }
+        }
+        return text + "\n"
+    }
+
     private func runsSection() -> String {
         var text = "## Every run\n\n"
         text += "| scenario | system | run | load before | jobs/s | p50 | p99 | p99.9 | max | lost | gap | errors |\n"
         text += "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-        let order = ["echo", "latency", "failure-workers", "failure-server", "scale"]
+        let order = ["echo", "latency", "failure-workers", "failure-server", "scale", "spread-uneven", "spread-even"]
         for benchmark in order {
             for system in ["starling", "starling-raw", "nats", "gearmand"] {
                 for (index, report) in runs(benchmark, system).enumerated() {

@@ -12,6 +12,7 @@ struct ScenarioPlan: Sendable {
     var concurrency: Int
     var failure: FailurePlan?
     var scale: ScalePlan?
+    var spread: SpreadPlan?
 }
 
 /// Kills during the load; times are seconds after the start of the load (warm-up included).
@@ -39,6 +40,8 @@ struct SystemRun: Sendable {
     var agreementMs: UInt64 = 0
     var kills: [KillEvent] = []
     var workersOverTime: [[Double]] = []
+    /// Where the jobs ran (`spread`).
+    var spread: SpreadFigures?
     /// Where the processes' logs are.
     var directory: String
 }
@@ -85,7 +88,7 @@ enum ScenarioRunner {
 
     static func settings(_ plan: ScenarioPlan, options: CommonOptions) -> LoadSettings {
         var settings = LoadSettings()
-        settings.service = plan.scale == nil ? "echo" : "sleep"
+        settings.service = plan.scale == nil && plan.spread == nil ? "echo" : "sleep"
         settings.concurrency = plan.concurrency
         settings.durationS = options.duration
         settings.warmupS = options.warmup
@@ -97,6 +100,7 @@ enum ScenarioRunner {
             settings.initialConcurrency = scale.from
             settings.stepAtS = scale.stepAtS
         }
+        if let spread = plan.spread { settings.sleepMs = spread.sleepMs }
         return settings
     }
 
@@ -139,10 +143,12 @@ enum ScenarioRunner {
             workers: plan.scale == nil ? options.workers : options.system == .starling ? plan.scale!.maxWorkers : 1,
             concurrency: plan.concurrency,
             durationS: options.duration, warmupS: options.warmup,
-            payloadBytes: plan.scale == nil ? options.payloadBytes : "\(plan.scale!.sleepMs)".utf8.count,
+            payloadBytes: plan.scale.map { "\($0.sleepMs)".utf8.count }
+                ?? plan.spread.map { "\($0.sleepMs)".utf8.count } ?? options.payloadBytes,
             intervalMs: options.interval, entryNodes: run.entryNodes)
         var report = BenchReport(benchmark: plan.name, system: options.systemName, machine: machine,
                                  settings: settings, result: run.result, agreementMs: run.agreementMs)
+        report.spread = run.spread
         let endS = options.warmup + options.duration
         let timeline = run.result.timeline ?? Timeline(durationS: endS)
         let bucketMs = 100

@@ -13,7 +13,7 @@ struct StarlingBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling-bench",
         abstract: "Benchmarks of real starling workers (or gearmand, or nats-server, and their workers) on loopback.",
-        subcommands: [Echo.self, Latency.self, Failure.self, Scale.self, Members.self, Summarize.self, GearmanWorker.self,
+        subcommands: [Echo.self, Latency.self, Failure.self, Scale.self, Spread.self, Members.self, Summarize.self, GearmanWorker.self,
                       NATSWorker.self])
 }
 
@@ -233,6 +233,55 @@ extension StarlingBench {
             let plan = ScalePlan(from: from, to: to, stepAtS: options.warmup + stepAt, sleepMs: sleepMs,
                                  workerConcurrency: workerConcurrency, maxWorkers: maxWorkers)
             try await ScenarioRunner.run(ScenarioPlan(name: "scale", concurrency: to, scale: plan), options: options)
+        }
+    }
+}
+
+extension StarlingBench {
+    struct Spread: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Starling only: sleep jobs entering at one standby (or at every worker): how they spread over the executors.",
+            discussion: """
+                Starts W workers of service 'sleep' (--worker-concurrency slots each, --http on), waits \
+                until they agree on a primary, then keeps C sleep jobs outstanding over --connections \
+                StarlingClients: with --load uneven all of them at the same standby, which cannot run \
+                them all, so the primary places the rest by load; with --load even spread over every \
+                worker. Reads starling_jobs_run_total from every worker's /metrics at the start and at \
+                the end of the measured window, and reports each worker's share of the jobs run and the \
+                spread over the executors (coefficient of variation). Measured, not asserted.
+                """)
+
+        @OptionGroup var options: CommonOptions
+
+        @Option(help: "uneven (every connection at one standby) or even (the connections over every worker).")
+        var load: SpreadLoad = .uneven
+
+        @Option(help: "Jobs kept outstanding at all times (by default a few more than the standbys' slots).")
+        var concurrency = 8
+
+        @Option(name: .customLong("sleep-ms"), help: "Milliseconds each job sleeps.")
+        var sleepMs = 5
+
+        @Option(name: .customLong("worker-concurrency"), help: "Jobs one worker runs at once.")
+        var workerConcurrency = 2
+
+        @Option(help: "Client connections (default: W, the number of workers).")
+        var connections: Int?
+
+        func validate() throws {
+            try options.validate(concurrency: concurrency)
+            guard options.system == .starling else { throw ValidationError("spread is measured for --system starling only") }
+            guard options.workers >= 2 else { throw ValidationError("--workers must be at least 2 for spread (a primary and a standby)") }
+            guard (1...10_000).contains(sleepMs) else { throw ValidationError("--sleep-ms must be 1...10000") }
+            guard (1...1_024).contains(workerConcurrency) else { throw ValidationError("--worker-concurrency must be 1...1024") }
+            if let connections, !(1...64).contains(connections) { throw ValidationError("--connections must be 1...64") }
+        }
+
+        func run() async throws {
+            let plan = SpreadPlan(load: load, sleepMs: sleepMs, workerConcurrency: workerConcurrency,
+                                  connections: connections ?? options.workers)
+            try await ScenarioRunner.run(
+                ScenarioPlan(name: "spread-\(load.rawValue)", concurrency: concurrency, spread: plan), options: options)
         }
     }
 }

@@ -15,6 +15,9 @@ enum StarlingSystem {
         if let scale = plan.scale {
             return try await runScale(plan, scale: scale, options: options, binary: binary, started: started)
         }
+        if let spread = plan.spread {
+            return try await runSpread(plan, spread: spread, options: options, binary: binary, started: started)
+        }
         // Instant jobs: capacity never limits the dispatch being measured.
         let definition = """
             # written by starling-bench
