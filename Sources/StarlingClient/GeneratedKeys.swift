@@ -21,9 +21,6 @@ final class GeneratedKeys: Sendable {
     /// 4,096 only with odds of about e⁻⁶⁴.
     static let maxSkips: UInt64 = 4_096
 
-    private static let fnvOffsetBasis: UInt64 = 0xcbf2_9ce4_8422_2325
-    private static let fnvPrime: UInt64 = 0x0000_0100_0000_01b3
-
     /// FNV-1a (`KeyShard.of`) of the prefix: a candidate's shard costs only its own digits.
     private let prefixHash: UInt64
     private let counter = Atomic<UInt64>(1)
@@ -33,7 +30,7 @@ final class GeneratedKeys: Sendable {
     init() {
         let alphanumerics = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
         prefix = String((0..<Self.prefixLength).map { _ in alphanumerics.randomElement()! })
-        prefixHash = Self.hash(Self.fnvOffsetBasis, prefix.utf8)
+        prefixHash = KeyShard.hash(prefix.utf8)
     }
 
     // MARK: - The node's shards (from the loop thread)
@@ -87,23 +84,15 @@ final class GeneratedKeys: Sendable {
         var candidate = start
         while candidate < end {
             let high = candidate / 36
-            let stem = high == 0 ? prefixHash : Self.hash(prefixHash, String(high, radix: 36).utf8)
+            let stem = high == 0 ? prefixHash : KeyShard.hash(String(high, radix: 36).utf8, from: prefixHash)
             var lastDigit = candidate % 36
             while lastDigit < 36, candidate < end {
-                let hash = (stem ^ UInt64(Self.base36Digit(lastDigit))) &* Self.fnvPrime
-                if shards.contains(Int(hash % UInt64(KeyShard.count))) { return candidate }
+                if shards.contains(KeyShard.of(hash: KeyShard.step(stem, Self.base36Digit(lastDigit)))) { return candidate }
                 lastDigit += 1
                 candidate += 1
             }
         }
         return nil
-    }
-
-    /// FNV-1a of `bytes`, continued from `hash`.
-    private static func hash(_ hash: UInt64, _ bytes: some Sequence<UInt8>) -> UInt64 {
-        var hash = hash
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* fnvPrime }
-        return hash
     }
 
     /// The ASCII of a digit as `String(_:radix: 36)` writes it: `0-9`, then `a-z`.

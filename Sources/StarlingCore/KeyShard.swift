@@ -8,10 +8,23 @@ public enum KeyShard {
     /// and versions, and written down in docs/PROTOCOL.md ("Key shards") so that clients can
     /// choose keys in a node's shards.
     public static func of(_ bytes: some Sequence<UInt8>) -> Int {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return Int(hash % UInt64(count))
+        of(hash: hash(bytes))
     }
+
+    /// The shard of a key whose FNV-1a hash is `hash`.
+    public static func of(hash: UInt64) -> Int { Int(hash % UInt64(count)) }
+
+    /// FNV-1a (64-bit) of `bytes`, continued from `hash` (the offset basis for a whole key), so
+    /// a client trying many keys with one prefix hashes the prefix once.
+    public static func hash(_ bytes: some Sequence<UInt8>, from hash: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+        var hash = hash
+        for byte in bytes { hash = step(hash, byte) }
+        return hash
+    }
+
+    /// One byte of FNV-1a.
+    @inline(__always)
+    public static func step(_ hash: UInt64, _ byte: UInt8) -> UInt64 { (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
 }
 
 extension JobKey {
