@@ -119,7 +119,9 @@ public struct JobRouter: Sendable {
     public mutating func update(executors current: [Executor], nowMs: Int64) -> [JobDirective] {
         let next = Dictionary(current.map { ($0.address, max(0, $0.slots)) }, uniquingKeysWith: max)
         guard next != executors else { return [] }
-        for gone in busy.keys where next[gone] == nil { requeue(everythingOn: gone) }
+        // What this process runs itself (a primary with no standby) still runs when it stops
+        // being an executor because one joined: its outcomes come here all the same.
+        for gone in busy.keys where next[gone] == nil && gone != address { requeue(everythingOn: gone) }
         executors = next
         guard next != inRecord else { return pump(nowMs: nowMs) }
         inRecord = next
