@@ -473,7 +473,8 @@ public final class Worker {
             let sources = NodeMetrics.Sources(
                 members: Array(membership.members.values) + [membership.selfMember(nowMs: nowMs)],
                 rejected: rejections.counts, openLinks: links.openLinks, reconnects: links.reconnects,
-                bytesSent: links.bytesSent, bytesReceived: peers.bytesReceived)
+                bytesSent: links.bytesSent, bytesReceived: peers.bytesReceived,
+                keyShards: (settings.service, jobs.engine.leasedShards.count))
             return HTTPResponse(
                 status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.render(sources))
         case "/":

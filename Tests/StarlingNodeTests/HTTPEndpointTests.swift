@@ -24,6 +24,7 @@ import Glibc
         "starling_jobs_submitted_total", "starling_jobs_answered_total", "starling_jobs_run_total",
         "starling_job_duration_seconds_bucket",
         "starling_job_duration_seconds_count", "starling_members", "starling_primary_epoch", "starling_queue_depth",
+        "starling_key_shards_held",
         "starling_rejected_total", "starling_peer_links_up", "starling_peer_link_reconnects_total",
         "starling_peer_link_bytes_total", "starling_failovers_total", "starling_scaler_decisions_total",
     ]

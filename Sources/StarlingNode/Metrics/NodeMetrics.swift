@@ -107,6 +107,8 @@ final class NodeMetrics {
         var reconnects: UInt64
         var bytesSent: UInt64
         var bytesReceived: UInt64
+        /// This process's service and how many of its key shards it holds now.
+        var keyShards: (service: ServiceName, held: Int)
     }
 
     /// Sets the gauges and mirrors from `sources`, then renders the text format 0.0.4.
@@ -141,6 +143,8 @@ final class NodeMetrics {
             rejected[reason] = mirror
             mirror.follow(count)
         }
+        registry.makeGauge(descriptor: Family.keyShardsHeld, labels: [("service", serviceLabel(sources.keyShards.service))])
+            .set(to: Double(sources.keyShards.held))
         linksUp.set(to: Double(sources.openLinks))
         reconnects.follow(sources.reconnects)
         bytesSent.follow(sources.bytesSent)
@@ -245,6 +249,11 @@ private enum Family {
         MetricNameDescriptor(
             namespace: "starling", metricName: "queue_depth", unitName: "",
             helpText: "Jobs queued at the service's primary and not yet dispatched, as its heartbeats report.")
+    }
+    static var keyShardsHeld: MetricNameDescriptor {
+        MetricNameDescriptor(
+            namespace: "starling", metricName: "key_shards_held", unitName: "",
+            helpText: "Key shards of its service this process holds a lease on (of 64): keys of them submitted here run here.")
     }
     static var rejectedTotal: MetricNameDescriptor {
         MetricNameDescriptor(
