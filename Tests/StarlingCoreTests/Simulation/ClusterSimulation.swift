@@ -171,7 +171,7 @@ final class ClusterSimulation {
     private var firstSubmittedMs: [JobID: Int64] = [:]
     private var lastFaultEventMs: Int64 = -1
     private var faultsInEffectUntilMs: Int64 = -1
-    private var lastAdmissionMs: Int64 = -1
+    private var lastAdmissionMs: [ServiceName: Int64] = [:]
     private var primaryChangedMs: [ServiceName: Int64] = [:]
     private var falseDropMs: [ServiceName: Int64] = [:]
     /// Handler runs started, those that started while another run of the same job was in
@@ -516,7 +516,7 @@ final class ClusterSimulation {
                 }
                 if from == .joining {
                     slots[index].admittedAtMs = nowMs
-                    lastAdmissionMs = nowMs
+                    lastAdmissionMs[slots[index].membership!.config.service] = nowMs
                     // An admission can start a handover to a higher-priority newcomer: the group settles from here.
                     lastFaultMs = max(lastFaultMs, nowMs)
                 }
@@ -845,24 +845,27 @@ final class ClusterSimulation {
     // MARK: Runs at once
 
     /// Property 6: a job (service and key) never runs at two processes at once — nor in two
-    /// incarnations of one — in a calm period. Delivery inside the cluster is at-least-once across
-    /// crashes, partitions and failovers (docs/PROTOCOL.md, "Idempotency keys"); in calm periods
-    /// the job path's routing must keep a key to one run.
+    /// incarnations of one — in a calm period, and never twice at once in one incarnation.
+    /// Delivery inside the cluster is at-least-once across crashes, partitions and failovers
+    /// (docs/PROTOCOL.md, "Idempotency keys"); in calm periods the job path's routing must keep
+    /// a key to one run.
     ///
     /// A run starts when the simulation carries out a `.run` directive and ends when it hands
     /// the handler's outcome to `JobEngine.finished`, or when its process stops (crash, kill,
     /// restart, the end of a drain). When a run starts while another run of the job is in progress
-    /// (at another process, or in another incarnation of this one), the overlap is excused if and
-    /// only if a disturbance was in effect at some moment from `settleMs` (suspect-after + 2
-    /// intervals + 2 × the network's delay, the time property 1 gives a group to settle) before
-    /// the job was first submitted (by any client, to any entry node) up to this start. The
-    /// disturbances, counted by the first that holds, in this order:
+    /// at the same process in the same incarnation, that is a violation whatever happened (its
+    /// executor holds what it runs, and attaches a dispatch of it). When it starts while another
+    /// run is in progress at another process, or in another incarnation of this one, the overlap
+    /// is excused if and only if a disturbance was in effect at some moment from `settleMs`
+    /// (suspect-after + 2 intervals + 2 × the network's delay, the time property 1 gives a group
+    /// to settle) before the job was first submitted (by any client, to any entry node) up to
+    /// this start. The disturbances, counted by the first that holds, in this order:
     /// 1. a fault: an event of the scenario (every kind: crash, restart, kill of a primary or of
     ///    the busiest entry node, pause, partition, heal, link break, stall, silent loss, drain,
     ///    forgery, join burst, the restart of all that is down) or a drained process stopping,
     ///    each in effect at its instant; a pause or a stall for its duration; a partition until
     ///    it heals;
-    /// 2. a join: a started process, until it is admitted;
+    /// 2. a join: a started process of the job's service, until it is admitted;
     /// 3. a change of primary: some process's record showed another primary of the job's service
     ///    (another address or epoch, or none; the `JobView` its engine follows);
     /// 4. a false suspicion: some record dropped a member of the job's service that was still
@@ -884,11 +887,16 @@ final class ClusterSimulation {
         runsInProgress[id, default: []].append(Run(slot: index, incarnation: incarnation, startMs: nowMs))
         guard let other = others.first else { return }
         runsOverlapped += 1
+        // One process's executor holds what it runs: no fault explains running a key twice there.
+        if let same = others.first(where: { $0.slot == index && $0.incarnation == incarnation }) {
+            throw violation("slot \(index) runs \(id) while it already runs it (since \(same.startMs) ms)")
+        }
         let submittedMs = firstSubmittedMs[id] ?? 0
         let sinceMs = submittedMs - settleMs
         // When each kind of disturbance was last in effect (now, while it still is).
         let faultMs = partitionSide != nil ? nowMs : max(lastFaultEventMs, min(nowMs, faultsInEffectUntilMs))
-        let joinMs = slots.contains(where: { $0.membership?.status == .joining }) ? nowMs : lastAdmissionMs
+        let joinMs = slots.contains(where: { $0.membership?.status == .joining && $0.membership?.config.service == id.service })
+            ? nowMs : lastAdmissionMs[id.service] ?? -1
         let changedMs = primaryChangedMs[id.service] ?? -1
         let droppedMs = falseDropMs[id.service] ?? -1
         let excuse: String
