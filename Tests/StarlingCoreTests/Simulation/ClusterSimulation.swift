@@ -49,9 +49,26 @@ final class ClusterSimulation {
         var lastEpoch: UInt64 = 0
         var lastHighest: [ServiceName: UInt64] = [:]
         var followedVersion: UInt64?
+        /// The at-once checker's state: each service's primary (address and epoch) as this
+        /// incarnation's record last showed it, and the keys it ran to the end.
+        var primariesSeen: [ServiceName: PrimarySeen] = [:]
+        var finishedHere: Set<JobID> = []
 
         var isRunning: Bool { membership != nil }
         var isDraining: Bool { drainDeadlineMs != nil }
+    }
+
+    /// A service's primary as one record shows it, for the at-once checker.
+    struct PrimarySeen: Equatable {
+        var address: NodeAddress
+        var epoch: UInt64
+    }
+
+    /// A handler run in progress: where, in which incarnation of that process, since when.
+    private struct Run {
+        var slot: Int
+        var incarnation: Int
+        var startMs: Int64
     }
 
     private struct Frame {
@@ -147,6 +164,28 @@ final class ClusterSimulation {
     }
     private(set) var failovers: [Failover] = []
     private var lastRecordCheckMs: Int64 = -1_000_000
+    /// The at-once checker's state (`checkRunsAlone`): the runs of each job in progress, when
+    /// each job was first submitted, when a fault last happened, when the last pause or stall
+    /// ends, and when a record last showed another primary of each service.
+    private var runsInProgress: [JobID: [Run]] = [:]
+    private var firstSubmittedMs: [JobID: Int64] = [:]
+    private var lastFaultEventMs: Int64 = -1
+    private var faultsInEffectUntilMs: Int64 = -1
+    private var lastAdmissionMs: [ServiceName: Int64] = [:]
+    private var primaryChangedMs: [ServiceName: Int64] = [:]
+    private var falseDropMs: [ServiceName: Int64] = [:]
+    /// Handler runs started, those that started while another run of the same job was in
+    /// progress, and the overlaps excused, by the first excuse that holds, in the order of
+    /// `checkRunsAlone`'s rule.
+    private(set) var runsChecked = 0
+    private(set) var runsOverlapped = 0
+    private(set) var overlapsExcusedByFault = 0
+    private(set) var overlapsExcusedByJoin = 0
+    private(set) var overlapsExcusedByPrimaryChange = 0
+    private(set) var overlapsExcusedByFalseDrop = 0
+    var overlapsExcused: Int {
+        overlapsExcusedByFault + overlapsExcusedByJoin + overlapsExcusedByPrimaryChange + overlapsExcusedByFalseDrop
+    }
 
     /// The command that replays this run, printed with a violation.
     let replayCommand: String
@@ -244,14 +283,18 @@ final class ClusterSimulation {
             try deliver(frame, event)
         case .linkLost(let index, let incarnation, let peer):
             guard slots[index].isRunning, slots[index].incarnation == incarnation, !putOffIfPaused(event, slot: index) else { return }
+            if verbose { log("slot \(index) lost its link to \(peer)") }
             try carryJobs(slots[index].engine!.linkLost(to: peer, nowMs: nowMs), at: index)
         case .handlerDone(let index, let incarnation, let key, let outcome):
             guard slots[index].isRunning, slots[index].incarnation == incarnation, !putOffIfPaused(event, slot: index) else { return }
+            runEnded(JobID(service: slots[index].membership!.config.service, key: key), at: index)
             try carryJobs(slots[index].engine!.finished(key, outcome: outcome, nowMs: nowMs), at: index)
         case .request(let client, let connection, let job):
             guard clients[client].connection == connection, slots[connection.slot].isRunning,
                   slots[connection.slot].incarnation == connection.incarnation else { return }
             guard !putOffIfPaused(event, slot: connection.slot) else { return }
+            let id = JobID(service: service(ofJob: job), key: clients[client].key(job))
+            if firstSubmittedMs[id] == nil { firstSubmittedMs[id] = nowMs }
             let directives = slots[connection.slot].engine!.submit(
                 service: service(ofJob: job), key: clients[client].key(job), payload: clients[client].payload(job),
                 client: connection.id, nowMs: nowMs)
@@ -269,6 +312,7 @@ final class ClusterSimulation {
 
     private func apply(_ fault: SimulationScenario.Fault) throws(Violation) {
         lastFaultMs = max(lastFaultMs, nowMs)
+        lastFaultEventMs = nowMs
         log("fault \(fault)")
         switch fault {
         case .crash(let index):
@@ -283,6 +327,7 @@ final class ClusterSimulation {
         case .pause(let index, let durationMs):
             slots[index].pausedUntilMs = max(slots[index].pausedUntilMs, nowMs + durationMs)
             lastFaultMs = max(lastFaultMs, nowMs + durationMs)
+            faultsInEffectUntilMs = max(faultsInEffectUntilMs, nowMs + durationMs)
         case .partition(let side):
             partitionSide = side
         case .heal:
@@ -312,6 +357,7 @@ final class ClusterSimulation {
         case .stallLink(let from, let to, let durationMs):
             guard from != to else { return }
             links[linkKey(from, to), default: SimulatedLink()].stalledUntilMs = nowMs + durationMs
+            faultsInEffectUntilMs = max(faultsInEffectUntilMs, nowMs + durationMs)
         case .loseSilently(let from, let to):
             loseSilently(from: from, to: to)
         case .drain(let index):
@@ -403,6 +449,8 @@ final class ClusterSimulation {
         slots[index].lastEpoch = 0
         slots[index].lastHighest = [:]
         slots[index].followedVersion = nil
+        slots[index].primariesSeen = [:]
+        slots[index].finishedHere = []
         log("start slot \(index) as \(id.short) (\(config.service), priority \(config.priority))")
         try? carryOut(directives, from: index)
         schedule(.tick(slot: index, incarnation: slots[index].incarnation), atMs: nowMs + scenario.intervalMs, phase: 1)
@@ -412,6 +460,11 @@ final class ClusterSimulation {
     /// their connections break, whatever it held is lost.
     private func stop(_ index: Int) {
         guard slots[index].isRunning else { return }
+        // Its runs are gone with it.
+        for id in Array(runsInProgress.keys) {
+            runsInProgress[id]!.removeAll { $0.slot == index }
+            if runsInProgress[id]!.isEmpty { runsInProgress[id] = nil }
+        }
         slots[index].membership = nil
         slots[index].engine = nil
         slots[index].drainDeadlineMs = nil
@@ -441,6 +494,7 @@ final class ClusterSimulation {
         try carryOut(slots[index].membership!.leave(nowMs: nowMs), from: index)
         stop(index)
         lastFaultMs = max(lastFaultMs, nowMs)
+        lastFaultEventMs = nowMs
         if nowMs >= scenario.faultsEndMs { start(index) }
     }
 
@@ -462,6 +516,7 @@ final class ClusterSimulation {
                 }
                 if from == .joining {
                     slots[index].admittedAtMs = nowMs
+                    lastAdmissionMs[slots[index].membership!.config.service] = nowMs
                     // An admission can start a handover to a higher-priority newcomer: the group settles from here.
                     lastFaultMs = max(lastFaultMs, nowMs)
                 }
@@ -469,6 +524,10 @@ final class ClusterSimulation {
                 if verbose { log("slot \(index) learns \(member.id.short) \(member.status)") }
             case .memberLeft(let member, let reason):
                 if verbose || scenario.recordCheckEveryMs == 0 { log("slot \(index) drops \(member.id.short): \(reason.rawValue)") }
+                // A process dropped while it runs: a false suspicion (datagrams lost, forged, or late).
+                if let other = slotAt[member.address], slots[other].membership?.id == member.id {
+                    falseDropMs[member.service] = nowMs
+                }
                 for at in failovers.indices where failovers[at].primary == member.id && failovers[at].droppedAtMs[index] == nil {
                     failovers[at].droppedAtMs[index] = nowMs
                 }
@@ -484,7 +543,9 @@ final class ClusterSimulation {
         guard let membership = slots[index].membership else { return }
         if scenario.recordCheckEveryMs > 0, slots[index].followedVersion == membership.recordVersion { return }
         slots[index].followedVersion = membership.recordVersion
-        try carryJobs(slots[index].engine!.follow(membership, nowMs: nowMs), at: index)
+        let view = JobView(membership, nowMs: nowMs)
+        notePrimaries(of: view, at: index)
+        try carryJobs(slots[index].engine!.follow(view, nowMs: nowMs), at: index)
     }
 
     private func transmit(_ bytes: [UInt8], from sender: Int, to address: NodeAddress) {
@@ -528,6 +589,7 @@ final class ClusterSimulation {
                     throw violation("slot \(index) of \(slots[index].membership!.config.service) ran a job of \(ticket.service)")
                 }
                 jobsRun += 1
+                try checkRunsAlone(JobID(service: ticket.service, key: ticket.key), at: index)
                 let behaviour = SimulatedHandler.behaviour(of: ticket.key)
                 if verbose { log("slot \(index) runs \(ticket.key) at epoch \(epoch)") }
                 schedule(.handlerDone(slot: index, incarnation: slots[index].incarnation, key: ticket.key, outcome: behaviour.outcome),
@@ -590,6 +652,7 @@ final class ClusterSimulation {
         guard slots[frame.to].incarnation == frame.toIncarnation, slots[frame.to].isRunning else { return }
         guard !putOffIfPaused(event, slot: frame.to) else { return }
         links[key]!.bytesInFlight -= frame.bytes
+        if verbose { log("slot \(frame.to) gets from slot \(frame.from): \(frame.message)") }
         if case .dispatch(let epoch, let ticket) = frame.message, ticket.service == slots[frame.to].membership!.config.service {
             observe(epoch: epoch, of: ticket.service, at: frame.to)
         }
@@ -777,6 +840,112 @@ final class ClusterSimulation {
                 throw violation("slot \(index) still holds \(holdings) after every job was answered")
             }
         }
+    }
+
+    // MARK: Runs at once
+
+    /// Property 6: a job (service and key) never runs at two processes at once — nor in two
+    /// incarnations of one — in a calm period, and never twice at once in one incarnation.
+    /// Delivery inside the cluster is at-least-once across crashes, partitions and failovers
+    /// (docs/PROTOCOL.md, "Idempotency keys"); in calm periods the job path's routing must keep
+    /// a key to one run.
+    ///
+    /// A run starts when the simulation carries out a `.run` directive and ends when it hands
+    /// the handler's outcome to `JobEngine.finished`, or when its process stops (crash, kill,
+    /// restart, the end of a drain). When a run starts while another run of the job is in progress
+    /// at the same process in the same incarnation, that is a violation whatever happened (its
+    /// executor holds what it runs, and attaches a dispatch of it). When it starts while another
+    /// run is in progress at another process, or in another incarnation of this one, the overlap
+    /// is excused if and only if a disturbance was in effect at some moment from `settleMs`
+    /// (suspect-after + 2 intervals + 2 × the network's delay, the time property 1 gives a group
+    /// to settle) before the job was first submitted (by any client, to any entry node) up to
+    /// this start. The disturbances, counted by the first that holds, in this order:
+    /// 1. a fault: an event of the scenario (every kind: crash, restart, kill of a primary or of
+    ///    the busiest entry node, pause, partition, heal, link break, stall, silent loss, drain,
+    ///    forgery, join burst, the restart of all that is down) or a drained process stopping,
+    ///    each in effect at its instant; a pause or a stall for its duration; a partition until
+    ///    it heals;
+    /// 2. a join: a started process of the job's service, until it is admitted;
+    /// 3. a change of primary: some process's record showed another primary of the job's service
+    ///    (another address or epoch, or none; the `JobView` its engine follows);
+    /// 4. a false suspicion: some record dropped a member of the job's service that was still
+    ///    running (its heartbeats lost, late, or fenced out by a forgery).
+    ///
+    /// Otherwise it is a violation. Every start is counted (`runsChecked`), and of those the
+    /// overlaps and the excused ones by disturbance, so the summary shows the check is not vacuous.
+    ///
+    /// Besides: a process never runs a job again that it already ran to the end in this
+    /// incarnation — its recent outcomes answer any later dispatch of the key (kept longer than
+    /// a run of the simulation lasts), whatever the faults.
+    private func checkRunsAlone(_ id: JobID, at index: Int) throws(Violation) {
+        runsChecked += 1
+        let incarnation = slots[index].incarnation
+        guard !slots[index].finishedHere.contains(id) else {
+            throw violation("slot \(index) runs \(id) again after it ran it to the end in this incarnation")
+        }
+        let others = runsInProgress[id, default: []]
+        runsInProgress[id, default: []].append(Run(slot: index, incarnation: incarnation, startMs: nowMs))
+        guard let other = others.first else { return }
+        runsOverlapped += 1
+        // One process's executor holds what it runs: no fault explains running a key twice there.
+        if let same = others.first(where: { $0.slot == index && $0.incarnation == incarnation }) {
+            throw violation("slot \(index) runs \(id) while it already runs it (since \(same.startMs) ms)")
+        }
+        let submittedMs = firstSubmittedMs[id] ?? 0
+        let sinceMs = submittedMs - settleMs
+        // When each kind of disturbance was last in effect (now, while it still is).
+        let faultMs = partitionSide != nil ? nowMs : max(lastFaultEventMs, min(nowMs, faultsInEffectUntilMs))
+        let joinMs = slots.contains(where: { $0.membership?.status == .joining && $0.membership?.config.service == id.service })
+            ? nowMs : lastAdmissionMs[id.service] ?? -1
+        let changedMs = primaryChangedMs[id.service] ?? -1
+        let droppedMs = falseDropMs[id.service] ?? -1
+        let excuse: String
+        if faultMs >= sinceMs {
+            overlapsExcusedByFault += 1
+            excuse = "a fault at \(faultMs) ms"
+        } else if joinMs >= sinceMs {
+            overlapsExcusedByJoin += 1
+            excuse = "a join until \(joinMs) ms"
+        } else if changedMs >= sinceMs {
+            overlapsExcusedByPrimaryChange += 1
+            excuse = "a change of primary at \(changedMs) ms"
+        } else if droppedMs >= sinceMs {
+            overlapsExcusedByFalseDrop += 1
+            excuse = "a live member dropped at \(droppedMs) ms"
+        } else {
+            throw violation("\(id) runs at slot \(index) (incarnation \(incarnation)) while it runs at slot \(other.slot) "
+                + "(incarnation \(other.incarnation), since \(other.startMs) ms), with no fault, join, change of primary or false "
+                + "suspicion since \(settleMs) ms before it was first submitted at \(submittedMs) ms (last fault \(faultMs) ms, "
+                + "last join \(joinMs) ms, primary of \(id.service) last changed \(changedMs) ms, a live member last dropped \(droppedMs) ms)")
+        }
+        if verbose { log("\(id) runs at slot \(index) and at slot \(other.slot) at once: excused by \(excuse)") }
+    }
+
+    /// How long a group takes to settle after a disturbance (property 1's bound).
+    private var settleMs: Int64 { scenario.suspectAfterMs + 2 * scenario.intervalMs + 2 * scenario.maxDelayMs }
+
+    /// A run of `id` at `index` ended: the handler's outcome goes to the engine.
+    private func runEnded(_ id: JobID, at index: Int) {
+        let incarnation = slots[index].incarnation
+        slots[index].finishedHere.insert(id)
+        guard let at = runsInProgress[id]?.firstIndex(where: { $0.slot == index && $0.incarnation == incarnation }) else { return }
+        runsInProgress[id]!.remove(at: at)
+        if runsInProgress[id]!.isEmpty { runsInProgress[id] = nil }
+    }
+
+    /// Notes when the view a process's engine follows shows another primary of a service than
+    /// the last view it followed (another address or epoch, or none).
+    private func notePrimaries(of view: JobView, at index: Int) {
+        var seen: [ServiceName: PrimarySeen] = [:]
+        for (service, primary) in view.primaries {
+            if let primary { seen[service] = PrimarySeen(address: primary.address, epoch: primary.epoch) }
+        }
+        let before = slots[index].primariesSeen
+        guard seen != before else { return }
+        for service in Set(seen.keys).union(before.keys) where seen[service] != before[service] {
+            primaryChangedMs[service] = nowMs
+        }
+        slots[index].primariesSeen = seen
     }
 
     // MARK: Properties

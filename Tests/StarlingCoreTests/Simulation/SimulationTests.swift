@@ -37,13 +37,14 @@ import Testing
                 run.jobsRun += simulation.jobsRun
                 run.framesDropped += simulation.framesDropped
                 run.longestOverlapAfterFaultMs = max(run.longestOverlapAfterFaultMs, simulation.longestOverlapAfterFaultMs)
+                run.runs.add(simulation)
             }
             return run
         }
         print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(run.failures.count) failed, "
             + "\(run.heartbeats) heartbeats delivered, \(run.jobsSubmitted) jobs submitted, \(run.answeredOnce) answered exactly once "
             + "(\(run.jobsRun) handler runs, \(run.framesDropped) frames dropped at a link's buffer limit, "
-            + "two primaries at most \(run.longestOverlapAfterFaultMs) ms after a fault)")
+            + "two primaries at most \(run.longestOverlapAfterFaultMs) ms after a fault; \(run.runs))")
         #expect(run.failures.isEmpty, "\(run.failures.count) seeds failed; first:\n\(run.failures.first ?? "")")
     }
 
@@ -55,6 +56,28 @@ import Testing
         var jobsRun = 0
         var framesDropped = 0
         var longestOverlapAfterFaultMs: Int64 = 0
+        var runs = RunsAtOnce()
+    }
+
+    /// Property 6's figures (`ClusterSimulation.checkRunsAlone`): runs checked, how many started
+    /// while the job ran elsewhere, and why those were excused.
+    struct RunsAtOnce: Sendable, CustomStringConvertible {
+        var checked = 0, overlapped = 0, byFault = 0, byJoin = 0, byPrimaryChange = 0, byFalseDrop = 0
+
+        mutating func add(_ simulation: ClusterSimulation) {
+            checked += simulation.runsChecked
+            overlapped += simulation.runsOverlapped
+            byFault += simulation.overlapsExcusedByFault
+            byJoin += simulation.overlapsExcusedByJoin
+            byPrimaryChange += simulation.overlapsExcusedByPrimaryChange
+            byFalseDrop += simulation.overlapsExcusedByFalseDrop
+        }
+
+        var description: String {
+            "runs at once: \(checked) runs checked, \(overlapped) overlapped another run of their job, "
+                + "\(byFault + byJoin + byPrimaryChange + byFalseDrop) of those excused (\(byFault) by a fault, else \(byJoin) by a join, "
+                + "else \(byPrimaryChange) by a change of primary, else \(byFalseDrop) by a live member dropped)"
+        }
     }
 
     /// The frame-drop stall of issue 9 as a scripted scenario: frames are dropped, none is lost.
@@ -185,8 +208,10 @@ import Testing
         let simulation = ClusterSimulation(seed: seed, maxProcesses: seed % 50 == 0 ? 50 : 12, verbose: verbose)
         print("replaying seed \(seed): \(simulation.scenario)")
         try simulation.run()
+        var runs = RunsAtOnce()
+        runs.add(simulation)
         print("seed \(seed) passed: \(simulation.jobsSubmitted) jobs submitted, \(simulation.jobsAnsweredOnce) answered exactly once, "
-            + "\(simulation.framesDropped) frames dropped at the buffer limit")
+            + "\(simulation.framesDropped) frames dropped at the buffer limit; \(runs)")
     }
 }
 
