@@ -180,11 +180,10 @@ final class ClusterSimulation {
     private(set) var runsChecked = 0
     private(set) var runsOverlapped = 0
     private(set) var overlapsExcusedByFault = 0
-    private(set) var overlapsExcusedByJoin = 0
     private(set) var overlapsExcusedByPrimaryChange = 0
     private(set) var overlapsExcusedByFalseDrop = 0
     var overlapsExcused: Int {
-        overlapsExcusedByFault + overlapsExcusedByJoin + overlapsExcusedByPrimaryChange + overlapsExcusedByFalseDrop
+        overlapsExcusedByFault + overlapsExcusedByPrimaryChange + overlapsExcusedByFalseDrop
     }
 
     /// The command that replays this run, printed with a violation.
@@ -865,10 +864,9 @@ final class ClusterSimulation {
     ///    forgery, join burst, the restart of all that is down) or a drained process stopping,
     ///    each in effect at its instant; a pause or a stall for its duration; a partition until
     ///    it heals;
-    /// 2. a join: a started process of the job's service, until it is admitted;
-    /// 3. a change of primary: some process's record showed another primary of the job's service
+    /// 2. a change of primary: some process's record showed another primary of the job's service
     ///    (another address or epoch, or none; the `JobView` its engine follows);
-    /// 4. a false suspicion: some record dropped a member of the job's service that was still
+    /// 3. a false suspicion: some record dropped a member of the job's service that was still
     ///    running (its heartbeats lost, late, or fenced out by a forgery).
     ///
     /// Otherwise it is a violation. Every start is counted (`runsChecked`), and of those the
@@ -903,9 +901,6 @@ final class ClusterSimulation {
         if faultMs >= sinceMs {
             overlapsExcusedByFault += 1
             excuse = "a fault at \(faultMs) ms"
-        } else if joinMs >= sinceMs {
-            overlapsExcusedByJoin += 1
-            excuse = "a join until \(joinMs) ms"
         } else if changedMs >= sinceMs {
             overlapsExcusedByPrimaryChange += 1
             excuse = "a change of primary at \(changedMs) ms"
@@ -914,7 +909,7 @@ final class ClusterSimulation {
             excuse = "a live member dropped at \(droppedMs) ms"
         } else {
             throw violation("\(id) runs at slot \(index) (incarnation \(incarnation)) while it runs at slot \(other.slot) "
-                + "(incarnation \(other.incarnation), since \(other.startMs) ms), with no fault, join, change of primary or false "
+                + "(incarnation \(other.incarnation), since \(other.startMs) ms), with no fault, change of primary or false "
                 + "suspicion since \(settleMs) ms before it was first submitted at \(submittedMs) ms (last fault \(faultMs) ms, "
                 + "last join \(joinMs) ms, primary of \(id.service) last changed \(changedMs) ms, a live member last dropped \(droppedMs) ms)")
         }

@@ -62,20 +62,19 @@ import Testing
     /// Property 6's figures (`ClusterSimulation.checkRunsAlone`): runs checked, how many started
     /// while the job ran elsewhere, and why those were excused.
     struct RunsAtOnce: Sendable, CustomStringConvertible {
-        var checked = 0, overlapped = 0, byFault = 0, byJoin = 0, byPrimaryChange = 0, byFalseDrop = 0
+        var checked = 0, overlapped = 0, byFault = 0, byPrimaryChange = 0, byFalseDrop = 0
 
         mutating func add(_ simulation: ClusterSimulation) {
             checked += simulation.runsChecked
             overlapped += simulation.runsOverlapped
             byFault += simulation.overlapsExcusedByFault
-            byJoin += simulation.overlapsExcusedByJoin
             byPrimaryChange += simulation.overlapsExcusedByPrimaryChange
             byFalseDrop += simulation.overlapsExcusedByFalseDrop
         }
 
         var description: String {
             "runs at once: \(checked) runs checked, \(overlapped) overlapped another run of their job, "
-                + "\(byFault + byJoin + byPrimaryChange + byFalseDrop) of those excused (\(byFault) by a fault, else \(byJoin) by a join, "
+                + "\(byFault + byPrimaryChange + byFalseDrop) of those excused (\(byFault) by a fault, "
                 + "else \(byPrimaryChange) by a change of primary, else \(byFalseDrop) by a live member dropped)"
         }
     }
