@@ -111,9 +111,8 @@ public struct JobEngine: Sendable {
     /// The lease epoch under which a new job of `key` runs here: its service is this process's,
     /// it holds the key's shard from the primary it follows, and a slot is free now.
     private func leaseEpoch(_ submitted: ServiceName, _ key: JobKey) -> UInt64? {
-        guard runner.lease != nil, submitted == service, runner.hasFreeSlot else { return nil }
-        let shards = leasedShards
-        return !shards.isEmpty && shards.contains(key.shard) ? runner.lease!.epoch : nil
+        guard let lease = runner.lease, submitted == service, runner.hasFreeSlot, leasedShards.contains(key.shard) else { return nil }
+        return lease.epoch
     }
 
     // MARK: Inputs
@@ -235,10 +234,10 @@ public struct JobEngine: Sendable {
         case .forward, .running, .released:
             return router.received(message, from: peer, recent: &recent, nowMs: nowMs)
         case .declined:
-            // To the router that dispatched the job; or to the entry, when the executor it
-            // dispatched to itself under its lease would not take it.
+            // To the router that dispatched the job; and to the entry when this process's own
+            // executor would not take a job the entry dispatched to it under its lease.
             return router.received(message, from: peer, recent: &recent, nowMs: nowMs)
-                + entry.received(message, recent: &recent, nowMs: nowMs)
+                + (peer == address ? entry.received(message, recent: &recent, nowMs: nowMs) : [])
         case .dispatch:
             return runner.received(message, from: peer, recent: recent)
         case .lease(let epoch, let leasedService, let shards):
