@@ -284,17 +284,14 @@ extension ResultsSummary {
 
     private func whyDispatch() -> String {
         var text = """
-            Why: a Starling job crosses the primary on its way to being run: entry node → primary (forward) → \
-            executor (dispatch) → entry node (outcome), and the outcome to the primary too. Under even demand \
-            the executor is mostly the entry node itself (the router's entry locality, docs/HANDBOOK.md), so \
-            a job costs three peer frames, all between entry node and primary, where a gearmand job \
-            crosses one server between client and worker; and on these 2 cores the bench, its client and all \
-            the workers share the CPU. The profile in [`README.md`](README.md#where-the-time-goes) counts about \
-            73,600 instructions per job in the workers after issue 5's hot-path work (140,600 before): what is \
-            left is hashing and dictionaries by job id, the recent-outcome table (one per process), and peer \
-            frame encoding and decoding. On 2026-12-07 the workers spent about 11–12 µs of CPU per job at \
-            C = 64, and the primary, which runs no job while its standbys have slots, about a third of it: \
-            the part that routing grants (docs/HANDBOOK.md, "The job path") would take off each job.
+            Why: a job whose key's shard its entry node holds (docs/HANDBOOK.md, "Key shards") runs \
+            there without a frame, and `StarlingClient` draws the keys it generates from its node's \
+            shards; any other job crosses the primary: entry node → primary (forward) → the shard's \
+            holder (dispatch) → entry node (outcome), and the outcome to the primary too. The bench's \
+            clients enter at the standbys, so through `StarlingClient` nearly every job stays where it \
+            entered, while the raw client's keys land in their entry node's shards one time in three. \
+            On these 2 cores the bench, its client and all the workers share the CPU; per job a worker \
+            still keeps a pending job, a run and a recent outcome, and hashes the key for each.
             """
         let library = median("echo", "starling") { $0.jobsPerSecond }
         let raw = median("echo", "starling-raw") { $0.jobsPerSecond }
