@@ -806,13 +806,19 @@ final class ClusterSimulation {
     /// When the run ends: `livenessMs` after the last fault, or, while jobs are unanswered but
     /// answers still come, `livenessMs` after the last answer, up to three times as long. A
     /// backlog larger than the executors clear in `livenessMs` is slow, not lost; a job that is
-    /// lost while others are answered still fails the run, at the later end.
+    /// lost while others are answered still fails the run, at the later end. Once every job is
+    /// answered, the run still lasts `settleAfterLastAnswerMs` past the last answer.
     private var endMs: Int64 {
         guard clients.contains(where: \.awaitsAnswers) else {
-            return scenario.endMs
+            return max(scenario.endMs, lastAnswerMs + Self.settleAfterLastAnswerMs)
         }
         return min(max(scenario.endMs, lastAnswerMs + SimulationScenario.livenessMs), scenario.endMs + 2 * SimulationScenario.livenessMs)
     }
+
+    /// An answer given late, near the scenario's end, may leave frames its run sent (the outcome
+    /// to the primary) on their way: they land within the frame delay, or a tick after being
+    /// dropped at a full link, well inside this.
+    static let settleAfterLastAnswerMs: Int64 = 1_000
 
     /// The liveness phase: every fault healed `livenessMs` ago; every job submitted has its one
     /// answer, and every engine has let go of everything.
