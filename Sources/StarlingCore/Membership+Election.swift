@@ -102,6 +102,15 @@ extension Membership {
         return change(to: .primary, reason: reason)
     }
 
+    /// An epoch of `service` heard first-hand or in relays: it stays the floor for elections after
+    /// the member that carried it is gone, since executors keep it as their fence (docs/HANDBOOK.md,
+    /// "epoch").
+    mutating func learnEpoch(_ heard: UInt64, of service: ServiceName) {
+        guard heard > highestEpoch[service, default: 0] else { return }
+        highestEpoch[service] = heard
+        recordVersion &+= 1
+    }
+
     private mutating func takeNewEpoch() {
         // Saturating: a heartbeat may carry any epoch, and the top of the range is no reason to trap.
         let newest = max(epoch, highestEpoch[config.service, default: 0])

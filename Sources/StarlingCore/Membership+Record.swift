@@ -239,6 +239,7 @@ extension Membership {
                 }
                 vouched = gone.undercut?.sequence ?? 0
             }
+            learnEpoch(state.epoch, of: state.service)
             guard members.count < config.maxMembers else { continue }
             departed[entry.id] = nil
             let member = Member(
@@ -303,6 +304,7 @@ extension Membership {
             members[entry.id] = updated
             return false
         }
+        learnEpoch(state.epoch, of: state.service)
         updated.status = state.status
         updated.priority = state.priority
         updated.epoch = state.epoch

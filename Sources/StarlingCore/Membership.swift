@@ -221,10 +221,7 @@ public struct Membership: Sendable {
         // Its epoch is news whether the heartbeat is taken, stale or leaving: a sender's epochs
         // only grow, so an old heartbeat teaches nothing, while one fenced out by a wrong sequence
         // (docs/HANDBOOK.md, "sequence fence") may carry the newest.
-        if heartbeat.epoch > highestEpoch[heartbeat.service, default: 0] {
-            highestEpoch[heartbeat.service] = heartbeat.epoch
-            recordVersion &+= 1
-        }
+        learnEpoch(heartbeat.epoch, of: heartbeat.service)
         var out: [MembershipDirective] = []
         var electionInputsChanged = true
         if heartbeat.flags.contains(.leaving) {

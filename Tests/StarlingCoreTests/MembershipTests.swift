@@ -450,6 +450,36 @@ private struct LocalCluster {
         #expect(cluster.nodes[0].members[cluster.nodes[1].id]!.epoch > oldEpoch)
     }
 
+    /// Seed 9952 of the simulation: an epoch learnt only from relayed news, of a primary that is
+    /// then dropped, must still be a floor for the next election. Executors keep every epoch they
+    /// saw as their fence (`JobRunner.fence`); a primary elected below it would have every dispatch
+    /// declined, for good (docs/HANDBOOK.md, "epoch").
+    @Test func anEpochHeardOnlyInRelaysStaysTheFloorAfterItsPrimaryIsGone() throws {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.add("resize")
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        // A resize process relays a claim of echo's primary at a huge epoch by a member nobody hears.
+        var rng = SeededRandom(seed: 7)
+        let phantom = NodeID(admittedAtUnixMs: 1, using: &rng)
+        let forgedEpoch: UInt64 = 1 << 40
+        var carrier = Self.forged(cluster.nodes[3], sequence: cluster.nodes[2].members[cluster.nodes[3].id]!.sequence + 1)
+        carrier.gossip = [Heartbeat.Gossip(
+            id: phantom, sequence: 1, address: .ipv4(127, 0, 0, 1, port: 9_099),
+            state: .init(service: try ServiceName("echo"), status: .primary, priority: 0, epoch: forgedEpoch, workload: Workload()))]
+        cluster.deliver(cluster.nodes[2].receive(carrier, nowMs: cluster.nowMs), from: 2)
+        #expect(JobView(cluster.nodes[2], nowMs: cluster.nowMs).highestEpoch == forgedEpoch)
+        // The phantom is never heard and expires from every record; echo's primary is then above it.
+        cluster.run(forMs: cluster.nodes[2].config.secondHandExpiryMs + 2_000)
+        #expect(cluster.nodes.allSatisfy { $0.members[phantom] == nil })
+        let primaries = cluster.primaries(of: "echo")
+        #expect(primaries.count == 1, "\(cluster.log)")
+        for primary in primaries { #expect(cluster.nodes[primary].epoch > forgedEpoch, "\(cluster.log)") }
+    }
+
     @Test func aForgedGossipSequenceGoesNoFurtherAndLocksNobodyOut() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
