@@ -3,7 +3,8 @@ import StarlingTestSupport
 import Testing
 
 /// Runs the cluster simulation over many seeds. `STARLING_SIM_SEED=<n>` replays one seed verbosely;
-/// `STARLING_SIM_SEEDS=<n>` changes how many seeds run (default 2,000).
+/// `STARLING_SIM_SEEDS=<n>` changes how many seeds run (default 2,000), from
+/// `STARLING_SIM_FIRST_SEED=<n>` (default 0), so a longer sweep need not run the first ones again.
 @Suite struct SimulationTests {
     static let chunks = 8
     static let environment = ProcessInfo.processInfo.environment
@@ -19,7 +20,8 @@ import Testing
             print("simulation: SWIFT_DETERMINISTIC_HASHING is not set, so a seed may not replay exactly (scripts/test sets it)")
         }
         let total = Self.environment["STARLING_SIM_SEEDS"].flatMap(Int.init) ?? 2_000
-        let mine = Array(stride(from: chunk, to: total, by: Self.chunks))
+        let first = Self.environment["STARLING_SIM_FIRST_SEED"].flatMap(Int.init) ?? 0
+        let mine = Array(stride(from: first + chunk, to: first + total, by: Self.chunks))
         // Minutes of CPU in all: on threads of their own, not on Swift concurrency's cooperative
         // threads (as many as cores), which every async test of the run needs to make progress.
         let run = await onOwnThread { () -> ChunkRun in
