@@ -116,13 +116,16 @@ extension Membership {
     /// The sequence fence's rule: a heartbeat numbered at or below `fence` (taken at `fencedAtMs`)
     /// is stale, unless the fence is older than `sequenceTrustMs` and the sender has since been
     /// heard counting up below it, an interval or more apart (`undercut`, the first such heartbeat,
-    /// recorded here). Duplicates and reordering (milliseconds, one datagram at a time) never meet
+    /// recorded here, or a lower one once that count has gone uncontinued for suspect-after).
+    /// Duplicates and reordering (milliseconds, one datagram at a time) never meet
     /// that; a live member whose real sequence is below a forged one meets it within a few intervals.
     func overturns(
         _ sequence: UInt64, fence: UInt64, fencedAtMs: Int64, undercut: inout Undercut?, nowMs: Int64
     ) -> Bool {
         guard sequence < fence else { return false }
-        guard let first = undercut else {
+        // A count that nobody continued for suspect-after (a second forged number, below the first,
+        // then the member's own far below it) is given up: a lower number starts it again.
+        guard let first = undercut, sequence >= first.sequence || nowMs - first.atMs <= config.suspectAfterMs else {
             undercut = Undercut(sequence: sequence, atMs: nowMs)
             return false
         }

@@ -432,6 +432,30 @@ private struct LocalCluster {
         #expect(cluster.primaries(of: "echo") == [0])
     }
 
+    /// Simulation seed 11864: two forged claims in a live member's name, the second numbered below
+    /// the first. The second is the first heartbeat heard below the forged number, so it was kept
+    /// as where counting up starts, and the member's real numbers, far below it, could never count
+    /// up from there: the member stayed out until `forgetAfterMs`. A lower number starts the count
+    /// again (docs/HANDBOOK.md, "sequence fence").
+    @Test func twoForgedNumbersOneBelowTheOtherDoNotLockALiveMemberOut() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        for sequence in [UInt64.max, UInt64.max / 2] {
+            let claim = Self.forged(cluster.nodes[0], status: .primary, epoch: cluster.nodes[0].epoch, sequence: sequence)
+            for victim in [1, 2] { cluster.deliver(cluster.nodes[victim].receive(claim, nowMs: cluster.nowMs), from: victim) }
+        }
+        // Locked out for suspect-after, the member may lose its primacy to the deputy meanwhile;
+        // then it is back in every record with its own numbers.
+        Self.runCheckingOverlap(&cluster, forMs: 2_000)
+        #expect(cluster.primaries(of: "echo").count == 1, "\(cluster.log)")
+        for victim in [1, 2] {
+            #expect(cluster.nodes[victim].members[cluster.nodes[0].id].map { $0.sequence < .max / 2 } == true, "\(cluster.log)")
+        }
+    }
+
     @Test func aPrimaryThatWasDroppedFromARecordStepsDownForTheNewerEpoch() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
