@@ -116,6 +116,14 @@ final class ClusterSimulation {
     private var slotAt: [NodeAddress: Int] = [:]
     private var partitionSide: Set<Int>?
     private var lastFaultMs: Int64 = 0
+    /// The wrong sequence numbers forgeries gave, and when a record last took one from a relay: a
+    /// forged number taken into one record travels on in that process's gossip (docs/HANDBOOK.md,
+    /// "sequence fence"), so the forgery still arrives, at the records that take it, until then.
+    private var forgedSequences: Set<UInt64> = []
+    private var lastForgedRelayMs: Int64 = 0
+    private var lastForgeryMs: Int64 = 0
+    /// The longest after a forgery that a record took one of its numbers from a relay.
+    private(set) var longestForgedRelayMs: Int64 = 0
     /// When a client last got an answer: a backlog still being answered is slow, not stuck.
     private var lastAnswerMs: Int64 = 0
     private var lastHealMs: Int64 = -1_000_000
@@ -276,8 +284,15 @@ final class ClusterSimulation {
                 throw violation("a heartbeat the core encoded did not decode")
             }
             heartbeatsDelivered += 1
+            let relayedForgeries = forgedSequences.isEmpty ? [] : heartbeat.gossip.filter {
+                forgedSequences.contains($0.sequence) && slots[index].membership!.members[$0.id]?.sequence != $0.sequence
+            }
             observe(epoch: heartbeat.epoch, of: heartbeat.service, at: index)
             try carryOut(slots[index].membership!.receive(heartbeat, nowMs: nowMs), from: index)
+            if relayedForgeries.contains(where: { slots[index].membership!.members[$0.id]?.sequence == $0.sequence }) {
+                lastForgedRelayMs = nowMs
+                longestForgedRelayMs = max(longestForgedRelayMs, nowMs - lastForgeryMs)
+            }
         case .frame(let frame):
             try deliver(frame, event)
         case .linkLost(let index, let incarnation, let peer):
@@ -413,6 +428,9 @@ final class ClusterSimulation {
     /// A forged datagram arrives at each victim now (or when it runs again, if paused).
     private func forge(_ heartbeat: Heartbeat, to victims: [Int], impersonating: Int) {
         let bytes = HeartbeatCodec.encode(heartbeat)
+        if heartbeat.gossip.isEmpty { forgedSequences.insert(heartbeat.sequence) }
+        for entry in heartbeat.gossip { forgedSequences.insert(entry.sequence) }
+        lastForgeryMs = nowMs
         log("forged in the name of slot \(impersonating) (\(heartbeat.sender.short)) to slots \(victims): \(heartbeat.status), "
             + "epoch \(heartbeat.epoch), sequence \(heartbeat.sequence), flags \(heartbeat.flags.rawValue), \(heartbeat.gossip.count) gossip")
         for victim in victims where victim != impersonating && slots[victim].isRunning {
@@ -979,10 +997,12 @@ final class ClusterSimulation {
             let claimants = group.filter { slots[$0].membership!.status == .primary }
             try checkJoinsCauseNoSplit(service: service, claimants: claimants)
             // Property 1: a connected group with no new faults has exactly one primary per service
-            // within suspectAfter + 2 × interval of the last fault, and every record agrees.
-            guard partitionSide == nil, lossRate == 0, nowMs >= lastFaultMs + settleMs else { continue }
+            // within suspectAfter + 2 × interval of the last fault, and every record agrees. A
+            // forged number relayed on is the forgery still arriving.
+            let faultMs = max(lastFaultMs, lastForgedRelayMs)
+            guard partitionSide == nil, lossRate == 0, nowMs >= faultMs + settleMs else { continue }
             guard claimants.count == 1 else {
-                throw violation("\(claimants.count) primaries of \(service) \(nowMs - lastFaultMs) ms after the last fault: slots \(claimants)")
+                throw violation("\(claimants.count) primaries of \(service) \(nowMs - faultMs) ms after the last fault: slots \(claimants)")
             }
             let primaryID = slots[claimants[0]].membership!.id
             for index in group {

@@ -39,6 +39,7 @@ import Testing
                 run.jobsRun += simulation.jobsRun
                 run.framesDropped += simulation.framesDropped
                 run.longestOverlapAfterFaultMs = max(run.longestOverlapAfterFaultMs, simulation.longestOverlapAfterFaultMs)
+                run.longestForgedRelayMs = max(run.longestForgedRelayMs, simulation.longestForgedRelayMs)
                 run.runs.add(simulation)
             }
             return run
@@ -46,7 +47,8 @@ import Testing
         print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(run.failures.count) failed, "
             + "\(run.heartbeats) heartbeats delivered, \(run.jobsSubmitted) jobs submitted, \(run.answeredOnce) answered exactly once "
             + "(\(run.jobsRun) handler runs, \(run.framesDropped) frames dropped at a link's buffer limit, "
-            + "two primaries at most \(run.longestOverlapAfterFaultMs) ms after a fault; \(run.runs))")
+            + "two primaries at most \(run.longestOverlapAfterFaultMs) ms after a fault, forged numbers taken from relays up to "
+            + "\(run.longestForgedRelayMs) ms after their forgery; \(run.runs))")
         #expect(run.failures.isEmpty, "\(run.failures.count) seeds failed; first:\n\(run.failures.first ?? "")")
     }
 
@@ -58,6 +60,7 @@ import Testing
         var jobsRun = 0
         var framesDropped = 0
         var longestOverlapAfterFaultMs: Int64 = 0
+        var longestForgedRelayMs: Int64 = 0
         var runs = RunsAtOnce()
     }
 
