@@ -41,6 +41,13 @@ final class ClusterSimulation {
         var incarnation = 0
         var pausedUntilMs: Int64 = 0
         var admittedAtMs: Int64?
+        var startedAtMs: Int64 = 0
+        /// Its seed when it started, if that was running then (its slot and incarnation): joining
+        /// too, at a cold start, it answers and relays all the same.
+        var seedAtStart: (slot: Int, incarnation: Int)?
+        /// Admitted through a seed that stayed a running, unpaused member from its start: it joined a
+        /// group (property 4), rather than starting one of its own.
+        var joinedThroughLiveSeed = false
         /// Set while it drains: when it stops at the latest.
         var drainDeadlineMs: Int64?
         /// Checker state: the highest epoch per service this process was shown (in heartbeats and
@@ -116,6 +123,14 @@ final class ClusterSimulation {
     private var slotAt: [NodeAddress: Int] = [:]
     private var partitionSide: Set<Int>?
     private var lastFaultMs: Int64 = 0
+    /// Newcomers admitted without a live seed (`Slot.joinedThroughLiveSeed`): each runs alone, as
+    /// the README says a worker whose seeds never answered does, a partition of one until a member
+    /// of the group knows it; with the time its seed was back, if it is.
+    private var islands: [Int: Int64?] = [:]
+    /// How long after its seed came back an island may stay apart: it heartbeats its seed at least
+    /// every `MembershipConfig.probeEveryTicks` intervals (500 ms), and the news spreads in a few.
+    static let islandMergeBoundMs: Int64 = 2_000
+    private(set) var longestIslandMergeMs: Int64 = 0
     /// The wrong sequence numbers forgeries gave, and when a record last took one from a relay: a
     /// forged number taken into one record travels on in that process's gossip (docs/HANDBOOK.md,
     /// "sequence fence"), so the forgery still arrives, at the records that take it, until then.
@@ -448,7 +463,11 @@ final class ClusterSimulation {
     }()
 
     private func start(_ index: Int) {
-        let seeds = index == 0 ? [slots[1 % slots.count].address] : [slots[0].address]
+        let seedSlot = index == 0 ? 1 % slots.count : 0
+        let seed = slots[seedSlot]
+        slots[index].seedAtStart = seed.isRunning && seed.pausedUntilMs <= nowMs ? (seedSlot, seed.incarnation) : nil
+        slots[index].startedAtMs = nowMs
+        let seeds = [seed.address]
         let config = MembershipConfig(
             service: scenario.services[index], priority: scenario.priorities[index],
             address: slots[index].address, seeds: seeds, intervalMs: scenario.intervalMs)
@@ -485,6 +504,7 @@ final class ClusterSimulation {
         slots[index].membership = nil
         slots[index].engine = nil
         slots[index].drainDeadlineMs = nil
+        islands[index] = nil
         slots[index].incarnation += 1
         for other in slots.indices where other != index {
             for key in [linkKey(index, other), linkKey(other, index)] where links[key] != nil {
@@ -533,6 +553,11 @@ final class ClusterSimulation {
                 }
                 if from == .joining {
                     slots[index].admittedAtMs = nowMs
+                    slots[index].joinedThroughLiveSeed = slots[index].seedAtStart.map { seed in
+                        slots[seed.slot].isRunning && slots[seed.slot].incarnation == seed.incarnation
+                            && slots[seed.slot].pausedUntilMs <= slots[index].startedAtMs
+                    } ?? false
+                    if !slots[index].joinedThroughLiveSeed { islands[index] = .some(nil) }
                     lastAdmissionMs[slots[index].membership!.config.service] = nowMs
                     // An admission can start a handover to a higher-priority newcomer: the group settles from here.
                     lastFaultMs = max(lastFaultMs, nowMs)
@@ -993,6 +1018,7 @@ final class ClusterSimulation {
         }
         let byService = Dictionary(grouping: admitted) { slots[$0].membership!.config.service }
         let settleMs = scenario.suspectAfterMs + 2 * scenario.intervalMs + 2 * scenario.maxDelayMs
+        try followIslands(admitted)
         for (service, group) in byService.sorted(by: { $0.key < $1.key }) {
             let claimants = group.filter { slots[$0].membership!.status == .primary }
             try checkJoinsCauseNoSplit(service: service, claimants: claimants)
@@ -1000,7 +1026,7 @@ final class ClusterSimulation {
             // within suspectAfter + 2 × interval of the last fault, and every record agrees. A
             // forged number relayed on is the forgery still arriving.
             let faultMs = max(lastFaultMs, lastForgedRelayMs)
-            guard partitionSide == nil, lossRate == 0, nowMs >= faultMs + settleMs else { continue }
+            guard partitionSide == nil, islands.isEmpty, lossRate == 0, nowMs >= faultMs + settleMs else { continue }
             guard claimants.count == 1 else {
                 throw violation("\(claimants.count) primaries of \(service) \(nowMs - faultMs) ms after the last fault: slots \(claimants)")
             }
@@ -1033,7 +1059,7 @@ final class ClusterSimulation {
             let since = overlapSince[service] ?? nowMs
             overlapSince[service] = since
             longestOverlapMs = max(longestOverlapMs, nowMs - since)
-            guard partitionSide == nil, lossRate == 0 else { continue }
+            guard partitionSide == nil, islands.isEmpty, lossRate == 0 else { continue }
             let afterFault = nowMs - max(since, lastFaultMs)
             longestOverlapAfterFaultMs = max(longestOverlapAfterFaultMs, afterFault)
             guard afterFault <= boundMs else {
@@ -1059,6 +1085,32 @@ final class ClusterSimulation {
 
     /// Property 4: a process that joins never causes two primaries for longer than one interval
     /// (plus the network's delay, since the loser must hear the winner).
+    /// An island ends once a member of the group (not itself an island) knows it: that is a
+    /// heal, from which properties 1 and 5 run again. Its seed back, it must end within
+    /// `islandMergeBoundMs`.
+    private func followIslands(_ admitted: [Int]) throws(Violation) {
+        for (island, seedBackSinceMs) in islands.sorted(by: { $0.key < $1.key }) {
+            let id = slots[island].membership!.id
+            if admitted.contains(where: { islands[$0] == nil && slots[$0].membership!.members[id] != nil }) {
+                if let back = seedBackSinceMs { longestIslandMergeMs = max(longestIslandMergeMs, nowMs - back) }
+                islands[island] = nil
+                lastFaultMs = max(lastFaultMs, nowMs)
+                lastHealMs = nowMs
+                continue
+            }
+            let seed = island == 0 ? 1 % slots.count : 0
+            guard admitted.contains(seed), islands[seed] == nil, nowMs >= slots[seed].pausedUntilMs else {
+                islands[island] = .some(nil)
+                continue
+            }
+            let back = seedBackSinceMs ?? nowMs
+            islands[island] = back
+            guard nowMs - back <= Self.islandMergeBoundMs else {
+                throw violation("slot \(island), admitted alone, is still apart \(nowMs - back) ms after its seed (slot \(seed)) was back")
+            }
+        }
+    }
+
     private func checkJoinsCauseNoSplit(service: ServiceName, claimants: [Int]) throws(Violation) {
         // A healing partition brings two primaries together by design; loss can delay the loser's step-down.
         let settleMs = scenario.suspectAfterMs + 2 * scenario.intervalMs
@@ -1068,7 +1120,11 @@ final class ClusterSimulation {
         }
         let since = dualPrimarySince[service] ?? nowMs
         dualPrimarySince[service] = since
-        let newcomer = claimants.first { slots[$0].admittedAtMs.map { since - $0 <= scenario.intervalMs } ?? false }
+        // A newcomer whose seed was down, paused or new itself through its discovery window heard of
+        // no group: it starts its own, which meets the others as a partition heals (property 5).
+        let newcomer = claimants.first {
+            slots[$0].joinedThroughLiveSeed && slots[$0].admittedAtMs.map { since - $0 <= scenario.intervalMs } ?? false
+        }
         let paused = claimants.contains { slots[$0].pausedUntilMs + scenario.suspectAfterMs > nowMs }
         if let newcomer, !paused, nowMs - since > scenario.intervalMs + 2 * scenario.maxDelayMs {
             throw violation("newcomer slot \(newcomer) left two primaries of \(service) for \(nowMs - since) ms")

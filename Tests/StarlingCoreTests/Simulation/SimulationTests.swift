@@ -40,6 +40,7 @@ import Testing
                 run.framesDropped += simulation.framesDropped
                 run.longestOverlapAfterFaultMs = max(run.longestOverlapAfterFaultMs, simulation.longestOverlapAfterFaultMs)
                 run.longestForgedRelayMs = max(run.longestForgedRelayMs, simulation.longestForgedRelayMs)
+                run.longestIslandMergeMs = max(run.longestIslandMergeMs, simulation.longestIslandMergeMs)
                 run.runs.add(simulation)
             }
             return run
@@ -48,7 +49,8 @@ import Testing
             + "\(run.heartbeats) heartbeats delivered, \(run.jobsSubmitted) jobs submitted, \(run.answeredOnce) answered exactly once "
             + "(\(run.jobsRun) handler runs, \(run.framesDropped) frames dropped at a link's buffer limit, "
             + "two primaries at most \(run.longestOverlapAfterFaultMs) ms after a fault, forged numbers taken from relays up to "
-            + "\(run.longestForgedRelayMs) ms after their forgery; \(run.runs))")
+            + "\(run.longestForgedRelayMs) ms after their forgery, newcomers admitted alone merged up to "
+            + "\(run.longestIslandMergeMs) ms after their seed was back; \(run.runs))")
         #expect(run.failures.isEmpty, "\(run.failures.count) seeds failed; first:\n\(run.failures.first ?? "")")
     }
 
@@ -61,6 +63,7 @@ import Testing
         var framesDropped = 0
         var longestOverlapAfterFaultMs: Int64 = 0
         var longestForgedRelayMs: Int64 = 0
+        var longestIslandMergeMs: Int64 = 0
         var runs = RunsAtOnce()
     }
 
