@@ -126,6 +126,14 @@ extension Membership {
             undercut = Undercut(sequence: sequence, atMs: nowMs)
             return false
         }
+        if sequence < first.sequence {
+            // The count starts again lower when that comes an interval or more after the first:
+            // a forged number below a forged fence, heard first, must not stand above the member's
+            // real count for good, while a late or reordered datagram comes milliseconds after its
+            // neighbours and restarts nothing.
+            if nowMs - first.atMs >= config.intervalMs { undercut = Undercut(sequence: sequence, atMs: nowMs) }
+            return false
+        }
         return nowMs - fencedAtMs > config.sequenceTrustMs && sequence > first.sequence
             && nowMs - first.atMs >= config.intervalMs
     }

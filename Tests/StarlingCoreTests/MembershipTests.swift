@@ -408,6 +408,29 @@ private struct LocalCluster {
         for node in cluster.nodes { #expect(node.members.count == 2) }
     }
 
+    /// Simulation seed 9014: after the forged leave, a forged claim in the standby's name, numbered
+    /// below the leave's but far above its real count, reached the primary first. Counting up from
+    /// that number, the standby's own heartbeats never overturned the fence, and the standby, which
+    /// no longer heard the primary, timed it out.
+    @Test func aForgedNumberBelowAForgedLeaveDoesNotLockALiveStandbyOut() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        let leave = Self.forged(cluster.nodes[1], flags: [.leaving], sequence: .max)
+        cluster.deliver(cluster.nodes[0].receive(leave, nowMs: cluster.nowMs), from: 0)
+        let claim = Self.forged(cluster.nodes[1], status: .primary, epoch: 1 << 30, sequence: 1 << 59)
+        cluster.deliver(cluster.nodes[0].receive(claim, nowMs: cluster.nowMs), from: 0)
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id] == nil)
+        Self.runCheckingOverlap(&cluster, forMs: Self.boundMs)
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id] != nil, "\(cluster.log)")
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id].map { $0.sequence < 1 << 59 } == true)
+        Self.runCheckingOverlap(&cluster, forMs: 2_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        for node in cluster.nodes { #expect(node.members.count == 2) }
+    }
+
     @Test func aForgedPrimaryClaimWithAHigherEpochConvergesToOnePrimary() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
