@@ -347,7 +347,11 @@ extension Membership {
             }
             return nil
         }
-        guard entry.sequence >= member.sequence else { return nil }
+        // A newer number here is evidence against the news only if heard within suspect-after, the
+        // silence its detector waited for. One heard longer ago may be an answer or a probe sent
+        // to this process alone just before the member died: kept, it would stay for
+        // `secondHandExpiryMs`, and its relays would bring the dead member back elsewhere.
+        guard entry.sequence >= member.sequence || nowMs - member.lastHeardMs > config.suspectAfterMs else { return nil }
         guard expected[entry.id] == nil else { return nil }
         // One of its service is probed as if this process had timed it out itself: whoever
         // restarts at that address finds this process there, even when its seeds restarted with

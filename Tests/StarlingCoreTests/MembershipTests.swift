@@ -167,6 +167,44 @@ private struct LocalCluster {
                 "every record dropped it after \(lastDropAt.map { "\($0 - crashedAt) ms" } ?? "never"), bound \(bound) ms")
     }
 
+    /// Simulation seeds 9792 and 7142: a process that does not expect a member heard one heartbeat
+    /// of it (an answer or a probe, sent to it alone) numbered above every regular heartbeat its
+    /// detectors heard, and then the member died. The death news said the lower number, so the
+    /// process kept it, for the 20 s of second-hand expiry, and its relays of the higher number
+    /// brought the dead member back into records that had dropped it; a dead deputy of priority 3
+    /// so kept its service from electing a new primary. Heard longer than suspect-after ago, a
+    /// newer number is no evidence against the news: every record drops the member in bound.
+    @Test func deathNewsDropsADeadMemberHeardAloneAboveItsLastRegularHeartbeat() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        for index in 1..<6 { cluster.add(index % 2 == 0 ? "echo" : "resize") }
+        cluster.run(forMs: 2_000)
+        // A plain echo standby, and a plain resize standby it holds second-hand.
+        let holder = try! #require(cluster.nodes.indices.first {
+            cluster.nodes[$0].config.service.value == "echo" && cluster.nodes[$0].status == .standby && !cluster.nodes[$0].isDeputy
+        })
+        let dead = try! #require(cluster.nodes.indices.first {
+            cluster.nodes[$0].config.service.value == "resize" && cluster.nodes[$0].status == .standby && !cluster.nodes[$0].isDeputy
+        })
+        let deadID = cluster.nodes[dead].id
+        #expect(cluster.nodes[holder].members[deadID] != nil)
+        // Its last datagram, an answer to the holder alone, then it crashes.
+        let last = cluster.nodes[dead].selfMember(nowMs: cluster.nowMs)
+        let answer = Self.forged(cluster.nodes[dead], epoch: last.epoch, sequence: last.sequence + 1)
+        cluster.deliver(cluster.nodes[holder].receive(answer, nowMs: cluster.nowMs), from: holder)
+        cluster.silenced = [dead]
+        let crashedAt = cluster.nowMs
+        var lastDropAt: Int64?
+        cluster.run(forMs: 3_000) { cluster in
+            let holders = cluster.nodes.indices.filter { !cluster.silenced.contains($0) && cluster.nodes[$0].members[deadID] != nil }
+            if holders.isEmpty && lastDropAt == nil { lastDropAt = cluster.nowMs }
+            if !holders.isEmpty { lastDropAt = nil }
+        }
+        let bound = cluster.nodes[0].config.suspectAfterMs + 3 * 100
+        #expect(lastDropAt.map { $0 - crashedAt <= bound } ?? false,
+                "every record dropped it after \(lastDropAt.map { "\($0 - crashedAt) ms" } ?? "never"), bound \(bound) ms")
+    }
+
     /// The deputy (docs/HANDBOOK.md, "deputy") takes over when the primary dies, and only then:
     /// cut off from the primary's own heartbeats for a second, it hears the primary vouched for
     /// in every standby's gossip and stays standby; once the primary is silent to everyone, it
