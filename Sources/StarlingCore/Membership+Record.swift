@@ -139,11 +139,12 @@ extension Membership {
     }
 
     /// Drops a member: it timed out here (`detected`: its address is probed, so a partition heals),
-    /// said `leaving`, was reported dead, or went unrefreshed as second-hand. Unless `quietly`,
+    /// said `leaving` (`saidGoodbye`, one of this service: its address is probed while this
+    /// process is a hub), was reported dead, or went unrefreshed as second-hand. Unless `quietly`,
     /// its departure is news (docs/HANDBOOK.md, "gossip").
     mutating func removeMember(
         _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64,
-        detected: Bool = false, quietly: Bool = false
+        detected: Bool = false, quietly: Bool = false, saidGoodbye: Bool = false
     ) -> [MembershipDirective] {
         let fence = fences.removeValue(forKey: memberID)
         let member = members.removeValue(forKey: memberID)
@@ -177,6 +178,8 @@ extension Membership {
             // Keep probing it: if this was a partition rather than a crash, the two sides find
             // each other again (for `forgetAfterMs`).
             contacts[member.address] = Contact(kind: .departed, sinceMs: nowMs)
+        } else if saidGoodbye && contacts.count < config.maxContacts {
+            contacts[member.address] = Contact(kind: .left, sinceMs: nowMs)
         }
         return [.memberLeft(member, reason: reason)]
     }

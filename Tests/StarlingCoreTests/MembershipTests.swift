@@ -382,6 +382,38 @@ private struct LocalCluster {
         #expect(cluster.nodes[1].members.isEmpty)
     }
 
+    /// Simulation seeds 9165, 6164 and 4342: a process drained and left, then one restarted at its
+    /// address while its seed was down (crashed, paused, or restarting itself). Nobody probed the
+    /// address of a member that said goodbye, so the newcomer heard nobody, was admitted alone and
+    /// became a second primary. The hub probes it, as it does a dead member's (docs/HANDBOOK.md,
+    /// "departed contact"), and the newcomer joins the cluster instead.
+    @Test func aProcessRestartedWhereOneLeftFindsTheClusterWithItsSeedDown() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        let leaver = cluster.add("echo")
+        let seed = cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        cluster.deliver(cluster.nodes[leaver].drain(nowMs: cluster.nowMs), from: leaver)
+        cluster.deliver(cluster.nodes[leaver].leave(nowMs: cluster.nowMs), from: leaver)
+        cluster.silenced = [leaver, seed]
+        cluster.run(forMs: 1_000)
+        var rng = SeededRandom(seed: 77)
+        let config = MembershipConfig(
+            service: try! ServiceName("echo"), address: cluster.nodes[leaver].config.address,
+            seeds: [cluster.nodes[seed].config.address])
+        cluster.nodes[leaver] = Membership(config: config, id: NodeID(admittedAtUnixMs: 9_000, using: &rng))
+        cluster.silenced = [seed]
+        cluster.deliver(cluster.nodes[leaver].start(nowMs: cluster.nowMs), from: leaver)
+        cluster.run(forMs: 2_000) { cluster in
+            #expect(cluster.primaries(of: "echo").count <= 1, "\(cluster.log)")
+        }
+        #expect(cluster.primaries(of: "echo") == [0])
+        #expect(cluster.nodes[leaver].status == .standby)
+        #expect(cluster.nodes[0].members[cluster.nodes[leaver].id] != nil)
+    }
+
     @Test func staleAndForeignHeartbeatsChangeNothing() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
