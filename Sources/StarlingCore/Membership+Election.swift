@@ -30,7 +30,7 @@ extension Membership {
         let hubsUnheard = topology.hubs[config.service, default: []].contains {
             $0.id != id && !heardWhileJoining.contains($0.id)
         }
-        let unanswered = hubsUnheard || contacts.values.contains { $0.kind != .departed }
+        let unanswered = hubsUnheard || contacts.values.contains { $0.kind == .seed || $0.kind == .relayed }
         if unanswered && elapsed < config.maxDiscoveryMs { return [] }
         let higherJoining = members.values.contains {
             $0.service == config.service && $0.status == .joining && Rank($0) > rank

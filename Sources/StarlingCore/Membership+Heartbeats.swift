@@ -47,7 +47,8 @@ extension Membership {
         var targets = heartbeatTargets(in: topology)
         let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
         for (address, contact) in contacts
-        where probeEverything || contact.kind == .relayed || nowMs - contact.sinceMs < config.fastProbeMs {
+        where (contact.kind != .left || topology.isHub)
+            && (probeEverything || contact.kind == .relayed || nowMs - contact.sinceMs < config.fastProbeMs) {
             targets.append(address)
         }
         targets.sort()

@@ -116,17 +116,23 @@ extension Membership {
     /// The sequence fence's rule: a heartbeat numbered at or below `fence` (taken at `fencedAtMs`)
     /// is stale, unless the fence is older than `sequenceTrustMs` and the sender has since been
     /// heard counting up below it, an interval or more apart (`undercut`, the first such heartbeat,
-    /// recorded here, or a lower one once that count has gone uncontinued for suspect-after).
+    /// recorded here, or a lower one heard an interval or more after it).
     /// Duplicates and reordering (milliseconds, one datagram at a time) never meet
     /// that; a live member whose real sequence is below a forged one meets it within a few intervals.
     func overturns(
         _ sequence: UInt64, fence: UInt64, fencedAtMs: Int64, undercut: inout Undercut?, nowMs: Int64
     ) -> Bool {
         guard sequence < fence else { return false }
-        // A count that nobody continued for suspect-after (a second forged number, below the first,
-        // then the member's own far below it) is given up: a lower number starts it again.
-        guard let first = undercut, sequence >= first.sequence || nowMs - first.atMs <= config.suspectAfterMs else {
+        guard let first = undercut else {
             undercut = Undercut(sequence: sequence, atMs: nowMs)
+            return false
+        }
+        if sequence < first.sequence {
+            // The count starts again lower when that comes an interval or more after the first:
+            // a forged number below a forged fence, heard first, must not stand above the member's
+            // real count for good, while a late or reordered datagram comes milliseconds after its
+            // neighbours and restarts nothing.
+            if nowMs - first.atMs >= config.intervalMs { undercut = Undercut(sequence: sequence, atMs: nowMs) }
             return false
         }
         return nowMs - fencedAtMs > config.sequenceTrustMs && sequence > first.sequence
@@ -134,11 +140,12 @@ extension Membership {
     }
 
     /// Drops a member: it timed out here (`detected`: its address is probed, so a partition heals),
-    /// said `leaving`, was reported dead, or went unrefreshed as second-hand. Unless `quietly`,
+    /// said `leaving` (`saidGoodbye`, one of this service: its address is probed while this
+    /// process is a hub), was reported dead, or went unrefreshed as second-hand. Unless `quietly`,
     /// its departure is news (docs/HANDBOOK.md, "gossip").
     mutating func removeMember(
         _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64,
-        detected: Bool = false, quietly: Bool = false
+        detected: Bool = false, quietly: Bool = false, saidGoodbye: Bool = false
     ) -> [MembershipDirective] {
         let fence = fences.removeValue(forKey: memberID)
         let member = members.removeValue(forKey: memberID)
@@ -172,6 +179,8 @@ extension Membership {
             // Keep probing it: if this was a partition rather than a crash, the two sides find
             // each other again (for `forgetAfterMs`).
             contacts[member.address] = Contact(kind: .departed, sinceMs: nowMs)
+        } else if saidGoodbye && contacts.count < config.maxContacts {
+            contacts[member.address] = Contact(kind: .left, sinceMs: nowMs)
         }
         return [.memberLeft(member, reason: reason)]
     }
@@ -342,7 +351,11 @@ extension Membership {
             }
             return nil
         }
-        guard entry.sequence >= member.sequence else { return nil }
+        // A newer number here is evidence against the news only if heard within suspect-after, the
+        // silence its detector waited for. One heard longer ago may be an answer or a probe sent
+        // to this process alone just before the member died: kept, it would stay for
+        // `secondHandExpiryMs`, and its relays would bring the dead member back elsewhere.
+        guard entry.sequence >= member.sequence || nowMs - member.lastHeardMs > config.suspectAfterMs else { return nil }
         guard expected[entry.id] == nil else { return nil }
         // One of its service is probed as if this process had timed it out itself: whoever
         // restarts at that address finds this process there, even when its seeds restarted with

@@ -77,7 +77,10 @@ public struct Membership: Sendable {
     }
 
     struct Contact: Sendable {
-        enum Kind: Sendable { case seed, relayed, departed }
+        /// `left`: a member of this service that said goodbye, probed only while this process is
+        /// a hub (which heartbeated it anyway while it was here): one restarted at that address
+        /// whose seeds are down finds the cluster (docs/HANDBOOK.md, "departed contact").
+        enum Kind: Sendable { case seed, relayed, departed, left }
         var kind: Kind
         var sinceMs: Int64
     }
@@ -225,7 +228,8 @@ public struct Membership: Sendable {
         var out: [MembershipDirective] = []
         var electionInputsChanged = true
         if heartbeat.flags.contains(.leaving) {
-            out += removeMember(heartbeat.sender, sequence: heartbeat.sequence, reason: .left, nowMs: nowMs)
+            out += removeMember(heartbeat.sender, sequence: heartbeat.sequence, reason: .left, nowMs: nowMs,
+                                saidGoodbye: heartbeat.service == config.service)
         } else {
             switch apply(heartbeat, nowMs: nowMs) {
             case .stale: return []

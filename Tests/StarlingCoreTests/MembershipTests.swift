@@ -167,6 +167,44 @@ private struct LocalCluster {
                 "every record dropped it after \(lastDropAt.map { "\($0 - crashedAt) ms" } ?? "never"), bound \(bound) ms")
     }
 
+    /// Simulation seeds 9792 and 7142: a process that does not expect a member heard one heartbeat
+    /// of it (an answer or a probe, sent to it alone) numbered above every regular heartbeat its
+    /// detectors heard, and then the member died. The death news said the lower number, so the
+    /// process kept it, for the 20 s of second-hand expiry, and its relays of the higher number
+    /// brought the dead member back into records that had dropped it; a dead deputy of priority 3
+    /// so kept its service from electing a new primary. Heard longer than suspect-after ago, a
+    /// newer number is no evidence against the news: every record drops the member in bound.
+    @Test func deathNewsDropsADeadMemberHeardAloneAboveItsLastRegularHeartbeat() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        for index in 1..<6 { cluster.add(index % 2 == 0 ? "echo" : "resize") }
+        cluster.run(forMs: 2_000)
+        // A plain echo standby, and a plain resize standby it holds second-hand.
+        let holder = try! #require(cluster.nodes.indices.first {
+            cluster.nodes[$0].config.service.value == "echo" && cluster.nodes[$0].status == .standby && !cluster.nodes[$0].isDeputy
+        })
+        let dead = try! #require(cluster.nodes.indices.first {
+            cluster.nodes[$0].config.service.value == "resize" && cluster.nodes[$0].status == .standby && !cluster.nodes[$0].isDeputy
+        })
+        let deadID = cluster.nodes[dead].id
+        #expect(cluster.nodes[holder].members[deadID] != nil)
+        // Its last datagram, an answer to the holder alone, then it crashes.
+        let last = cluster.nodes[dead].selfMember(nowMs: cluster.nowMs)
+        let answer = Self.forged(cluster.nodes[dead], epoch: last.epoch, sequence: last.sequence + 1)
+        cluster.deliver(cluster.nodes[holder].receive(answer, nowMs: cluster.nowMs), from: holder)
+        cluster.silenced = [dead]
+        let crashedAt = cluster.nowMs
+        var lastDropAt: Int64?
+        cluster.run(forMs: 3_000) { cluster in
+            let holders = cluster.nodes.indices.filter { !cluster.silenced.contains($0) && cluster.nodes[$0].members[deadID] != nil }
+            if holders.isEmpty && lastDropAt == nil { lastDropAt = cluster.nowMs }
+            if !holders.isEmpty { lastDropAt = nil }
+        }
+        let bound = cluster.nodes[0].config.suspectAfterMs + 3 * 100
+        #expect(lastDropAt.map { $0 - crashedAt <= bound } ?? false,
+                "every record dropped it after \(lastDropAt.map { "\($0 - crashedAt) ms" } ?? "never"), bound \(bound) ms")
+    }
+
     /// The deputy (docs/HANDBOOK.md, "deputy") takes over when the primary dies, and only then:
     /// cut off from the primary's own heartbeats for a second, it hears the primary vouched for
     /// in every standby's gossip and stays standby; once the primary is silent to everyone, it
@@ -344,6 +382,38 @@ private struct LocalCluster {
         #expect(cluster.nodes[1].members.isEmpty)
     }
 
+    /// Simulation seeds 9165, 6164 and 4342: a process drained and left, then one restarted at its
+    /// address while its seed was down (crashed, paused, or restarting itself). Nobody probed the
+    /// address of a member that said goodbye, so the newcomer heard nobody, was admitted alone and
+    /// became a second primary. The hub probes it, as it does a dead member's (docs/HANDBOOK.md,
+    /// "departed contact"), and the newcomer joins the cluster instead.
+    @Test func aProcessRestartedWhereOneLeftFindsTheClusterWithItsSeedDown() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        let leaver = cluster.add("echo")
+        let seed = cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        #expect(cluster.primaries(of: "echo") == [0])
+        cluster.deliver(cluster.nodes[leaver].drain(nowMs: cluster.nowMs), from: leaver)
+        cluster.deliver(cluster.nodes[leaver].leave(nowMs: cluster.nowMs), from: leaver)
+        cluster.silenced = [leaver, seed]
+        cluster.run(forMs: 1_000)
+        var rng = SeededRandom(seed: 77)
+        let config = MembershipConfig(
+            service: try! ServiceName("echo"), address: cluster.nodes[leaver].config.address,
+            seeds: [cluster.nodes[seed].config.address])
+        cluster.nodes[leaver] = Membership(config: config, id: NodeID(admittedAtUnixMs: 9_000, using: &rng))
+        cluster.silenced = [seed]
+        cluster.deliver(cluster.nodes[leaver].start(nowMs: cluster.nowMs), from: leaver)
+        cluster.run(forMs: 2_000) { cluster in
+            #expect(cluster.primaries(of: "echo").count <= 1, "\(cluster.log)")
+        }
+        #expect(cluster.primaries(of: "echo") == [0])
+        #expect(cluster.nodes[leaver].status == .standby)
+        #expect(cluster.nodes[0].members[cluster.nodes[leaver].id] != nil)
+    }
+
     @Test func staleAndForeignHeartbeatsChangeNothing() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
@@ -405,6 +475,29 @@ private struct LocalCluster {
         #expect(cluster.nodes[0].members[cluster.nodes[1].id]!.sequence < .max)
         Self.runCheckingOverlap(&cluster, forMs: 2_000)
         #expect(cluster.primaries(of: "echo").count == 1)
+        for node in cluster.nodes { #expect(node.members.count == 2) }
+    }
+
+    /// Simulation seed 9014: after the forged leave, a forged claim in the standby's name, numbered
+    /// below the leave's but far above its real count, reached the primary first. Counting up from
+    /// that number, the standby's own heartbeats never overturned the fence, and the standby, which
+    /// no longer heard the primary, timed it out.
+    @Test func aForgedNumberBelowAForgedLeaveDoesNotLockALiveStandbyOut() {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        let leave = Self.forged(cluster.nodes[1], flags: [.leaving], sequence: .max)
+        cluster.deliver(cluster.nodes[0].receive(leave, nowMs: cluster.nowMs), from: 0)
+        let claim = Self.forged(cluster.nodes[1], status: .primary, epoch: 1 << 30, sequence: 1 << 59)
+        cluster.deliver(cluster.nodes[0].receive(claim, nowMs: cluster.nowMs), from: 0)
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id] == nil)
+        Self.runCheckingOverlap(&cluster, forMs: Self.boundMs)
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id] != nil, "\(cluster.log)")
+        #expect(cluster.nodes[0].members[cluster.nodes[1].id].map { $0.sequence < 1 << 59 } == true)
+        Self.runCheckingOverlap(&cluster, forMs: 2_000)
+        #expect(cluster.primaries(of: "echo") == [0])
         for node in cluster.nodes { #expect(node.members.count == 2) }
     }
 
