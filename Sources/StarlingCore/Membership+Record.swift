@@ -235,7 +235,17 @@ extension Membership {
             }
             guard let state = entry.state, entry.address != config.address else { continue }
             var vouched: UInt64 = 0
-            if var gone = departed[entry.id], entry.sequence <= gone.sequence {
+            if var gone = departed[entry.id], entry.sequence > gone.sequence {
+                // Above its departure's number: it counts only rising again an interval later
+                // (`Departure.relayedAbove`), or the last answer a dying member gave one joiner
+                // would bring it straight back into every record that had dropped it.
+                guard let first = gone.relayedAbove, entry.sequence > first.sequence,
+                      nowMs - first.atMs >= config.intervalMs else {
+                    if gone.relayedAbove == nil { gone.relayedAbove = Undercut(sequence: entry.sequence, atMs: nowMs) }
+                    departed[entry.id] = gone
+                    continue
+                }
+            } else if var gone = departed[entry.id] {
                 // Relays below a departure's number: a forged `leaving` (or a wrong number) must
                 // not keep a live member out of records that hear it only second-hand. Relayed
                 // numbers above the last one it was heard counting up from here (`vouched`, never

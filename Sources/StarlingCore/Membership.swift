@@ -102,6 +102,10 @@ public struct Membership: Sendable {
         var fencedSinceMs: Int64
         /// The first of its heartbeats below `sequence` heard since (or before, while a member).
         var undercut: Undercut?
+        /// The first relay of it above `sequence` heard since. One relayer may hold a number the
+        /// member sent it alone just before it died (an answer to its join), so relays above take
+        /// it back only counting up from there, an interval or more later: a dead member's do not.
+        var relayedAbove: Undercut? = nil
     }
 
     /// A recorded sequence number fences out lower ones only for a bounded time

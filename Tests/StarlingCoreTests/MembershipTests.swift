@@ -549,6 +549,42 @@ private struct LocalCluster {
         }
     }
 
+    /// A primary that answers a joiner's JOIN just before it dies leaves that joiner alone with a
+    /// number of it above the last the others heard (simulation seeds 9792 and 7142 met it). Relayed
+    /// once they have dropped it, that number took the dead primary straight back into their
+    /// records. A relay above a departure counts only rising again an interval later, as a live
+    /// member's relays do (docs/HANDBOOK.md, "sequence fence").
+    @Test func aDeadMembersLastNumberRelayedDoesNotBringItBackButALiveOnesRisingRelaysDo() throws {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        let dead = cluster.nodes[0]
+        // Above every number of it anyone heard, so above node 1's departure for it.
+        let departure = try [1, 2].map { try #require(cluster.nodes[$0].members[dead.id]).sequence }.max()!
+        cluster.silenced = [0]
+        cluster.run(forMs: 600)
+        #expect(cluster.nodes[1].members[dead.id] == nil)
+        func relay(_ sequence: UInt64) {
+            var carrier = Self.forged(cluster.nodes[2], sequence: cluster.nodes[1].members[cluster.nodes[2].id]!.sequence + 1)
+            carrier.gossip = [Heartbeat.Gossip(
+                id: dead.id, sequence: sequence, address: dead.config.address,
+                state: .init(service: dead.config.service, status: .primary, priority: 0, epoch: dead.epoch, workload: Workload()))]
+            cluster.deliver(cluster.nodes[1].receive(carrier, nowMs: cluster.nowMs), from: 1)
+        }
+        // Its last number, which only the relayer heard, again and again: it stays dropped.
+        relay(departure + 1)
+        #expect(cluster.nodes[1].members[dead.id] == nil)
+        cluster.nowMs += 100
+        relay(departure + 1)
+        #expect(cluster.nodes[1].members[dead.id] == nil)
+        // Rising an interval after the first relay above: a live member's relays, taken back.
+        cluster.nowMs += 100
+        relay(departure + 3)
+        #expect(cluster.nodes[1].members[dead.id] != nil)
+    }
+
     @Test func aPrimaryThatWasDroppedFromARecordStepsDownForTheNewerEpoch() {
         var cluster = LocalCluster()
         cluster.add("echo", seeds: [])
