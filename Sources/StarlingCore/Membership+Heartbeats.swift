@@ -59,7 +59,7 @@ extension Membership {
         return [.send(makeHeartbeat(), to: unique)]
     }
 
-    /// Members expected to heartbeat this process and silent for two intervals are asked to answer
+    /// Members expected to heartbeat this process and silent for `probeAfterSilenceMs` are asked to answer
     /// at once, twice over, so that a lossy network needs many more losses in a row before a live
     /// member is taken for dead, and a member that stopped heartbeating us (its view of the hubs
     /// differs from ours for a moment) keeps being heard.
@@ -68,11 +68,11 @@ extension Membership {
         var overdue: [NodeAddress] = []
         for (memberID, since) in expected {
             guard let member = members[memberID] else { continue }
-            // Not heard itself for two intervals, gossip or not: relays keep it alive here but
+            // Not heard itself for `probeAfterSilenceMs`, gossip or not: relays keep it alive here but
             // carry only its freshness, so one that stopped heartbeating us (its view of the
             // topology differs from ours) must be asked, or its state here would never move.
             let heardItself = fences[memberID]?.directSinceMs ?? member.lastHeardMs
-            if nowMs - max(heardItself, since) >= 2 * config.intervalMs { overdue.append(member.address) }
+            if nowMs - max(heardItself, since) >= config.probeAfterSilenceMs { overdue.append(member.address) }
         }
         guard !overdue.isEmpty else { return [] }
         // The deputy also asks a few others to check its service's silent hubs (docs/HANDBOOK.md,

@@ -1,5 +1,5 @@
 /// Indirect probes (docs/HANDBOOK.md, "indirect probe"), as SWIM's ping-req: a deputy that has not
-/// heard one of its service's hubs for two intervals asks a few of the members it hears best to
+/// heard one of its service's hubs for `probeAfterSilenceMs` asks a few of the members it hears best to
 /// check it. Each helper answers at once, vouching for the hub as it knows it, probes the hub,
 /// and passes the hub's answer on when it comes. Heavy random loss then has to take every one of
 /// these paths too before the deputy takes over from a live primary; a dead one answers nobody,
@@ -9,7 +9,7 @@ extension Membership {
     static let maxVouchTargets = 8
     static let maxVouchRequesters = 4
 
-    /// The hubs of this process's service that it has not heard itself for two intervals, while it
+    /// The hubs of this process's service that it has not heard itself for `probeAfterSilenceMs`, while it
     /// is the deputy (the one that would take over): the members it asks others to check.
     func suspectsToVouchFor(nowMs: Int64) -> [NodeID] {
         guard config.indirectProbeHelpers > 0, let topology = topologyCache?.topology, topology.isDeputy,
@@ -18,7 +18,7 @@ extension Membership {
         for hub in topology.hubs[config.service, default: []] where hub.id != id {
             guard let since = expected[hub.id], let member = members[hub.id] else { continue }
             let heardItself = fences[hub.id]?.directSinceMs ?? member.lastHeardMs
-            if nowMs - max(heardItself, since) >= 2 * config.intervalMs { suspects.append(hub.id) }
+            if nowMs - max(heardItself, since) >= config.probeAfterSilenceMs { suspects.append(hub.id) }
         }
         suspects.sort()
         return Array(suspects.prefix(HeartbeatCodec.maxSuspectEntries))

@@ -33,8 +33,16 @@ public struct MembershipConfig: Sendable, Equatable {
     /// milliseconds; a wrongly high number, forged or corrupt, would otherwise lock a live member out.
     public var sequenceTrustMs: Int64
     /// How many members a deputy asks to check a hub of its service it has not heard itself for
-    /// two intervals (indirect probes, docs/HANDBOOK.md, "indirect probe"); 0 turns them off.
+    /// `probeAfterSilenceMs` (indirect probes, docs/HANDBOOK.md, "indirect probe"); 0 turns them off.
     public var indirectProbeHelpers: Int
+    /// Silence (a member not heard itself) after which an expected member is probed, and the
+    /// deputy asks others to check a silent hub: early enough that two rounds go out before
+    /// suspect-after whatever the ticks' phase (docs/HANDBOOK.md, "Loss"), never under 1.5
+    /// intervals, which a healthy member's heartbeats never leave. 150 ms at the defaults.
+    public var probeAfterSilenceMs: Int64 {
+        max(intervalMs * 3 / 2, min(2 * intervalMs, suspectAfterMs - 2 * intervalMs))
+    }
+
     /// Bounds on the record and the probe list, whatever the network says.
     public var maxMembers: Int
     public var maxContacts: Int
