@@ -135,8 +135,8 @@ extension Membership {
             if nowMs - first.atMs >= config.intervalMs { undercut = Undercut(sequence: sequence, atMs: nowMs) }
             return false
         }
-        return nowMs - fencedAtMs > config.sequenceTrustMs && sequence > first.sequence
-            && nowMs - first.atMs >= config.intervalMs
+        return nowMs - fencedAtMs > config.sequenceTrustMs
+            && first.isCountedUpFrom(by: sequence, atMs: nowMs, intervalMs: config.intervalMs)
     }
 
     /// Drops a member: it timed out here (`detected`: its address is probed, so a partition heals),
@@ -239,8 +239,8 @@ extension Membership {
                 // Above its departure's number: it counts only rising again an interval later
                 // (`Departure.relayedAbove`), or the last answer a dying member gave one joiner
                 // would bring it straight back into every record that had dropped it.
-                guard let first = gone.relayedAbove, entry.sequence > first.sequence,
-                      nowMs - first.atMs >= config.intervalMs else {
+                guard let first = gone.relayedAbove,
+                      first.isCountedUpFrom(by: entry.sequence, atMs: nowMs, intervalMs: config.intervalMs) else {
                     if gone.relayedAbove == nil { gone.relayedAbove = Undercut(sequence: entry.sequence, atMs: nowMs) }
                     departed[entry.id] = gone
                     continue

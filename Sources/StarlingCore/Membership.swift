@@ -135,6 +135,12 @@ public struct Membership: Sendable {
     struct Undercut: Sendable {
         var sequence: UInt64
         var atMs: Int64
+
+        /// Whether `sequence`, heard at `nowMs`, counts up from this one an interval or more later:
+        /// what a live member's numbers do, and a dead or forged one's never.
+        func isCountedUpFrom(by sequence: UInt64, atMs nowMs: Int64, intervalMs: Int64) -> Bool {
+            sequence > self.sequence && nowMs - atMs >= intervalMs
+        }
     }
 
     public init(config: MembershipConfig, id: NodeID) {

@@ -76,6 +76,16 @@ private struct LocalCluster {
         }
     }
 
+    /// Three echo processes joined through the first, a second after: node 0 is the primary.
+    static func threeEchoSettled() -> LocalCluster {
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        cluster.add("echo")
+        cluster.add("echo")
+        cluster.run(forMs: 1_000)
+        return cluster
+    }
+
     /// Silences `index` (a crash) and runs for `durationMs`: how long after the crash every
     /// running record had dropped it for good, if they did.
     mutating func crashAndTimeEveryRecordsDrop(_ index: Int, forMs durationMs: Int64) -> Int64? {
@@ -355,11 +365,7 @@ private struct LocalCluster {
     }
 
     @Test func aPrimaryThatWasPausedStepsDownWhenItHearsTheNewEpoch() {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         #expect(cluster.primaries(of: "echo") == [0])
         cluster.silenced = [0]  // paused: it neither sends, hears nor ticks
         cluster.run(forMs: 1_000)
@@ -461,11 +467,7 @@ private struct LocalCluster {
     }
 
     @Test func aForgedLeaveWithAHugeSequenceDoesNotLockALiveStandbyOut() {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         #expect(cluster.primaries(of: "echo") == [0])
         // Told to the primary only: it drops the standby, and stops heartbeating it.
         let leave = Self.forged(cluster.nodes[1], flags: [.leaving], sequence: .max)
@@ -485,11 +487,7 @@ private struct LocalCluster {
     /// that number, the standby's own heartbeats never overturned the fence, and the standby, which
     /// no longer heard the primary, timed it out.
     @Test func aForgedNumberBelowAForgedLeaveDoesNotLockALiveStandbyOut() {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         let leave = Self.forged(cluster.nodes[1], flags: [.leaving], sequence: .max)
         cluster.deliver(cluster.nodes[0].receive(leave, nowMs: cluster.nowMs), from: 0)
         let claim = Self.forged(cluster.nodes[1], status: .primary, epoch: 1 << 30, sequence: 1 << 59)
@@ -504,11 +502,7 @@ private struct LocalCluster {
     }
 
     @Test func aForgedPrimaryClaimWithAHigherEpochConvergesToOnePrimary() {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         let forgedEpoch: UInt64 = 1 << 40
         let claim = Self.forged(cluster.nodes[0], status: .primary, epoch: forgedEpoch, sequence: .max)
         for victim in [1, 2] { cluster.deliver(cluster.nodes[victim].receive(claim, nowMs: cluster.nowMs), from: victim) }
@@ -533,11 +527,7 @@ private struct LocalCluster {
     /// up from there: the member stayed out until `forgetAfterMs`. A lower number starts the count
     /// again (docs/HANDBOOK.md, "sequence fence").
     @Test func twoForgedNumbersOneBelowTheOtherDoNotLockALiveMemberOut() {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         for sequence in [UInt64.max, UInt64.max / 2] {
             let claim = Self.forged(cluster.nodes[0], status: .primary, epoch: cluster.nodes[0].epoch, sequence: sequence)
             for victim in [1, 2] { cluster.deliver(cluster.nodes[victim].receive(claim, nowMs: cluster.nowMs), from: victim) }
@@ -557,11 +547,7 @@ private struct LocalCluster {
     /// records. A relay above a departure counts only rising again an interval later, as a live
     /// member's relays do (docs/HANDBOOK.md, "sequence fence").
     @Test func aDeadMembersLastNumberRelayedDoesNotBringItBackButALiveOnesRisingRelaysDo() throws {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         let dead = cluster.nodes[0]
         // Above every number of it anyone heard, so above node 1's departure for it.
         let departure = try [1, 2].map { try #require(cluster.nodes[$0].members[dead.id]).sequence }.max()!
@@ -588,11 +574,7 @@ private struct LocalCluster {
     }
 
     @Test func aPrimaryThatWasDroppedFromARecordStepsDownForTheNewerEpoch() {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         let oldEpoch = cluster.nodes[0].epoch
         // Node 1 (the next in rank) is told the primary left: it takes over at once, while the
         // primary, which never heard that, goes on.
@@ -636,11 +618,7 @@ private struct LocalCluster {
     }
 
     @Test func aForgedGossipSequenceGoesNoFurtherAndLocksNobodyOut() {
-        var cluster = LocalCluster()
-        cluster.add("echo", seeds: [])
-        cluster.add("echo")
-        cluster.add("echo")
-        cluster.run(forMs: 1_000)
+        var cluster = LocalCluster.threeEchoSettled()
         let subject = cluster.nodes[2].id
         // Node 1's next heartbeat, with an entry about node 2 slipped in, reaches node 0.
         var carrier = Self.forged(cluster.nodes[1], sequence: cluster.nodes[0].members[cluster.nodes[1].id]!.sequence + 1)

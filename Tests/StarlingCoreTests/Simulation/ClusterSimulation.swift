@@ -462,8 +462,11 @@ final class ClusterSimulation {
         return config
     }()
 
+    /// Every process joins through slot 0; slot 0 through slot 1.
+    private func seedSlot(of index: Int) -> Int { index == 0 ? 1 % slots.count : 0 }
+
     private func start(_ index: Int) {
-        let seedSlot = index == 0 ? 1 % slots.count : 0
+        let seedSlot = seedSlot(of: index)
         let seed = slots[seedSlot]
         slots[index].seedAtStart = seed.isRunning && seed.pausedUntilMs <= nowMs ? (seedSlot, seed.incarnation) : nil
         slots[index].startedAtMs = nowMs
@@ -1098,7 +1101,7 @@ final class ClusterSimulation {
                 lastHealMs = nowMs
                 continue
             }
-            let seed = island == 0 ? 1 % slots.count : 0
+            let seed = seedSlot(of: island)
             guard admitted.contains(seed), islands[seed] == nil, nowMs >= slots[seed].pausedUntilMs else {
                 islands[island] = .some(nil)
                 continue
