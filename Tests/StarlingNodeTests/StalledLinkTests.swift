@@ -31,12 +31,14 @@ import Glibc
         try Self.run(ip, ["-n", namespace, "link", "set", "lo", "up"])
 
         let launcher = [ip, "netns", "exec", namespace]
-        // b has the higher priority, so it is the primary: a's jobs cross the links both ways.
+        // b is echo's only member, so every echo job submitted at a crosses a's link to b. a runs
+        // another service: were it an echo standby, b would lease it the key shards and a would run
+        // the jobs entering there itself, with no frame on the link (docs/HANDBOOK.md, "Key shards").
         let b = try WorkerProcess(
             service: "echo", priority: 10, extra: ["--host", "127.0.0.3"], launcher: launcher)
         defer { b.kill() }
         let a = try WorkerProcess(
-            service: "echo", join: [b.address], extra: ["--host", "127.0.0.2"], launcher: launcher)
+            service: "relay", join: [b.address], extra: ["--host", "127.0.0.2"], launcher: launcher)
         defer { a.kill() }
 
         let ruleset = """
