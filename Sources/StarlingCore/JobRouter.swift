@@ -117,14 +117,19 @@ public struct JobRouter: Sendable {
 
     /// The executors the shell sees now. Jobs on one that is gone are dispatched again.
     public mutating func update(executors current: [Executor], nowMs: Int64) -> [JobDirective] {
-        let next = Dictionary(current.map { ($0.address, max(0, $0.slots)) }, uniquingKeysWith: max)
-        guard next != executors else { return [] }
+        let record = Dictionary(current.map { ($0.address, max(0, $0.slots)) }, uniquingKeysWith: max)
+        // One that declined a dispatch of this epoch as stale has seen a newer epoch and declines
+        // them all: it stays out until the next epoch, or every change of the record would send it
+        // the queue again, to be declined again, until this primary learns the newer epoch.
+        let next = leases.anyFencedOff ? record.filter { !leases.isFencedOff($0.key) } : record
+        guard next != executors || record != inRecord else { return [] }
         // What this process runs itself (a primary with no standby) still runs when it stops
-        // being an executor because one joined: its outcomes come here all the same.
-        for gone in busy.keys where next[gone] == nil && gone != address { requeue(everythingOn: gone) }
+        // being an executor because one joined: its outcomes come here all the same. So do the
+        // jobs a fenced-off executor runs already.
+        for gone in busy.keys where record[gone] == nil && gone != address { requeue(everythingOn: gone) }
         executors = next
-        guard next != inRecord else { return pump(nowMs: nowMs) }
-        inRecord = next
+        guard record != inRecord else { return pump(nowMs: nowMs) }
+        inRecord = record
         return rebalance(nowMs: nowMs) + pump(nowMs: nowMs)
     }
 

@@ -31,6 +31,10 @@ struct ShardLeases: Sendable {
     /// Executors that declined a dispatch of this epoch as stale: they take no lease of it.
     private var fencedOff: Set<NodeAddress> = []
 
+    var anyFencedOff: Bool { !fencedOff.isEmpty }
+
+    func isFencedOff(_ executor: NodeAddress) -> Bool { fencedOff.contains(executor) }
+
     /// Shards owned by an executor that does not hold them yet.
     var hasUngranted: Bool {
         owner.indices.contains { shard in owner[shard].map { !(granted[$0]?.contains(shard) ?? false) } ?? false }
