@@ -42,21 +42,47 @@ extension Membership {
     /// members.
     mutating func heartbeatToAll(nowMs: Int64, topology known: Topology? = nil) -> [MembershipDirective] {
         let topology = known ?? currentTopology(nowMs: nowMs)
-        // Sorted and deduplicated in an array: a standby has two or three targets, and a `Set`
-        // built and dropped every tick was a visible share of an idle standby's CPU.
         var targets = heartbeatTargets(in: topology)
+        // A member timed out here comes back only by its own heartbeat (`Departure.timedOutHere`),
+        // so the address of one (a departed contact, or a seed, which a member that died becomes
+        // again) is asked for one: a live member answers even when it would not heartbeat this
+        // process otherwise (docs/HANDBOOK.md, "departed contact"). A joiner's JOIN asks already.
+        let asks = status != .joining && !isLeaving
+        var asked: [NodeAddress] = []
         let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
         for (address, contact) in contacts
         where (contact.kind != .left || topology.isHub)
             && (probeEverything || contact.kind == .relayed || nowMs - contact.sinceMs < config.fastProbeMs) {
-            targets.append(address)
+            if asks && (contact.kind == .departed || contact.kind == .seed) {
+                asked.append(address)
+            } else {
+                targets.append(address)
+            }
         }
-        targets.sort()
+        let plain = Self.sortedUnique(targets, excluding: [config.address])
+        let probed = asked.isEmpty ? [] : Self.sortedUnique(asked, excluding: [config.address] + plain)
+        guard !plain.isEmpty || !probed.isEmpty else { return [] }
+        let heartbeat = makeHeartbeat()
+        var out: [MembershipDirective] = []
+        if !plain.isEmpty { out.append(.send(heartbeat, to: plain)) }
+        if !probed.isEmpty {
+            var probe = heartbeat
+            probe.flags.insert(.probe)
+            out.append(.send(probe, to: probed))
+        }
+        return out
+    }
+
+    /// Sorted and deduplicated in an array: a standby has two or three targets, and a `Set`
+    /// built and dropped every tick was a visible share of an idle standby's CPU.
+    private static func sortedUnique(_ addresses: [NodeAddress], excluding excluded: [NodeAddress]) -> [NodeAddress] {
+        guard !addresses.isEmpty else { return [] }
         var unique: [NodeAddress] = []
-        unique.reserveCapacity(targets.count)
-        for target in targets where target != config.address && target != unique.last { unique.append(target) }
-        guard !unique.isEmpty else { return [] }
-        return [.send(makeHeartbeat(), to: unique)]
+        unique.reserveCapacity(addresses.count)
+        for address in addresses.sorted() where address != unique.last && !excluded.contains(address) {
+            unique.append(address)
+        }
+        return unique
     }
 
     /// Members expected to heartbeat this process and silent for `probeAfterSilenceMs` are asked to answer

@@ -145,7 +145,7 @@ extension Membership {
     /// its departure is news (docs/HANDBOOK.md, "gossip").
     mutating func removeMember(
         _ memberID: NodeID, sequence: UInt64, reason: MembershipDirective.DepartureReason, nowMs: Int64,
-        detected: Bool = false, quietly: Bool = false, saidGoodbye: Bool = false
+        detected: Bool = false, quietly: Bool = false, saidGoodbye: Bool = false, timedOutHere: Bool = false
     ) -> [MembershipDirective] {
         let fence = fences.removeValue(forKey: memberID)
         let member = members.removeValue(forKey: memberID)
@@ -167,7 +167,7 @@ extension Membership {
             sequence: last.sequence, announced: announcing,
             vouched: min(max(vouched, earlier?.vouched ?? 0), announcing),
             address: member?.address ?? earlier?.address, atMs: nowMs, fencedSinceMs: last.sinceMs,
-            undercut: fence?.undercut ?? earlier?.undercut)
+            undercut: fence?.undercut ?? earlier?.undercut, timedOutHere: earlier?.timedOutHere ?? false)
         guard let member else { return [] }
         recordVersion &+= 1
         if !quietly { spread(memberID, urgent: true) }
@@ -181,6 +181,11 @@ extension Membership {
             contacts[member.address] = Contact(kind: .departed, sinceMs: nowMs)
         } else if saidGoodbye && contacts.count < config.maxContacts {
             contacts[member.address] = Contact(kind: .left, sinceMs: nowMs)
+        }
+        // Back only by its own heartbeat if its address is asked for one (`heartbeatToAll`): with
+        // the contacts full, its relays must still take a live member back.
+        if timedOutHere, let kind = contacts[member.address]?.kind, kind == .seed || kind == .departed {
+            departed[memberID]!.timedOutHere = true
         }
         return [.memberLeft(member, reason: reason)]
     }
@@ -203,7 +208,7 @@ extension Membership {
         }
         var out: [MembershipDirective] = []
         for memberID in dead.sorted() {
-            out += removeMember(memberID, sequence: 0, reason: .timedOut, nowMs: nowMs, detected: true)
+            out += removeMember(memberID, sequence: 0, reason: .timedOut, nowMs: nowMs, detected: true, timedOutHere: true)
         }
         for memberID in stale.sorted() {
             out += removeMember(memberID, sequence: 0, reason: .timedOut, nowMs: nowMs, quietly: true)
@@ -234,6 +239,9 @@ extension Membership {
                 continue
             }
             guard let state = entry.state, entry.address != config.address else { continue }
+            // Timed out here: back only by its own heartbeat, which its departed contact's probes
+            // ask for (SWIM's rule; simulation seed 12117).
+            if departed[entry.id]?.timedOutHere == true { continue }
             var vouched: UInt64 = 0
             if var gone = departed[entry.id], entry.sequence > gone.sequence {
                 // Above its departure's number: it counts only rising again an interval later

@@ -106,6 +106,10 @@ public struct Membership: Sendable {
         /// member sent it alone just before it died (an answer to its join), so relays above take
         /// it back only counting up from there, an interval or more later: a dead member's do not.
         var relayedAbove: Undercut? = nil
+        /// This process timed it out itself: only its own heartbeat takes it back, never relays
+        /// (docs/HANDBOOK.md, "departed contact"). Relays of a dead member are old numbers that
+        /// records and joiners still hold, and several of them can look like a count going up.
+        var timedOutHere = false
     }
 
     /// A recorded sequence number fences out lower ones only for a bounded time

@@ -543,34 +543,84 @@ private struct LocalCluster {
 
     /// A primary that answers a joiner's JOIN just before it dies leaves that joiner alone with a
     /// number of it above the last the others heard (simulation seeds 9792 and 7142 met it). Relayed
-    /// once they have dropped it, that number took the dead primary straight back into their
-    /// records. A relay above a departure counts only rising again an interval later, as a live
-    /// member's relays do (docs/HANDBOOK.md, "sequence fence").
+    /// once they have dropped it, that number took the dead member straight back into records that
+    /// held it second-hand. A relay above a departure counts only rising again an interval later,
+    /// as a live member's relays do (docs/HANDBOOK.md, "sequence fence").
     @Test func aDeadMembersLastNumberRelayedDoesNotBringItBackButALiveOnesRisingRelaysDo() throws {
-        var cluster = LocalCluster.threeEchoSettled()
-        let dead = cluster.nodes[0]
-        // Above every number of it anyone heard, so above node 1's departure for it.
-        let departure = try [1, 2].map { try #require(cluster.nodes[$0].members[dead.id]).sequence }.max()!
-        cluster.silenced = [0]
-        cluster.run(forMs: 600)
-        #expect(cluster.nodes[1].members[dead.id] == nil)
+        var cluster = LocalCluster()
+        cluster.add("echo", seeds: [])
+        for index in 1..<6 { cluster.add(index % 2 == 0 ? "echo" : "resize") }
+        cluster.run(forMs: 2_000)
+        // A plain echo standby, which holds a plain resize standby second-hand, and drops it on news.
+        let holder = try #require(cluster.nodes.indices.first {
+            cluster.nodes[$0].config.service.value == "echo" && cluster.nodes[$0].status == .standby && !cluster.nodes[$0].isDeputy
+        })
+        let deadIndex = try #require(cluster.nodes.indices.first {
+            cluster.nodes[$0].config.service.value == "resize" && cluster.nodes[$0].status == .standby && !cluster.nodes[$0].isDeputy
+        })
+        let dead = cluster.nodes[deadIndex]
+        let relayer = try #require(cluster.nodes.indices.first {
+            $0 != holder && $0 != deadIndex && cluster.nodes[holder].members[cluster.nodes[$0].id] != nil
+        })
+        // Above every number of it anyone heard, so above the holder's departure for it.
+        let departure = cluster.nodes.compactMap { $0.members[dead.id]?.sequence }.max()!
+        _ = cluster.crashAndTimeEveryRecordsDrop(deadIndex, forMs: 1_500)
+        #expect(cluster.nodes[holder].members[dead.id] == nil)
         func relay(_ sequence: UInt64) {
-            var carrier = Self.forged(cluster.nodes[2], sequence: cluster.nodes[1].members[cluster.nodes[2].id]!.sequence + 1)
+            var carrier = Self.forged(cluster.nodes[relayer], sequence: cluster.nodes[holder].members[cluster.nodes[relayer].id]!.sequence + 1)
             carrier.gossip = [Heartbeat.Gossip(
                 id: dead.id, sequence: sequence, address: dead.config.address,
-                state: .init(service: dead.config.service, status: .primary, priority: 0, epoch: dead.epoch, workload: Workload()))]
-            cluster.deliver(cluster.nodes[1].receive(carrier, nowMs: cluster.nowMs), from: 1)
+                state: .init(service: dead.config.service, status: .standby, priority: 0, epoch: dead.epoch, workload: Workload()))]
+            cluster.deliver(cluster.nodes[holder].receive(carrier, nowMs: cluster.nowMs), from: holder)
         }
         // Its last number, which only the relayer heard, again and again: it stays dropped.
         relay(departure + 1)
-        #expect(cluster.nodes[1].members[dead.id] == nil)
+        #expect(cluster.nodes[holder].members[dead.id] == nil)
         cluster.nowMs += 100
         relay(departure + 1)
-        #expect(cluster.nodes[1].members[dead.id] == nil)
+        #expect(cluster.nodes[holder].members[dead.id] == nil)
         // Rising an interval after the first relay above: a live member's relays, taken back.
         cluster.nowMs += 100
         relay(departure + 3)
-        #expect(cluster.nodes[1].members[dead.id] != nil)
+        #expect(cluster.nodes[holder].members[dead.id] != nil)
+    }
+
+    /// Simulation seed 12117's mechanism: relays of a dead member are the old numbers that records
+    /// and joiners still hold, and numbers from two relayers, or a count a reordered datagram
+    /// started while it lived, can look like a live member counting up. A member this process timed
+    /// out itself therefore comes back only by its own heartbeat, SWIM's rule; its address is asked
+    /// for one (`probe`), so a live member is back within an interval of being heard
+    /// (docs/HANDBOOK.md, "departed contact").
+    @Test func aMemberTimedOutHereComesBackOnlyByItsOwnHeartbeat() throws {
+        var cluster = LocalCluster.threeEchoSettled()
+        let silent = cluster.nodes[0]
+        let departure = try #require(cluster.nodes[1].members[silent.id]).sequence
+        cluster.silenced = [0]
+        cluster.run(forMs: 600)
+        #expect(cluster.nodes[1].members[silent.id] == nil)
+        func relay(_ sequence: UInt64) {
+            var carrier = Self.forged(cluster.nodes[2], sequence: cluster.nodes[1].members[cluster.nodes[2].id]!.sequence + 1)
+            carrier.gossip = [Heartbeat.Gossip(
+                id: silent.id, sequence: sequence, address: silent.config.address,
+                state: .init(service: silent.config.service, status: .primary, priority: 0, epoch: silent.epoch, workload: Workload()))]
+            cluster.deliver(cluster.nodes[1].receive(carrier, nowMs: cluster.nowMs), from: 1)
+        }
+        // Relays counting up, above its departure and below it, an interval apart: none takes it back.
+        for (step, sequence) in [departure + 1, departure + 3, departure + 5, departure - 2, departure - 1].enumerated() {
+            cluster.nowMs += 100 * Int64(step + 1)
+            relay(sequence)
+            #expect(cluster.nodes[1].members[silent.id] == nil, "relayed \(sequence)")
+        }
+        // Node 1 asks the silent member's address to answer.
+        let probes = cluster.nodes[1].tick(nowMs: cluster.nowMs).compactMap { directive -> Heartbeat? in
+            guard case .send(let heartbeat, let targets) = directive, targets.contains(silent.config.address) else { return nil }
+            return heartbeat
+        }
+        #expect(!probes.isEmpty && probes.allSatisfy { $0.flags.contains(.probe) })
+        // Its own heartbeat, once heard again, takes it back.
+        cluster.silenced = []
+        cluster.run(forMs: 300)
+        #expect(cluster.nodes[1].members[silent.id] != nil, "\(cluster.log)")
     }
 
     @Test func aPrimaryThatWasDroppedFromARecordStepsDownForTheNewerEpoch() {

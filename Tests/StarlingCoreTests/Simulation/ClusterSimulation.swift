@@ -123,6 +123,11 @@ final class ClusterSimulation {
     private var slotAt: [NodeAddress: Int] = [:]
     private var partitionSide: Set<Int>?
     private var lastFaultMs: Int64 = 0
+    /// When the last process stopped without a goodbye, and until when property 1's bound runs
+    /// from a second round of detection: a crash within one detection of another may have taken
+    /// the only processes that would detect the first (its service's hub and deputy).
+    private var lastCrashMs: Int64?
+    private var detectedTwiceUntilMs: Int64 = 0
     /// Newcomers admitted without a live seed (`Slot.joinedThroughLiveSeed`): each runs alone, as
     /// the README says a worker whose seeds never answered does, a partition of one until a member
     /// of the group knows it; with the time its seed was back, if it is.
@@ -254,6 +259,8 @@ final class ClusterSimulation {
         for (atMs, fault) in scenario.faults { schedule(.fault(fault), atMs: atMs, phase: 0) }
         for client in clients.indices { schedule(.clientWake(client: client), atMs: clients[client].plan.startMs, phase: 2) }
         lastFaultMs = 0
+        lastCrashMs = nil
+        detectedTwiceUntilMs = 0
         while let event = events.popMin(), event.atMs <= scenario.endMs || event.atMs <= endMs {
             nowMs = event.atMs
             try handle(event)
@@ -497,8 +504,16 @@ final class ClusterSimulation {
 
     /// The process is gone (crash, or the end of a drain): its links close, its clients see
     /// their connections break, whatever it held is lost.
-    private func stop(_ index: Int) {
+    private func stop(_ index: Int, saidGoodbye: Bool = false) {
         guard slots[index].isRunning else { return }
+        if !saidGoodbye {
+            // Survivors that hold the first crashed process second-hand detect it only once they
+            // take the roles of the hub and deputy that crashed: two rounds of suspect-after.
+            if let last = lastCrashMs, nowMs - last <= scenario.suspectAfterMs + scenario.intervalMs {
+                detectedTwiceUntilMs = max(detectedTwiceUntilMs, nowMs + scenario.suspectAfterMs + scenario.intervalMs)
+            }
+            lastCrashMs = nowMs
+        }
         // Its runs are gone with it.
         for id in Array(runsInProgress.keys) {
             runsInProgress[id]!.removeAll { $0.slot == index }
@@ -532,7 +547,7 @@ final class ClusterSimulation {
     private func finishDrain(_ index: Int) throws(Violation) {
         log("slot \(index) drained (\(slots[index].engine!.isIdle ? "idle" : "timed out")): leaving")
         try carryOut(slots[index].membership!.leave(nowMs: nowMs), from: index)
-        stop(index)
+        stop(index, saidGoodbye: true)
         lastFaultMs = max(lastFaultMs, nowMs)
         lastFaultEventMs = nowMs
         if nowMs >= scenario.faultsEndMs { start(index) }
@@ -1027,8 +1042,9 @@ final class ClusterSimulation {
             try checkJoinsCauseNoSplit(service: service, claimants: claimants)
             // Property 1: a connected group with no new faults has exactly one primary per service
             // within suspectAfter + 2 × interval of the last fault, and every record agrees. A
-            // forged number relayed on is the forgery still arriving.
-            let faultMs = max(lastFaultMs, lastForgedRelayMs)
+            // forged number relayed on is the forgery still arriving; a crash within one detection
+            // of another is detected in a second round (`detectedTwiceUntilMs`).
+            let faultMs = max(lastFaultMs, lastForgedRelayMs, detectedTwiceUntilMs)
             guard partitionSide == nil, islands.isEmpty, lossRate == 0, nowMs >= faultMs + settleMs else { continue }
             guard claimants.count == 1 else {
                 throw violation("\(claimants.count) primaries of \(service) \(nowMs - faultMs) ms after the last fault: slots \(claimants)")
