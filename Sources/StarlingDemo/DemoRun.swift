@@ -165,21 +165,21 @@ public final class DemoRun {
             let now = ContinuousClock.now
             if now >= end, killedStandby || now >= latestStandbyKill { break }
             let pollEvery: Duration = monitor.pendingKills ? .milliseconds(25) : .milliseconds(200)
-            if ContinuousClock.now - lastPoll >= pollEvery {
-                lastPoll = .now
+            if now - lastPoll >= pollEvery {
+                lastPoll = now
                 monitor.update(cluster?.status())
             }
-            if !killedPrimary, ContinuousClock.now >= primaryKill {
+            if !killedPrimary, now >= primaryKill {
                 killedPrimary = true
                 snapshot("kill primary")
                 killEcho(primary: true)
             }
             // The second kill waits for the first failover, so that the two are told apart.
-            if killedPrimary, !killedStandby, ContinuousClock.now >= standbyKill, !monitor.pendingKills {
+            if killedPrimary, !killedStandby, now >= standbyKill, !monitor.pendingKills {
                 killedStandby = true
-                if ContinuousClock.now > standbyKill + Self.lateKillNotice {
+                if now > standbyKill + Self.lateKillNotice {
                     // The load goes on after it for as long as the plan had it.
-                    end = max(end, ContinuousClock.now + duration * (1 - Self.standbyKillAt))
+                    end = max(end, now + duration * (1 - Self.standbyKillAt))
                     console.event("the first failover settled late (the replacement took longer than planned): the standby's kill and the end of the load come later")
                 }
                 snapshot("kill standby")
