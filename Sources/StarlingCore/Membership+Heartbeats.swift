@@ -20,9 +20,19 @@ extension Membership {
     /// as ordinary entries (docs/HANDBOOK.md, "indirect probe").
     mutating func makeHeartbeat(
         answeringJoinOf askersService: ServiceName? = nil, nowMs: Int64? = nil,
-        suspecting: [NodeID] = [], vouchingFor: [NodeID] = []
+        suspecting: [NodeID] = [], vouchingFor: [NodeID] = [], isAnswer: Bool = false
     ) -> Heartbeat {
-        sequence += 1
+        // The answers given within one tick share one number: each goes to one asker alone, and
+        // a burst of joins answered with a number each left the joiners holding numbers far above
+        // this process's regular heartbeats. Relayed after its death, from joiner after joiner,
+        // they rose like a live member's, and kept it alive in its deputy's record for another
+        // suspect-after (docs/HANDBOOK.md, "sequence fence").
+        if isAnswer, let shared = answersNumbered, shared.tick == tickCount, shared.sequence == sequence {
+            // The same number again: nothing else was numbered since this tick's first answer.
+        } else {
+            sequence += 1
+        }
+        if isAnswer { answersNumbered = (sequence, tickCount) }
         var flags: Heartbeat.Flags = []
         if status == .joining { flags.insert(.join) }
         if isLeaving { flags.insert(.leaving) }

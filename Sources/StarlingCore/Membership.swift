@@ -26,6 +26,9 @@ public struct Membership: Sendable {
     public internal(set) var isDraining = false
 
     var sequence: UInt64 = 0
+    /// The number this tick's answers share, while no other heartbeat has taken one since
+    /// (`makeHeartbeat`).
+    var answersNumbered: (sequence: UInt64, tick: Int)?
     var startedMs: Int64 = 0
     var admittedMs: Int64?
     var lastTickMs: Int64?
@@ -267,7 +270,7 @@ public struct Membership: Sendable {
             // It vouches first for the members the asker suspects, as this process knows them.
             var answer = makeHeartbeat(
                 answeringJoinOf: heartbeat.flags.contains(.join) ? heartbeat.service : nil, nowMs: nowMs,
-                vouchingFor: suspects.members)
+                vouchingFor: suspects.members, isAnswer: true)
             answer.flags.remove(.join)
             out.append(.send(answer, to: [heartbeat.address]))
         }

@@ -187,6 +187,33 @@ private struct LocalCluster {
         #expect(droppedAfter.map { $0 <= bound } ?? false, "every record dropped it after \(droppedAfter.map { "\($0) ms" } ?? "never"), bound \(bound) ms")
     }
 
+    /// A burst of joins answered with a number each left every joiner holding a number of the
+    /// primary far above its regular heartbeats (795 against 697 after 199 joins). Relayed after
+    /// its death, joiner after joiner, they rose like a live member's and kept it alive in its
+    /// deputy's record for another suspect-after. The answers of one tick share one number.
+    @Test func theAnswersOfOneTickShareOneNumber() {
+        var cluster = LocalCluster.threeEchoSettled()
+        let primary = cluster.nodes[0]
+        var answers: [UInt64] = []
+        for port in 9_100..<9_110 {
+            var rng = SeededRandom(seed: UInt64(port))
+            let join = Heartbeat(
+                sender: NodeID(admittedAtUnixMs: 1, using: &rng), service: primary.config.service, status: .joining,
+                priority: 0, epoch: 0, workload: Workload(), address: .ipv4(127, 0, 0, 1, port: UInt16(port)),
+                flags: .join, sequence: 1)
+            for case .send(let answer, let targets) in cluster.nodes[0].receive(join, nowMs: cluster.nowMs)
+            where targets == [join.address] {
+                answers.append(answer.sequence)
+            }
+        }
+        #expect(answers.count == 10 && Set(answers).count == 1, "\(answers)")
+        // The next tick's heartbeat and answers take new numbers.
+        let regular = cluster.nodes[0].tick(nowMs: cluster.nowMs + 100).compactMap { directive -> UInt64? in
+            if case .send(let heartbeat, _) = directive { heartbeat.sequence } else { nil }
+        }
+        #expect(regular.allSatisfy { $0 > answers[0] } && !regular.isEmpty)
+    }
+
     /// Simulation seeds 9792 and 7142: a process that does not expect a member heard one heartbeat
     /// of it (an answer or a probe, sent to it alone) numbered above every regular heartbeat its
     /// detectors heard, and then the member died. The death news said the lower number, so the
