@@ -70,7 +70,14 @@ public final class TCPServer {
         // libuv keeps an EADDRINUSE from bind to report it from uv_listen, which this server does
         // not call: a socket left unbound (port 0) is that error, reported here instead of a
         // listen that would take some other ephemeral port.
-        let bound = try localAddress
+        let bound: SocketAddress
+        do {
+            bound = try localAddress
+        } catch {
+            // libuv answers getsockname with the error it kept from bind: it is bind's.
+            try uvCheck(error.code, "uv_tcp_bind \(address)")
+            throw error
+        }
         try uvCheck(bound.port == 0 ? UV_EADDRINUSE.rawValue : 0, "uv_tcp_bind \(address)")
     }
 

@@ -182,7 +182,10 @@ import Testing
             let taken = try holder.localAddress
             let second = try TCPServer(loop: loop)
             defer { second.close() }
-            #expect(caught { () throws(UVError) in try second.bind(to: taken) }?.name == "EADDRINUSE")
+            let error = caught { () throws(UVError) in try second.bind(to: taken) }
+            #expect(error?.name == "EADDRINUSE")
+            // Named as the bind of that address, which is what failed (an operator reads it).
+            #expect(error?.operation == "uv_tcp_bind \(taken)", "\(String(describing: error))")
         }
     }
 }
