@@ -121,7 +121,7 @@ public struct JobRouter: Sendable {
         // One that declined a dispatch of this epoch as stale has seen a newer epoch and declines
         // them all: it stays out until the next epoch, or every change of the record would send it
         // the queue again, to be declined again, until this primary learns the newer epoch.
-        let next = leases.anyFencedOff ? record.filter { !leases.isFencedOff($0.key) } : record
+        let next = leases.fencedOff.isEmpty ? record : record.filter { !leases.fencedOff.contains($0.key) }
         guard next != executors || record != inRecord else { return [] }
         // What this process runs itself (a primary with no standby) still runs when it stops
         // being an executor because one joined: its outcomes come here all the same. So do the

@@ -27,11 +27,8 @@ extension Membership {
         // this process's regular heartbeats. Relayed after its death, from joiner after joiner,
         // they rose like a live member's, and kept it alive in its deputy's record for another
         // suspect-after (docs/HANDBOOK.md, "sequence fence").
-        if isAnswer, let shared = answersNumbered, shared.tick == tickCount, shared.sequence == sequence {
-            // The same number again: nothing else was numbered since this tick's first answer.
-        } else {
-            sequence += 1
-        }
+        let sharesNumber = isAnswer && answersNumbered.map { $0 == (sequence, tickCount) } == true
+        if !sharesNumber { sequence += 1 }
         if isAnswer { answersNumbered = (sequence, tickCount) }
         var flags: Heartbeat.Flags = []
         if status == .joining { flags.insert(.join) }
@@ -63,7 +60,7 @@ extension Membership {
         for (address, contact) in contacts
         where (contact.kind != .left || topology.isHub)
             && (probeEverything || contact.kind == .relayed || nowMs - contact.sinceMs < config.fastProbeMs) {
-            if asks && (contact.kind == .departed || contact.kind == .seed) {
+            if asks && contact.kind.asksForAnswer {
                 asked.append(address)
             } else {
                 targets.append(address)
@@ -107,8 +104,7 @@ extension Membership {
             // Not heard itself for `probeAfterSilenceMs`, gossip or not: relays keep it alive here but
             // carry only its freshness, so one that stopped heartbeating us (its view of the
             // topology differs from ours) must be asked, or its state here would never move.
-            let heardItself = fences[memberID]?.directSinceMs ?? member.lastHeardMs
-            if nowMs - max(heardItself, since) >= config.probeAfterSilenceMs { overdue.append(member.address) }
+            if silenceMs(of: member, expectedSince: since, nowMs: nowMs) >= config.probeAfterSilenceMs { overdue.append(member.address) }
         }
         guard !overdue.isEmpty else { return [] }
         // The deputy also asks a few others to check its service's silent hubs (docs/HANDBOOK.md,
@@ -122,6 +118,11 @@ extension Membership {
             probe.flags.insert(.probe)
             return .send(probe, to: targets)
         }
+    }
+
+    /// How long a member expected since `since` has not been heard itself, relays aside.
+    func silenceMs(of member: Member, expectedSince since: Int64, nowMs: Int64) -> Int64 {
+        nowMs - max(fences[member.id]?.directSinceMs ?? member.lastHeardMs, since)
     }
 
     /// Marks a member as news: the next heartbeat carries it, the next `newsRepeats` if

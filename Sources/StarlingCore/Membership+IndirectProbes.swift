@@ -17,8 +17,7 @@ extension Membership {
         var suspects: [NodeID] = []
         for hub in topology.hubs[config.service, default: []] where hub.id != id {
             guard let since = expected[hub.id], let member = members[hub.id] else { continue }
-            let heardItself = fences[hub.id]?.directSinceMs ?? member.lastHeardMs
-            if nowMs - max(heardItself, since) >= config.probeAfterSilenceMs { suspects.append(hub.id) }
+            if silenceMs(of: member, expectedSince: since, nowMs: nowMs) >= config.probeAfterSilenceMs { suspects.append(hub.id) }
         }
         suspects.sort()
         return Array(suspects.prefix(HeartbeatCodec.maxSuspectEntries))

@@ -184,7 +184,7 @@ extension Membership {
         }
         // Back only by its own heartbeat if its address is asked for one (`heartbeatToAll`): with
         // the contacts full, its relays must still take a live member back.
-        if timedOutHere, let kind = contacts[member.address]?.kind, kind == .seed || kind == .departed {
+        if timedOutHere, contacts[member.address]?.kind.asksForAnswer == true {
             departed[memberID]!.timedOutHere = true
         }
         return [.memberLeft(member, reason: reason)]

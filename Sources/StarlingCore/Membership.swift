@@ -83,7 +83,13 @@ public struct Membership: Sendable {
         /// `left`: a member of this service that said goodbye, probed only while this process is
         /// a hub (which heartbeated it anyway while it was here): one restarted at that address
         /// whose seeds are down finds the cluster (docs/HANDBOOK.md, "departed contact").
-        enum Kind: Sendable { case seed, relayed, departed, left }
+        enum Kind: Sendable {
+            case seed, relayed, departed, left
+
+            /// Heartbeats to it carry `probe` once this process is admitted: it may be a member
+            /// timed out here, which comes back only by its own heartbeat (`Departure.timedOutHere`).
+            var asksForAnswer: Bool { self == .seed || self == .departed }
+        }
         var kind: Kind
         var sinceMs: Int64
     }

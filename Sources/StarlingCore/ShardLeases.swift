@@ -29,11 +29,7 @@ struct ShardLeases: Sendable {
     /// Executors whose lease frame the shell could not send: it goes again at the next tick.
     private var leaseDropped: Set<NodeAddress> = []
     /// Executors that declined a dispatch of this epoch as stale: they take no lease of it.
-    private var fencedOff: Set<NodeAddress> = []
-
-    var anyFencedOff: Bool { !fencedOff.isEmpty }
-
-    func isFencedOff(_ executor: NodeAddress) -> Bool { fencedOff.contains(executor) }
+    private(set) var fencedOff: Set<NodeAddress> = []
 
     /// Shards owned by an executor that does not hold them yet.
     var hasUngranted: Bool {

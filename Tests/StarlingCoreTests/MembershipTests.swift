@@ -479,6 +479,21 @@ private struct LocalCluster {
                   epoch: epoch, workload: Workload(), address: node.config.address, flags: flags, sequence: sequence)
     }
 
+    /// The relayer's next heartbeat, as the receiver knows it, carrying `gossip` (forged in its
+    /// name), delivered to the receiver.
+    private static func relay(_ gossip: [Heartbeat.Gossip], from relayer: Int, to receiver: Int, in cluster: inout LocalCluster) {
+        var carrier = forged(cluster.nodes[relayer], sequence: cluster.nodes[receiver].members[cluster.nodes[relayer].id]!.sequence + 1)
+        carrier.gossip = gossip
+        cluster.deliver(cluster.nodes[receiver].receive(carrier, nowMs: cluster.nowMs), from: receiver)
+    }
+
+    /// A gossip entry about `node` with the state it would relay as `status`.
+    private static func entry(about node: Membership, sequence: UInt64, status: MemberStatus) -> Heartbeat.Gossip {
+        Heartbeat.Gossip(
+            id: node.id, sequence: sequence, address: node.config.address,
+            state: .init(service: node.config.service, status: status, priority: node.config.priority, epoch: node.epoch, workload: Workload()))
+    }
+
     /// Runs the cluster and fails if two processes claim primary of echo for longer than the bound at a stretch.
     private static func runCheckingOverlap(_ cluster: inout LocalCluster, forMs durationMs: Int64) {
         var overlapSince: Int64?
@@ -594,11 +609,7 @@ private struct LocalCluster {
         _ = cluster.crashAndTimeEveryRecordsDrop(deadIndex, forMs: 1_500)
         #expect(cluster.nodes[holder].members[dead.id] == nil)
         func relay(_ sequence: UInt64) {
-            var carrier = Self.forged(cluster.nodes[relayer], sequence: cluster.nodes[holder].members[cluster.nodes[relayer].id]!.sequence + 1)
-            carrier.gossip = [Heartbeat.Gossip(
-                id: dead.id, sequence: sequence, address: dead.config.address,
-                state: .init(service: dead.config.service, status: .standby, priority: 0, epoch: dead.epoch, workload: Workload()))]
-            cluster.deliver(cluster.nodes[holder].receive(carrier, nowMs: cluster.nowMs), from: holder)
+            Self.relay([Self.entry(about: dead, sequence: sequence, status: .standby)], from: relayer, to: holder, in: &cluster)
         }
         // Its last number, which only the relayer heard, again and again: it stays dropped.
         relay(departure + 1)
@@ -626,11 +637,7 @@ private struct LocalCluster {
         cluster.run(forMs: 600)
         #expect(cluster.nodes[1].members[silent.id] == nil)
         func relay(_ sequence: UInt64) {
-            var carrier = Self.forged(cluster.nodes[2], sequence: cluster.nodes[1].members[cluster.nodes[2].id]!.sequence + 1)
-            carrier.gossip = [Heartbeat.Gossip(
-                id: silent.id, sequence: sequence, address: silent.config.address,
-                state: .init(service: silent.config.service, status: .primary, priority: 0, epoch: silent.epoch, workload: Workload()))]
-            cluster.deliver(cluster.nodes[1].receive(carrier, nowMs: cluster.nowMs), from: 1)
+            Self.relay([Self.entry(about: silent, sequence: sequence, status: .primary)], from: 2, to: 1, in: &cluster)
         }
         // Relays counting up, above its departure and below it, an interval apart: none takes it back.
         for (step, sequence) in [departure + 1, departure + 3, departure + 5, departure - 2, departure - 1].enumerated() {
@@ -680,11 +687,10 @@ private struct LocalCluster {
         var rng = SeededRandom(seed: 7)
         let phantom = NodeID(admittedAtUnixMs: 1, using: &rng)
         let forgedEpoch: UInt64 = 1 << 40
-        var carrier = Self.forged(cluster.nodes[3], sequence: cluster.nodes[2].members[cluster.nodes[3].id]!.sequence + 1)
-        carrier.gossip = [Heartbeat.Gossip(
+        Self.relay([Heartbeat.Gossip(
             id: phantom, sequence: 1, address: .ipv4(127, 0, 0, 1, port: 9_099),
-            state: .init(service: try ServiceName("echo"), status: .primary, priority: 0, epoch: forgedEpoch, workload: Workload()))]
-        cluster.deliver(cluster.nodes[2].receive(carrier, nowMs: cluster.nowMs), from: 2)
+            state: .init(service: try ServiceName("echo"), status: .primary, priority: 0, epoch: forgedEpoch, workload: Workload()))],
+            from: 3, to: 2, in: &cluster)
         #expect(JobView(cluster.nodes[2], nowMs: cluster.nowMs).highestEpoch == forgedEpoch)
         // The phantom is never heard and expires from every record; echo's primary is then above it.
         cluster.run(forMs: cluster.nodes[2].config.secondHandExpiryMs + 2_000)
@@ -698,9 +704,7 @@ private struct LocalCluster {
         var cluster = LocalCluster.threeEchoSettled()
         let subject = cluster.nodes[2].id
         // Node 1's next heartbeat, with an entry about node 2 slipped in, reaches node 0.
-        var carrier = Self.forged(cluster.nodes[1], sequence: cluster.nodes[0].members[cluster.nodes[1].id]!.sequence + 1)
-        carrier.gossip = [Heartbeat.Gossip(id: subject, sequence: .max, address: cluster.nodes[2].config.address)]
-        cluster.deliver(cluster.nodes[0].receive(carrier, nowMs: cluster.nowMs), from: 0)
+        Self.relay([Heartbeat.Gossip(id: subject, sequence: .max, address: cluster.nodes[2].config.address)], from: 1, to: 0, in: &cluster)
         // Node 0 relays what it heard from node 2 itself, not the forged number.
         let relayed = cluster.nodes[0].tick(nowMs: cluster.nowMs + 1).flatMap { directive -> [Heartbeat.Gossip] in
             if case .send(let heartbeat, _) = directive { return heartbeat.gossip }

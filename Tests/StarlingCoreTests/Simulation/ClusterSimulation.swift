@@ -1102,8 +1102,6 @@ final class ClusterSimulation {
         }
     }
 
-    /// Property 4: a process that joins never causes two primaries for longer than one interval
-    /// (plus the network's delay, since the loser must hear the winner).
     /// An island ends once a member of the group (not itself an island) knows it: that is a
     /// heal, from which properties 1 and 5 run again. Its seed back, it must end within
     /// `islandMergeBoundMs`.
@@ -1130,6 +1128,8 @@ final class ClusterSimulation {
         }
     }
 
+    /// Property 4: a process that joins never causes two primaries for longer than one interval
+    /// (plus the network's delay, since the loser must hear the winner).
     private func checkJoinsCauseNoSplit(service: ServiceName, claimants: [Int]) throws(Violation) {
         // A healing partition brings two primaries together by design; loss can delay the loser's step-down.
         let settleMs = scenario.suspectAfterMs + 2 * scenario.intervalMs
