@@ -2,17 +2,20 @@
 import Glibc
 #endif
 
-/// Asks `probe` until it returns a value or `timeout` has passed (it is asked at least once, and
-/// once more at the deadline); the value, or nil at the deadline. The pause between two probes is
-/// a poll interval, not a synchronisation: what is waited for is always the probe's answer.
+/// Asks `probe` until it returns a value or `timeout` has passed; the value, or nil. It gives up
+/// only after a probe that began at or after the deadline: on a loaded machine a probe begun in
+/// time may finish long after it (its thread was not scheduled), and its answer is then stale.
+/// The pause between two probes is a poll interval, not a synchronisation: what is waited for is
+/// always the probe's answer.
 public func poll<T>(
     within timeout: Duration, every interval: Duration = .milliseconds(10), _ probe: () throws -> T?
 ) rethrows -> T? {
     let deadline = ContinuousClock.now + timeout
     while true {
+        let isLastProbe = ContinuousClock.now >= deadline
         if let value = try probe() { return value }
-        let left = deadline - ContinuousClock.now
-        if left <= .zero { return nil }
+        if isLastProbe { return nil }
+        let left = max(.zero, deadline - ContinuousClock.now)
         usleep(microseconds(min(interval, left)))
     }
 }
@@ -24,9 +27,10 @@ public func pollAsync<T>(
 ) async rethrows -> T? {
     let deadline = ContinuousClock.now + timeout
     while true {
+        let isLastProbe = ContinuousClock.now >= deadline
         if let value = try await probe() { return value }
-        let left = deadline - ContinuousClock.now
-        if left <= .zero { return nil }
+        if isLastProbe { return nil }
+        let left = max(.zero, deadline - ContinuousClock.now)
         try? await Task.sleep(for: min(interval, left))
     }
 }
