@@ -2,6 +2,10 @@ import StarlingTestSupport
 import Synchronization
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @Suite struct PollTests {
     @Test func returnsTheFirstValueWithoutWaiting() {
         let started = ContinuousClock.now
@@ -31,6 +35,18 @@ import Testing
         #expect(waited < .seconds(5))
         // At 0, 30, 60, 90 and at the deadline (100).
         #expect(asked >= 3)
+    }
+
+    /// A probe begun in time that ends past the deadline (its thread was not scheduled) does not
+    /// end the wait: one more probe, begun after the deadline, gives the answer.
+    @Test func aProbeThatOverranTheDeadlineIsFollowedByOneMore() {
+        var asked = 0
+        let value = poll(within: .milliseconds(20), every: .milliseconds(1)) { () -> Int? in
+            asked += 1
+            if asked == 1 { usleep(60_000) }
+            return asked == 2 ? asked : nil
+        }
+        #expect(value == 2)
     }
 
     @Test func asyncProbesMayAwait() async {
