@@ -38,7 +38,10 @@ import Testing
                 run.answeredOnce += simulation.jobsAnsweredOnce
                 run.jobsRun += simulation.jobsRun
                 run.framesDropped += simulation.framesDropped
-                run.longestOverlapAfterFaultMs = max(run.longestOverlapAfterFaultMs, simulation.longestOverlapAfterFaultMs)
+                if simulation.longestOverlapAfterFaultMs > run.longestOverlapAfterFaultMs {
+                    run.longestOverlapAfterFaultMs = simulation.longestOverlapAfterFaultMs
+                    run.longestOverlapSeed = seed
+                }
                 run.longestForgedRelayMs = max(run.longestForgedRelayMs, simulation.longestForgedRelayMs)
                 run.longestIslandMergeMs = max(run.longestIslandMergeMs, simulation.longestIslandMergeMs)
                 run.runs.add(simulation)
@@ -48,7 +51,7 @@ import Testing
         print("simulation chunk \(chunk + 1) of \(Self.chunks): \(mine.count) of \(total) seeds ran, \(run.failures.count) failed, "
             + "\(run.heartbeats) heartbeats delivered, \(run.jobsSubmitted) jobs submitted, \(run.answeredOnce) answered exactly once "
             + "(\(run.jobsRun) handler runs, \(run.framesDropped) frames dropped at a link's buffer limit, "
-            + "two primaries at most \(run.longestOverlapAfterFaultMs) ms after a fault, forged numbers taken from relays up to "
+            + "two primaries at most \(run.longestOverlapAfterFaultMs) ms after a fault (seed \(run.longestOverlapSeed)), forged numbers taken from relays up to "
             + "\(run.longestForgedRelayMs) ms after their forgery, newcomers admitted alone merged up to "
             + "\(run.longestIslandMergeMs) ms after their seed was back; \(run.runs))")
         #expect(run.failures.isEmpty, "\(run.failures.count) seeds failed; first:\n\(run.failures.first ?? "")")
@@ -62,6 +65,8 @@ import Testing
         var jobsRun = 0
         var framesDropped = 0
         var longestOverlapAfterFaultMs: Int64 = 0
+        /// The seed that gave `longestOverlapAfterFaultMs`, to replay it with STARLING_SIM_SEED.
+        var longestOverlapSeed = 0
         var longestForgedRelayMs: Int64 = 0
         var longestIslandMergeMs: Int64 = 0
         var runs = RunsAtOnce()
