@@ -225,6 +225,7 @@ extension Membership {
     ) -> (electionInputsChanged: Bool, directives: [MembershipDirective]) {
         var changed = false
         var out: [MembershipDirective] = []
+        var askNow: [NodeAddress] = []
         // A `suspect` entry is a request to check the member (`takeVouchRequests`), not news of it.
         for entry in gossip where entry.id != id && !entry.flags.contains(.suspect) {
             if entry.flags.contains(.dead) {
@@ -240,8 +241,18 @@ extension Membership {
             }
             guard let state = entry.state, entry.address != config.address else { continue }
             // Timed out here: back only by its own heartbeat, which its departed contact's probes
-            // ask for (SWIM's rule; simulation seed 12117).
-            if departed[entry.id]?.timedOutHere == true { continue }
+            // ask for (SWIM's rule; simulation seed 12117). A relay above the number it was timed
+            // out with says it sent heartbeats since (a partition healing), so it is asked at once
+            // rather than at the next round of contact probes, up to `probeEveryTicks` away.
+            if var gone = departed[entry.id], gone.timedOutHere {
+                if entry.sequence > gone.sequence, let address = gone.address, status != .joining, !isLeaving,
+                   gone.askedAtMs.map({ nowMs - $0 >= config.intervalMs }) ?? true {
+                    gone.askedAtMs = nowMs
+                    departed[entry.id] = gone
+                    askNow.append(address)
+                }
+                continue
+            }
             var vouched: UInt64 = 0
             if var gone = departed[entry.id], entry.sequence > gone.sequence {
                 // Above its departure's number: it counts only rising again an interval later
@@ -286,6 +297,11 @@ extension Membership {
             if state.status == .primary { settlePrimaryClaim(of: entry.id) }
             out.append(.memberJoined(member))
             changed = changed || state.service == config.service
+        }
+        if !askNow.isEmpty {
+            var probe = makeHeartbeat(nowMs: nowMs, isAnswer: true)
+            probe.flags.insert(.probe)
+            out.append(.send(probe, to: askNow.sorted()))
         }
         return (changed, out)
     }

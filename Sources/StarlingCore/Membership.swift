@@ -119,6 +119,9 @@ public struct Membership: Sendable {
         /// (docs/HANDBOOK.md, "departed contact"). Relays of a dead member are old numbers that
         /// records and joiners still hold, and several of them can look like a count going up.
         var timedOutHere = false
+        /// When a relay above `sequence` last made this process ask it at once (`learn`): at most
+        /// once an interval, however many relays arrive.
+        var askedAtMs: Int64? = nil
     }
 
     /// A recorded sequence number fences out lower ones only for a bounded time

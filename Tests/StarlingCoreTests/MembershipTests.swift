@@ -481,10 +481,15 @@ private struct LocalCluster {
 
     /// The relayer's next heartbeat, as the receiver knows it, carrying `gossip` (forged in its
     /// name), delivered to the receiver.
-    private static func relay(_ gossip: [Heartbeat.Gossip], from relayer: Int, to receiver: Int, in cluster: inout LocalCluster) {
+    @discardableResult
+    private static func relay(
+        _ gossip: [Heartbeat.Gossip], from relayer: Int, to receiver: Int, in cluster: inout LocalCluster
+    ) -> [MembershipDirective] {
         var carrier = forged(cluster.nodes[relayer], sequence: cluster.nodes[receiver].members[cluster.nodes[relayer].id]!.sequence + 1)
         carrier.gossip = gossip
-        cluster.deliver(cluster.nodes[receiver].receive(carrier, nowMs: cluster.nowMs), from: receiver)
+        let directives = cluster.nodes[receiver].receive(carrier, nowMs: cluster.nowMs)
+        cluster.deliver(directives, from: receiver)
+        return directives
     }
 
     /// A gossip entry about `node` with the state it would relay as `status`.
@@ -654,6 +659,42 @@ private struct LocalCluster {
         // Its own heartbeat, once heard again, takes it back.
         cluster.silenced = []
         cluster.run(forMs: 300)
+        #expect(cluster.nodes[1].members[silent.id] != nil, "\(cluster.log)")
+    }
+
+    /// A relay above the number a member was timed out with says it has heartbeated since (a
+    /// partition healing): it is asked to answer at once, at most once an interval, instead of at
+    /// the next round of contact probes (simulation seed 22737: two primaries 264 ms after a heal).
+    @Test func aRelayAboveTheNumberAMemberTimedOutWithAsksItAtOnce() throws {
+        var cluster = LocalCluster.threeEchoSettled()
+        let silent = cluster.nodes[0]
+        let departure = try #require(cluster.nodes[1].members[silent.id]).sequence
+        cluster.silenced = [0]
+        cluster.run(forMs: 600)
+        #expect(cluster.nodes[1].members[silent.id] == nil)
+        func probesToSilent(relaying sequence: UInt64) -> [Heartbeat] {
+            let directives = Self.relay([Self.entry(about: silent, sequence: sequence, status: .primary)], from: 2, to: 1, in: &cluster)
+            return directives.compactMap { directive in
+                guard case .send(let heartbeat, let targets) = directive, targets.contains(silent.config.address) else { return nil }
+                return heartbeat
+            }
+        }
+        // Below or at the number it was timed out with: old news, nobody asked.
+        #expect(probesToSilent(relaying: departure).isEmpty)
+        cluster.nowMs += 5
+        let asked = probesToSilent(relaying: departure + 4)
+        #expect(asked.count == 1 && asked.allSatisfy { $0.flags.contains(.probe) })
+        // Within the interval, more relays ask nothing more.
+        cluster.nowMs += 50
+        #expect(probesToSilent(relaying: departure + 5).isEmpty)
+        // An interval later, a relay above asks again; the relays never take it back themselves.
+        cluster.nowMs += 50
+        #expect(probesToSilent(relaying: departure + 6).count == 1)
+        #expect(cluster.nodes[1].members[silent.id] == nil)
+        // Heard again, it answers the next ask, and its answer takes it back at once.
+        cluster.silenced = []
+        cluster.nowMs += 100
+        #expect(probesToSilent(relaying: departure + 7).count == 1)
         #expect(cluster.nodes[1].members[silent.id] != nil, "\(cluster.log)")
     }
 
