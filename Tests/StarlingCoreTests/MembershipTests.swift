@@ -492,6 +492,26 @@ private struct LocalCluster {
         return directives
     }
 
+    /// Three settled echo processes whose primary, node 0, stayed silent until node 1 timed it
+    /// out; with the number node 1 last had of it.
+    private static func primaryTimedOutAtNode1() throws -> (LocalCluster, departure: UInt64) {
+        var cluster = LocalCluster.threeEchoSettled()
+        let silent = cluster.nodes[0].id
+        let departure = try #require(cluster.nodes[1].members[silent]).sequence
+        cluster.silenced = [0]
+        cluster.run(forMs: 600)
+        #expect(cluster.nodes[1].members[silent] == nil)
+        return (cluster, departure)
+    }
+
+    /// The heartbeats among `directives` that go to `address`.
+    private static func heartbeats(in directives: [MembershipDirective], to address: NodeAddress) -> [Heartbeat] {
+        directives.compactMap { directive in
+            guard case .send(let heartbeat, let targets) = directive, targets.contains(address) else { return nil }
+            return heartbeat
+        }
+    }
+
     /// A gossip entry about `node` with the state it would relay as `status`.
     private static func entry(about node: Membership, sequence: UInt64, status: MemberStatus) -> Heartbeat.Gossip {
         Heartbeat.Gossip(
@@ -635,12 +655,8 @@ private struct LocalCluster {
     /// for one (`probe`), so a live member is back within an interval of being heard
     /// (docs/HANDBOOK.md, "departed contact").
     @Test func aMemberTimedOutHereComesBackOnlyByItsOwnHeartbeat() throws {
-        var cluster = LocalCluster.threeEchoSettled()
+        var (cluster, departure) = try Self.primaryTimedOutAtNode1()
         let silent = cluster.nodes[0]
-        let departure = try #require(cluster.nodes[1].members[silent.id]).sequence
-        cluster.silenced = [0]
-        cluster.run(forMs: 600)
-        #expect(cluster.nodes[1].members[silent.id] == nil)
         func relay(_ sequence: UInt64) {
             Self.relay([Self.entry(about: silent, sequence: sequence, status: .primary)], from: 2, to: 1, in: &cluster)
         }
@@ -651,10 +667,7 @@ private struct LocalCluster {
             #expect(cluster.nodes[1].members[silent.id] == nil, "relayed \(sequence)")
         }
         // Node 1 asks the silent member's address to answer.
-        let probes = cluster.nodes[1].tick(nowMs: cluster.nowMs).compactMap { directive -> Heartbeat? in
-            guard case .send(let heartbeat, let targets) = directive, targets.contains(silent.config.address) else { return nil }
-            return heartbeat
-        }
+        let probes = Self.heartbeats(in: cluster.nodes[1].tick(nowMs: cluster.nowMs), to: silent.config.address)
         #expect(!probes.isEmpty && probes.allSatisfy { $0.flags.contains(.probe) })
         // Its own heartbeat, once heard again, takes it back.
         cluster.silenced = []
@@ -666,18 +679,11 @@ private struct LocalCluster {
     /// partition healing): it is asked to answer at once, at most once an interval, instead of at
     /// the next round of contact probes (simulation seed 22737: two primaries 264 ms after a heal).
     @Test func aRelayAboveTheNumberAMemberTimedOutWithAsksItAtOnce() throws {
-        var cluster = LocalCluster.threeEchoSettled()
+        var (cluster, departure) = try Self.primaryTimedOutAtNode1()
         let silent = cluster.nodes[0]
-        let departure = try #require(cluster.nodes[1].members[silent.id]).sequence
-        cluster.silenced = [0]
-        cluster.run(forMs: 600)
-        #expect(cluster.nodes[1].members[silent.id] == nil)
         func probesToSilent(relaying sequence: UInt64) -> [Heartbeat] {
             let directives = Self.relay([Self.entry(about: silent, sequence: sequence, status: .primary)], from: 2, to: 1, in: &cluster)
-            return directives.compactMap { directive in
-                guard case .send(let heartbeat, let targets) = directive, targets.contains(silent.config.address) else { return nil }
-                return heartbeat
-            }
+            return Self.heartbeats(in: directives, to: silent.config.address)
         }
         // Below or at the number it was timed out with: old news, nobody asked.
         #expect(probesToSilent(relaying: departure).isEmpty)
