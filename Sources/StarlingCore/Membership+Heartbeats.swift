@@ -54,7 +54,7 @@ extension Membership {
         // so the address of one (a departed contact, or a seed, which a member that died becomes
         // again) is asked for one: a live member answers even when it would not heartbeat this
         // process otherwise (docs/HANDBOOK.md, "departed contact"). A joiner's JOIN asks already.
-        let asks = status != .joining && !isLeaving
+        let asks = mayAskForAnswers
         var asked: [NodeAddress] = []
         let probeEverything = status == .joining || isLeaving || tickCount % config.probeEveryTicks == 0
         for (address, contact) in contacts
@@ -113,12 +113,19 @@ extension Membership {
         var targets = overdue
         if !suspects.isEmpty { targets += vouchHelpers(excluding: suspects, nowMs: nowMs) }
         targets.sort()
-        return (0..<2).map { _ in
-            var probe = makeHeartbeat(suspecting: suspects)
-            probe.flags.insert(.probe)
-            return .send(probe, to: targets)
-        }
+        return (0..<2).map { _ in .send(makeProbe(suspecting: suspects), to: targets) }
     }
+
+    /// A heartbeat that asks its receivers to answer at once (`probe`).
+    mutating func makeProbe(nowMs: Int64? = nil, suspecting: [NodeID] = [], isAnswer: Bool = false) -> Heartbeat {
+        var probe = makeHeartbeat(nowMs: nowMs, suspecting: suspecting, isAnswer: isAnswer)
+        probe.flags.insert(.probe)
+        return probe
+    }
+
+    /// Whether this process asks others to answer it (`probe`): not while it joins (its JOIN asks
+    /// already) nor once it leaves.
+    var mayAskForAnswers: Bool { status != .joining && !isLeaving }
 
     /// How long a member expected since `since` has not been heard itself, relays aside.
     func silenceMs(of member: Member, expectedSince since: Int64, nowMs: Int64) -> Int64 {

@@ -244,13 +244,8 @@ extension Membership {
             // ask for (SWIM's rule; simulation seed 12117). A relay above the number it was timed
             // out with says it sent heartbeats since (a partition healing), so it is asked at once
             // rather than at the next round of contact probes, up to `probeEveryTicks` away.
-            if var gone = departed[entry.id], gone.timedOutHere {
-                if entry.sequence > gone.sequence, let address = gone.address, status != .joining, !isLeaving,
-                   gone.askedAtMs.map({ nowMs - $0 >= config.intervalMs }) ?? true {
-                    gone.askedAtMs = nowMs
-                    departed[entry.id] = gone
-                    askNow.append(address)
-                }
+            if departed[entry.id]?.timedOutHere == true {
+                if let address = addressToAskAtOnce(relayed: entry, nowMs: nowMs) { askNow.append(address) }
                 continue
             }
             var vouched: UInt64 = 0
@@ -298,12 +293,19 @@ extension Membership {
             out.append(.memberJoined(member))
             changed = changed || state.service == config.service
         }
-        if !askNow.isEmpty {
-            var probe = makeHeartbeat(nowMs: nowMs, isAnswer: true)
-            probe.flags.insert(.probe)
-            out.append(.send(probe, to: askNow.sorted()))
-        }
+        if !askNow.isEmpty { out.append(.send(makeProbe(nowMs: nowMs, isAnswer: true), to: askNow.sorted())) }
         return (changed, out)
+    }
+
+    /// The address of a member timed out here to ask at once, if `entry` relays it above the
+    /// number it was timed out with and it was not asked so within the last interval.
+    private mutating func addressToAskAtOnce(relayed entry: Heartbeat.Gossip, nowMs: Int64) -> NodeAddress? {
+        guard mayAskForAnswers, var gone = departed[entry.id], entry.sequence > gone.sequence, let address = gone.address,
+              gone.askedAtMs.map({ nowMs - $0 >= config.intervalMs }) ?? true
+        else { return nil }
+        gone.askedAtMs = nowMs
+        departed[entry.id] = gone
+        return address
     }
 
     /// Gossip about a member in the record. One this process expects to hear itself only has its
